@@ -1,0 +1,82 @@
+/**
+ * Every error the library throws is built here, so codes and message shapes stay stable.
+ * Protocol failures are XpmemError with an ERR_XPMEM_* code; bad arguments are TypeError or
+ * RangeError carrying Node core's ERR_INVALID_ARG_TYPE / ERR_OUT_OF_RANGE codes.
+ */
+
+/** Stable codes of {@link XpmemError}. */
+export type XpmemErrorCode =
+  | 'ERR_XPMEM_PERMISSION'
+  | 'ERR_XPMEM_NO_SEGMENT'
+  | 'ERR_XPMEM_REMOVED'
+  | 'ERR_XPMEM_DETACHED'
+  | 'ERR_XPMEM_RANGE'
+  | 'ERR_XPMEM_NO_MEMORY'
+  | 'ERR_XPMEM_TIMEOUT'
+  | 'ERR_XPMEM_WOULD_DEADLOCK'
+  | 'ERR_XPMEM_SPACE_DEAD'
+  | 'ERR_XPMEM_BUSY'
+  | 'ERR_XPMEM_SWAP_IO'
+  | 'ERR_XPMEM_CLOSED'
+  | 'ERR_XPMEM_ABORTED';
+
+/** An error of the XPMEM protocol; `code` is stable across versions. */
+export class XpmemError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: XpmemErrorCode;
+  /** For ERR_XPMEM_TIMEOUT: the space that did not answer in time, when one is known. */
+  readonly space: number | undefined;
+
+  constructor(code: XpmemErrorCode, message: string, space?: number) {
+    super(message);
+    this.name = 'XpmemError';
+    this.code = code;
+    this.space = space;
+  }
+}
+
+/** Builds an XpmemError; the one factory the library uses. */
+export function xpmemError(code: XpmemErrorCode, message: string, space?: number): XpmemError {
+  return new XpmemError(code, message, space);
+}
+
+function codedError<E extends Error>(error: E, code: string): E & { code: string } {
+  return Object.assign(error, { code });
+}
+
+/** A TypeError shaped like Node core's ERR_INVALID_ARG_TYPE. */
+export function invalidArgType(name: string, expected: string, actual: unknown): TypeError {
+  const shown = actual === null ? 'null' : typeof actual === 'object' ? 'an object' : `${typeof actual} ${String(actual)}`;
+  return codedError(new TypeError(`The "${name}" argument must be ${expected}. Received ${shown}`), 'ERR_INVALID_ARG_TYPE');
+}
+
+/** A RangeError shaped like Node core's ERR_OUT_OF_RANGE. */
+export function outOfRange(name: string, range: string, actual: unknown): RangeError {
+  return codedError(new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${String(actual)}`), 'ERR_OUT_OF_RANGE');
+}
+
+/** Validates a safe non-negative integer argument; `max` is inclusive. */
+export function checkIndex(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value);
+  if (!Number.isSafeInteger(value) || value < min || value > max) throw outOfRange(name, `an integer >= ${min} and <= ${max}`, value);
+  return value;
+}
+
+/** Validates one of a fixed set of strings. */
+export function checkOneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
+  if (typeof value !== 'string') throw invalidArgType(name, 'of type string', value);
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw codedError(new TypeError(`The "${name}" argument must be one of ${allowed.map((a) => `'${a}'`).join(', ')}. Received '${value}'`), 'ERR_INVALID_ARG_VALUE');
+  }
+  return value as T;
+}
+
+/** Validates an optional function argument. */
+export function checkFunction(name: string, value: unknown): void {
+  if (typeof value !== 'function') throw invalidArgType(name, 'of type function', value);
+}
+
+/** Validates that an options argument is an object or undefined. */
+export function checkOptions(name: string, value: unknown): void {
+  if (value !== undefined && (value === null || typeof value !== 'object')) throw invalidArgType(name, 'of type object', value);
+}

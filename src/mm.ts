@@ -1,0 +1,106 @@
+/**
+ * Mm: one thread's membership of one domain (the mm_struct behind a Space). Internal: public
+ * objects (Space, Segment, Access, Attachment, Notifier) hold one and never expose it.
+ * Every method runs in the thread that joined; none is safe to call from another thread.
+ */
+import { xpmemError } from './errors.js';
+import { H_CLOSED, SP_GEN, SP_HELD, SP_STATE, SPACE_LIVE, slotBase } from './segment/layout.js';
+import type { ControlBlock } from './segment/control.js';
+import { Delivery } from './notifier/delivery.js';
+import { runAsync, runSync, type Waiting, type Waits } from './notifier/wait.js';
+import type { Bounds, Invalidator } from './notifier/invalidate.js';
+import { deadlineIn } from './sync/futex.js';
+
+/** Options every blocking call takes. */
+export interface WaitOptions {
+  /** Give up after this many ms (default: the domain's deadlineMs). */
+  deadlineMs?: number;
+  /** Give up when aborted (async calls; sync calls check it at each wake). */
+  signal?: AbortSignal;
+}
+
+export class Mm implements Waiting, Invalidator {
+  readonly cb: ControlBlock;
+  readonly slot: number;
+  readonly gen: number;
+  readonly delivery: Delivery;
+  /** Held-section slots: segment slot per SP_HELD index, -1 = free. Mirrors the shared words. */
+  readonly held: Int32Array;
+  /** Number of sections this thread holds now. */
+  holding = 0;
+  #gone = false;
+
+  constructor(cb: ControlBlock, slot: number, gen: number) {
+    this.cb = cb;
+    this.slot = slot;
+    this.gen = gen;
+    this.delivery = new Delivery(cb, slot);
+    this.held = new Int32Array(cb.layout.caps.depth).fill(-1);
+  }
+
+  get words(): Int32Array {
+    return this.cb.words;
+  }
+
+  get layout(): ControlBlock['layout'] {
+    return this.cb.layout;
+  }
+
+  /** Word index of held-section slot `i`. */
+  heldAt(i: number): number {
+    return slotBase(this.cb.layout.spaces, this.slot) + SP_HELD + i;
+  }
+
+  /** Throws ERR_XPMEM_CLOSED / ERR_XPMEM_SPACE_DEAD when this membership is over. */
+  checkLive(): void {
+    if (this.#gone || Atomics.load(this.words, H_CLOSED) !== 0) {
+      throw xpmemError('ERR_XPMEM_CLOSED', 'the domain was closed; nothing can be done through it any more');
+    }
+    const base = slotBase(this.cb.layout.spaces, this.slot);
+    if (Atomics.load(this.words, base + SP_STATE) !== SPACE_LIVE || Atomics.load(this.words, base + SP_GEN) !== this.gen) {
+      throw xpmemError('ERR_XPMEM_SPACE_DEAD', `space ${this.slot} was reaped; join again`);
+    }
+  }
+
+  /** Ends this thread's use of the membership (close / reap): stops the dispatcher. */
+  leave(): void {
+    this.#gone = true;
+    this.delivery.stop();
+  }
+
+  deliverInline(): void {
+    this.delivery.deliver(false);
+  }
+
+  unsettledFor(seg: number): boolean {
+    return this.delivery.unsettledFor(seg);
+  }
+
+  holds(seg: number): boolean {
+    if (this.holding === 0) return false;
+    return this.held.includes(seg);
+  }
+
+  /** Highest segment slot this thread holds a section on, or -1. */
+  highestHeld(): number {
+    if (this.holding === 0) return -1;
+    let max = -1;
+    for (const s of this.held) if (s > max) max = s;
+    return max;
+  }
+
+  bounds(opts: WaitOptions | undefined, sync: boolean): Bounds {
+    return { deadline: deadlineIn(opts?.deadlineMs ?? this.cb.deadlineMs), signal: opts?.signal, sync };
+  }
+
+  /** Runs a protocol generator blocking the thread. May sleep. */
+  runSync<T>(g: Waits<T>): T {
+    return runSync(this, g);
+  }
+
+  /** Runs a protocol generator without blocking the event loop. May sleep. */
+  runAsync<T>(g: Waits<T>): Promise<T> {
+    return runAsync(this, g);
+  }
+}
+

@@ -1,0 +1,259 @@
+/**
+ * Delivery of invalidation events to one space's notifiers, in that space's thread.
+ *
+ * A space learns it has events from SP_EVENTS (set by `post`); it then scans the invalidation
+ * records that target it. For each record it runs, in registration order:
+ *   START phase: invalidateStart (or release) on every local notifier that matches the range,
+ *     is live, and was registered before the record's snapshot (IV_SNAP); then acks STARTED.
+ *   END phase: invalidateEnd on exactly the notifiers whose invalidateStart ran; then ENDED.
+ * A promise returned by a callback defers the ack until it settles. Callbacks of one record
+ * never overlap; a thrown callback counts as done and is reported as a process warning.
+ *
+ * Runs from the dispatcher (Atomics.waitAsync on the doorbell while the thread is idle;
+ * blockable = true) and inline from library waits and section boundaries (blockable = false).
+ * While the space has notifiers, the dispatcher holds the event loop open (a pending
+ * waitAsync does not: nodejs/node#61941) and arms one waitAsync per idle period
+ * (nodejs/performance#5: each arm takes a global V8 mutex).
+ */
+import {
+  IV_EVENT, IV_GEN, IV_INVALIDATOR, IV_LENGTH, IV_OFFSET, IV_SEG, IV_SNAP, IV_START, IV_STATE, IV_FREE,
+  H_CLOSED, SEG_GEN, SEG_OWNER, SP_DOORBELL, SP_EVENTS, idOf, slotBase,
+} from '../segment/layout.js';
+import type { ControlBlock } from '../segment/control.js';
+import { waitAsync } from '../sync/futex.js';
+import { EVENTS, type CallbackResult, type NotifierCallbacks, type Range } from './range.js';
+import { ENDED, STARTED, TARGETS, hasBit, setBit } from './record.js';
+import { ring } from '../sync/doorbell.js';
+
+/** A notifier as its own thread knows it. */
+export interface LocalNotifier {
+  readonly slot: number;
+  readonly regSeq: number;
+  readonly callbacks: NotifierCallbacks;
+  /** For a range notifier: its attachment's segment slot and byte range; null = space-wide. */
+  readonly scope: { seg: number; segGen: number; offset: number; length: number } | null;
+  live: boolean;
+  /** Invalidation records that matched it and have not ended here. */
+  inflight: number;
+  /** Resolvers waiting for inflight to reach 0 (unregister). */
+  idle: (() => void)[];
+}
+
+interface Inflight {
+  readonly gen: number;
+  readonly seg: number;
+  /** The segment is going away (remove, release): range notifiers on it end with it. */
+  readonly gone: boolean;
+  readonly notifiers: LocalNotifier[];
+  /** Those of `notifiers` whose invalidateStart ran (release-only ones are not paired). */
+  readonly paired: LocalNotifier[];
+  readonly abort: AbortController;
+  /** A start or end promise has not settled. */
+  pending: boolean;
+}
+
+function overlaps(a: number, alen: number, b: number, blen: number): boolean {
+  return a < b + blen && b < a + alen;
+}
+
+export class Delivery {
+  readonly #cb: ControlBlock;
+  readonly #self: number;
+  readonly #notifiers: LocalNotifier[] = [];
+  readonly #inflight = new Map<number, Inflight>();
+  #dispatching = false;
+  #keepAlive: ReturnType<typeof setInterval> | undefined;
+
+  constructor(cb: ControlBlock, self: number) {
+    this.#cb = cb;
+    this.#self = self;
+  }
+
+  /** Adds a registered notifier (after its tx committed) and arms the dispatcher. */
+  add(n: LocalNotifier): void {
+    this.#notifiers.push(n);
+    this.#arm();
+  }
+
+  /**
+   * Stops delivering to `n`; resolves once no callback of it is in flight (its pending starts
+   * got their ends). Never sleeps itself; the returned promise may wait.
+   */
+  remove(n: LocalNotifier): Promise<void> {
+    n.live = false;
+    const i = this.#notifiers.indexOf(n);
+    if (i >= 0) this.#notifiers.splice(i, 1);
+    if (this.#notifiers.length === 0) this.#disarm();
+    if (n.inflight === 0) return Promise.resolve();
+    return new Promise((resolve) => n.idle.push(resolve));
+  }
+
+  get count(): number {
+    return this.#notifiers.length;
+  }
+
+  /** True if a callback promise for an invalidation of segment `seg` has not settled. */
+  unsettledFor(seg: number): boolean {
+    for (const f of this.#inflight.values()) if (f.pending && f.seg === seg) return true;
+    return false;
+  }
+
+  /**
+   * Runs this space's pending events. Called in the space's own thread only: inline (one word
+   * checked when nothing is pending) or from the dispatcher. Re-entrant: a callback may call
+   * back into the library, which may deliver nested events of other records.
+   */
+  deliver(blockable: boolean): void {
+    const { words, layout } = this.#cb;
+    if (Atomics.exchange(words, slotBase(layout.spaces, this.#self) + SP_EVENTS, 0) === 0) return;
+    for (let r = 0; r < layout.invalidations.capacity; r++) this.#step(r, blockable);
+  }
+
+  #step(r: number, blockable: boolean): void {
+    const { words, layout } = this.#cb;
+    const base = slotBase(layout.invalidations, r);
+    const state = Atomics.load(words, base + IV_STATE);
+    let f = this.#inflight.get(r);
+    if (f !== undefined && (state === IV_FREE || f.gen !== Atomics.load(words, base + IV_GEN))) {
+      this.#finish(r, f);
+      f = undefined;
+    }
+    if (state === IV_FREE || !hasBit(words, layout, r, TARGETS, this.#self)) return;
+    if (state === IV_START) {
+      if (f !== undefined || hasBit(words, layout, r, STARTED, this.#self)) return;
+      this.#start(r, base, blockable);
+      return;
+    }
+    if (hasBit(words, layout, r, ENDED, this.#self)) return;
+    if (f === undefined) {
+      this.#ack(r, ENDED); // never started here: nothing to end
+      return;
+    }
+    if (f.pending) {
+      f.abort.abort(); // the invalidator moved on while our start was still running
+      return;
+    }
+    const ends = f.paired.map((n) => n.callbacks.invalidateEnd);
+    this.#run(f, ends, this.#range(base, f, blockable), () => {
+      this.#ack(r, ENDED);
+      this.#finish(r, f);
+    });
+  }
+
+  #start(r: number, base: number, blockable: boolean): void {
+    const { words, layout } = this.#cb;
+    const seg = Atomics.load(words, base + IV_SEG);
+    const snap = Atomics.load(words, base + IV_SNAP);
+    const segBase = slotBase(layout.segments, seg);
+    const owner = Atomics.load(words, segBase + SEG_OWNER) === this.#self;
+    const segGen = Atomics.load(words, segBase + SEG_GEN);
+    const offset = Atomics.load(words, base + IV_OFFSET);
+    const length = Atomics.load(words, base + IV_LENGTH);
+    const notifiers = this.#notifiers.filter((n) => n.live && n.regSeq <= snap &&
+      (n.scope === null ? owner : n.scope.seg === seg && n.scope.segGen === segGen && overlaps(n.scope.offset, n.scope.length, offset, length)));
+    const event = EVENTS[Atomics.load(words, base + IV_EVENT)]!;
+    const release = event === 'release';
+    const paired = release ? notifiers.filter((n) => n.callbacks.release === undefined) : notifiers;
+    const f: Inflight = { gen: Atomics.load(words, base + IV_GEN), seg, gone: release || event === 'remove', notifiers, paired, abort: new AbortController(), pending: false };
+    for (const n of notifiers) n.inflight++;
+    this.#inflight.set(r, f);
+    const calls = notifiers.map((n) => (release && n.callbacks.release !== undefined ? n.callbacks.release : n.callbacks.invalidateStart));
+    this.#run(f, calls, this.#range(base, f, blockable), () => this.#ack(r, STARTED));
+  }
+
+  /** Calls `calls` in order; `done` runs when every returned promise settled (or at once). */
+  #run(f: Inflight, calls: (((range: Range) => CallbackResult) | undefined)[], range: Range, done: () => void): void {
+    const promises: Promise<void>[] = [];
+    for (const call of calls) {
+      if (call === undefined) continue;
+      try {
+        const result = call(range);
+        if (result !== undefined && typeof (result as Promise<void>).then === 'function') promises.push(Promise.resolve(result).catch(report));
+      } catch (error) {
+        report(error);
+      }
+    }
+    if (promises.length === 0) return done();
+    f.pending = true;
+    void Promise.all(promises).then(() => {
+      f.pending = false;
+      done();
+      this.#kick();
+    });
+  }
+
+  #range(base: number, f: Inflight, blockable: boolean): Range {
+    const { words, layout } = this.#cb;
+    return {
+      segId: idOf(layout.segments, f.seg, Atomics.load(words, slotBase(layout.segments, f.seg) + SEG_GEN)),
+      offset: Atomics.load(words, base + IV_OFFSET),
+      length: Atomics.load(words, base + IV_LENGTH),
+      event: EVENTS[Atomics.load(words, base + IV_EVENT)]!,
+      blockable,
+      signal: f.abort.signal,
+    };
+  }
+
+  #ack(r: number, which: number): void {
+    const { words, layout } = this.#cb;
+    setBit(words, layout, r, which, this.#self);
+    ring(words, layout, Atomics.load(words, slotBase(layout.invalidations, r) + IV_INVALIDATOR));
+  }
+
+  #finish(r: number, f: Inflight): void {
+    this.#inflight.delete(r);
+    for (const n of f.notifiers) this.#release(n);
+    if (f.gone) for (const n of f.notifiers) if (n.scope !== null) void this.remove(n);
+  }
+
+  #release(n: LocalNotifier): void {
+    if (--n.inflight === 0 && n.idle.length > 0) for (const resolve of n.idle.splice(0)) resolve();
+  }
+
+  /** Re-checks events soon (after a promise settled, a later phase may be waiting). */
+  #kick(): void {
+    const { words, layout } = this.#cb;
+    Atomics.store(words, slotBase(layout.spaces, this.#self) + SP_EVENTS, 1);
+    ring(words, layout, this.#self);
+  }
+
+  #arm(): void {
+    if (this.#keepAlive !== undefined) return;
+    this.#keepAlive = setInterval(() => {}, 0x7fffffff);
+    if (!this.#dispatching) void this.#dispatch();
+  }
+
+  #disarm(): void {
+    if (this.#keepAlive === undefined) return;
+    clearInterval(this.#keepAlive);
+    this.#keepAlive = undefined;
+    ring(this.#cb.words, this.#cb.layout, this.#self);
+  }
+
+  /** Stops the dispatcher for good (space reaped or domain closed). */
+  stop(): void {
+    this.#notifiers.length = 0;
+    this.#disarm();
+  }
+
+  /** The idle-time dispatcher: one waitAsync armed per idle period. */
+  async #dispatch(): Promise<void> {
+    this.#dispatching = true;
+    const { words, layout } = this.#cb;
+    const bell = slotBase(layout.spaces, this.#self) + SP_DOORBELL;
+    try {
+      while (this.#keepAlive !== undefined) {
+        if (Atomics.load(words, H_CLOSED) !== 0) return this.stop();
+        const seen = Atomics.load(words, bell);
+        this.deliver(true);
+        await waitAsync(words, bell, seen, Infinity);
+      }
+    } finally {
+      this.#dispatching = false;
+    }
+  }
+}
+
+function report(error: unknown): void {
+  process.emitWarning(`xpmem-threads: a notifier callback threw: ${error instanceof Error ? error.stack ?? error.message : String(error)}`, 'XpmemNotifierWarning');
+}

@@ -1,0 +1,231 @@
+/**
+ * The invalidation protocol: every VM operation on a segment runs through `invalidate`, whose
+ * five steps read top to bottom (DESIGN section 4):
+ *
+ *   1. holdOff  seq(S) odd: no new section or map() on S until step 5.
+ *   2. start    invalidateStart to every overlapping notifier, each in its own thread; wait for
+ *               every target's ack (a dead target counts as acked).
+ *   3. drain    wait until no live space holds a section on S (the rwlock's exclusive side).
+ *   4. apply    the operation itself (copy, free, change the permit), drained and held off.
+ *   5. end      seq(S) even, wake waiters, invalidateEnd to exactly the started notifiers.
+ *
+ * A deadline passing in step 2 or 3 skips step 4 (nothing was changed: the rollback) and still
+ * runs step 5; the operation then fails with ERR_XPMEM_TIMEOUT naming the space that did not
+ * answer. VM operations on one segment are serialized by its operation lock (SEG_OPLOCK).
+ */
+import { xpmemError } from '../errors.js';
+import {
+  AT_LENGTH, AT_NEXT, AT_NOTIFIERS, AT_OFFSET, AT_SPACE, H_REGSEQ, IV_END, IV_EVENT, IV_INVALIDATOR, IV_LENGTH,
+  IV_OFFSET, IV_ORPHAN, IV_SEG, IV_SNAP, IV_STATE, SEG_DRAINER, SEG_OPLOCK, SEG_OWNER, SEG_RMAP, SEG_SEQ,
+  SP_NOTIFIERS, SP_STATE, SPACE_LIVE, slotBase,
+} from '../segment/layout.js';
+import type { ControlBlock } from '../segment/control.js';
+import { holderOf } from '../sync/rwlock.js';
+import { writeBegin, writeEnd } from '../sync/seqcount.js';
+import { post, wakeSegmentWaiters } from '../sync/doorbell.js';
+import { EVENTS, type InvalidateEvent } from './range.js';
+import { allocRecord, ENDED, firstPending, freeRecord, hasBit, maskAt, setBit, STARTED, TARGETS } from './record.js';
+import type { WaitFor, Waits } from './wait.js';
+
+/** One VM operation on one segment. */
+export interface Operation {
+  readonly seg: number;
+  readonly event: InvalidateEvent;
+  /** Under the operation lock, before step 1: validates and returns the range to invalidate. Throws to fail (nothing done). */
+  prepare(): { offset: number; length: number };
+  /** Step 4, drained and held off. Throws to fail; must then have changed nothing. */
+  apply(): void;
+  /** After step 5 when apply succeeded (e.g. free the segment slot of a removal). */
+  finish?(): void;
+}
+
+/** The invalidating space. */
+export interface Invalidator {
+  readonly cb: ControlBlock;
+  readonly slot: number;
+  /** True if this thread holds a section on segment `seg` right now. */
+  holds(seg: number): boolean;
+}
+
+/** Wait options of one operation. */
+export interface Bounds {
+  readonly deadline: number;
+  readonly signal?: AbortSignal | undefined;
+  /** True when run by runSync: waiting on this thread's own section would never end. */
+  readonly sync: boolean;
+}
+
+/**
+ * Runs `op` as one invalidation. May sleep (yields its waits). Caller holds no section on the
+ * segment when sync. Throws the operation's error, ERR_XPMEM_TIMEOUT, WOULD_DEADLOCK or ABORTED.
+ */
+export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Waits<void> {
+  yield* lockOperation(me, op.seg, bounds);
+  let failure: unknown;
+  try {
+    const range = op.prepare();
+    const r = holdOff(me, op, range);
+    failure = yield* start(me, r, bounds);
+    if (failure === undefined) failure = yield* drain(me, op.seg, bounds);
+    if (failure === undefined) {
+      try {
+        op.apply();
+      } catch (error) {
+        failure = error;
+      }
+    }
+    yield* end(me, op.seg, r, bounds);
+  } finally {
+    unlockOperation(me, op.seg);
+  }
+  if (failure !== undefined) throw failure;
+  op.finish?.();
+}
+
+/** Step 1. Opens the window, then publishes the record and rings its targets. */
+function holdOff(me: Invalidator, op: Operation, range: { offset: number; length: number }): number {
+  const { cb } = me;
+  const { words, layout } = cb;
+  const segBase = slotBase(layout.segments, op.seg);
+  writeBegin(words, segBase + SEG_SEQ);
+  let targets: number[] = [];
+  let r = -1;
+  try {
+    r = cb.transact(me.slot, (tx) => {
+      const rec = allocRecord(tx, cb);
+      if (rec < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `too many invalidations in flight (capacity ${layout.invalidations.capacity}); raise capacity.invalidations`);
+      const base = slotBase(layout.invalidations, rec);
+      tx.set(base + IV_SEG, op.seg);
+      tx.set(base + IV_OFFSET, range.offset);
+      tx.set(base + IV_LENGTH, range.length);
+      tx.set(base + IV_EVENT, EVENTS.indexOf(op.event));
+      tx.set(base + IV_SNAP, tx.get(H_REGSEQ));
+      tx.set(base + IV_INVALIDATOR, me.slot);
+      targets = targetsOf(cb, tx.get.bind(tx), op.seg, range);
+      for (const t of targets) {
+        const w = maskAt(layout, rec, TARGETS, t >>> 5);
+        tx.set(w, tx.get(w) | (1 << (t & 31)));
+      }
+      return rec;
+    });
+  } catch (error) {
+    writeEnd(words, segBase + SEG_SEQ);
+    wakeSegmentWaiters(words, layout, op.seg);
+    throw error;
+  }
+  for (const t of targets) post(words, layout, t);
+  return r;
+}
+
+/** Spaces with a notifier overlapping the range: the owner's space-wide ones, then the rmap's. */
+function targetsOf(cb: ControlBlock, get: (i: number) => number, seg: number, range: { offset: number; length: number }): number[] {
+  const { layout } = cb;
+  const targets = new Set<number>();
+  const owner = get(slotBase(layout.segments, seg) + SEG_OWNER);
+  if (get(slotBase(layout.spaces, owner) + SP_NOTIFIERS) > 0) targets.add(owner);
+  for (let a = get(slotBase(layout.segments, seg) + SEG_RMAP); a >= 0; a = get(slotBase(layout.attachments, a) + AT_NEXT)) {
+    const base = slotBase(layout.attachments, a);
+    if (get(base + AT_NOTIFIERS) === 0) continue;
+    const off = get(base + AT_OFFSET);
+    if (off < range.offset + range.length && range.offset < off + get(base + AT_LENGTH)) targets.add(get(base + AT_SPACE));
+  }
+  return [...targets];
+}
+
+/** Step 2. Returns the timeout error instead of throwing it, so step 5 still runs. */
+function* start(me: Invalidator, r: number, bounds: Bounds): Waits<unknown> {
+  try {
+    yield acks(me, r, STARTED, bounds, 'invalidateStart');
+    return undefined;
+  } catch (error) {
+    return error;
+  }
+}
+
+/** Step 3: the rwlock's exclusive side. */
+function* drain(me: Invalidator, seg: number, bounds: Bounds): Waits<unknown> {
+  const { words, layout } = me.cb;
+  if (bounds.sync && me.holds(seg)) {
+    return xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `this thread holds a section on segment slot ${seg}; a synchronous VM operation on it would wait for itself`);
+  }
+  Atomics.store(words, slotBase(layout.segments, seg) + SEG_DRAINER, me.slot + 1);
+  let holder = -1;
+  try {
+    yield {
+      seg: -1,
+      deadline: bounds.deadline,
+      signal: bounds.signal,
+      until: () => (holder = holderOf(words, layout, seg, -1)) < 0,
+      timeout: () => xpmemError('ERR_XPMEM_TIMEOUT', `space ${holder} held a section on the segment past the deadline; the operation was rolled back`, holder),
+    };
+    return undefined;
+  } catch (error) {
+    return error;
+  }
+}
+
+/** Step 5. Never fails: a target that does not ack its end in time leaves the record orphaned. */
+function* end(me: Invalidator, seg: number, r: number, bounds: Bounds): Waits<void> {
+  const { cb } = me;
+  const { words, layout } = cb;
+  const segBase = slotBase(layout.segments, seg);
+  Atomics.store(words, segBase + SEG_DRAINER, 0);
+  writeEnd(words, segBase + SEG_SEQ);
+  wakeSegmentWaiters(words, layout, seg);
+  const base = slotBase(layout.invalidations, r);
+  cb.transact(me.slot, (tx) => tx.set(base + IV_STATE, IV_END));
+  for (let t = 0; t < layout.spaces.capacity; t++) if (hasBit(words, layout, r, TARGETS, t)) post(words, layout, t);
+  let done = true;
+  try {
+    yield acks(me, r, ENDED, { ...bounds, signal: undefined }, 'invalidateEnd');
+  } catch {
+    done = false;
+  }
+  cb.transact(me.slot, (tx) => (done ? freeRecord(tx, cb, r) : tx.set(base + IV_STATE, IV_ORPHAN)));
+}
+
+/** Waits until every target of `r` acked `which`; a target no longer live counts as acked. */
+function acks(me: Invalidator, r: number, which: number, bounds: Bounds, what: string): WaitFor {
+  const { words, layout } = me.cb;
+  let pending = -1;
+  return {
+    seg: -1,
+    deadline: bounds.deadline,
+    signal: bounds.signal,
+    until: () => {
+      for (;;) {
+        pending = firstPending(words, layout, r, which);
+        if (pending < 0) return true;
+        if (Atomics.load(words, slotBase(layout.spaces, pending) + SP_STATE) === SPACE_LIVE) return false;
+        setBit(words, layout, r, which, pending);
+      }
+    },
+    timeout: () => xpmemError('ERR_XPMEM_TIMEOUT', `space ${pending} did not finish ${what} within the deadline; the operation was rolled back`, pending),
+  };
+}
+
+/** Takes the segment's operation lock (serializes VM operations). May sleep. */
+function* lockOperation(me: Invalidator, seg: number, bounds: Bounds): Waits<void> {
+  const { words, layout } = me.cb;
+  const at = slotBase(layout.segments, seg) + SEG_OPLOCK;
+  let holder = 0;
+  const take = (): boolean => (holder = Atomics.compareExchange(words, at, 0, me.slot + 1)) === 0;
+  if (take()) return;
+  if (bounds.sync && holder === me.slot + 1) {
+    throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', 'this thread is already running a VM operation on this segment; await it first');
+  }
+  yield {
+    seg,
+    deadline: bounds.deadline,
+    signal: bounds.signal,
+    until: take,
+    timeout: () => xpmemError('ERR_XPMEM_TIMEOUT', `space ${holder - 1} kept a VM operation on the segment running past the deadline`, holder - 1),
+  };
+}
+
+/** Releases the operation lock and wakes whoever waits on the segment. Never sleeps. */
+function unlockOperation(me: Invalidator, seg: number): void {
+  const { words, layout } = me.cb;
+  Atomics.store(words, slotBase(layout.segments, seg) + SEG_OPLOCK, 0);
+  wakeSegmentWaiters(words, layout, seg);
+}

@@ -1,0 +1,103 @@
+/**
+ * Notifier registration (mmu_notifier_register / mmu_interval_notifier_insert).
+ *
+ * Race-free by construction: registration is one transaction that takes a new registration
+ * sequence number and bumps the count that invalidators read when choosing targets; an
+ * invalidation's target snapshot takes H_REGSEQ in its own transaction. So a notifier either
+ * precedes the snapshot (it is targeted and gets start and end) or follows it (it gets neither
+ * for that window; new sections it enters still wait for the window). Unregister is the SRCU
+ * side: it returns once no callback of the notifier is in flight.
+ */
+import { checkFunction, checkOptions, invalidArgType } from '../errors.js';
+import { AT_NOTIFIERS, H_REGSEQ, NT_ATT, NT_GEN, NT_REGSEQ, NT_SPACE, NT_STATE, SP_NOTIFIERS, slotBase } from '../segment/layout.js';
+import { allocSlot, freeSlot } from '../segment/control.js';
+import { xpmemError } from '../errors.js';
+import type { Mm } from '../mm.js';
+import type { LocalNotifier } from './delivery.js';
+import type { NotifierCallbacks } from './range.js';
+
+const CALLBACKS = ['invalidateStart', 'invalidateEnd', 'release', 'referenced'] as const;
+
+/** A registered notifier. */
+export class Notifier {
+  readonly #mm: Mm;
+  readonly #local: LocalNotifier;
+  readonly #gen: number;
+  readonly #countAt: number;
+  readonly #onGone: () => void;
+  #gone: Promise<void> | undefined;
+
+  /** @internal built by registerNotifier */
+  constructor(mm: Mm, local: LocalNotifier, gen: number, countAt: number, onGone: () => void) {
+    this.#mm = mm;
+    this.#local = local;
+    this.#gen = gen;
+    this.#countAt = countAt;
+    this.#onGone = onGone;
+  }
+
+  /** True until unregister() was called (or its attachment's segment went away). */
+  get registered(): boolean {
+    return this.#gone === undefined && this.#local.live;
+  }
+
+  /**
+   * Stops further callbacks; resolves once callbacks in flight finished (a start in flight still
+   * gets its end first). Calling it again returns the same promise. May be called from a callback
+   * (then do not await it there: it resolves after that callback's invalidation ends).
+   */
+  unregister(): Promise<void> {
+    if (this.#gone !== undefined) return this.#gone;
+    const { cb } = this.#mm;
+    const base = slotBase(cb.layout.notifiers, this.#local.slot);
+    try {
+      cb.transact(this.#mm.slot, (tx) => {
+        if (tx.get(base + NT_STATE) === 0 || tx.get(base + NT_GEN) !== this.#gen) return; // dropped with its attachment
+        tx.set(this.#countAt, tx.get(this.#countAt) - 1);
+        freeSlot(tx, cb.notifierList, this.#local.slot);
+      });
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ERR_XPMEM_CLOSED') throw error;
+    }
+    this.#onGone();
+    this.#gone = this.#mm.delivery.remove(this.#local);
+    return this.#gone;
+  }
+}
+
+/**
+ * Registers `callbacks` for space-wide scope (`att` undefined: memory owned by the space) or
+ * for one attachment's range. One transaction; may sleep briefly on the domain mutex.
+ */
+export function registerNotifier(mm: Mm, callbacks: NotifierCallbacks, att: { slot: number; seg: number; segGen: number; offset: number; length: number } | undefined, onGone: () => void = () => {}): Notifier {
+  checkOptions('callbacks', callbacks);
+  if (callbacks === undefined) throw invalidArgType('callbacks', 'of type object', callbacks);
+  for (const name of CALLBACKS) if (callbacks[name] !== undefined) checkFunction(`callbacks.${name}`, callbacks[name]);
+  mm.checkLive();
+  const { cb } = mm;
+  const { layout } = cb;
+  const countAt = att === undefined ? slotBase(layout.spaces, mm.slot) + SP_NOTIFIERS : slotBase(layout.attachments, att.slot) + AT_NOTIFIERS;
+  const { slot, gen, regSeq } = cb.transact(mm.slot, (tx) => {
+    const n = allocSlot(tx, cb.notifierList);
+    if (n < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `notifier table full (${layout.notifiers.capacity}); unregister some or raise capacity.notifiers`);
+    const base = slotBase(layout.notifiers, n);
+    const seq = tx.get(H_REGSEQ) + 1;
+    tx.set(H_REGSEQ, seq);
+    tx.set(base + NT_SPACE, mm.slot);
+    tx.set(base + NT_ATT, att === undefined ? -1 : att.slot);
+    tx.set(base + NT_REGSEQ, seq);
+    tx.set(countAt, tx.get(countAt) + 1);
+    return { slot: n, gen: tx.get(base + NT_GEN), regSeq: seq };
+  });
+  const local: LocalNotifier = {
+    slot,
+    regSeq,
+    callbacks: { ...callbacks },
+    scope: att === undefined ? null : { seg: att.seg, segGen: att.segGen, offset: att.offset, length: att.length },
+    live: true,
+    inflight: 0,
+    idle: [],
+  };
+  mm.delivery.add(local);
+  return new Notifier(mm, local, gen, countAt, onGone);
+}

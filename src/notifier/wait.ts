@@ -1,0 +1,131 @@
+/**
+ * The library wait: how a space sleeps until a condition on shared memory holds.
+ *
+ * Contract: sleeps only on the space's own doorbell. A synchronous wait delivers the space's
+ * own invalidation events inline (range.blockable = false) before every check, so a thread
+ * blocked here still answers invalidators; if the condition depends on one of its own
+ * callbacks whose promise has not settled, it throws ERR_XPMEM_WOULD_DEADLOCK at once.
+ * An asynchronous wait leaves delivery to the dispatcher (the event loop keeps running).
+ * Both end with the caller's timeout error at the deadline and ERR_XPMEM_ABORTED on abort.
+ */
+import { xpmemError, type XpmemError } from '../errors.js';
+import { H_CLOSED, SEG_WAITERS, SP_DOORBELL, SP_WAIT_SEG, slotBase, type Layout } from '../segment/layout.js';
+import { remaining, wait, waitAsync } from '../sync/futex.js';
+
+/** One condition to wait for. */
+export interface WaitFor {
+  /** Re-checked after every wake; true ends the wait. */
+  until(): boolean;
+  /** Segment slot the condition concerns (registers for its wakeups), or -1. */
+  readonly seg: number;
+  /** performance.now() deadline. */
+  readonly deadline: number;
+  readonly signal?: AbortSignal | undefined;
+  /** The error to throw at the deadline (names whoever did not answer). */
+  timeout(): XpmemError;
+}
+
+/** What a waiting space needs from its own delivery machinery. */
+export interface Waiting {
+  readonly words: Int32Array;
+  readonly layout: Layout;
+  readonly slot: number;
+  /** Runs pending events inline (blockable = false). */
+  deliverInline(): void;
+  /** True if an own callback for an invalidation of `seg` returned a promise not yet settled. */
+  unsettledFor(seg: number): boolean;
+}
+
+function register(s: Waiting, w: WaitFor): number {
+  const base = slotBase(s.layout.spaces, s.slot);
+  if (w.seg >= 0) {
+    Atomics.store(s.words, base + SP_WAIT_SEG, w.seg + 1);
+    Atomics.store(s.words, slotBase(s.layout.segments, w.seg) + SEG_WAITERS, 1);
+  }
+  return base + SP_DOORBELL;
+}
+
+function unregister(s: Waiting, w: WaitFor): void {
+  if (w.seg >= 0) Atomics.store(s.words, slotBase(s.layout.spaces, s.slot) + SP_WAIT_SEG, 0);
+}
+
+/** Throws if the wait must end for a reason other than its condition. */
+function checkWait(s: Waiting, w: WaitFor): void {
+  if (Atomics.load(s.words, H_CLOSED) !== 0) throw xpmemError('ERR_XPMEM_CLOSED', 'the domain was closed while waiting');
+  if (w.signal?.aborted) throw aborted(w);
+  if (remaining(w.deadline) === 0) throw w.timeout();
+}
+
+function aborted(w: WaitFor): XpmemError {
+  return xpmemError('ERR_XPMEM_ABORTED', `wait aborted: ${String(w.signal?.reason ?? 'signal aborted')}`);
+}
+
+/** Blocks the thread until `w.until()`. May sleep; see the file contract. */
+export function waitSync(s: Waiting, w: WaitFor): void {
+  const bell = register(s, w);
+  try {
+    for (;;) {
+      const seen = Atomics.load(s.words, bell);
+      s.deliverInline();
+      if (w.until()) return;
+      if (w.seg >= 0 && s.unsettledFor(w.seg)) {
+        throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `a synchronous wait on segment slot ${w.seg} depends on this thread's own notifier promise; use the async variant`);
+      }
+      checkWait(s, w);
+      wait(s.words, bell, seen, w.deadline);
+    }
+  } finally {
+    unregister(s, w);
+  }
+}
+
+/** Waits without blocking the event loop until `w.until()`. See the file contract. */
+export async function waitAsyncFor(s: Waiting, w: WaitFor): Promise<void> {
+  const bell = register(s, w);
+  try {
+    for (;;) {
+      const seen = Atomics.load(s.words, bell);
+      if (w.until()) return;
+      checkWait(s, w);
+      await waitAsync(s.words, bell, seen, w.deadline, w.signal);
+    }
+  } finally {
+    unregister(s, w);
+  }
+}
+
+/**
+ * A protocol written once as a generator that yields its waits, run either blocking or async.
+ * A failed wait is thrown back into the generator, so its own try/catch sees timeouts.
+ */
+export type Waits<T> = Generator<WaitFor, T, void>;
+
+/** Runs `g` synchronously, blocking at each wait. May sleep. */
+export function runSync<T>(s: Waiting, g: Waits<T>): T {
+  let next = g.next();
+  while (!next.done) {
+    let failure: unknown;
+    try {
+      waitSync(s, next.value);
+    } catch (error) {
+      failure = error;
+    }
+    next = failure === undefined ? g.next() : g.throw(failure);
+  }
+  return next.value;
+}
+
+/** Runs `g` asynchronously. May sleep without blocking the event loop. */
+export async function runAsync<T>(s: Waiting, g: Waits<T>): Promise<T> {
+  let next = g.next();
+  while (!next.done) {
+    let failure: unknown;
+    try {
+      await waitAsyncFor(s, next.value);
+    } catch (error) {
+      failure = error;
+    }
+    next = failure === undefined ? g.next() : g.throw(failure);
+  }
+  return next.value;
+}

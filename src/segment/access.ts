@@ -1,0 +1,56 @@
+/** Access: a permit to a segment (xpmem_get's apid), from which ranges are attached. */
+import { checkIndex, checkOptions, xpmemError } from '../errors.js';
+import type { Mm } from '../mm.js';
+import { Attachment } from './attachment.js';
+import { attachRange, releaseGrant, type GrantSlot } from './verbs.js';
+
+/** The range to attach; defaults to the whole segment. */
+export interface AttachOptions {
+  /** First byte, relative to the segment (default 0). */
+  offset?: number;
+  /** Bytes (default: to the segment's end). */
+  length?: number;
+}
+
+export class Access {
+  readonly #mm: Mm;
+  readonly #grant: GrantSlot;
+  readonly #attachments = new Set<Attachment>();
+  #released = false;
+
+  /** @internal built by Space.get */
+  constructor(mm: Mm, grant: GrantSlot) {
+    this.#mm = mm;
+    this.#grant = grant;
+  }
+
+  /** The segment this access is to. */
+  get segId(): number {
+    return this.#grant.segId;
+  }
+
+  /** 'rw' or 'ro', as granted. */
+  get mode(): 'ro' | 'rw' {
+    return this.#grant.writable ? 'rw' : 'ro';
+  }
+
+  /** Maps a range (xpmem_attach). One transaction; throws ERR_XPMEM_RANGE / REMOVED / DETACHED. */
+  attach(opts: AttachOptions = {}): Attachment {
+    checkOptions('options', opts);
+    const offset = opts.offset === undefined ? 0 : checkIndex('options.offset', opts.offset, 0, 2 ** 32);
+    const length = opts.length === undefined ? undefined : checkIndex('options.length', opts.length, 1, 2 ** 32);
+    this.#mm.checkLive();
+    if (this.#released) throw xpmemError('ERR_XPMEM_DETACHED', `access to segment ${this.segId} was released; get() it again`);
+    const att = new Attachment(this.#mm, attachRange(this.#mm, this.#grant, offset, length));
+    this.#attachments.add(att);
+    return att;
+  }
+
+  /** Detaches every attachment and drops the permit (xpmem_release). A second call is a no-op. */
+  release(): void {
+    if (this.#released) return;
+    for (const att of this.#attachments) att.detach();
+    this.#released = true;
+    releaseGrant(this.#mm, this.#grant);
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * Attachment: a range of a segment mapped into this space (xpmem_attach). Access goes through
+ * sections, the shared side of the segment's mapping lock (see sync/rwlock.ts):
+ *
+ *   enter: publish the hold, check the seqcount is even (else wait for the window to close,
+ *          answering this space's own events meanwhile), check the segment still exists and
+ *          allows the access, take the cached view.
+ *   exit:  drop the hold, ring a drainer if a window opened meanwhile.
+ *
+ * Sections nest only in increasing segment order (the rwlock order), else
+ * ERR_XPMEM_WOULD_DEADLOCK. Every method runs in the attaching thread only.
+ */
+import { xpmemError, checkFunction, checkOneOf } from '../errors.js';
+import { AT_GEN, AT_STATE, SEG_GEN, SEG_LIVE, SEG_STATE, slotBase } from './layout.js';
+import type { Mm, WaitOptions } from '../mm.js';
+import { enterShared, exitShared } from '../sync/rwlock.js';
+import { ViewCache, type ViewType } from './view.js';
+import { Mapping } from './mapping.js';
+import type { Waits } from '../notifier/wait.js';
+import type { NotifierCallbacks } from '../notifier/range.js';
+import { Notifier, registerNotifier } from '../notifier/notifier.js';
+import { detachAttachment } from './verbs.js';
+
+/** A section opened with `att.section(mode)`, ended by `using` (Symbol.dispose) or end(). */
+export interface Section<V = Uint8Array> extends Disposable {
+  readonly view: V;
+  end(): void;
+}
+
+/** What an Attachment knows about itself; built by Access.attach. */
+export interface AttachmentSlot {
+  readonly slot: number;
+  readonly gen: number;
+  readonly seg: number;
+  readonly segGen: number;
+  readonly segId: number;
+  readonly offset: number;
+  readonly length: number;
+  readonly writable: boolean;
+}
+
+export class Attachment {
+  readonly #mm: Mm;
+  readonly #a: AttachmentSlot;
+  readonly #views = new ViewCache();
+  readonly #notifiers = new Set<Notifier>();
+  #detached = false;
+  #inside = 0;
+
+  /** @internal built by Access.attach */
+  constructor(mm: Mm, a: AttachmentSlot) {
+    this.#mm = mm;
+    this.#a = a;
+  }
+
+  /** The attached segment's id. */
+  get segId(): number {
+    return this.#a.segId;
+  }
+
+  /** First attached byte, relative to the segment. */
+  get offset(): number {
+    return this.#a.offset;
+  }
+
+  /** Attached bytes. */
+  get length(): number {
+    return this.#a.length;
+  }
+
+  /** True once detach() ran (or the access was released). */
+  get detached(): boolean {
+    return this.#detached;
+  }
+
+  /** Runs `fn` inside a read section. May sleep (sync) while an invalidation window is open. */
+  read<T>(fn: (view: Uint8Array) => T): T;
+  read<V, T>(type: ViewType<V>, fn: (view: V) => T): T;
+  read(a: unknown, b?: unknown): unknown {
+    return this.#section(false, a, b);
+  }
+
+  /** Runs `fn` inside a write section. May sleep (sync) while an invalidation window is open. */
+  write<T>(fn: (view: Uint8Array) => T): T;
+  write<V, T>(type: ViewType<V>, fn: (view: V) => T): T;
+  write(a: unknown, b?: unknown): unknown {
+    return this.#section(true, a, b);
+  }
+
+  /** Like read(), but waits without blocking and `fn` may await: the section lasts until it settles. */
+  readAsync<T>(fn: (view: Uint8Array) => T | Promise<T>, opts?: WaitOptions): Promise<T> {
+    return this.#sectionAsync(false, fn, opts);
+  }
+
+  /** Like write(), but waits without blocking and `fn` may await: the section lasts until it settles. */
+  writeAsync<T>(fn: (view: Uint8Array) => T | Promise<T>, opts?: WaitOptions): Promise<T> {
+    return this.#sectionAsync(true, fn, opts);
+  }
+
+  /** Opens an explicit section: `using s = att.section('rw')`. May sleep (sync). */
+  section(mode: 'ro' | 'rw', opts?: WaitOptions): Section {
+    const write = checkOneOf('mode', mode, ['ro', 'rw'] as const) === 'rw';
+    const held = this.#mm.runSync(this.#enter(write, opts, true));
+    let open = true;
+    const end = (): void => {
+      if (!open) return;
+      open = false;
+      this.#exit(held);
+    };
+    return { view: this.#views.bytes, end, [Symbol.dispose]: end };
+  }
+
+  /** Mapped mode (a secondary MMU): a view with no lock held, checked with retry(). May sleep (sync). */
+  map(opts?: WaitOptions): Mapping {
+    return new Mapping(this.#mm, this.#a, this.#views, this.#check.bind(this), opts);
+  }
+
+  /** Registers range notifiers for exactly this attachment's range. */
+  notifier(callbacks: NotifierCallbacks): Notifier {
+    this.#usable();
+    const n = registerNotifier(this.#mm, callbacks, this.#a, () => this.#notifiers.delete(n));
+    this.#notifiers.add(n);
+    return n;
+  }
+
+  /** Unmaps the range (xpmem_detach). Local and synchronous; a second call is a no-op. */
+  detach(): void {
+    if (this.#detached) return;
+    if (this.#inside > 0) throw xpmemError('ERR_XPMEM_BUSY', 'detach() inside a section of the same attachment; end the section first');
+    this.#detached = true;
+    for (const n of this.#notifiers) void n.unregister();
+    detachAttachment(this.#mm, this.#a);
+  }
+
+  #usable(): void {
+    this.#mm.checkLive();
+    if (this.#detached) throw xpmemError('ERR_XPMEM_DETACHED', `attachment of segment ${this.#a.segId} was detached; attach again`);
+  }
+
+  /** The segment is still the one attached and the attachment still exists; else REMOVED. */
+  #check(write: boolean): void {
+    const { words, layout } = this.#mm;
+    const segBase = slotBase(layout.segments, this.#a.seg);
+    const attBase = slotBase(layout.attachments, this.#a.slot);
+    if (Atomics.load(words, segBase + SEG_GEN) !== this.#a.segGen || Atomics.load(words, segBase + SEG_STATE) !== SEG_LIVE ||
+        Atomics.load(words, attBase + AT_GEN) !== this.#a.gen || Atomics.load(words, attBase + AT_STATE) === 0) {
+      throw xpmemError('ERR_XPMEM_REMOVED', `segment ${this.#a.segId} was removed by its owner; this attachment is gone`);
+    }
+    if (write && !this.#a.writable) throw xpmemError('ERR_XPMEM_PERMISSION', `segment ${this.#a.segId} was granted read-only; get() it with 'rw' to write`);
+    this.#views.check(words, segBase, this.#a.offset, this.#a.length, write, this.#mm.cb.arena);
+  }
+
+  #section(write: boolean, a: unknown, b: unknown): unknown {
+    const type = b === undefined ? undefined : (a as ViewType<unknown>);
+    const fn = (b === undefined ? a : b) as (view: unknown) => unknown;
+    checkFunction('fn', fn);
+    const held = this.#mm.runSync(this.#enter(write, undefined, true));
+    try {
+      return fn(type === undefined ? this.#views.bytes : this.#views.typed(type));
+    } finally {
+      this.#exit(held);
+    }
+  }
+
+  async #sectionAsync<T>(write: boolean, fn: (view: Uint8Array) => T | Promise<T>, opts: WaitOptions | undefined): Promise<T> {
+    checkFunction('fn', fn);
+    const held = await this.#mm.runAsync(this.#enter(write, opts, false));
+    try {
+      return await fn(this.#views.bytes);
+    } finally {
+      this.#exit(held);
+    }
+  }
+
+  /** Section entry; yields a window wait when one is open. Returns the held slot index used. */
+  *#enter(write: boolean, opts: WaitOptions | undefined, sync: boolean): Waits<number> {
+    this.#usable();
+    const mm = this.#mm;
+    const seg = this.#a.seg;
+    if (mm.highestHeld() >= seg) {
+      throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `sections nest in segment order: this thread holds a section on a segment ordered at or after segment ${this.#a.segId}; enter them in segment order`);
+    }
+    const i = mm.held.indexOf(-1);
+    if (i < 0) throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `more than ${mm.held.length} nested sections in one thread; raise capacity.depth`);
+    mm.deliverInline();
+    const { words, layout } = mm;
+    const segBase = slotBase(layout.segments, seg);
+    const at = mm.heldAt(i);
+    if (!enterShared(words, layout, at, seg, segBase)) {
+      const bounds = mm.bounds(opts, sync);
+      yield {
+        seg,
+        deadline: bounds.deadline,
+        signal: bounds.signal,
+        until: () => this.#detached || enterShared(words, layout, at, seg, segBase),
+        timeout: () => xpmemError('ERR_XPMEM_TIMEOUT', `an invalidation of segment ${this.#a.segId} stayed open past the deadline`),
+      };
+      if (this.#detached) {
+        exitShared(words, layout, at, segBase);
+        this.#usable();
+      }
+    }
+    try {
+      this.#check(write);
+    } catch (error) {
+      exitShared(words, layout, at, segBase);
+      throw error;
+    }
+    mm.held[i] = seg;
+    mm.holding++;
+    this.#inside++;
+    return i;
+  }
+
+  #exit(i: number): void {
+    const mm = this.#mm;
+    const { words, layout } = mm;
+    mm.held[i] = -1;
+    mm.holding--;
+    this.#inside--;
+    exitShared(words, layout, mm.heldAt(i), slotBase(layout.segments, this.#a.seg));
+    mm.deliverInline();
+  }
+}
+

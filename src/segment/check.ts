@@ -1,0 +1,131 @@
+/**
+ * The invariant checker behind domain.check(): reads the whole control block under the domain
+ * mutex and reports every inconsistency it finds. May sleep briefly on the mutex.
+ */
+import type { ControlBlock, FreeList } from './control.js';
+import {
+  AT_LENGTH, AT_NEXT, AT_OFFSET, AT_SEG, AT_SPACE, AT_STATE, AT_NOTIFIERS, GR_SEG, GR_SPACE, GR_STATE,
+  H_ARENA_UNITS, IV_ORPHAN, IV_STATE, IV_INVALIDATOR, NT_ATT, NT_SPACE, NT_STATE, SEG_BLOCK, SEG_BYTES, SEG_LIVE,
+  SEG_OPLOCK, SEG_OWNER, SEG_RMAP, SEG_SEQ, SEG_STATE, SEG_UNIT, SP_HELD, SP_NOTIFIERS, SP_STATE, SPACE_LIVE, UNIT, slotBase,
+} from './layout.js';
+import type { Tx } from '../sync/mutex.js';
+
+/** What check() found. */
+export interface CheckReport {
+  /** True when no invariant is broken. */
+  readonly ok: boolean;
+  /** One line per broken invariant. */
+  readonly errors: string[];
+}
+
+/** Checks every invariant; `self` is the checking space (for the mutex). */
+export function checkControlBlock(cb: ControlBlock, self: number): CheckReport {
+  return cb.transact(self, (tx) => {
+    const errors: string[] = [];
+    for (const list of cb.lists()) checkFreeList(tx, list, errors);
+    errors.push(...cb.allocator.check(tx).map((e) => `arena: ${e}`));
+    checkSegments(tx, cb, errors);
+    checkUsers(tx, cb, errors);
+    return { ok: errors.length === 0, errors };
+  });
+}
+
+function live(tx: Tx, table: { base: number; stride: number }, slot: number, field: number): number {
+  return tx.get(table.base + slot * table.stride + field);
+}
+
+function checkFreeList(tx: Tx, list: FreeList, errors: string[]): void {
+  const { table } = list;
+  const seen = new Set<number>();
+  for (let s = tx.get(list.head); s >= 0; s = tx.get(slotBase(table, s) + list.next)) {
+    if (s >= table.capacity || seen.has(s)) return void errors.push(`free list at header word ${list.head} is corrupt (slot ${s})`);
+    if (tx.get(slotBase(table, s)) !== 0) errors.push(`slot ${s} is on the free list at header word ${list.head} but not free`);
+    seen.add(s);
+  }
+  for (let s = 0; s < table.capacity; s++) {
+    if (tx.get(slotBase(table, s)) === 0 && !seen.has(s)) errors.push(`free slot ${s} of the table at word ${table.base} is on no free list (leaked)`);
+  }
+}
+
+function checkSegments(tx: Tx, cb: ControlBlock, errors: string[]): void {
+  const { layout, allocator } = cb;
+  const { segments, spaces } = layout;
+  const ranges: [number, number, number][] = [];
+  let used = 0;
+  for (let s = 0; s < segments.capacity; s++) {
+    const state = live(tx, segments, s, SEG_STATE);
+    if (state === 0) continue;
+    const owner = live(tx, segments, s, SEG_OWNER);
+    if (live(tx, spaces, owner, SP_STATE) === 0) errors.push(`segment slot ${s} is owned by free space slot ${owner}`);
+    const busy = Atomics.load(cb.words, slotBase(segments, s) + SEG_OPLOCK) !== 0;
+    if (!busy && (Atomics.load(cb.words, slotBase(segments, s) + SEG_SEQ) & 1) !== 0) errors.push(`segment slot ${s} has an open window with no operation running`);
+    if (state !== SEG_LIVE) continue;
+    const block = live(tx, segments, s, SEG_BLOCK);
+    const unit = allocator.offset(tx, block);
+    const units = allocator.length(tx, block);
+    if (unit !== live(tx, segments, s, SEG_UNIT)) errors.push(`segment slot ${s}: SEG_UNIT ${live(tx, segments, s, SEG_UNIT)} != block offset ${unit}`);
+    if (units * UNIT < live(tx, segments, s, SEG_BYTES)) errors.push(`segment slot ${s}: ${live(tx, segments, s, SEG_BYTES)} bytes in a block of ${units * UNIT}`);
+    ranges.push([unit, units, s]);
+    used += units;
+  }
+  ranges.sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < ranges.length; i++) {
+    const [pu, pl, ps] = ranges[i - 1]!;
+    if (pu + pl > ranges[i]![0]) errors.push(`segments ${ps} and ${ranges[i]![2]} overlap in the arena`);
+  }
+  const total = tx.get(H_ARENA_UNITS);
+  if (allocator.totalUnits(tx) !== total) errors.push(`arena: allocator knows ${allocator.totalUnits(tx)} units, header ${total}`);
+  if (used + allocator.freeUnits(tx) !== total) errors.push(`arena: ${used} used + ${allocator.freeUnits(tx)} free != ${total} units`);
+}
+
+function checkUsers(tx: Tx, cb: ControlBlock, errors: string[]): void {
+  const { layout } = cb;
+  const { segments, spaces, attachments, grants, notifiers, invalidations } = layout;
+  const liveSpace = (s: number): boolean => s >= 0 && s < spaces.capacity && live(tx, spaces, s, SP_STATE) === SPACE_LIVE;
+  const inRmap = new Set<number>();
+  for (let s = 0; s < segments.capacity; s++) {
+    if (live(tx, segments, s, SEG_STATE) === 0) continue;
+    for (let a = live(tx, segments, s, SEG_RMAP), n = 0; a >= 0; a = live(tx, attachments, a, AT_NEXT), n++) {
+      if (n > attachments.capacity || inRmap.has(a)) { errors.push(`segment slot ${s}: reverse map is cyclic`); break; }
+      inRmap.add(a);
+      if (live(tx, attachments, a, AT_SEG) !== s) errors.push(`attachment ${a} is in the reverse map of segment slot ${s} but names ${live(tx, attachments, a, AT_SEG)}`);
+    }
+  }
+  const attNotifiers = new Map<number, number>();
+  const spaceNotifiers = new Map<number, number>();
+  for (let n = 0; n < notifiers.capacity; n++) {
+    if (live(tx, notifiers, n, NT_STATE) === 0) continue;
+    const att = live(tx, notifiers, n, NT_ATT);
+    const sp = live(tx, notifiers, n, NT_SPACE);
+    if (!liveSpace(sp)) errors.push(`notifier ${n} belongs to space slot ${sp}, which is not live`);
+    if (att >= 0) attNotifiers.set(att, (attNotifiers.get(att) ?? 0) + 1);
+    else spaceNotifiers.set(sp, (spaceNotifiers.get(sp) ?? 0) + 1);
+  }
+  for (let a = 0; a < attachments.capacity; a++) {
+    if (live(tx, attachments, a, AT_STATE) === 0) continue;
+    if (!inRmap.has(a)) errors.push(`attachment ${a} is live but in no reverse map`);
+    if (!liveSpace(live(tx, attachments, a, AT_SPACE))) errors.push(`attachment ${a} belongs to a space that is not live`);
+    const seg = live(tx, attachments, a, AT_SEG);
+    if (live(tx, attachments, a, AT_OFFSET) < 0 || live(tx, attachments, a, AT_LENGTH) < 1) errors.push(`attachment ${a} has an empty or negative range`);
+    if (live(tx, segments, seg, SEG_STATE) !== SEG_LIVE) errors.push(`attachment ${a} points at segment slot ${seg}, which is not live`);
+    if ((attNotifiers.get(a) ?? 0) !== live(tx, attachments, a, AT_NOTIFIERS)) errors.push(`attachment ${a}: notifier count ${live(tx, attachments, a, AT_NOTIFIERS)} but ${attNotifiers.get(a) ?? 0} registered`);
+  }
+  for (let s = 0; s < spaces.capacity; s++) {
+    const state = live(tx, spaces, s, SP_STATE);
+    if (state === 0) continue;
+    if (state === SPACE_LIVE && (spaceNotifiers.get(s) ?? 0) !== live(tx, spaces, s, SP_NOTIFIERS)) errors.push(`space slot ${s}: notifier count mismatch`);
+    if (state !== SPACE_LIVE) {
+      for (let d = 0; d < layout.caps.depth; d++) if (Atomics.load(cb.words, slotBase(spaces, s) + SP_HELD + d) !== 0) errors.push(`dead space slot ${s} still holds a section`);
+    }
+  }
+  for (let g = 0; g < grants.capacity; g++) {
+    if (live(tx, grants, g, GR_STATE) === 0) continue;
+    if (!liveSpace(live(tx, grants, g, GR_SPACE))) errors.push(`grant ${g} belongs to a space that is not live`);
+    if (live(tx, segments, live(tx, grants, g, GR_SEG), SEG_STATE) !== SEG_LIVE) errors.push(`grant ${g} points at a segment that is not live`);
+  }
+  for (let r = 0; r < invalidations.capacity; r++) {
+    if (live(tx, invalidations, r, IV_STATE) === 0) continue;
+    const inv = live(tx, invalidations, r, IV_INVALIDATOR);
+    if (!liveSpace(inv) && live(tx, invalidations, r, IV_STATE) !== IV_ORPHAN) errors.push(`invalidation record ${r} is run by space slot ${inv}, which is not live`);
+  }
+}

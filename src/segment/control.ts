@@ -1,0 +1,148 @@
+/**
+ * The control block as one thread sees it: the shared words, their layout, the arena buffer and
+ * the allocator. Constructed *from* shared memory (format() writes a fresh one, open() adopts a
+ * handle), never owning it: every joined thread builds its own ControlBlock over the same SABs.
+ */
+import { ArenaAllocator } from './arena.js';
+import {
+  capacitiesOf, H_ARENA_UNITS, H_ATT_FREE, H_GRANT_FREE, H_ID, H_INV_FREE, H_JOURNAL_CAP, H_MAGIC, H_MAX_ARENA_UNITS,
+  H_MAX_ATTACHMENTS, H_MAX_DEPTH, H_MAX_GRANTS, H_MAX_INVALIDATIONS, H_MAX_NOTIFIERS, H_MAX_SEGMENTS, H_MAX_SPACES,
+  H_NOTIFIER_FREE, H_SEG_FREE, H_SPACE_FREE, H_VERSION, layoutFor, MAGIC, slotBase, UNIT, VERSION,
+  AT_NEXT, GR_NEXT, IV_NEXT, NT_NEXT, SEG_NEXT, SP_NEXT,
+  type Capacities, type Layout, type Table,
+} from './layout.js';
+import { Tx, transact } from '../sync/mutex.js';
+
+/** What a thread needs to join a domain; structured-cloneable. */
+export interface DomainHandle {
+  /** The control block's buffer. */
+  readonly control: SharedArrayBuffer;
+  /** The arena (growable). */
+  readonly arena: SharedArrayBuffer;
+  /** Default deadline for every wait, in ms. */
+  readonly deadlineMs: number;
+}
+
+/** A table with a free list: which header word heads it and which field links it. */
+export interface FreeList {
+  readonly table: Table;
+  readonly head: number;
+  readonly next: number;
+}
+
+export class ControlBlock {
+  readonly words: Int32Array;
+  readonly layout: Layout;
+  readonly arena: SharedArrayBuffer;
+  readonly allocator: ArenaAllocator;
+  readonly deadlineMs: number;
+  readonly spaceList: FreeList;
+  readonly segmentList: FreeList;
+  readonly grantList: FreeList;
+  readonly attachmentList: FreeList;
+  readonly notifierList: FreeList;
+  readonly invalidationList: FreeList;
+
+  private constructor(handle: DomainHandle) {
+    this.words = new Int32Array(handle.control);
+    this.arena = handle.arena;
+    this.deadlineMs = handle.deadlineMs;
+    this.layout = layoutFor(capacitiesOf(this.words));
+    this.allocator = new ArenaAllocator(this.layout);
+    const l = this.layout;
+    this.spaceList = { table: l.spaces, head: H_SPACE_FREE, next: SP_NEXT };
+    this.segmentList = { table: l.segments, head: H_SEG_FREE, next: SEG_NEXT };
+    this.grantList = { table: l.grants, head: H_GRANT_FREE, next: GR_NEXT };
+    this.attachmentList = { table: l.attachments, head: H_ATT_FREE, next: AT_NEXT };
+    this.notifierList = { table: l.notifiers, head: H_NOTIFIER_FREE, next: NT_NEXT };
+    this.invalidationList = { table: l.invalidations, head: H_INV_FREE, next: IV_NEXT };
+  }
+
+  /** Writes a fresh control block and arena; called once, by Domain.create. */
+  static format(caps: Capacities, arenaBytes: number, maxArenaBytes: number, deadlineMs: number): ControlBlock {
+    const layout = layoutFor(caps);
+    const control = new SharedArrayBuffer(layout.words * 4);
+    const arena = new SharedArrayBuffer(arenaBytes, { maxByteLength: maxArenaBytes });
+    const w = new Int32Array(control);
+    w[H_MAGIC] = MAGIC;
+    w[H_VERSION] = VERSION;
+    w[H_MAX_SPACES] = caps.spaces;
+    w[H_MAX_SEGMENTS] = caps.segments;
+    w[H_MAX_GRANTS] = caps.grants;
+    w[H_MAX_ATTACHMENTS] = caps.attachments;
+    w[H_MAX_NOTIFIERS] = caps.notifiers;
+    w[H_MAX_INVALIDATIONS] = caps.invalidations;
+    w[H_MAX_DEPTH] = caps.depth;
+    w[H_JOURNAL_CAP] = caps.journal;
+    w[H_MAX_ARENA_UNITS] = Math.floor(maxArenaBytes / UNIT);
+    w[H_ID] = (Math.random() * 0x7fffffff) | 0;
+    const cb = new ControlBlock({ control, arena, deadlineMs });
+    for (const list of cb.lists()) chain(w, list);
+    const raw = { get: (i: number) => w[i]!, set: (i: number, v: number) => { w[i] = v; } };
+    cb.allocator.init(raw, Math.floor(arenaBytes / UNIT));
+    w[H_ARENA_UNITS] = Math.floor(arenaBytes / UNIT);
+    return cb;
+  }
+
+  /** Adopts an existing control block from a handle (join). Throws TypeError on a foreign buffer. */
+  static open(handle: DomainHandle): ControlBlock {
+    const w = new Int32Array(handle.control);
+    if (w[H_MAGIC] !== MAGIC || w[H_VERSION] !== VERSION) throw new TypeError('not an xpmem-threads domain handle (bad magic or version)');
+    return new ControlBlock(handle);
+  }
+
+  get handle(): DomainHandle {
+    return { control: this.words.buffer as SharedArrayBuffer, arena: this.arena, deadlineMs: this.deadlineMs };
+  }
+
+  /** Domain identity, the same in every thread. */
+  get id(): number {
+    return this.words[H_ID]!;
+  }
+
+  lists(): FreeList[] {
+    return [this.spaceList, this.segmentList, this.grantList, this.attachmentList, this.notifierList, this.invalidationList];
+  }
+
+  /** Runs `fn` as one journaled transaction for space `self` (see mutex.ts). May sleep on the mutex. */
+  transact<T>(self: number, fn: (tx: Tx) => T, deadlineMs = this.deadlineMs): T {
+    return transact(this.words, this.layout, self, deadlineMs, fn);
+  }
+
+  /** Word index of field `field` of slot `slot` in `table`. */
+  at(table: Table, slot: number, field: number): number {
+    return slotBase(table, slot) + field;
+  }
+
+  /** Atomic read of a field (for paths outside the mutex). */
+  load(table: Table, slot: number, field: number): number {
+    return Atomics.load(this.words, slotBase(table, slot) + field);
+  }
+}
+
+/** Links every slot of a fresh table into its free list (format only). */
+function chain(w: Int32Array, list: FreeList): void {
+  const { table } = list;
+  for (let s = 0; s < table.capacity; s++) w[slotBase(table, s) + list.next] = s + 1 < table.capacity ? s + 1 : -1;
+  w[list.head] = table.capacity > 0 ? 0 : -1;
+}
+
+/** Pops a free slot (caller holds the mutex via tx), bumping its generation; -1 if the table is full. */
+export function allocSlot(tx: Tx, list: FreeList): number {
+  const slot = tx.get(list.head);
+  if (slot < 0) return -1;
+  const base = slotBase(list.table, slot);
+  tx.set(list.head, tx.get(base + list.next));
+  tx.set(base + list.next, -1);
+  tx.set(base, 1);                          // STATE: every table keeps state at field 0 ...
+  tx.set(base + 1, (tx.get(base + 1) + 1) & 0x3fffffff); // ... and generation at field 1
+  return slot;
+}
+
+/** Returns a slot to its free list (caller holds the mutex via tx). */
+export function freeSlot(tx: Tx, list: FreeList, slot: number): void {
+  const base = slotBase(list.table, slot);
+  tx.set(base, 0);
+  tx.set(base + list.next, tx.get(list.head));
+  tx.set(list.head, slot);
+}

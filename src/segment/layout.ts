@@ -1,0 +1,236 @@
+/**
+ * The control block: one Int32Array over a SharedArrayBuffer, laid out here and nowhere else.
+ *
+ * Word classes (a word is in exactly one):
+ *  - [tx]     written only under the domain mutex, through a Tx (journaled, so a thread that
+ *             dies mid-update never leaves a table half-written: the reaper replays or drops it);
+ *  - [atomic] written with Atomics outside the mutex by the protocol's fast paths (seq, doorbells,
+ *             held-section slots, ack masks); never written through a Tx.
+ *
+ * Every table is fixed-capacity; slot i of table T starts at `T.base + i * T.stride`.
+ * Public ids encode (generation, slot) as `gen * capacity + slot`, so a stale id never names a
+ * reused slot.
+ */
+
+export const MAGIC = 0x58504d45; // 'XPME'
+export const VERSION = 1;
+
+/** Bytes per arena unit: a cache line. One 32-bit word of units addresses 128 GiB. */
+export const UNIT = 64;
+
+// ---- header ---------------------------------------------------------------------------
+export const H_MAGIC = 0;            // MAGIC
+export const H_VERSION = 1;          // VERSION
+export const H_MAX_SPACES = 2;       // capacities, fixed at create
+export const H_MAX_SEGMENTS = 3;
+export const H_MAX_GRANTS = 4;
+export const H_MAX_ATTACHMENTS = 5;
+export const H_MAX_NOTIFIERS = 6;
+export const H_MAX_INVALIDATIONS = 7;
+export const H_MAX_DEPTH = 8;        // held-section slots per space (max section nesting)
+export const H_MAX_BLOCKS = 9;       // allocator block records
+export const H_JOURNAL_CAP = 10;     // journal capacity in (index, value) pairs
+export const H_MUTEX = 11;           // [atomic] domain mutex: holder space slot + 1, 0 = free
+export const H_MUTEX_WAITERS = 12;   // [atomic] 1 while some space sleeps on the mutex
+export const H_JOURNAL_LEN = 13;     // [atomic] committed journal pairs not yet fully applied
+export const H_REGSEQ = 14;          // [tx] notifier registration sequence
+export const H_CLOSED = 15;          // [atomic] 1 once domain.close() began
+export const H_ARENA_UNITS = 16;     // [tx] arena size in units
+export const H_MAX_ARENA_UNITS = 17; // arena limit in units
+export const H_SEG_FREE = 18;        // [tx] free-list heads (slot, -1 = empty)
+export const H_GRANT_FREE = 19;
+export const H_ATT_FREE = 20;
+export const H_NOTIFIER_FREE = 21;
+export const H_INV_FREE = 22;
+export const H_SPACE_FREE = 23;
+export const H_ID = 24;              // random domain id: join() is idempotent per (thread, domain)
+export const H_ALLOC = 25;           // allocator header (see arena.ts), ALLOC_HEADER_WORDS long
+export const ALLOC_HEADER_WORDS = 40;
+export const HEADER_WORDS = H_ALLOC + ALLOC_HEADER_WORDS;
+
+// ---- space table: one per joined thread (an mm_struct) ---------------------------------
+export const SP_STATE = 0;      // [tx] FREE / LIVE / DEAD
+export const SP_GEN = 1;        // [tx] bumped at each reuse of the slot
+export const SP_THREAD = 2;     // [tx] worker threadId (0 = main thread)
+export const SP_NEXT = 3;       // [tx] free-list link
+export const SP_NOTIFIERS = 4;  // [tx] space-wide notifiers registered by this space
+export const SP_DOORBELL = 5;   // [atomic] the one word this space sleeps on; += 1 per ring
+export const SP_EVENTS = 6;     // [atomic] 1 when invalidation events may be pending for it
+export const SP_WAIT_SEG = 7;   // [atomic] segment slot + 1 this space waits on (0 = none)
+export const SP_HELD = 8;       // [atomic] MAX_DEPTH words: segment slot + 1 per held section
+export const SP_FIXED = 8;
+
+export const SPACE_FREE = 0;
+export const SPACE_LIVE = 1;
+export const SPACE_DEAD = 2;
+
+// ---- segment table (vma + page flags) ---------------------------------------------------
+export const SEG_STATE = 0;     // [tx] FREE / LIVE / SWAPPED
+export const SEG_GEN = 1;       // [tx]
+export const SEG_OWNER = 2;     // [tx] owner space slot
+export const SEG_NEXT = 3;      // [tx] free-list link
+export const SEG_BLOCK = 4;     // [tx] allocator block, -1 when not resident
+export const SEG_UNIT = 5;      // [tx] arena offset in units (copy of the block's, for the fast path)
+export const SEG_BYTES = 6;     // [tx] length in bytes
+export const SEG_PERMIT = 7;    // [tx] what get() may grant others: PERMIT_*
+export const SEG_PROT = 8;      // [tx] current protection (protect()): PERMIT_*
+export const SEG_FLAGS = 9;     // [tx] SEGF_*
+export const SEG_RMAP = 10;     // [tx] first attachment slot on this segment (-1 = none)
+export const SEG_VIEWGEN = 11;  // [tx] bumped whenever offset, length or protection change
+export const SEG_SEQ = 12;      // [atomic] seqcount: odd inside an invalidation window; never reset
+export const SEG_DRAINER = 13;  // [atomic] space slot + 1 draining this segment
+export const SEG_WAITERS = 14;  // [atomic] 1 while some space waits for the window to end
+export const SEG_OPLOCK = 15;   // [atomic] space slot + 1 running a VM operation on it
+export const SEG_FIELDS = 16;
+
+export const SEG_FREE = 0;
+export const SEG_LIVE = 1;
+export const SEG_REMOVED = 2;   // revoked; slot freed once its last invalidation ended
+
+export const SEGF_SWAPPABLE = 1;
+export const SEGF_REFERENCED = 2;
+
+export const PERMIT_NONE = 0;
+export const PERMIT_RO = 1;
+export const PERMIT_RW = 2;
+
+// ---- grant table (apid) ----------------------------------------------------------------
+export const GR_STATE = 0;      // [tx] 0 free, 1 live
+export const GR_GEN = 1;        // [tx]
+export const GR_SPACE = 2;      // [tx] holder space slot
+export const GR_SEG = 3;        // [tx] segment slot
+export const GR_SEGGEN = 4;     // [tx] segment generation at get()
+export const GR_MODE = 5;       // [tx] PERMIT_RO / PERMIT_RW
+export const GR_NEXT = 6;       // [tx] free-list link
+export const GR_FIELDS = 7;
+
+// ---- attachment table (the reverse map's entries) ----------------------------------------
+export const AT_STATE = 0;      // [tx] 0 free, 1 live
+export const AT_GEN = 1;        // [tx]
+export const AT_SPACE = 2;      // [tx]
+export const AT_SEG = 3;        // [tx] segment slot
+export const AT_GRANT = 4;      // [tx] grant slot
+export const AT_OFFSET = 5;     // [tx] bytes into the segment
+export const AT_LENGTH = 6;     // [tx] bytes
+export const AT_NOTIFIERS = 7;  // [tx] range notifiers registered on it
+export const AT_NEXT = 8;       // [tx] rmap link (live) or free-list link (free)
+export const AT_PREV = 9;       // [tx] rmap back link
+export const AT_FIELDS = 10;
+
+// ---- notifier table ----------------------------------------------------------------------
+export const NT_STATE = 0;      // [tx] 0 free, 1 live
+export const NT_GEN = 1;        // [tx]
+export const NT_SPACE = 2;      // [tx] registering space slot
+export const NT_ATT = 3;        // [tx] attachment slot, -1 = space-wide
+export const NT_REGSEQ = 4;     // [tx] registration sequence (orders it against invalidations)
+export const NT_NEXT = 5;       // [tx] free-list link
+export const NT_FIELDS = 6;
+
+// ---- invalidation table: one record per VM operation in flight ------------------------------
+export const IV_STATE = 0;      // [tx] IV_FREE / IV_START / IV_END / IV_ORPHAN
+export const IV_GEN = 1;        // [tx]
+export const IV_SEG = 2;        // [tx] segment slot
+export const IV_OFFSET = 3;     // [tx] invalidated range, bytes
+export const IV_LENGTH = 4;     // [tx]
+export const IV_EVENT = 5;      // [tx] EVENT_* index
+export const IV_SNAP = 6;       // [tx] H_REGSEQ when targets were chosen
+export const IV_INVALIDATOR = 7;// [tx] space slot waiting for acks
+export const IV_NEXT = 8;       // [tx] free-list link
+export const IV_MASKS = 9;      // then TARGETS [tx], STARTED [atomic], ENDED [atomic]: maskWords each
+
+export const IV_FREE = 0;
+export const IV_START = 1;
+export const IV_END = 2;
+export const IV_ORPHAN = 3;
+
+// ---- allocator block records (arena.ts) ------------------------------------------------------
+export const BLOCK_FIELDS = 7;
+
+/** Capacities chosen at Domain.create; everything else derives from them. */
+export interface Capacities {
+  spaces: number;
+  segments: number;
+  grants: number;
+  attachments: number;
+  notifiers: number;
+  invalidations: number;
+  depth: number;
+  journal: number;
+}
+
+/** A table's place in the control block. */
+export interface Table {
+  readonly base: number;
+  readonly stride: number;
+  readonly capacity: number;
+}
+
+/** Word offsets of every table, derived from the capacities in the header. */
+export interface Layout {
+  readonly caps: Capacities;
+  readonly maskWords: number;
+  readonly spaces: Table;
+  readonly segments: Table;
+  readonly grants: Table;
+  readonly attachments: Table;
+  readonly notifiers: Table;
+  readonly invalidations: Table;
+  readonly blocks: Table;
+  readonly journal: number;
+  readonly words: number;
+}
+
+/** Computes the layout for `caps`; the same caps always give the same layout. */
+export function layoutFor(caps: Capacities): Layout {
+  const maskWords = Math.ceil(caps.spaces / 32);
+  let at = HEADER_WORDS;
+  const table = (capacity: number, stride: number): Table => {
+    const t = { base: at, stride, capacity };
+    at += capacity * stride;
+    return t;
+  };
+  const spaces = table(caps.spaces, SP_FIXED + caps.depth);
+  const segments = table(caps.segments, SEG_FIELDS);
+  const grants = table(caps.grants, GR_FIELDS);
+  const attachments = table(caps.attachments, AT_FIELDS);
+  const notifiers = table(caps.notifiers, NT_FIELDS);
+  const invalidations = table(caps.invalidations, IV_MASKS + 3 * maskWords);
+  const blocks = table(2 * caps.segments + 2, BLOCK_FIELDS);
+  const journal = at;
+  at += 2 * caps.journal;
+  return { caps, maskWords, spaces, segments, grants, attachments, notifiers, invalidations, blocks, journal, words: at };
+}
+
+/** Reads the capacities back from a control block's header (joiners use this). */
+export function capacitiesOf(cb: Int32Array): Capacities {
+  return {
+    spaces: cb[H_MAX_SPACES]!,
+    segments: cb[H_MAX_SEGMENTS]!,
+    grants: cb[H_MAX_GRANTS]!,
+    attachments: cb[H_MAX_ATTACHMENTS]!,
+    notifiers: cb[H_MAX_NOTIFIERS]!,
+    invalidations: cb[H_MAX_INVALIDATIONS]!,
+    depth: cb[H_MAX_DEPTH]!,
+    journal: cb[H_JOURNAL_CAP]!,
+  };
+}
+
+/** First word of slot `slot` in `table`. */
+export function slotBase(table: Table, slot: number): number {
+  return table.base + slot * table.stride;
+}
+
+/** Public id of (slot, generation). */
+export function idOf(table: Table, slot: number, gen: number): number {
+  return gen * table.capacity + slot;
+}
+
+/** Slot named by a public id (its generation must still be checked). */
+export function slotOf(table: Table, id: number): number {
+  return id % table.capacity;
+}
+
+/** Generation named by a public id. */
+export function genOf(table: Table, id: number): number {
+  return Math.floor(id / table.capacity);
+}

@@ -1,0 +1,90 @@
+/**
+ * Mapped mode: a view held with no lock, like a secondary MMU's mapping under an
+ * mmu_interval_notifier. The invalidator never waits for mapped users; it only moves the
+ * segment's seqcount, so `retry()` (read_retry) turns true. Writes through a stale view are the
+ * user's bug, exactly as with a device that ignores its notifier: they may land in memory that
+ * now belongs to someone else. Check `retry()` after each unit of work and `refresh()` when true.
+ */
+import { SEG_SEQ, slotBase } from './layout.js';
+import type { Mm, WaitOptions } from '../mm.js';
+import { readBegin, readRetry } from '../sync/seqcount.js';
+import { xpmemError } from '../errors.js';
+import type { ViewCache } from './view.js';
+import type { Waits } from '../notifier/wait.js';
+import type { AttachmentSlot } from './attachment.js';
+
+export class Mapping {
+  readonly #mm: Mm;
+  readonly #seqAt: number;
+  readonly #views: ViewCache;
+  readonly #check: (write: boolean) => void;
+  readonly #segId: number;
+  readonly #seg: number;
+  #seq = 1;
+  #view: Uint8Array | undefined;
+
+  /** @internal built by Attachment.map */
+  constructor(mm: Mm, a: AttachmentSlot, views: ViewCache, check: (write: boolean) => void, opts?: WaitOptions) {
+    this.#mm = mm;
+    this.#seqAt = slotBase(mm.layout.segments, a.seg) + SEG_SEQ;
+    this.#views = views;
+    this.#check = check;
+    this.#segId = a.segId;
+    this.#seg = a.seg;
+    this.refresh(opts);
+  }
+
+  /** The mapped bytes as of `seq`; valid only while retry() is false. */
+  get view(): Uint8Array {
+    return this.#view!;
+  }
+
+  /** The seqcount value the view was taken at (read_begin). */
+  get seq(): number {
+    return this.#seq;
+  }
+
+  /** True while nothing was invalidated since the view was taken. One atomic load. */
+  get valid(): boolean {
+    return !readRetry(this.#mm.words, this.#seqAt, this.#seq);
+  }
+
+  /** read_retry: true when the view may be stale and must be refreshed. One atomic load. */
+  retry(): boolean {
+    return readRetry(this.#mm.words, this.#seqAt, this.#seq);
+  }
+
+  /**
+   * Takes a fresh view: waits (blocking, answering this space's events) for an open window to
+   * close, then reads the segment's place. Throws ERR_XPMEM_REMOVED when it is gone.
+   */
+  refresh(opts?: WaitOptions): void {
+    const mm = this.#mm;
+    const words = mm.words;
+    const bounds = mm.bounds(opts, true);
+    for (;;) {
+      mm.deliverInline();
+      const seq = readBegin(words, this.#seqAt);
+      if ((seq & 1) !== 0) {
+        mm.runSync(this.#windowEnd(seq, bounds.deadline, bounds.signal));
+        continue;
+      }
+      this.#check(false);
+      if (readRetry(words, this.#seqAt, seq)) continue;
+      this.#seq = seq;
+      this.#view = this.#views.bytes;
+      return;
+    }
+  }
+
+  *#windowEnd(seq: number, deadline: number, signal: AbortSignal | undefined): Waits<void> {
+    const words = this.#mm.words;
+    yield {
+      seg: this.#seg,
+      deadline,
+      signal,
+      until: () => Atomics.load(words, this.#seqAt) !== seq,
+      timeout: () => xpmemError('ERR_XPMEM_TIMEOUT', `an invalidation of segment ${this.#segId} stayed open past the deadline`),
+    };
+  }
+}

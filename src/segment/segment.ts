@@ -1,0 +1,122 @@
+/**
+ * Segment: the owner's handle on memory it made (xpmem_make). Its VM operations each run one
+ * invalidation (notifier/invalidate.ts); async forms wait without blocking, sync forms block
+ * the thread (and refuse with ERR_XPMEM_WOULD_DEADLOCK where they would wait for themselves).
+ */
+import { checkIndex, checkOneOf, checkOptions } from '../errors.js';
+import { PERMIT_NONE, PERMIT_RO, PERMIT_RW, SEG_BYTES, SEG_PROT, slotBase } from './layout.js';
+import type { Mm, WaitOptions } from '../mm.js';
+import { invalidate, type Operation } from '../notifier/invalidate.js';
+import { checkSegment, migration, protection, removal, resizing, type SegmentRef } from './vm.js';
+
+/** Protection and permit names. */
+export type Permit = 'none' | 'ro' | 'rw';
+
+export const PERMITS: readonly Permit[] = ['none', 'ro', 'rw'];
+
+/** What make() accepts. */
+export interface MakeOptions {
+  /** What others may get(): 'rw' (default), 'ro' or 'none' (owner only). */
+  permit?: Permit;
+  /** May be swapped out under memoryLimit (default true). */
+  swappable?: boolean;
+  /** A label for maps(). */
+  name?: string;
+}
+
+export class Segment {
+  readonly #mm: Mm;
+  readonly #ref: SegmentRef;
+  /** A label given at make(), or ''. */
+  readonly name: string;
+
+  /** @internal built by Space.make */
+  constructor(mm: Mm, ref: SegmentRef, name: string) {
+    this.#mm = mm;
+    this.#ref = ref;
+    this.name = name;
+  }
+
+  /** The segment id (segid): a number to send to other spaces. */
+  get id(): number {
+    return this.#ref.id;
+  }
+
+  /** Current size in bytes. */
+  get bytes(): number {
+    checkSegment(this.#mm.cb, this.#ref);
+    return Atomics.load(this.#mm.words, slotBase(this.#mm.layout.segments, this.#ref.slot) + SEG_BYTES);
+  }
+
+  /** Current protection. */
+  get protection(): Permit {
+    checkSegment(this.#mm.cb, this.#ref);
+    return PERMITS[Atomics.load(this.#mm.words, slotBase(this.#mm.layout.segments, this.#ref.slot) + SEG_PROT)]!;
+  }
+
+  /** Revokes every attachment and frees the memory (xpmem_remove). One invalidation. */
+  remove(opts?: WaitOptions): Promise<void> {
+    return this.#async(() => removal(this.#mm.cb, this.#mm.slot, this.#ref, 'remove'), opts);
+  }
+
+  /** remove(), blocking the thread. */
+  removeSync(opts?: WaitOptions): void {
+    this.#sync(() => removal(this.#mm.cb, this.#mm.slot, this.#ref, 'remove'), opts);
+  }
+
+  /** Moves the bytes to another arena range. One invalidation; nothing written is lost. */
+  migrate(opts?: WaitOptions): Promise<void> {
+    return this.#async(() => migration(this.#mm.cb, this.#mm.slot, this.#ref), opts);
+  }
+
+  /** migrate(), blocking the thread. */
+  migrateSync(opts?: WaitOptions): void {
+    this.#sync(() => migration(this.#mm.cb, this.#mm.slot, this.#ref), opts);
+  }
+
+  /** Grows (new bytes read as zero) or shrinks (attachments past the end become unusable). */
+  resize(bytes: number, opts?: WaitOptions): Promise<void> {
+    return this.#async(() => resizing(this.#mm.cb, this.#mm.slot, this.#ref, checkBytes(bytes)), opts);
+  }
+
+  /** resize(), blocking the thread. */
+  resizeSync(bytes: number, opts?: WaitOptions): void {
+    this.#sync(() => resizing(this.#mm.cb, this.#mm.slot, this.#ref, checkBytes(bytes)), opts);
+  }
+
+  /** Changes what sections may do, for every attacher and the owner (mprotect). */
+  protect(prot: Permit, opts?: WaitOptions): Promise<void> {
+    return this.#async(() => protection(this.#mm.cb, this.#mm.slot, this.#ref, checkPermit('prot', prot)), opts);
+  }
+
+  /** protect(), blocking the thread. */
+  protectSync(prot: Permit, opts?: WaitOptions): void {
+    this.#sync(() => protection(this.#mm.cb, this.#mm.slot, this.#ref, checkPermit('prot', prot)), opts);
+  }
+
+  async #async(build: () => Operation, opts: WaitOptions | undefined): Promise<void> {
+    checkOptions('options', opts);
+    const op = build();
+    this.#mm.checkLive();
+    await this.#mm.runAsync(invalidate(this.#mm, op, this.#mm.bounds(opts, false)));
+  }
+
+  #sync(build: () => Operation, opts: WaitOptions | undefined): void {
+    checkOptions('options', opts);
+    const op = build();
+    this.#mm.checkLive();
+    this.#mm.runSync(invalidate(this.#mm, op, this.#mm.bounds(opts, true)));
+  }
+}
+
+/** Validates a segment size. */
+export function checkBytes(bytes: unknown): number {
+  return checkIndex('bytes', bytes, 1, 2 ** 32);
+}
+
+/** Validates a permit name and returns its PERMIT_* value. */
+export function checkPermit(name: string, value: unknown): number {
+  const p = checkOneOf(name, value, PERMITS);
+  return p === 'rw' ? PERMIT_RW : p === 'ro' ? PERMIT_RO : PERMIT_NONE;
+}
+

@@ -1,0 +1,205 @@
+/**
+ * The XPMEM verbs' control-block side: make, get, attach, detach, release. Each is one
+ * transaction (see sync/mutex.ts): it validates inside the transaction and throws before
+ * writing anything, so a failed verb leaves the domain as it was. All may sleep briefly on
+ * the domain mutex; none waits for another space.
+ */
+import { xpmemError } from '../errors.js';
+import {
+  AT_GRANT, AT_LENGTH, AT_NEXT, AT_NOTIFIERS, AT_OFFSET, AT_PREV, AT_SEG, AT_SPACE, GR_GEN, GR_MODE, GR_SEG,
+  GR_SEGGEN, GR_SPACE, GR_STATE, H_ARENA_UNITS, H_MAX_ARENA_UNITS, NT_ATT, NT_STATE, PERMIT_RW, SEG_BLOCK,
+  SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OWNER, SEG_PERMIT, SEG_PROT, SEG_RMAP, SEG_STATE, SEG_UNIT,
+  SEG_VIEWGEN, AT_GEN, AT_STATE, UNIT, idOf, slotBase,
+} from './layout.js';
+import { allocSlot, freeSlot, type ControlBlock } from './control.js';
+import type { Tx } from '../sync/mutex.js';
+import type { Mm } from '../mm.js';
+import type { AttachmentSlot } from './attachment.js';
+
+/** Where a grant lives and what it allows. */
+export interface GrantSlot {
+  readonly slot: number;
+  readonly gen: number;
+  readonly seg: number;
+  readonly segGen: number;
+  readonly segId: number;
+  readonly writable: boolean;
+}
+
+/** Units of arena for `bytes` (at least one). */
+export function unitsFor(bytes: number): number {
+  return Math.max(1, Math.ceil(bytes / UNIT));
+}
+
+/**
+ * Allocates `units` of arena, growing the arena when no free block fits.
+ * Caller holds the mutex (tx); throws ERR_XPMEM_NO_MEMORY past maxArenaBytes.
+ */
+export function allocUnits(tx: Tx, cb: ControlBlock, units: number): number {
+  let block = cb.allocator.alloc(tx, units);
+  if (block >= 0) return block;
+  const total = tx.get(H_ARENA_UNITS);
+  const max = tx.get(H_MAX_ARENA_UNITS);
+  const want = Math.min(max, Math.max(total * 2, total + units));
+  if (want > total) {
+    if (cb.arena.byteLength < want * UNIT) cb.arena.grow(want * UNIT);
+    cb.allocator.grow(tx, want);
+    tx.set(H_ARENA_UNITS, want);
+    block = cb.allocator.alloc(tx, units);
+  }
+  if (block < 0) {
+    throw xpmemError('ERR_XPMEM_NO_MEMORY', `no ${units * UNIT} bytes free in the arena (${cb.allocator.freeUnits(tx) * UNIT} free of ${max * UNIT} max, largest hole ${cb.allocator.largestFree(tx) * UNIT}); remove segments, compact, or raise maxArenaBytes`);
+  }
+  return block;
+}
+
+/** Zero-fills a fresh range, like a new SharedArrayBuffer. Only before the range is published. */
+export function zero(cb: ControlBlock, unit: number, units: number): void {
+  new Uint8Array(cb.arena, unit * UNIT, units * UNIT).fill(0);
+}
+
+/** make: a new live segment owned by `mm`. Returns its slot and generation. */
+export function makeSegment(mm: Mm, bytes: number, permit: number, flags: number): { slot: number; gen: number; id: number } {
+  const { cb } = mm;
+  const { layout } = cb;
+  const units = unitsFor(bytes);
+  const made = cb.transact(mm.slot, (tx) => {
+    const slot = allocSlot(tx, cb.segmentList);
+    if (slot < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `segment table full (${layout.segments.capacity}); remove segments or raise capacity.segments`);
+    const block = allocUnits(tx, cb, units);
+    const base = slotBase(layout.segments, slot);
+    const unit = cb.allocator.offset(tx, block);
+    tx.set(base + SEG_STATE, SEG_LIVE);
+    tx.set(base + SEG_OWNER, mm.slot);
+    tx.set(base + SEG_BLOCK, block);
+    tx.set(base + SEG_UNIT, unit);
+    tx.set(base + SEG_BYTES, bytes);
+    tx.set(base + SEG_PERMIT, permit);
+    tx.set(base + SEG_PROT, PERMIT_RW);
+    tx.set(base + SEG_FLAGS, flags);
+    tx.set(base + SEG_RMAP, -1);
+    tx.set(base + SEG_VIEWGEN, tx.get(base + SEG_VIEWGEN) + 1);
+    return { slot, gen: tx.get(base + SEG_GEN), unit };
+  });
+  zero(cb, made.unit, units);
+  return { slot: made.slot, gen: made.gen, id: idOf(layout.segments, made.slot, made.gen) };
+}
+
+/** Resolves a public segment id to a live slot, or throws ERR_XPMEM_NO_SEGMENT. Caller holds the mutex. */
+function liveSegment(tx: Tx, cb: ControlBlock, segId: number): { slot: number; gen: number } {
+  const { segments } = cb.layout;
+  const slot = segId % segments.capacity;
+  const gen = Math.floor(segId / segments.capacity);
+  const base = slotBase(segments, slot);
+  if (tx.get(base + SEG_GEN) !== gen || tx.get(base + SEG_STATE) !== SEG_LIVE) {
+    throw xpmemError('ERR_XPMEM_NO_SEGMENT', `no segment ${segId} in this domain (never made, or removed); ask its owner for a current id`);
+  }
+  return { slot, gen };
+}
+
+/** get: a grant on `segId` for `mm`, checked against the segment's permit (owners always pass). */
+export function getGrant(mm: Mm, segId: number, writable: boolean): GrantSlot {
+  const { cb } = mm;
+  const { layout } = cb;
+  return cb.transact(mm.slot, (tx) => {
+    const seg = liveSegment(tx, cb, segId);
+    const segBase = slotBase(layout.segments, seg.slot);
+    const permit = tx.get(segBase + SEG_PERMIT);
+    if (tx.get(segBase + SEG_OWNER) !== mm.slot && permit < (writable ? PERMIT_RW : 1)) {
+      throw xpmemError('ERR_XPMEM_PERMISSION', `segment ${segId} is exported with permit '${['none', 'ro', 'rw'][permit]}'; '${writable ? 'rw' : 'ro'}' access is not allowed`);
+    }
+    const slot = allocSlot(tx, cb.grantList);
+    if (slot < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `grant table full (${layout.grants.capacity}); release accesses or raise capacity.grants`);
+    const base = slotBase(layout.grants, slot);
+    tx.set(base + GR_SPACE, mm.slot);
+    tx.set(base + GR_SEG, seg.slot);
+    tx.set(base + GR_SEGGEN, seg.gen);
+    tx.set(base + GR_MODE, writable ? PERMIT_RW : 1);
+    return { slot, gen: tx.get(base + GR_GEN), seg: seg.slot, segGen: seg.gen, segId, writable };
+  });
+}
+
+function grantLive(tx: Tx, cb: ControlBlock, g: GrantSlot): boolean {
+  const base = slotBase(cb.layout.grants, g.slot);
+  return tx.get(base + GR_STATE) !== 0 && tx.get(base + GR_GEN) === g.gen;
+}
+
+/** attach: links a new attachment of `g`'s segment into its reverse map. */
+export function attachRange(mm: Mm, g: GrantSlot, offset: number, length: number | undefined): AttachmentSlot {
+  const { cb } = mm;
+  const { layout } = cb;
+  return cb.transact(mm.slot, (tx) => {
+    const segBase = slotBase(layout.segments, g.seg);
+    if (!grantLive(tx, cb, g) || tx.get(segBase + SEG_GEN) !== g.segGen || tx.get(segBase + SEG_STATE) !== SEG_LIVE) {
+      throw xpmemError('ERR_XPMEM_REMOVED', `segment ${g.segId} was removed by its owner; get a new permit after it is made again`);
+    }
+    const bytes = tx.get(segBase + SEG_BYTES);
+    const len = length ?? bytes - offset;
+    if (offset > bytes || len < 1 || offset + len > bytes) {
+      throw xpmemError('ERR_XPMEM_RANGE', `range [${offset}, ${offset + len}) is outside segment ${g.segId} of ${bytes} bytes`);
+    }
+    const slot = allocSlot(tx, cb.attachmentList);
+    if (slot < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `attachment table full (${layout.attachments.capacity}); detach or raise capacity.attachments`);
+    const base = slotBase(layout.attachments, slot);
+    const head = tx.get(segBase + SEG_RMAP);
+    tx.set(base + AT_SPACE, mm.slot);
+    tx.set(base + AT_SEG, g.seg);
+    tx.set(base + AT_GRANT, g.slot);
+    tx.set(base + AT_OFFSET, offset);
+    tx.set(base + AT_LENGTH, len);
+    tx.set(base + AT_NOTIFIERS, 0);
+    tx.set(base + AT_PREV, -1);
+    tx.set(base + AT_NEXT, head);
+    if (head >= 0) tx.set(slotBase(layout.attachments, head) + AT_PREV, slot);
+    tx.set(segBase + SEG_RMAP, slot);
+    return { slot, gen: tx.get(base + AT_GEN), seg: g.seg, segGen: g.segGen, segId: g.segId, offset, length: len, writable: g.writable };
+  });
+}
+
+/** Unlinks and frees attachment `a` with its notifier slots, if still live. Caller holds the mutex. */
+export function unlinkAttachment(tx: Tx, cb: ControlBlock, a: number): void {
+  const { layout } = cb;
+  const base = slotBase(layout.attachments, a);
+  const prev = tx.get(base + AT_PREV);
+  const next = tx.get(base + AT_NEXT);
+  if (prev >= 0) tx.set(slotBase(layout.attachments, prev) + AT_NEXT, next);
+  else tx.set(slotBase(layout.segments, tx.get(base + AT_SEG)) + SEG_RMAP, next);
+  if (next >= 0) tx.set(slotBase(layout.attachments, next) + AT_PREV, prev);
+  if (tx.get(base + AT_NOTIFIERS) > 0) {
+    for (let n = 0; n < layout.notifiers.capacity; n++) {
+      const nb = slotBase(layout.notifiers, n);
+      if (tx.get(nb + NT_STATE) !== 0 && tx.get(nb + NT_ATT) === a) freeSlot(tx, cb.notifierList, n);
+    }
+  }
+  freeSlot(tx, cb.attachmentList, a);
+}
+
+function attachmentLive(tx: Tx, cb: ControlBlock, a: AttachmentSlot): boolean {
+  const base = slotBase(cb.layout.attachments, a.slot);
+  return tx.get(base + AT_STATE) !== 0 && tx.get(base + AT_GEN) === a.gen;
+}
+
+/** detach: drops attachment `a` (a no-op if its segment's removal already dropped it). */
+export function detachAttachment(mm: Mm, a: AttachmentSlot): void {
+  mm.cb.transact(mm.slot, (tx) => {
+    if (attachmentLive(tx, mm.cb, a)) unlinkAttachment(tx, mm.cb, a.slot);
+  });
+}
+
+/** release: drops grant `g` (its attachments must be detached first by the caller). */
+export function releaseGrant(mm: Mm, g: GrantSlot): void {
+  mm.cb.transact(mm.slot, (tx) => {
+    if (grantLive(tx, mm.cb, g)) freeSlot(tx, mm.cb.grantList, g.slot);
+  });
+}
+
+/** Drops every grant and attachment on segment `seg` (its removal). Caller holds the mutex. */
+export function dropSegmentUsers(tx: Tx, cb: ControlBlock, seg: number): void {
+  const { layout } = cb;
+  const segBase = slotBase(layout.segments, seg);
+  while (tx.get(segBase + SEG_RMAP) >= 0) unlinkAttachment(tx, cb, tx.get(segBase + SEG_RMAP));
+  for (let g = 0; g < layout.grants.capacity; g++) {
+    const base = slotBase(layout.grants, g);
+    if (tx.get(base + GR_STATE) !== 0 && tx.get(base + GR_SEG) === seg) freeSlot(tx, cb.grantList, g);
+  }
+}

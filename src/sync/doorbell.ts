@@ -1,0 +1,34 @@
+/**
+ * Doorbells: each space sleeps only on its own SP_DOORBELL word (a task's wait state). Whoever
+ * changes something a space may wait for rings that space's doorbell; the sleeper re-checks
+ * every condition it cares about, so one ring serves events, lock releases and acks alike.
+ * Every function here may be called from any thread and never sleeps.
+ */
+import { SEG_WAITERS, SP_DOORBELL, SP_EVENTS, SP_STATE, SP_WAIT_SEG, SPACE_LIVE, slotBase, type Layout } from '../segment/layout.js';
+import { notify } from './futex.js';
+
+/** Wakes space `space` (sync and async sleepers alike). */
+export function ring(words: Int32Array, layout: Layout, space: number): void {
+  const at = slotBase(layout.spaces, space) + SP_DOORBELL;
+  Atomics.add(words, at, 1);
+  notify(words, at);
+}
+
+/** Tells space `space` that invalidation events may be waiting for it, and wakes it. */
+export function post(words: Int32Array, layout: Layout, space: number): void {
+  Atomics.store(words, slotBase(layout.spaces, space) + SP_EVENTS, 1);
+  ring(words, layout, space);
+}
+
+/**
+ * Rings every space waiting on segment `seg` (window end, operation lock release). Cheap when
+ * nobody waits: one exchange. Waiters set SP_WAIT_SEG, then SEG_WAITERS, then re-check.
+ */
+export function wakeSegmentWaiters(words: Int32Array, layout: Layout, seg: number): void {
+  if (Atomics.exchange(words, slotBase(layout.segments, seg) + SEG_WAITERS, 0) === 0) return;
+  const { spaces } = layout;
+  for (let s = 0; s < spaces.capacity; s++) {
+    const base = slotBase(spaces, s);
+    if (Atomics.load(words, base + SP_STATE) === SPACE_LIVE && Atomics.load(words, base + SP_WAIT_SEG) === seg + 1) ring(words, layout, s);
+  }
+}

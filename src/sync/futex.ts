@@ -1,0 +1,61 @@
+/**
+ * The one place the library sleeps. Wraps Atomics.wait / Atomics.waitAsync / Atomics.notify
+ * with absolute deadlines and AbortSignal support.
+ *
+ * Contract: a sleeper passes the value it last saw; it returns as soon as the word differs,
+ * a notify arrives, the deadline passes, or (async only) the signal aborts. Callers always
+ * re-check their condition after a return: wakeups may be spurious.
+ */
+
+/** Why a futex wait returned. */
+export type WakeReason = 'ok' | 'not-equal' | 'timed-out' | 'aborted';
+
+/** Milliseconds left until `deadline` (a performance.now() timestamp), never negative. */
+export function remaining(deadline: number): number {
+  return Math.max(0, deadline - performance.now());
+}
+
+/** An absolute deadline `ms` from now; Infinity stays Infinity. */
+export function deadlineIn(ms: number): number {
+  return ms === Infinity ? Infinity : performance.now() + ms;
+}
+
+/**
+ * Blocks the calling thread while `word[index] === expected`.
+ * May sleep (synchronously): must not be called while holding the domain mutex.
+ */
+export function wait(word: Int32Array, index: number, expected: number, deadline: number): WakeReason {
+  const ms = remaining(deadline);
+  if (ms === 0) return Atomics.load(word, index) === expected ? 'timed-out' : 'not-equal';
+  return Atomics.wait(word, index, expected, ms === Infinity ? undefined : ms);
+}
+
+/**
+ * Sleeps without blocking the event loop while `word[index] === expected`.
+ * The signal, if given, ends the wait early with 'aborted' by notifying the word.
+ */
+export async function waitAsync(word: Int32Array, index: number, expected: number, deadline: number, signal?: AbortSignal): Promise<WakeReason> {
+  if (signal?.aborted) return 'aborted';
+  const ms = remaining(deadline);
+  if (ms === 0) return Atomics.load(word, index) === expected ? 'timed-out' : 'not-equal';
+  const result = Atomics.waitAsync(word, index, expected, ms === Infinity ? undefined : ms);
+  if (!result.async) return result.value;
+  if (signal === undefined) return result.value;
+  let aborted = false;
+  const onAbort = (): void => {
+    aborted = true;
+    Atomics.notify(word, index);
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    const reason = await result.value;
+    return aborted ? 'aborted' : reason;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Wakes every sleeper (sync and async) on `word[index]`. Never sleeps; callable from any thread. */
+export function notify(word: Int32Array, index: number): void {
+  Atomics.notify(word, index);
+}

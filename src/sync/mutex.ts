@@ -1,0 +1,126 @@
+/**
+ * The domain mutex and its journal: the `mm` lock of the control block's tables.
+ *
+ * Contract: every [tx] word (see layout.ts) is written only inside `transact`, which holds the
+ * mutex. The mutex is never held across a sleep other than waiting for the mutex itself, nor
+ * across a user callback, so holders always finish quickly; waiters sleep on the mutex word.
+ *
+ * Writes are buffered in a Tx overlay and published at commit through a journal: the pairs are
+ * written to the journal area, H_JOURNAL_LEN is set (the commit point), the pairs are applied,
+ * H_JOURNAL_LEN is cleared. A thread terminated at any instant therefore leaves either nothing
+ * (before the commit point) or a complete journal that `recover` replays (its values are
+ * absolute, so replaying twice is harmless). A function that throws inside `transact` leaves
+ * the control block exactly as it was: this is how a failed call leaves the domain unchanged.
+ */
+import { H_JOURNAL_LEN, H_MUTEX, H_MUTEX_WAITERS, type Layout } from '../segment/layout.js';
+import { xpmemError } from '../errors.js';
+import { deadlineIn, remaining } from './futex.js';
+
+const SPIN = 64;
+
+/** Buffered writes over the control block; reads see the buffer first. */
+export class Tx {
+  readonly #cb: Int32Array;
+  readonly #overlay = new Map<number, number>();
+  readonly #after: (() => void)[] = [];
+
+  constructor(cb: Int32Array) {
+    this.#cb = cb;
+  }
+
+  get(index: number): number {
+    const v = this.#overlay.get(index);
+    return v === undefined ? Atomics.load(this.#cb, index) : v;
+  }
+
+  set(index: number, value: number): void {
+    this.#overlay.set(index, value | 0);
+  }
+
+  /** Runs `fn` after commit and unlock (wakeups, notifications): never inside the mutex. */
+  after(fn: () => void): void {
+    this.#after.push(fn);
+  }
+
+  /** Caller holds the mutex. Publishes the overlay through the journal. */
+  commit(layout: Layout): void {
+    const n = this.#overlay.size;
+    if (n === 0) return;
+    if (n > layout.caps.journal) throw xpmemError('ERR_XPMEM_NO_MEMORY', `operation needs ${n} control-block writes, journal holds ${layout.caps.journal}; raise capacity.journal`);
+    const cb = this.#cb;
+    let j = layout.journal;
+    for (const [index, value] of this.#overlay) {
+      cb[j++] = index;
+      cb[j++] = value;
+    }
+    Atomics.store(cb, H_JOURNAL_LEN, n);
+    for (const [index, value] of this.#overlay) Atomics.store(cb, index, value);
+    Atomics.store(cb, H_JOURNAL_LEN, 0);
+  }
+
+  runAfter(): void {
+    for (const fn of this.#after) fn();
+  }
+}
+
+/** Replays a committed journal left by a holder that died. Caller owns the mutex word. */
+function recover(cb: Int32Array, layout: Layout): void {
+  const n = Atomics.load(cb, H_JOURNAL_LEN);
+  for (let k = 0, j = layout.journal; k < n; k++, j += 2) Atomics.store(cb, cb[j]!, cb[j + 1]!);
+  Atomics.store(cb, H_JOURNAL_LEN, 0);
+}
+
+/**
+ * Takes the mutex for space `self` (a thread not yet joined passes -(threadId + 2)). May sleep
+ * (synchronously, on the mutex word) until `deadline`; throws ERR_XPMEM_TIMEOUT naming the
+ * holder when it passes.
+ */
+export function lock(cb: Int32Array, self: number, deadline: number): void {
+  const mine = self >= 0 ? self + 1 : self;
+  for (let i = 0; ; i++) {
+    const holder = Atomics.compareExchange(cb, H_MUTEX, 0, mine);
+    if (holder === 0) return;
+    if (holder === mine) throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', 'the domain mutex is already held by this thread (a library call from inside a library critical section)');
+    if (i < SPIN) continue;
+    Atomics.store(cb, H_MUTEX_WAITERS, 1);
+    const ms = remaining(deadline);
+    if (ms === 0) throw xpmemError('ERR_XPMEM_TIMEOUT', `the domain mutex is held by space ${holder - 1} past the deadline`, holder - 1);
+    Atomics.wait(cb, H_MUTEX, holder, Math.min(ms, 50));
+  }
+}
+
+/** Releases the mutex. Never sleeps; wakes mutex sleepers. */
+export function unlock(cb: Int32Array): void {
+  Atomics.store(cb, H_MUTEX, 0);
+  if (Atomics.exchange(cb, H_MUTEX_WAITERS, 0) !== 0) Atomics.notify(cb, H_MUTEX);
+}
+
+/**
+ * Takes the mutex away from a space that died holding it (only the reaper calls this, after
+ * the dead thread's exit event), replaying its committed journal. Returns true if it did.
+ */
+export function seize(cb: Int32Array, layout: Layout, dead: number, self: number): boolean {
+  if (Atomics.compareExchange(cb, H_MUTEX, dead + 1, self + 1) !== dead + 1) return false;
+  recover(cb, layout);
+  unlock(cb);
+  return true;
+}
+
+/**
+ * Runs `fn` under the domain mutex with a fresh Tx and commits it; if `fn` throws, nothing is
+ * written. Callbacks registered with `tx.after` run once the mutex is released.
+ * May sleep waiting for the mutex (bounded by `deadlineMs`).
+ */
+export function transact<T>(cb: Int32Array, layout: Layout, self: number, deadlineMs: number, fn: (tx: Tx) => T): T {
+  lock(cb, self, deadlineIn(deadlineMs));
+  const tx = new Tx(cb);
+  let result: T;
+  try {
+    result = fn(tx);
+    tx.commit(layout);
+  } finally {
+    unlock(cb);
+  }
+  tx.runAfter();
+  return result;
+}

@@ -1,0 +1,59 @@
+/**
+ * join: a thread becomes a space of a domain. Idempotent per (thread, domain): a pool task may
+ * call it on every run and gets the same Space back.
+ */
+import { threadId } from 'node:worker_threads';
+import { invalidArgType, xpmemError } from '../errors.js';
+import { ControlBlock, allocSlot, type DomainHandle } from '../segment/control.js';
+import { SP_EVENTS, SP_GEN, SP_HELD, SP_NOTIFIERS, SP_THREAD, SP_WAIT_SEG, H_CLOSED, slotBase } from '../segment/layout.js';
+import { Mm } from '../mm.js';
+import { Space } from '../space.js';
+
+const joined = new Map<number, { mm: Mm; space: Space }>();
+
+function isHandle(h: unknown): h is DomainHandle {
+  return typeof h === 'object' && h !== null && (h as DomainHandle).control instanceof SharedArrayBuffer && (h as DomainHandle).arena instanceof SharedArrayBuffer;
+}
+
+/** Joins this thread to the domain behind `handle`; returns its Space (the same one on every call). */
+export function join(handle: DomainHandle): Space {
+  return joinMm(handle).space;
+}
+
+/** join(), also returning the internal membership (Domain.create uses it). */
+export function joinMm(handle: DomainHandle): { mm: Mm; space: Space } {
+  if (!isHandle(handle)) throw invalidArgType('handle', 'a domain handle from domain.handle()', handle);
+  const cb = ControlBlock.open(handle);
+  if (Atomics.load(cb.words, H_CLOSED) !== 0) throw xpmemError('ERR_XPMEM_CLOSED', 'the domain was closed');
+  const known = joined.get(cb.id);
+  if (known !== undefined) {
+    try {
+      known.mm.checkLive();
+      return known;
+    } catch {
+      joined.delete(cb.id);
+    }
+  }
+  const { layout } = cb;
+  const { slot, gen } = cb.transact(-(threadId + 2), (tx) => {
+    const s = allocSlot(tx, cb.spaceList);
+    if (s < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `space table full (${layout.spaces.capacity} threads); raise capacity.spaces`);
+    const base = slotBase(layout.spaces, s);
+    tx.set(base + SP_THREAD, threadId);
+    tx.set(base + SP_NOTIFIERS, 0);
+    return { slot: s, gen: tx.get(base + SP_GEN) };
+  });
+  const base = slotBase(layout.spaces, slot);
+  for (const f of [SP_EVENTS, SP_WAIT_SEG]) Atomics.store(cb.words, base + f, 0);
+  for (let d = 0; d < layout.caps.depth; d++) Atomics.store(cb.words, base + SP_HELD + d, 0);
+  const mm = new Mm(cb, slot, gen);
+  const entry = { mm, space: new Space(mm) };
+  joined.set(cb.id, entry);
+  return entry;
+}
+
+/** Forgets this thread's membership of domain `id` (close). */
+export function forget(id: number): void {
+  joined.get(id)?.mm.leave();
+  joined.delete(id);
+}

@@ -1,0 +1,130 @@
+/**
+ * Reaping a dead space (exit_mmap for a thread that exited or was terminated). Runs in the
+ * watcher's thread after the worker's 'exit' event, so the dead thread can no longer write:
+ *
+ *   1. the mutex, if the dead space held it, is seized and its committed journal replayed;
+ *   2. the space is marked dead: its held sections stop counting (robust list), its pending
+ *      acks count as done, its doorbell is never rung again;
+ *   3. windows it left open as an invalidator are closed and their records ended (targets get
+ *      their invalidateEnd), operation locks it held are released;
+ *   4. its notifiers, grants and attachments are dropped;
+ *   5. every segment it owned is removed by one invalidation each, event 'release';
+ *   6. the slot is freed.
+ * No step waits on the dead space; step 5 waits only on live attachers (bounded by deadlines).
+ */
+import {
+  AT_SPACE, AT_STATE, GR_SPACE, GR_STATE, IV_INVALIDATOR, IV_ORPHAN, IV_STATE, NT_ATT, NT_SPACE, NT_STATE,
+  SEG_GEN, SEG_LIVE, SEG_OPLOCK, SEG_OWNER, SEG_SEQ, SEG_STATE, SP_HELD, SP_NOTIFIERS, SP_STATE,
+  SP_THREAD, SPACE_DEAD, SPACE_LIVE, idOf, slotBase,
+} from '../segment/layout.js';
+import { freeSlot, type ControlBlock } from '../segment/control.js';
+import { seize } from '../sync/mutex.js';
+import { post, ring, wakeSegmentWaiters } from '../sync/doorbell.js';
+import { writeEnd } from '../sync/seqcount.js';
+import { ENDED, STARTED, TARGETS, hasBit, setBit } from '../notifier/record.js';
+import { invalidate } from '../notifier/invalidate.js';
+import { removal } from '../segment/vm.js';
+import { unlinkAttachment } from '../segment/verbs.js';
+import type { Mm } from '../mm.js';
+
+/** Live space slots whose thread is `threadId`. Any thread. */
+export function spacesOfThread(cb: ControlBlock, threadId: number): number[] {
+  const { words, layout } = cb;
+  const found: number[] = [];
+  for (let s = 0; s < layout.spaces.capacity; s++) {
+    const base = slotBase(layout.spaces, s);
+    if (Atomics.load(words, base + SP_STATE) === SPACE_LIVE && Atomics.load(words, base + SP_THREAD) === threadId) found.push(s);
+  }
+  return found;
+}
+
+/**
+ * Reaps space `dead` from the watcher `me`. May sleep (async) while live attachers answer the
+ * release invalidations. Returns how many segments were removed.
+ */
+export async function reap(me: Mm, dead: number): Promise<number> {
+  const { cb } = me;
+  const { words, layout } = cb;
+  seize(words, layout, dead, me.slot);
+  cb.transact(me.slot, (tx) => tx.set(slotBase(layout.spaces, dead) + SP_STATE, SPACE_DEAD));
+  const spBase = slotBase(layout.spaces, dead);
+  for (let d = 0; d < layout.caps.depth; d++) Atomics.store(words, spBase + SP_HELD + d, 0);
+  settleRecords(cb, me.slot, dead);
+  releaseOperations(cb, dead);
+  const owned = dropUsers(cb, me.slot, dead);
+  for (const ref of owned) {
+    try {
+      await me.runAsync(invalidate(me, removal(cb, me.slot, ref, 'release'), me.bounds(undefined, false)));
+    } catch {
+      // A live attacher did not answer in time: the segment stays owned by the dead space and
+      // is retried by the next reap or domain.close(); nothing waits on the dead space.
+    }
+  }
+  cb.transact(me.slot, (tx) => freeSlot(tx, cb.spaceList, dead));
+  return owned.length;
+}
+
+/** Acks on the dead space's behalf; ends records it was invalidating. */
+function settleRecords(cb: ControlBlock, self: number, dead: number): void {
+  const { words, layout } = cb;
+  const ended: number[] = [];
+  for (let r = 0; r < layout.invalidations.capacity; r++) {
+    const base = slotBase(layout.invalidations, r);
+    if (Atomics.load(words, base + IV_STATE) === 0) continue;
+    if (hasBit(words, layout, r, TARGETS, dead)) {
+      setBit(words, layout, r, STARTED, dead);
+      setBit(words, layout, r, ENDED, dead);
+      ring(words, layout, Atomics.load(words, base + IV_INVALIDATOR));
+    }
+    if (Atomics.load(words, base + IV_INVALIDATOR) === dead) ended.push(r);
+  }
+  if (ended.length === 0) return;
+  cb.transact(self, (tx) => {
+    for (const r of ended) tx.set(slotBase(layout.invalidations, r) + IV_STATE, IV_ORPHAN);
+  });
+  for (const r of ended) {
+    for (let t = 0; t < layout.spaces.capacity; t++) if (hasBit(words, layout, r, TARGETS, t)) post(words, layout, t);
+  }
+}
+
+/** Closes windows the dead space left open and frees its operation locks. */
+function releaseOperations(cb: ControlBlock, dead: number): void {
+  const { words, layout } = cb;
+  for (let s = 0; s < layout.segments.capacity; s++) {
+    const base = slotBase(layout.segments, s);
+    if (Atomics.load(words, base + SEG_OPLOCK) !== dead + 1) continue;
+    if ((Atomics.load(words, base + SEG_SEQ) & 1) !== 0) writeEnd(words, base + SEG_SEQ);
+    Atomics.store(words, base + SEG_OPLOCK, 0);
+    wakeSegmentWaiters(words, layout, s);
+  }
+}
+
+/** Drops the dead space's notifiers, attachments and grants; returns the segments it owned. */
+function dropUsers(cb: ControlBlock, self: number, dead: number): { slot: number; gen: number; id: number }[] {
+  const { layout } = cb;
+  return cb.transact(self, (tx) => {
+    for (let a = 0; a < layout.attachments.capacity; a++) {
+      const base = slotBase(layout.attachments, a);
+      if (tx.get(base + AT_STATE) !== 0 && tx.get(base + AT_SPACE) === dead) unlinkAttachment(tx, cb, a);
+    }
+    for (let n = 0; n < layout.notifiers.capacity; n++) {
+      const base = slotBase(layout.notifiers, n);
+      if (tx.get(base + NT_STATE) !== 0 && tx.get(base + NT_SPACE) === dead && tx.get(base + NT_ATT) < 0) freeSlot(tx, cb.notifierList, n);
+    }
+    for (let g = 0; g < layout.grants.capacity; g++) {
+      const base = slotBase(layout.grants, g);
+      if (tx.get(base + GR_STATE) !== 0 && tx.get(base + GR_SPACE) === dead) freeSlot(tx, cb.grantList, g);
+    }
+    tx.set(slotBase(layout.spaces, dead) + SP_NOTIFIERS, 0);
+    const owned: { slot: number; gen: number; id: number }[] = [];
+    for (let s = 0; s < layout.segments.capacity; s++) {
+      const base = slotBase(layout.segments, s);
+      if (tx.get(base + SEG_STATE) === SEG_LIVE && tx.get(base + SEG_OWNER) === dead) {
+        const gen = tx.get(base + SEG_GEN);
+        owned.push({ slot: s, gen, id: idOf(layout.segments, s, gen) });
+      }
+    }
+    return owned;
+  });
+}
+

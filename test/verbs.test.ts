@@ -1,0 +1,166 @@
+import { describe, expect, it } from 'vitest';
+import { Domain } from '../src/index.js';
+import { agents, domain, expectCode, Gates, teardown } from './helpers.js';
+
+describe('XPMEM verbs in one space', () => {
+  it('make gives zero-filled memory that get/attach/read/write reach without copies', async () => {
+    const d = await domain();
+    const seg = d.space.make(4096, { name: 'pattern' });
+    const att = d.space.get(seg.id, 'rw').attach();
+    expect(att.read((v) => v.every((b) => b === 0))).toBe(true);
+    att.write((v) => v.fill(7));
+    const again = d.space.get(seg.id, 'ro').attach({ offset: 100, length: 8 });
+    expect(again.read((v) => Array.from(v))).toEqual([7, 7, 7, 7, 7, 7, 7, 7]);
+    expect(att.read(Float64Array, (v) => v.length)).toBe(512);
+    await seg.remove();
+    const fresh = d.space.make(4096);
+    expect(d.space.get(fresh.id).attach().read((v) => v.every((b) => b === 0))).toBe(true);
+    expect(d.check()).toEqual({ ok: true, errors: [] });
+    await d.close();
+  });
+
+  it('memory of a removed segment is reusable at once: 5,000 make/remove of 1 MiB in a 32 MiB arena', async () => {
+    const d = await Domain.create({ arenaBytes: 32 << 20, maxArenaBytes: 32 << 20 });
+    const small: { remove(): Promise<void> }[] = [];
+    for (let i = 0; i < 5000; i++) {
+      const seg = d.space.make(1 << 20);
+      if (i % 100 === 0) small.push(d.space.make(64 + i));
+      seg.removeSync();
+    }
+    for (const s of small) await s.remove();
+    expect(d.stats().freeBytes).toBe(32 << 20);
+    expect(d.check().ok).toBe(true);
+    await d.close();
+  });
+
+  it('bad input gets a typed error and leaves the domain unchanged', async () => {
+    const d = await domain({ maxArenaBytes: 4 << 20 });
+    const seg = d.space.make(1024, { permit: 'ro' });
+    const before = JSON.stringify(d.maps());
+    const cases: [() => unknown, string][] = [
+      [() => d.space.make('1' as unknown as number), 'ERR_INVALID_ARG_TYPE'],
+      [() => d.space.make(0), 'ERR_OUT_OF_RANGE'],
+      [() => d.space.make(1.5), 'ERR_OUT_OF_RANGE'],
+      [() => d.space.make(64 << 20), 'ERR_XPMEM_NO_MEMORY'],
+      [() => d.space.make(8, { permit: 'x' as 'rw' }), 'ERR_INVALID_ARG_VALUE'],
+      [() => d.space.get('1' as unknown as number), 'ERR_INVALID_ARG_TYPE'],
+      [() => d.space.get(-1), 'ERR_XPMEM_NO_SEGMENT'],
+      [() => d.space.get(seg.id + 1), 'ERR_XPMEM_NO_SEGMENT'],
+      [() => d.space.get(seg.id, 'x' as 'rw'), 'ERR_INVALID_ARG_VALUE'],
+      [() => d.space.get(seg.id).attach({ offset: 1000, length: 100 }), 'ERR_XPMEM_RANGE'],
+      [() => d.space.get(seg.id).attach({ offset: -1 }), 'ERR_OUT_OF_RANGE'],
+      [() => d.space.get(seg.id).attach({ length: 0 }), 'ERR_OUT_OF_RANGE'],
+      [() => d.space.get(seg.id).attach().read(3 as unknown as () => void), 'ERR_INVALID_ARG_TYPE'],
+      [() => d.space.get(seg.id).attach({ offset: 1, length: 16 }).read(Float64Array, () => 0), 'ERR_XPMEM_RANGE'],
+      [() => d.space.notifier(null as unknown as object), 'ERR_INVALID_ARG_TYPE'],
+      [() => d.space.notifier({ invalidateStart: 1 as unknown as () => void }), 'ERR_INVALID_ARG_TYPE'],
+      [() => seg.resize(-5), 'ERR_OUT_OF_RANGE'],
+      [() => seg.protect('x' as 'rw'), 'ERR_INVALID_ARG_VALUE'],
+    ];
+    for (const [fn, code] of cases) {
+      await expectCode(fn, code);
+      expect(d.check().errors).toEqual([]);
+    }
+    expect(JSON.stringify(d.maps().filter((r) => r.kind === 'segment'))).toBe(JSON.stringify(JSON.parse(before).filter((r: { kind: string }) => r.kind === 'segment')));
+    await d.close();
+  });
+
+  it('use after detach, release, remove and close gives typed errors; a second detach or release is a no-op', async () => {
+    const d = await domain();
+    const seg = d.space.make(256);
+    const access = d.space.get(seg.id);
+    const att = access.attach();
+    att.detach();
+    att.detach();
+    await expectCode(() => att.read(() => 0), 'ERR_XPMEM_DETACHED');
+    const att2 = access.attach();
+    access.release();
+    access.release();
+    await expectCode(() => att2.write(() => 0), 'ERR_XPMEM_DETACHED');
+    await expectCode(() => access.attach(), 'ERR_XPMEM_DETACHED');
+    const att3 = d.space.get(seg.id).attach();
+    await seg.remove();
+    await expectCode(() => att3.read(() => 0), 'ERR_XPMEM_REMOVED');
+    await expectCode(() => seg.migrate(), 'ERR_XPMEM_REMOVED');
+    await expectCode(() => seg.remove(), 'ERR_XPMEM_REMOVED');
+    await expectCode(() => d.space.get(seg.id), 'ERR_XPMEM_NO_SEGMENT');
+    expect(d.check().errors).toEqual([]);
+    await d.close();
+    await expectCode(() => d.space.make(64), 'ERR_XPMEM_CLOSED');
+  });
+
+  it('permits are checked at get(); protection is checked at section entry', async () => {
+    const d = await domain();
+    const gates = new Gates();
+    const [a] = await agents(d, gates, 1);
+    const ro = d.space.make(64, { permit: 'ro' });
+    const none = d.space.make(64, { permit: 'none' });
+    await expectCode(() => a!.call('get', { segId: ro.id, mode: 'rw' }), 'ERR_XPMEM_PERMISSION');
+    await expectCode(() => a!.call('get', { segId: none.id, mode: 'ro' }), 'ERR_XPMEM_PERMISSION');
+    const access = await a!.call('get', { segId: ro.id, mode: 'ro' });
+    const att = await a!.call('attach', { access });
+    await expectCode(() => a!.call('write', { att, bytes: [1] }), 'ERR_XPMEM_PERMISSION');
+    const rw = d.space.make(64);
+    const att2 = await a!.call('attach', { access: await a!.call('get', { segId: rw.id, mode: 'rw' }) });
+    await a!.call('write', { att: att2, bytes: [5] });
+    await rw.protect('ro');
+    await expectCode(() => a!.call('write', { att: att2, bytes: [6] }), 'ERR_XPMEM_PERMISSION');
+    expect(await a!.call('read', { att: att2, to: 1 })).toEqual([5]);
+    await rw.protect('none');
+    await expectCode(() => a!.call('read', { att: att2 }), 'ERR_XPMEM_PERMISSION');
+    await rw.protect('rw');
+    await a!.call('write', { att: att2, bytes: [6] });
+    await teardown(d, [a!]);
+  });
+
+  it('resize grows with zeros and keeps bytes; shrinking makes attachments past the end unusable', async () => {
+    const d = await domain();
+    const seg = d.space.make(100);
+    const whole = d.space.get(seg.id).attach();
+    whole.write((v) => v.fill(9));
+    const tail = d.space.get(seg.id).attach({ offset: 64, length: 36 });
+    await seg.resize(100_000);
+    const grown = d.space.get(seg.id).attach();
+    expect(grown.read((v) => [v[0], v[99], v[100], v[99_999]])).toEqual([9, 9, 0, 0]);
+    await seg.resize(64);
+    await expectCode(() => tail.read(() => 0), 'ERR_XPMEM_RANGE');
+    expect(d.space.get(seg.id).attach().read((v) => v.length)).toBe(64);
+    expect(seg.bytes).toBe(64);
+    expect(d.check().errors).toEqual([]);
+    await d.close();
+  });
+
+  it('sections nest only in segment order; a sync VM operation inside its own section would deadlock', async () => {
+    const d = await domain();
+    const low = d.space.make(64);
+    const high = d.space.make(64);
+    const a = d.space.get(low.id).attach();
+    const b = d.space.get(high.id).attach();
+    expect(a.read(() => b.read(() => 'nested'))).toBe('nested');
+    await expectCode(() => b.read(() => a.read(() => 0)), 'ERR_XPMEM_WOULD_DEADLOCK');
+    await expectCode(() => a.read(() => a.read(() => 0)), 'ERR_XPMEM_WOULD_DEADLOCK');
+    await expectCode(() => a.read(() => low.migrateSync()), 'ERR_XPMEM_WOULD_DEADLOCK');
+    await expectCode(() => a.read(() => a.detach()), 'ERR_XPMEM_BUSY');
+    expect(d.check().errors).toEqual([]);
+    await d.close();
+  });
+
+  it('explicit sections end with using; mapped mode retries after an invalidation', async () => {
+    const d = await domain();
+    const seg = d.space.make(64);
+    const att = d.space.get(seg.id).attach();
+    {
+      using s = att.section('rw');
+      s.view[0] = 42;
+    }
+    const m = att.map();
+    expect(m.view[0]).toBe(42);
+    expect(m.valid).toBe(true);
+    await seg.migrate();
+    expect(m.retry()).toBe(true);
+    m.refresh();
+    expect(m.valid).toBe(true);
+    expect(m.view[0]).toBe(42);
+    await d.close();
+  });
+});
