@@ -190,14 +190,14 @@ export class Domain {
 
   /**
    * Closes the domain: every later call through it, in any thread, fails with ERR_XPMEM_CLOSED;
-   * sleepers are woken; this thread's dispatcher stops. Waits for reaps in progress first.
+   * sleepers are woken (their waits fail with ERR_XPMEM_CLOSED); this thread's dispatcher stops
+   * once reaps in progress have ended.
    */
   async close(): Promise<void> {
-    if (Atomics.load(this.#cb.words, H_CLOSED) !== 0) return;
-    await this.settled();
     const { words, layout } = this.#cb;
-    Atomics.store(words, H_CLOSED, 1);
+    if (Atomics.exchange(words, H_CLOSED, 1) !== 0) return;
     for (let s = 0; s < layout.spaces.capacity; s++) if (Atomics.load(words, slotBase(layout.spaces, s) + SP_STATE) === SPACE_LIVE) ring(words, layout, s);
+    await this.settled();
     forget(this.#cb.id);
   }
 }

@@ -83,7 +83,7 @@ export class Delivery {
     n.live = false;
     const i = this.#notifiers.indexOf(n);
     if (i >= 0) this.#notifiers.splice(i, 1);
-    if (this.#notifiers.length === 0) this.#disarm();
+    this.#settle();
     if (n.inflight === 0) return Promise.resolve();
     return new Promise((resolve) => n.idle.push(resolve));
   }
@@ -223,6 +223,20 @@ export class Delivery {
     if (!this.#dispatching) void this.#dispatch();
   }
 
+  /**
+   * With no notifier left, the dispatcher still runs until every record that targeted this
+   * space (chosen before the last unregister) has its ENDED ack: no invalidator waits on us.
+   */
+  #settle(): void {
+    if (this.#notifiers.length > 0) return;
+    const { words, layout } = this.#cb;
+    for (let r = 0; r < layout.invalidations.capacity; r++) {
+      if (Atomics.load(words, slotBase(layout.invalidations, r) + IV_STATE) !== IV_FREE &&
+          hasBit(words, layout, r, TARGETS, this.#self) && !hasBit(words, layout, r, ENDED, this.#self)) return;
+    }
+    this.#disarm();
+  }
+
   #disarm(): void {
     if (this.#keepAlive === undefined) return;
     clearInterval(this.#keepAlive);
@@ -246,6 +260,8 @@ export class Delivery {
         if (Atomics.load(words, H_CLOSED) !== 0) return this.stop();
         const seen = Atomics.load(words, bell);
         this.deliver(true);
+        this.#settle();
+        if (this.#keepAlive === undefined) break;
         await waitAsync(words, bell, seen, Infinity);
       }
     } finally {

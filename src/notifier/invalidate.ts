@@ -110,7 +110,7 @@ function holdOff(me: Invalidator, op: Operation, range: { offset: number; length
     });
   } catch (error) {
     writeEnd(words, segBase + SEG_SEQ);
-    wakeSegmentWaiters(words, layout, op.seg);
+    wakeSegmentWaiters(words, layout, op.seg, true);
     throw error;
   }
   for (const t of targets) post(words, layout, t);
@@ -171,7 +171,7 @@ function* end(me: Invalidator, seg: number, r: number, bounds: Bounds): Waits<vo
   const segBase = slotBase(layout.segments, seg);
   Atomics.store(words, segBase + SEG_DRAINER, 0);
   writeEnd(words, segBase + SEG_SEQ);
-  wakeSegmentWaiters(words, layout, seg);
+  wakeSegmentWaiters(words, layout, seg, true);
   const base = slotBase(layout.invalidations, r);
   cb.transact(me.slot, (tx) => tx.set(base + IV_STATE, IV_END));
   for (let t = 0; t < layout.spaces.capacity; t++) if (hasBit(words, layout, r, TARGETS, t)) post(words, layout, t);
@@ -227,5 +227,5 @@ function* lockOperation(me: Invalidator, seg: number, bounds: Bounds): Waits<voi
 function unlockOperation(me: Invalidator, seg: number): void {
   const { words, layout } = me.cb;
   Atomics.store(words, slotBase(layout.segments, seg) + SEG_OPLOCK, 0);
-  wakeSegmentWaiters(words, layout, seg);
+  wakeSegmentWaiters(words, layout, seg, false);
 }

@@ -9,7 +9,8 @@
  * Both end with the caller's timeout error at the deadline and ERR_XPMEM_ABORTED on abort.
  */
 import { xpmemError, type XpmemError } from '../errors.js';
-import { H_CLOSED, SEG_WAITERS, SP_DOORBELL, SP_WAIT_SEG, slotBase, type Layout } from '../segment/layout.js';
+import { H_CLOSED, SEG_WAITERS, SP_DOORBELL, SP_WAIT_SEG, WAIT_GRANTED, WAIT_WANT, slotBase, type Layout } from '../segment/layout.js';
+import { exitShared } from '../sync/rwlock.js';
 import { remaining, wait, waitAsync } from '../sync/futex.js';
 
 /** One condition to wait for. */
@@ -18,6 +19,11 @@ export interface WaitFor {
   until(): boolean;
   /** Segment slot the condition concerns (registers for its wakeups), or -1. */
   readonly seg: number;
+  /**
+   * For a section entry: the word of its held slot. The window's end may then grant the hold
+   * (WAIT_GRANTED); the wait publishes it there and returns without calling until().
+   */
+  readonly held?: number;
   /** performance.now() deadline. */
   readonly deadline: number;
   readonly signal?: AbortSignal | undefined;
@@ -39,14 +45,25 @@ export interface Waiting {
 function register(s: Waiting, w: WaitFor): number {
   const base = slotBase(s.layout.spaces, s.slot);
   if (w.seg >= 0) {
-    Atomics.store(s.words, base + SP_WAIT_SEG, w.seg + 1);
+    Atomics.store(s.words, base + SP_WAIT_SEG, (w.seg + 1) | (w.held === undefined ? 0 : WAIT_WANT));
     Atomics.store(s.words, slotBase(s.layout.segments, w.seg) + SEG_WAITERS, 1);
   }
   return base + SP_DOORBELL;
 }
 
-function unregister(s: Waiting, w: WaitFor): void {
-  if (w.seg >= 0) Atomics.store(s.words, slotBase(s.layout.spaces, s.slot) + SP_WAIT_SEG, 0);
+/** Takes a hold granted at a window's end: publishes it in the held slot. */
+function granted(s: Waiting, w: WaitFor): boolean {
+  if (w.held === undefined) return false;
+  if ((Atomics.load(s.words, slotBase(s.layout.spaces, s.slot) + SP_WAIT_SEG) & WAIT_GRANTED) === 0) return false;
+  Atomics.store(s.words, w.held, w.seg + 1);
+  return true;
+}
+
+/** Clears the wait word; a grant not taken (the wait failed) is given back like a section exit. */
+function unregister(s: Waiting, w: WaitFor, entered: boolean): void {
+  if (w.seg < 0) return;
+  const was = Atomics.exchange(s.words, slotBase(s.layout.spaces, s.slot) + SP_WAIT_SEG, 0);
+  if ((was & WAIT_GRANTED) !== 0 && !entered && w.held !== undefined) exitShared(s.words, s.layout, w.held, slotBase(s.layout.segments, w.seg));
 }
 
 /** Throws if the wait must end for a reason other than its condition. */
@@ -63,11 +80,12 @@ function aborted(w: WaitFor): XpmemError {
 /** Blocks the thread until `w.until()`. May sleep; see the file contract. */
 export function waitSync(s: Waiting, w: WaitFor): void {
   const bell = register(s, w);
+  let entered = false;
   try {
     for (;;) {
       const seen = Atomics.load(s.words, bell);
       s.deliverInline();
-      if (w.until()) return;
+      if ((entered = granted(s, w) || w.until())) return;
       if (w.seg >= 0 && s.unsettledFor(w.seg)) {
         throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `a synchronous wait on segment slot ${w.seg} depends on this thread's own notifier promise; use the async variant`);
       }
@@ -75,22 +93,23 @@ export function waitSync(s: Waiting, w: WaitFor): void {
       wait(s.words, bell, seen, w.deadline);
     }
   } finally {
-    unregister(s, w);
+    unregister(s, w, entered);
   }
 }
 
 /** Waits without blocking the event loop until `w.until()`. See the file contract. */
 export async function waitAsyncFor(s: Waiting, w: WaitFor): Promise<void> {
   const bell = register(s, w);
+  let entered = false;
   try {
     for (;;) {
       const seen = Atomics.load(s.words, bell);
-      if (w.until()) return;
+      if ((entered = granted(s, w) || w.until())) return;
       checkWait(s, w);
       await waitAsync(s.words, bell, seen, w.deadline, w.signal);
     }
   } finally {
-    unregister(s, w);
+    unregister(s, w, entered);
   }
 }
 

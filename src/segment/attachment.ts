@@ -190,6 +190,7 @@ export class Attachment {
       const bounds = mm.bounds(opts, sync);
       yield {
         seg,
+        held: at,
         deadline: bounds.deadline,
         signal: bounds.signal,
         until: () => this.#detached || enterShared(words, layout, at, seg, segBase),

@@ -56,9 +56,14 @@ export const SP_NEXT = 3;       // [tx] free-list link
 export const SP_NOTIFIERS = 4;  // [tx] space-wide notifiers registered by this space
 export const SP_DOORBELL = 5;   // [atomic] the one word this space sleeps on; += 1 per ring
 export const SP_EVENTS = 6;     // [atomic] 1 when invalidation events may be pending for it
-export const SP_WAIT_SEG = 7;   // [atomic] segment slot + 1 this space waits on (0 = none)
+export const SP_WAIT_SEG = 7;   // [atomic] segment slot + 1 this space waits on (0 = none), | WAIT_*
 export const SP_HELD = 8;       // [atomic] MAX_DEPTH words: segment slot + 1 per held section
 export const SP_FIXED = 8;
+
+/** SP_WAIT_SEG flags: a section entry waiting for a window to end asks to be let in at its end. */
+export const WAIT_SEG_MASK = (1 << 29) - 1;
+export const WAIT_WANT = 1 << 29;     // a section entry: grant it a hold when the window ends
+export const WAIT_GRANTED = 1 << 30;  // granted by the window's end: counts as a held section
 
 export const SPACE_FREE = 0;
 export const SPACE_LIVE = 1;

@@ -4,7 +4,9 @@
  * every condition it cares about, so one ring serves events, lock releases and acks alike.
  * Every function here may be called from any thread and never sleeps.
  */
-import { SEG_WAITERS, SP_DOORBELL, SP_EVENTS, SP_STATE, SP_WAIT_SEG, SPACE_LIVE, slotBase, type Layout } from '../segment/layout.js';
+import {
+  SEG_WAITERS, SP_DOORBELL, SP_EVENTS, SP_STATE, SP_WAIT_SEG, SPACE_LIVE, WAIT_GRANTED, WAIT_SEG_MASK, WAIT_WANT, slotBase, type Layout,
+} from '../segment/layout.js';
 import { notify } from './futex.js';
 
 /** Wakes space `space` (sync and async sleepers alike). */
@@ -23,12 +25,21 @@ export function post(words: Int32Array, layout: Layout, space: number): void {
 /**
  * Rings every space waiting on segment `seg` (window end, operation lock release). Cheap when
  * nobody waits: one exchange. Waiters set SP_WAIT_SEG, then SEG_WAITERS, then re-check.
+ *
+ * With `grant` (a window just ended, before any next window can open), section entries that
+ * waited for it are let in: their wait word turns WAIT_GRANTED, which counts as a held section
+ * (sync/rwlock.ts). This is the rwsem's reader handoff: back-to-back VM operations cannot
+ * starve the sections that queued behind a window.
  */
-export function wakeSegmentWaiters(words: Int32Array, layout: Layout, seg: number): void {
+export function wakeSegmentWaiters(words: Int32Array, layout: Layout, seg: number, grant: boolean): void {
   if (Atomics.exchange(words, slotBase(layout.segments, seg) + SEG_WAITERS, 0) === 0) return;
   const { spaces } = layout;
   for (let s = 0; s < spaces.capacity; s++) {
     const base = slotBase(spaces, s);
-    if (Atomics.load(words, base + SP_STATE) === SPACE_LIVE && Atomics.load(words, base + SP_WAIT_SEG) === seg + 1) ring(words, layout, s);
+    if (Atomics.load(words, base + SP_STATE) !== SPACE_LIVE) continue;
+    const wait = Atomics.load(words, base + SP_WAIT_SEG);
+    if ((wait & WAIT_SEG_MASK) !== seg + 1) continue;
+    if (grant && (wait & WAIT_WANT) !== 0) Atomics.compareExchange(words, base + SP_WAIT_SEG, wait, wait | WAIT_GRANTED);
+    ring(words, layout, s);
   }
 }

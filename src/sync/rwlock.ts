@@ -14,7 +14,9 @@
  * simply stops counting its slots: the robust list of Linux's robust futexes, for free.
  */
 import { ring } from './doorbell.js';
-import { SEG_DRAINER, SEG_SEQ, SP_HELD, SP_STATE, SPACE_LIVE, slotBase, type Layout } from '../segment/layout.js';
+import {
+  SEG_DRAINER, SEG_SEQ, SP_HELD, SP_STATE, SP_WAIT_SEG, SPACE_LIVE, WAIT_GRANTED, WAIT_WANT, slotBase, type Layout,
+} from '../segment/layout.js';
 
 /**
  * Publishes a shared hold of segment `seg` in slot `held` and checks the window.
@@ -40,7 +42,8 @@ export function exitShared(words: Int32Array, layout: Layout, held: number, segB
 }
 
 /**
- * The first live space, other than `except`, holding segment `seg` in any held slot, or -1.
+ * The first live space, other than `except`, holding segment `seg` in any held slot (or
+ * granted a hold at a window's end, see sync/doorbell.ts), or -1.
  * Any thread; never sleeps. O(spaces x depth) loads: the price of a robust reader indicator,
  * paid only by VM operations.
  */
@@ -52,6 +55,7 @@ export function holderOf(words: Int32Array, layout: Layout, seg: number, except:
     const base = slotBase(spaces, s);
     if (Atomics.load(words, base + SP_STATE) !== SPACE_LIVE) continue;
     for (let d = 0; d < depth; d++) if (Atomics.load(words, base + SP_HELD + d) === seg + 1) return s;
+    if (Atomics.load(words, base + SP_WAIT_SEG) === (seg + 1 | WAIT_WANT | WAIT_GRANTED)) return s;
   }
   return -1;
 }

@@ -49,19 +49,38 @@ export async function reap(me: Mm, dead: number): Promise<number> {
   cb.transact(me.slot, (tx) => tx.set(slotBase(layout.spaces, dead) + SP_STATE, SPACE_DEAD));
   const spBase = slotBase(layout.spaces, dead);
   for (let d = 0; d < layout.caps.depth; d++) Atomics.store(words, spBase + SP_HELD + d, 0);
+  wakeAll(cb); // drains, ack waits and lock waits re-check: the dead space no longer counts
   settleRecords(cb, me.slot, dead);
   releaseOperations(cb, dead);
   const owned = dropUsers(cb, me.slot, dead);
-  for (const ref of owned) {
-    try {
-      await me.runAsync(invalidate(me, removal(cb, me.slot, ref, 'release'), me.bounds(undefined, false)));
-    } catch {
-      // A live attacher did not answer in time: the segment stays owned by the dead space and
-      // is retried by the next reap or domain.close(); nothing waits on the dead space.
-    }
-  }
+  for (const ref of owned) await release(me, ref);
   cb.transact(me.slot, (tx) => freeSlot(tx, cb.spaceList, dead));
   return owned.length;
+}
+
+/**
+ * Removes a dead owner's segment with event 'release'. A live attacher that does not answer in
+ * time (or holds a section past the deadline) only delays it: the reaper tries again, each try
+ * bounded by the deadline, until it succeeds or the domain closes. Nothing waits on the dead.
+ */
+async function release(me: Mm, ref: { slot: number; gen: number; id: number }): Promise<void> {
+  for (;;) {
+    try {
+      await me.runAsync(invalidate(me, removal(me.cb, me.slot, ref, 'release'), me.bounds(undefined, false)));
+      return;
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code !== 'ERR_XPMEM_TIMEOUT') return; // CLOSED, or already gone
+    }
+  }
+}
+
+/** Rings every live space. Never sleeps. */
+function wakeAll(cb: ControlBlock): void {
+  const { words, layout } = cb;
+  for (let s = 0; s < layout.spaces.capacity; s++) {
+    if (Atomics.load(words, slotBase(layout.spaces, s) + SP_STATE) === SPACE_LIVE) ring(words, layout, s);
+  }
 }
 
 /** Acks on the dead space's behalf; ends records it was invalidating. */
@@ -93,9 +112,10 @@ function releaseOperations(cb: ControlBlock, dead: number): void {
   for (let s = 0; s < layout.segments.capacity; s++) {
     const base = slotBase(layout.segments, s);
     if (Atomics.load(words, base + SEG_OPLOCK) !== dead + 1) continue;
-    if ((Atomics.load(words, base + SEG_SEQ) & 1) !== 0) writeEnd(words, base + SEG_SEQ);
+    const open = (Atomics.load(words, base + SEG_SEQ) & 1) !== 0;
+    if (open) writeEnd(words, base + SEG_SEQ);
     Atomics.store(words, base + SEG_OPLOCK, 0);
-    wakeSegmentWaiters(words, layout, s);
+    wakeSegmentWaiters(words, layout, s, open);
   }
 }
 
