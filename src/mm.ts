@@ -26,6 +26,8 @@ export class Mm implements Waiting, Invalidator {
   readonly delivery: Delivery;
   /** Held-section slots: segment slot per SP_HELD index, -1 = free. Mirrors the shared words. */
   readonly held: Int32Array;
+  /** Segment id per held-section slot, -1 = free: sections nest in increasing id order. */
+  readonly heldIds: Float64Array;
   /** Number of sections this thread holds now. */
   holding = 0;
   #gone = false;
@@ -36,6 +38,7 @@ export class Mm implements Waiting, Invalidator {
     this.gen = gen;
     this.delivery = new Delivery(cb, slot);
     this.held = new Int32Array(cb.layout.caps.depth).fill(-1);
+    this.heldIds = new Float64Array(cb.layout.caps.depth).fill(-1);
   }
 
   get words(): Int32Array {
@@ -81,11 +84,11 @@ export class Mm implements Waiting, Invalidator {
     return this.held.includes(seg);
   }
 
-  /** Highest segment slot this thread holds a section on, or -1. */
+  /** Highest segment id this thread holds a section on, or -1. */
   highestHeld(): number {
     if (this.holding === 0) return -1;
     let max = -1;
-    for (const s of this.held) if (s > max) max = s;
+    for (const id of this.heldIds) if (id > max) max = id;
     return max;
   }
 

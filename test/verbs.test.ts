@@ -130,7 +130,7 @@ describe('XPMEM verbs in one space', () => {
     await d.close();
   });
 
-  it('sections nest only in segment order; a sync VM operation inside its own section would deadlock', async () => {
+  it('sections nest only in increasing segment id order; a sync VM operation inside its own section would deadlock', async () => {
     const d = await domain();
     const low = d.space.make(64);
     const high = d.space.make(64);
@@ -141,6 +141,13 @@ describe('XPMEM verbs in one space', () => {
     await expectCode(() => a.read(() => a.read(() => 0)), 'ERR_XPMEM_WOULD_DEADLOCK');
     await expectCode(() => a.read(() => low.migrateSync()), 'ERR_XPMEM_WOULD_DEADLOCK');
     await expectCode(() => a.read(() => a.detach()), 'ERR_XPMEM_BUSY');
+    // A reused table slot gets a new, higher id: the order is by id, not by where it is stored.
+    await low.remove();
+    const later = d.space.make(64);
+    expect(later.id).toBeGreaterThan(high.id);
+    const c = d.space.get(later.id).attach();
+    expect(b.read(() => c.read(() => 'by id'))).toBe('by id');
+    await expectCode(() => c.read(() => b.read(() => 0)), 'ERR_XPMEM_WOULD_DEADLOCK');
     expect(d.check().errors).toEqual([]);
     await d.close();
   });

@@ -13,11 +13,11 @@
  * runs step 5; the operation then fails with ERR_XPMEM_TIMEOUT naming the space that did not
  * answer. VM operations on one segment are serialized by its operation lock (SEG_OPLOCK).
  */
-import { xpmemError } from '../errors.js';
+import { xpmemError, type XpmemError } from '../errors.js';
 import {
   AT_LENGTH, AT_NEXT, AT_NOTIFIERS, AT_OFFSET, AT_SPACE, H_REGSEQ, IV_END, IV_EVENT, IV_INVALIDATOR, IV_LENGTH,
   IV_OFFSET, IV_ORPHAN, IV_SEG, IV_SNAP, IV_STATE, SEG_DRAINER, SEG_OPLOCK, SEG_OWNER, SEG_RMAP, SEG_SEQ,
-  SP_NOTIFIERS, SP_STATE, SPACE_LIVE, slotBase,
+  SP_NOTIFIERS, SP_STATE, SPACE_LIVE, slotBase, spaceIdAt,
 } from '../segment/layout.js';
 import type { ControlBlock } from '../segment/control.js';
 import { holderOf } from '../sync/rwlock.js';
@@ -156,7 +156,7 @@ function* drain(me: Invalidator, seg: number, bounds: Bounds): Waits<unknown> {
       deadline: bounds.deadline,
       signal: bounds.signal,
       until: () => (holder = holderOf(words, layout, seg, -1)) < 0,
-      timeout: () => xpmemError('ERR_XPMEM_TIMEOUT', `space ${holder} held a section on the segment past the deadline; the operation was rolled back`, holder),
+      timeout: () => unresponsive(me, holder, 'held a section on the segment past the deadline; the operation was rolled back'),
     };
     return undefined;
   } catch (error) {
@@ -200,7 +200,7 @@ function acks(me: Invalidator, r: number, which: number, bounds: Bounds, what: s
         setBit(words, layout, r, which, pending);
       }
     },
-    timeout: () => xpmemError('ERR_XPMEM_TIMEOUT', `space ${pending} did not finish ${what} within the deadline; the operation was rolled back`, pending),
+    timeout: () => unresponsive(me, pending, `did not finish ${what} within the deadline; the operation was rolled back`),
   };
 }
 
@@ -219,8 +219,14 @@ function* lockOperation(me: Invalidator, seg: number, bounds: Bounds): Waits<voi
     deadline: bounds.deadline,
     signal: bounds.signal,
     until: take,
-    timeout: () => xpmemError('ERR_XPMEM_TIMEOUT', `space ${holder - 1} kept a VM operation on the segment running past the deadline`, holder - 1),
+    timeout: () => unresponsive(me, holder - 1, 'kept a VM operation on the segment running past the deadline'),
   };
+}
+
+/** ERR_XPMEM_TIMEOUT naming the space in slot `slot` by its public id. */
+function unresponsive(me: Invalidator, slot: number, what: string): XpmemError {
+  const id = spaceIdAt(me.cb.words, me.cb.layout, slot);
+  return xpmemError('ERR_XPMEM_TIMEOUT', `space ${id} ${what}`, id);
 }
 
 /** Releases the operation lock and wakes whoever waits on the segment. Never sleeps. */

@@ -7,7 +7,7 @@
  *          allows the access, take the cached view.
  *   exit:  drop the hold, ring a drainer if a window opened meanwhile.
  *
- * Sections nest only in increasing segment order (the rwlock order), else
+ * Sections nest only in increasing segment id order (the rwlock order), else
  * ERR_XPMEM_WOULD_DEADLOCK. Every method runs in the attaching thread only.
  */
 import { xpmemError, checkFunction, checkOneOf } from '../errors.js';
@@ -177,8 +177,8 @@ export class Attachment {
     this.#usable();
     const mm = this.#mm;
     const seg = this.#a.seg;
-    if (mm.highestHeld() >= seg) {
-      throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `sections nest in segment order: this thread holds a section on a segment ordered at or after segment ${this.#a.segId}; enter them in segment order`);
+    if (mm.highestHeld() >= this.#a.segId) {
+      throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `sections nest in increasing segment id order: this thread holds a section on segment ${mm.highestHeld()}, not below ${this.#a.segId}`);
     }
     const i = mm.held.indexOf(-1);
     if (i < 0) throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `more than ${mm.held.length} nested sections in one thread; raise capacity.depth`);
@@ -208,6 +208,7 @@ export class Attachment {
       throw error;
     }
     mm.held[i] = seg;
+    mm.heldIds[i] = this.#a.segId;
     mm.holding++;
     this.#inside++;
     return i;
@@ -217,6 +218,7 @@ export class Attachment {
     const mm = this.#mm;
     const { words, layout } = mm;
     mm.held[i] = -1;
+    mm.heldIds[i] = -1;
     mm.holding--;
     this.#inside--;
     exitShared(words, layout, mm.heldAt(i), slotBase(layout.segments, this.#a.seg));

@@ -230,6 +230,11 @@ export function idOf(table: Table, slot: number, gen: number): number {
   return gen * table.capacity + slot;
 }
 
+/** Public id of the space in slot `slot`, as its Space.id reads. Any thread. */
+export function spaceIdAt(words: Int32Array, layout: Layout, slot: number): number {
+  return idOf(layout.spaces, slot, Atomics.load(words, slotBase(layout.spaces, slot) + SP_GEN));
+}
+
 /** Slot named by a public id (its generation must still be checked). */
 export function slotOf(table: Table, id: number): number {
   return id % table.capacity;
