@@ -1,6 +1,6 @@
 /** Death (DESIGN section 4): a terminated space is reaped and nobody waits on it. */
 import { describe, expect, it } from 'vitest';
-import { agents, domain, expectCode, Gates, teardown } from './helpers.js';
+import { agents, BOUND, bounded, domain, expectCode, Gates, teardown } from './helpers.js';
 
 describe('reaping dead spaces', () => {
   it('a worker terminated inside a section: its hold is released and the owner\'s migrate completes', async () => {
@@ -18,6 +18,22 @@ describe('reaping dead spaces', () => {
     expect(d.maps().filter((r) => r.kind === 'attachment')).toEqual([]);
     expect(d.check().errors).toEqual([]);
     await teardown(d, []);
+  });
+
+  it('a third thread draining the dead space is woken by the reap, not left to its deadline', async () => {
+    const d = await domain({ deadlineMs: 4 * BOUND }); // a missed wake shows as a bounded() failure
+    const gates = new Gates();
+    const [owner, holder] = await agents(d, gates, 2);
+    const segId = await owner!.call<number>('make', { bytes: 64 });
+    const att = await holder!.call('attach', { access: await holder!.call('get', { segId }) });
+    void holder!.send('hold', { att, gate: gates.take(), tag: 1 }).catch(() => {});
+    await holder!.until((e) => e.event === 'holding');
+    const migrated = owner!.call('migrate', { segId });
+    await holder!.worker.terminate();
+    await bounded(migrated, 'the owner\'s migrate');
+    await d.settled();
+    expect(d.check().errors).toEqual([]);
+    await teardown(d, [owner!]);
   });
 
   it('a worker terminated inside a blocking callback counts as acked; the operation completes', async () => {

@@ -4,7 +4,7 @@
  * tag * 10 + 1 start, 2 start done, 3 end, 4 release, 5 unregistered; the main thread logs 9x).
  */
 import { describe, expect, it } from 'vitest';
-import { agents, domain, expectCode, Gates, teardown } from './helpers.js';
+import { agents, bounded, domain, expectCode, Gates, teardown } from './helpers.js';
 
 const RESOLVED = 99;
 
@@ -83,6 +83,32 @@ describe('invalidation protocol', () => {
     await teardown(d, [sleeper!, late!]);
   });
 
+  it('registration is race-free even before the space delivered the window\'s start: the late notifier is left out', async () => {
+    const d = await domain();
+    const gates = new Gates();
+    const [busy] = await agents(d, gates, 1);
+    const seg = d.space.make(64);
+    const att = await busy!.call('attach', { access: await busy!.call('get', { segId: seg.id }) });
+    await busy!.call('notifier', { att, how: 'plain', tag: 1 });
+    let opened!: () => void;
+    const window = new Promise<void>((resolve) => { opened = resolve; });
+    d.space.notifier({ invalidateStart: () => opened() }); // the owner's own: the window is open
+    const gate = gates.take();
+    const registered = busy!.send('spin', { gate, then: { op: 'notifier', att, how: 'plain', tag: 2 } });
+    await busy!.until((e) => e.event === 'spinning');
+    const migrated = seg.migrate();
+    await bounded(window, 'the window to open');
+    gates.open(gate); // registers tag 2 inside the window, before its dispatcher ran the start
+    await registered;
+    await migrated;
+    await busy!.until((e) => e.event === 'end' && e.tag === 1);
+    expect(busy!.events.filter((e) => e.tag === 2)).toEqual([]);
+    await seg.migrate();
+    await busy!.until((e) => e.event === 'end' && e.tag === 2);
+    expect(busy!.events.filter((e) => e.tag === 2).map((e) => e.event)).toEqual(['start', 'end']);
+    await teardown(d, [busy!]);
+  });
+
   it('unregister from inside a callback resolves only after that invalidation ended', async () => {
     const d = await domain();
     const gates = new Gates();
@@ -123,6 +149,27 @@ describe('invalidation protocol', () => {
     await spinner!.call('space');
     expect(spinner!.count('start')).toBe(spinner!.count('end'));
     await teardown(d, [spinner!]);
+  });
+
+  it('drain: a section already inside when the window opens keeps the operation from running; past the deadline it is rolled back', async () => {
+    const d = await domain();
+    const gates = new Gates();
+    const [holder] = await agents(d, gates, 1);
+    const seg = d.space.make(64);
+    const att = await holder!.call('attach', { access: await holder!.call('get', { segId: seg.id }) });
+    const spaceId = await holder!.call<number>('space');
+    const gate = gates.take();
+    const held = holder!.send('hold', { att, gate, tag: 1 });
+    await holder!.until((e) => e.event === 'holding');
+    const before = d.maps().find((r) => r.kind === 'segment')!.offset;
+    const error = await seg.migrate({ deadlineMs: 100 }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'ERR_XPMEM_TIMEOUT', space: spaceId });
+    expect(d.maps().find((r) => r.kind === 'segment')!.offset).toBe(before);
+    gates.open(gate);
+    await held;
+    await seg.migrate();
+    expect(d.maps().find((r) => r.kind === 'segment')!.offset).not.toBe(before);
+    await teardown(d, [holder!]);
   });
 
   it('a blocked callback past the deadline: ERR_XPMEM_TIMEOUT, and invalidateEnd is still delivered after its start', async () => {
