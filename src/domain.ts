@@ -7,7 +7,7 @@ import { checkIndex, checkOptions, invalidArgType } from './errors.js';
 import { ControlBlock, type DomainHandle } from './segment/control.js';
 import {
   AT_LENGTH, AT_OFFSET, AT_SEG, AT_SPACE, AT_STATE, GR_MODE, AT_GRANT, H_ARENA_UNITS, H_CLOSED, IV_STATE,
-  SEG_BYTES, SEG_GEN, SEG_OWNER, SEG_PROT, SEG_STATE, SEG_UNIT, SP_STATE, SPACE_LIVE, UNIT, idOf, slotBase,
+  SEG_BYTES, SEG_GEN, SEG_OWNER, SEG_PROT, SEG_STATE, SEG_UNIT, SP_GEN, SP_STATE, SPACE_LIVE, UNIT, idOf, slotBase,
   type Capacities,
 } from './segment/layout.js';
 import { ring } from './sync/doorbell.js';
@@ -167,10 +167,11 @@ export class Domain {
 
   /** A /proc/pid/maps-like list: every segment and attachment, or those of one space. */
   maps(spaceId?: number): MapRow[] {
+    if (spaceId !== undefined) checkIndex('spaceId', spaceId, 0, Number.MAX_SAFE_INTEGER);
     const { layout } = this.#cb;
     return this.#cb.transact(this.#mm.slot, (tx) => {
       const rows: MapRow[] = [];
-      const spaceIdOf = (slot: number): number => idOf(layout.spaces, slot, tx.get(slotBase(layout.spaces, slot) + 1));
+      const spaceIdOf = (slot: number): number => idOf(layout.spaces, slot, tx.get(slotBase(layout.spaces, slot) + SP_GEN));
       const segIdOf = (slot: number): number => idOf(layout.segments, slot, tx.get(slotBase(layout.segments, slot) + SEG_GEN));
       for (let s = 0; s < layout.segments.capacity; s++) {
         const base = slotBase(layout.segments, s);

@@ -3,7 +3,7 @@
  * objects (Space, Segment, Access, Attachment, Notifier) hold one and never expose it.
  * Every method runs in the thread that joined; none is safe to call from another thread.
  */
-import { xpmemError } from './errors.js';
+import { checkIndex, checkOptions, invalidArgType, xpmemError } from './errors.js';
 import { H_CLOSED, SP_GEN, SP_HELD, SP_STATE, SPACE_LIVE, slotBase } from './segment/layout.js';
 import type { ControlBlock } from './segment/control.js';
 import { Delivery } from './notifier/delivery.js';
@@ -17,6 +17,20 @@ export interface WaitOptions {
   deadlineMs?: number;
   /** Give up when aborted (async calls; sync calls check it at each wake). */
   signal?: AbortSignal;
+}
+
+/**
+ * Validates the options of a blocking call before anything changes: `deadlineMs` an integer
+ * >= 0, `signal` an AbortSignal. A signal already aborted is ERR_XPMEM_ABORTED at once.
+ */
+export function checkWaitOptions(opts: WaitOptions | undefined): void {
+  checkOptions('options', opts);
+  if (opts === undefined) return;
+  if (opts.deadlineMs !== undefined) checkIndex('options.deadlineMs', opts.deadlineMs, 0, 2 ** 31 - 1);
+  const { signal } = opts;
+  if (signal === undefined) return;
+  if (!(signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
+  if (signal.aborted) throw xpmemError('ERR_XPMEM_ABORTED', `aborted before it started: ${String(signal.reason)}`);
 }
 
 export class Mm implements Waiting, Invalidator {

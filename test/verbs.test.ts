@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Domain } from '../src/index.js';
+import type { Worker } from 'node:worker_threads';
+import { Domain, join } from '../src/index.js';
 import { agents, domain, expectCode, Gates, teardown } from './helpers.js';
 
 describe('XPMEM verbs in one space', () => {
@@ -63,6 +64,50 @@ describe('XPMEM verbs in one space', () => {
     }
     expect(JSON.stringify(d.maps().filter((r) => r.kind === 'segment'))).toBe(JSON.stringify(JSON.parse(before).filter((r: { kind: string }) => r.kind === 'segment')));
     await d.close();
+  });
+
+  it('bad options, handles and signals anywhere in the API get typed errors before anything changes', async () => {
+    const d = await domain();
+    const seg = d.space.make(256);
+    const att = d.space.get(seg.id).attach();
+    const aborted = AbortSignal.abort('stop');
+    const bad = { deadlineMs: -1 };
+    const cases: [() => unknown, string][] = [
+      [() => Domain.create({ arenaBytes: -1 }), 'ERR_OUT_OF_RANGE'],
+      [() => Domain.create({ deadlineMs: '5' as unknown as number }), 'ERR_INVALID_ARG_TYPE'],
+      [() => Domain.create(7 as unknown as object), 'ERR_INVALID_ARG_TYPE'],
+      [() => Domain.create({ capacity: 3 as unknown as object }), 'ERR_INVALID_ARG_TYPE'],
+      [() => join({ id: 1 } as unknown as Parameters<typeof join>[0]), 'ERR_INVALID_ARG_TYPE'],
+      [() => d.watch({} as unknown as Worker), 'ERR_INVALID_ARG_TYPE'],
+      [() => d.spawn(new URL('./helpers.js', import.meta.url), { workerData: 5 }), 'ERR_INVALID_ARG_TYPE'],
+      [() => d.maps('x' as unknown as number), 'ERR_INVALID_ARG_TYPE'],
+      [() => att.section('wx' as 'rw'), 'ERR_INVALID_ARG_VALUE'],
+      [() => att.section('ro', bad), 'ERR_OUT_OF_RANGE'],
+      [() => att.section('ro', { signal: {} as AbortSignal }), 'ERR_INVALID_ARG_TYPE'],
+      [() => att.readAsync(() => 0, bad), 'ERR_OUT_OF_RANGE'],
+      [() => att.writeAsync(5 as unknown as () => void), 'ERR_INVALID_ARG_TYPE'],
+      [() => att.writeAsync(() => 0, { signal: aborted }), 'ERR_XPMEM_ABORTED'],
+      [() => att.map(bad), 'ERR_OUT_OF_RANGE'],
+      [() => att.write(Object as unknown as Float64ArrayConstructor, () => 0), 'ERR_INVALID_ARG_TYPE'],
+      [() => seg.migrate(bad), 'ERR_OUT_OF_RANGE'],
+      [() => seg.migrate({ signal: aborted }), 'ERR_XPMEM_ABORTED'],
+      [() => seg.removeSync({ signal: aborted }), 'ERR_XPMEM_ABORTED'],
+      [() => seg.resize(2 ** 40), 'ERR_OUT_OF_RANGE'],
+      [() => seg.protectSync('ro', 3 as unknown as object), 'ERR_INVALID_ARG_TYPE'],
+    ];
+    const before = JSON.stringify(d.maps());
+    for (const [i, [fn, code]] of cases.entries()) {
+      await expectCode(fn, code).catch((error: Error) => { throw new Error(`case ${i}: ${error.message}`); });
+      expect(d.check().errors).toEqual([]);
+    }
+    expect(JSON.stringify(d.maps())).toBe(before);
+    expect(att.read((v) => v.length)).toBe(256); // nothing was left half-entered
+    await d.close();
+    await expectCode(() => att.read(() => 0), 'ERR_XPMEM_CLOSED');
+    await expectCode(() => d.space.get(seg.id), 'ERR_XPMEM_CLOSED');
+    await expectCode(() => d.space.notifier({}), 'ERR_XPMEM_CLOSED');
+    await expectCode(() => seg.migrate(), 'ERR_XPMEM_CLOSED');
+    await expectCode(() => join(d.handle()), 'ERR_XPMEM_CLOSED');
   });
 
   it('use after detach, release, remove and close gives typed errors; a second detach or release is a no-op', async () => {

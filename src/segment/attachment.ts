@@ -12,9 +12,9 @@
  */
 import { xpmemError, checkFunction, checkOneOf } from '../errors.js';
 import { AT_GEN, AT_STATE, SEG_GEN, SEG_LIVE, SEG_STATE, slotBase } from './layout.js';
-import type { Mm, WaitOptions } from '../mm.js';
+import { checkWaitOptions, type Mm, type WaitOptions } from '../mm.js';
 import { enterShared, exitShared } from '../sync/rwlock.js';
-import { ViewCache, type ViewType } from './view.js';
+import { checkViewType, ViewCache, type ViewType } from './view.js';
 import { Mapping } from './mapping.js';
 import type { Waits } from '../notifier/wait.js';
 import type { NotifierCallbacks } from '../notifier/range.js';
@@ -100,6 +100,7 @@ export class Attachment {
   /** Opens an explicit section: `using s = att.section('rw')`. May sleep (sync). */
   section(mode: 'ro' | 'rw', opts?: WaitOptions): Section {
     const write = checkOneOf('mode', mode, ['ro', 'rw'] as const) === 'rw';
+    checkWaitOptions(opts);
     const held = this.#mm.runSync(this.#enter(write, opts, true));
     let open = true;
     const end = (): void => {
@@ -154,6 +155,7 @@ export class Attachment {
     const type = b === undefined ? undefined : (a as ViewType<unknown>);
     const fn = (b === undefined ? a : b) as (view: unknown) => unknown;
     checkFunction('fn', fn);
+    if (type !== undefined) checkViewType('type', type);
     const held = this.#mm.runSync(this.#enter(write, undefined, true));
     try {
       return fn(type === undefined ? this.#views.bytes : this.#views.typed(type));
@@ -164,6 +166,7 @@ export class Attachment {
 
   async #sectionAsync<T>(write: boolean, fn: (view: Uint8Array) => T | Promise<T>, opts: WaitOptions | undefined): Promise<T> {
     checkFunction('fn', fn);
+    checkWaitOptions(opts);
     const held = await this.#mm.runAsync(this.#enter(write, opts, false));
     try {
       return await fn(this.#views.bytes);

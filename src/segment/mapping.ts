@@ -6,7 +6,7 @@
  * now belongs to someone else. Check `retry()` after each unit of work and `refresh()` when true.
  */
 import { SEG_SEQ, slotBase } from './layout.js';
-import type { Mm, WaitOptions } from '../mm.js';
+import { checkWaitOptions, type Mm, type WaitOptions } from '../mm.js';
 import { readBegin, readRetry } from '../sync/seqcount.js';
 import { xpmemError } from '../errors.js';
 import type { ViewCache } from './view.js';
@@ -59,6 +59,7 @@ export class Mapping {
    * close, then reads the segment's place. Throws ERR_XPMEM_REMOVED when it is gone.
    */
   refresh(opts?: WaitOptions): void {
+    checkWaitOptions(opts);
     const mm = this.#mm;
     const words = mm.words;
     const bounds = mm.bounds(opts, true);

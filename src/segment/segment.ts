@@ -3,9 +3,9 @@
  * invalidation (notifier/invalidate.ts); async forms wait without blocking, sync forms block
  * the thread (and refuse with ERR_XPMEM_WOULD_DEADLOCK where they would wait for themselves).
  */
-import { checkIndex, checkOneOf, checkOptions } from '../errors.js';
+import { checkIndex, checkOneOf } from '../errors.js';
 import { PERMIT_NONE, PERMIT_RO, PERMIT_RW, SEG_BYTES, SEG_PROT, slotBase } from './layout.js';
-import type { Mm, WaitOptions } from '../mm.js';
+import { checkWaitOptions, type Mm, type WaitOptions } from '../mm.js';
 import { invalidate, type Operation } from '../notifier/invalidate.js';
 import { checkSegment, migration, protection, removal, resizing, type SegmentRef } from './vm.js';
 
@@ -95,14 +95,14 @@ export class Segment {
   }
 
   async #async(build: () => Operation, opts: WaitOptions | undefined): Promise<void> {
-    checkOptions('options', opts);
+    checkWaitOptions(opts);
     const op = build();
     this.#mm.checkLive();
     await this.#mm.runAsync(invalidate(this.#mm, op, this.#mm.bounds(opts, false)));
   }
 
   #sync(build: () => Operation, opts: WaitOptions | undefined): void {
-    checkOptions('options', opts);
+    checkWaitOptions(opts);
     const op = build();
     this.#mm.checkLive();
     this.#mm.runSync(invalidate(this.#mm, op, this.#mm.bounds(opts, true)));

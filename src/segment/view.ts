@@ -3,11 +3,21 @@
  * SEG_VIEWGEN moves (migrate, resize, protect, swap). Read only inside a section or map(),
  * where SEG_VIEWGEN cannot change underneath.
  */
-import { xpmemError } from '../errors.js';
+import { invalidArgType, xpmemError } from '../errors.js';
 import { PERMIT_RO, PERMIT_RW, SEG_BYTES, SEG_PROT, SEG_UNIT, SEG_VIEWGEN, UNIT } from './layout.js';
 
 /** A typed-array constructor sections can hand out. */
 export type ViewType<V> = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): V; readonly BYTES_PER_ELEMENT: number };
+
+const VIEW_TYPES: ReadonlySet<unknown> = new Set([
+  Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array,
+  Float32Array, Float64Array, BigInt64Array, BigUint64Array,
+]);
+
+/** Validates that `type` is one of the built-in typed-array constructors. */
+export function checkViewType(name: string, type: unknown): void {
+  if (!VIEW_TYPES.has(type)) throw invalidArgType(name, 'a typed-array constructor such as Float64Array', type);
+}
 
 export class ViewCache {
   #gen = -1;
