@@ -172,6 +172,36 @@ describe('invalidation protocol', () => {
     await teardown(d, [holder!]);
   });
 
+  it('concurrent async sections in one thread keep separate holds: one waiting out a window never hides another', async () => {
+    const d = await domain();
+    const gates = new Gates();
+    const [sleeper] = await agents(d, gates, 1);
+    const x = d.space.make(64);
+    const y = d.space.make(64);
+    const gate = gates.take();
+    const satt = await sleeper!.call('attach', { access: await sleeper!.call('get', { segId: x.id }) });
+    await sleeper!.call('notifier', { att: satt, how: 'block', gate, tag: 1 });
+    const ax = d.space.get(x.id).attach();
+    const ay = d.space.get(y.id).attach();
+    const xMigrated = x.migrate();
+    await sleeper!.until((e) => e.event === 'start'); // x's window is open
+    const inX = ax.writeAsync((v) => { v[0] = 1; }); // waits out the window
+    let leaveY!: () => void;
+    let enteredY!: () => void;
+    const yEntered = new Promise<void>((resolve) => { enteredY = resolve; });
+    const inY = ay.writeAsync(async () => { enteredY(); await new Promise<void>((resolve) => { leaveY = resolve; }); });
+    await yEntered;
+    gates.open(gate);
+    await xMigrated;
+    await inX; // x's section came and went while y's is still open
+    const error = await y.migrate({ deadlineMs: 100 }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'ERR_XPMEM_TIMEOUT', space: d.space.id }); // y's drain still sees our hold
+    leaveY();
+    await inY;
+    await y.migrate();
+    await teardown(d, [sleeper!]);
+  });
+
   it('a blocked callback past the deadline: ERR_XPMEM_TIMEOUT, and invalidateEnd is still delivered after its start', async () => {
     const d = await domain();
     const gates = new Gates();

@@ -9,7 +9,7 @@
  * Both end with the caller's timeout error at the deadline and ERR_XPMEM_ABORTED on abort.
  */
 import { xpmemError, type XpmemError } from '../errors.js';
-import { H_CLOSED, SEG_WAITERS, SP_DOORBELL, SP_WAIT_SEG, WAIT_GRANTED, WAIT_WANT, slotBase, type Layout } from '../segment/layout.js';
+import { H_CLOSED, SEG_WAITERS, SP_DOORBELL, SP_WAIT_ANY, slotBase, type Layout } from '../segment/layout.js';
 import { exitShared } from '../sync/rwlock.js';
 import { remaining, wait, waitAsync } from '../sync/futex.js';
 
@@ -20,8 +20,8 @@ export interface WaitFor {
   /** Segment slot the condition concerns (registers for its wakeups), or -1. */
   readonly seg: number;
   /**
-   * For a section entry: the word of its held slot. The window's end may then grant the hold
-   * (WAIT_GRANTED); the wait publishes it there and returns without calling until().
+   * For a section entry: its held word, parked by sync/rwlock.ts enterShared (the window's end
+   * finds it there and may grant it). A wait that fails clears it like a section exit.
    */
   readonly held?: number;
   /** performance.now() deadline. */
@@ -42,28 +42,25 @@ export interface Waiting {
   unsettledFor(seg: number): boolean;
 }
 
+/**
+ * Asks for wake-ups about segment `w.seg`: a section entry is already parked in its held word;
+ * any other wait counts itself in SP_WAIT_ANY (several waits of one space may be in flight:
+ * async ones interleave). Then SEG_WAITERS tells the waker to look.
+ */
 function register(s: Waiting, w: WaitFor): number {
   const base = slotBase(s.layout.spaces, s.slot);
   if (w.seg >= 0) {
-    Atomics.store(s.words, base + SP_WAIT_SEG, (w.seg + 1) | (w.held === undefined ? 0 : WAIT_WANT));
+    if (w.held === undefined) Atomics.add(s.words, base + SP_WAIT_ANY, 1);
     Atomics.store(s.words, slotBase(s.layout.segments, w.seg) + SEG_WAITERS, 1);
   }
   return base + SP_DOORBELL;
 }
 
-/** Takes a hold granted at a window's end: publishes it in the held slot. */
-function granted(s: Waiting, w: WaitFor): boolean {
-  if (w.held === undefined) return false;
-  if ((Atomics.load(s.words, slotBase(s.layout.spaces, s.slot) + SP_WAIT_SEG) & WAIT_GRANTED) === 0) return false;
-  Atomics.store(s.words, w.held, w.seg + 1);
-  return true;
-}
-
-/** Clears the wait word; a grant not taken (the wait failed) is given back like a section exit. */
+/** Undoes register; a section entry that failed gives back its parked or granted hold. */
 function unregister(s: Waiting, w: WaitFor, entered: boolean): void {
   if (w.seg < 0) return;
-  const was = Atomics.exchange(s.words, slotBase(s.layout.spaces, s.slot) + SP_WAIT_SEG, 0);
-  if ((was & WAIT_GRANTED) !== 0 && !entered && w.held !== undefined) exitShared(s.words, s.layout, w.held, slotBase(s.layout.segments, w.seg));
+  if (w.held === undefined) Atomics.sub(s.words, slotBase(s.layout.spaces, s.slot) + SP_WAIT_ANY, 1);
+  else if (!entered) exitShared(s.words, s.layout, w.held, slotBase(s.layout.segments, w.seg));
 }
 
 /** Throws if the wait must end for a reason other than its condition. */
@@ -85,7 +82,7 @@ export function waitSync(s: Waiting, w: WaitFor): void {
     for (;;) {
       const seen = Atomics.load(s.words, bell);
       s.deliverInline();
-      if ((entered = granted(s, w) || w.until())) return;
+      if ((entered = w.until())) return;
       if (w.seg >= 0 && s.unsettledFor(w.seg)) {
         throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `a synchronous wait on segment slot ${w.seg} depends on this thread's own notifier promise; use the async variant`);
       }
@@ -104,7 +101,7 @@ export async function waitAsyncFor(s: Waiting, w: WaitFor): Promise<void> {
   try {
     for (;;) {
       const seen = Atomics.load(s.words, bell);
-      if ((entered = granted(s, w) || w.until())) return;
+      if ((entered = w.until())) return;
       checkWait(s, w);
       await waitAsync(s.words, bell, seen, w.deadline, w.signal);
     }

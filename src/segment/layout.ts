@@ -56,14 +56,18 @@ export const SP_NEXT = 3;       // [tx] free-list link
 export const SP_NOTIFIERS = 4;  // [tx] space-wide notifiers registered by this space
 export const SP_DOORBELL = 5;   // [atomic] the one word this space sleeps on; += 1 per ring
 export const SP_EVENTS = 6;     // [atomic] 1 when invalidation events may be pending for it
-export const SP_WAIT_SEG = 7;   // [atomic] segment slot + 1 this space waits on (0 = none), | WAIT_*
-export const SP_HELD = 8;       // [atomic] MAX_DEPTH words: segment slot + 1 per held section
+export const SP_WAIT_ANY = 7;   // [atomic] waits of this space on a segment other than section entries
+export const SP_HELD = 8;       // [atomic] MAX_DEPTH words: segment slot + 1 per held section, | HELD_*
 export const SP_FIXED = 8;
 
-/** SP_WAIT_SEG flags: a section entry waiting for a window to end asks to be let in at its end. */
-export const WAIT_SEG_MASK = (1 << 29) - 1;
-export const WAIT_WANT = 1 << 29;     // a section entry: grant it a hold when the window ends
-export const WAIT_GRANTED = 1 << 30;  // granted by the window's end: counts as a held section
+/**
+ * SP_HELD word flags. A section entry that must wait out a window parks in its own held word
+ * as (segment slot + 1) | HELD_WANT; the window's end may turn it HELD_GRANTED, which counts as
+ * a held section (sync/rwlock.ts, sync/doorbell.ts).
+ */
+export const HELD_SEG_MASK = (1 << 29) - 1;
+export const HELD_WANT = 1 << 29;
+export const HELD_GRANTED = 1 << 30;
 
 export const SPACE_FREE = 0;
 export const SPACE_LIVE = 1;

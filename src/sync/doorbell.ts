@@ -5,7 +5,7 @@
  * Every function here may be called from any thread and never sleeps.
  */
 import {
-  SEG_WAITERS, SP_DOORBELL, SP_EVENTS, SP_STATE, SP_WAIT_SEG, SPACE_LIVE, WAIT_GRANTED, WAIT_SEG_MASK, WAIT_WANT, slotBase, type Layout,
+  HELD_GRANTED, HELD_SEG_MASK, HELD_WANT, SEG_WAITERS, SP_DOORBELL, SP_EVENTS, SP_HELD, SP_STATE, SP_WAIT_ANY, SPACE_LIVE, slotBase, type Layout,
 } from '../segment/layout.js';
 import { notify } from './futex.js';
 
@@ -24,22 +24,28 @@ export function post(words: Int32Array, layout: Layout, space: number): void {
 
 /**
  * Rings every space waiting on segment `seg` (window end, operation lock release). Cheap when
- * nobody waits: one exchange. Waiters set SP_WAIT_SEG, then SEG_WAITERS, then re-check.
+ * nobody waits: one exchange. Waiters park (a held word with HELD_WANT, or SP_WAIT_ANY), then
+ * set SEG_WAITERS, then re-check their condition.
  *
  * With `grant` (a window just ended, before any next window can open), section entries that
- * waited for it are let in: their wait word turns WAIT_GRANTED, which counts as a held section
- * (sync/rwlock.ts). This is the rwsem's reader handoff: back-to-back VM operations cannot
+ * waited for it are let in: their held word turns HELD_GRANTED, which counts as a held section
+ * (sync/rwlock.ts). This is the rwsem's reader hand-off: back-to-back VM operations cannot
  * starve the sections that queued behind a window.
  */
 export function wakeSegmentWaiters(words: Int32Array, layout: Layout, seg: number, grant: boolean): void {
   if (Atomics.exchange(words, slotBase(layout.segments, seg) + SEG_WAITERS, 0) === 0) return;
   const { spaces } = layout;
+  const depth = layout.caps.depth;
   for (let s = 0; s < spaces.capacity; s++) {
     const base = slotBase(spaces, s);
     if (Atomics.load(words, base + SP_STATE) !== SPACE_LIVE) continue;
-    const wait = Atomics.load(words, base + SP_WAIT_SEG);
-    if ((wait & WAIT_SEG_MASK) !== seg + 1) continue;
-    if (grant && (wait & WAIT_WANT) !== 0) Atomics.compareExchange(words, base + SP_WAIT_SEG, wait, wait | WAIT_GRANTED);
-    ring(words, layout, s);
+    let wake = Atomics.load(words, base + SP_WAIT_ANY) > 0;
+    for (let d = 0; d < depth; d++) {
+      const v = Atomics.load(words, base + SP_HELD + d);
+      if ((v & HELD_WANT) === 0 || (v & HELD_SEG_MASK) !== seg + 1) continue;
+      if (grant) Atomics.compareExchange(words, base + SP_HELD + d, v, v | HELD_GRANTED);
+      wake = true;
+    }
+    if (wake) ring(words, layout, s);
   }
 }

@@ -14,48 +14,70 @@
  * simply stops counting its slots: the robust list of Linux's robust futexes, for free.
  */
 import { ring } from './doorbell.js';
-import {
-  SEG_DRAINER, SEG_SEQ, SP_HELD, SP_STATE, SP_WAIT_SEG, SPACE_LIVE, WAIT_GRANTED, WAIT_WANT, slotBase, type Layout,
-} from '../segment/layout.js';
+import { HELD_GRANTED, HELD_WANT, SEG_DRAINER, SEG_SEQ, SP_HELD, SP_STATE, SPACE_LIVE, slotBase, type Layout } from '../segment/layout.js';
 
 /**
- * Publishes a shared hold of segment `seg` in slot `held` and checks the window.
- * Returns false (and unpublishes) when a window is open: the caller must wait for it to close.
- * Called only by the holding space's own thread; never sleeps.
+ * Publishes a shared hold of segment `seg` in held word `held` and checks the window.
+ * Returns false when a window is open: the hold is withdrawn and the word left parked as
+ * (seg + 1) | HELD_WANT, asking the window's end to grant it (sync/doorbell.ts); the caller
+ * must wait, then retry or take the grant. Called only by the holding space's own thread;
+ * never sleeps.
  */
 export function enterShared(words: Int32Array, layout: Layout, held: number, seg: number, segBase: number): boolean {
   Atomics.store(words, held, seg + 1);
   if ((Atomics.load(words, segBase + SEG_SEQ) & 1) === 0) return true;
-  exitShared(words, layout, held, segBase);
+  leaveShared(words, layout, held, segBase, (seg + 1) | HELD_WANT);
   return false;
 }
 
 /**
- * Drops the shared hold in slot `held`; if a window is open, rings the space draining the
+ * Drops the shared hold in held word `held`; if a window is open, rings the space draining the
  * segment (it may be waiting for exactly this). Called only by the holding space's own thread.
  */
 export function exitShared(words: Int32Array, layout: Layout, held: number, segBase: number): void {
-  Atomics.store(words, held, 0);
+  leaveShared(words, layout, held, segBase, 0);
+}
+
+/**
+ * Retries an entry parked by enterShared: takes the hold if the window's end granted it, or if
+ * no window is open now; else parks again and returns false. Own thread only; never sleeps.
+ */
+export function retryShared(words: Int32Array, layout: Layout, held: number, seg: number, segBase: number): boolean {
+  const parked = (seg + 1) | HELD_WANT;
+  if (Atomics.compareExchange(words, held, parked, seg + 1) !== parked) {
+    Atomics.store(words, held, seg + 1); // granted: the grant already counted as a hold
+    return true;
+  }
+  if ((Atomics.load(words, segBase + SEG_SEQ) & 1) === 0) return true;
+  leaveShared(words, layout, held, segBase, parked);
+  return false;
+}
+
+function leaveShared(words: Int32Array, layout: Layout, held: number, segBase: number, parked: number): void {
+  Atomics.store(words, held, parked);
   if ((Atomics.load(words, segBase + SEG_SEQ) & 1) === 0) return;
   const drainer = Atomics.load(words, segBase + SEG_DRAINER) - 1;
   if (drainer >= 0) ring(words, layout, drainer);
 }
 
 /**
- * The first live space, other than `except`, holding segment `seg` in any held slot (or
- * granted a hold at a window's end, see sync/doorbell.ts), or -1.
+ * The first live space, other than `except`, holding segment `seg` in any held word (a
+ * published hold, or one granted at a window's end), or -1.
  * Any thread; never sleeps. O(spaces x depth) loads: the price of a robust reader indicator,
  * paid only by VM operations.
  */
 export function holderOf(words: Int32Array, layout: Layout, seg: number, except: number): number {
   const { spaces } = layout;
   const depth = layout.caps.depth;
+  const granted = (seg + 1) | HELD_WANT | HELD_GRANTED;
   for (let s = 0; s < spaces.capacity; s++) {
     if (s === except) continue;
     const base = slotBase(spaces, s);
     if (Atomics.load(words, base + SP_STATE) !== SPACE_LIVE) continue;
-    for (let d = 0; d < depth; d++) if (Atomics.load(words, base + SP_HELD + d) === seg + 1) return s;
-    if (Atomics.load(words, base + SP_WAIT_SEG) === (seg + 1 | WAIT_WANT | WAIT_GRANTED)) return s;
+    for (let d = 0; d < depth; d++) {
+      const v = Atomics.load(words, base + SP_HELD + d);
+      if (v === seg + 1 || v === granted) return s;
+    }
   }
   return -1;
 }
