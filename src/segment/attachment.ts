@@ -13,7 +13,7 @@
 import { xpmemError, checkFunction, checkOneOf } from '../errors.js';
 import { AT_GEN, AT_STATE, SEG_GEN, SEG_LIVE, SEG_STATE, slotBase } from './layout.js';
 import { checkWaitOptions, type Mm, type WaitOptions } from '../mm.js';
-import { enterShared, exitShared } from '../sync/rwlock.js';
+import { enterShared, exitShared, retryShared } from '../sync/rwlock.js';
 import { checkViewType, ViewCache, type ViewType } from './view.js';
 import { Mapping } from './mapping.js';
 import type { Waits } from '../notifier/wait.js';
@@ -101,7 +101,7 @@ export class Attachment {
   section(mode: 'ro' | 'rw', opts?: WaitOptions): Section {
     const write = checkOneOf('mode', mode, ['ro', 'rw'] as const) === 'rw';
     checkWaitOptions(opts);
-    const held = this.#mm.runSync(this.#enter(write, opts, true));
+    const held = this.#enterSync(write, opts);
     let open = true;
     const end = (): void => {
       if (!open) return;
@@ -156,7 +156,7 @@ export class Attachment {
     const fn = (b === undefined ? a : b) as (view: unknown) => unknown;
     checkFunction('fn', fn);
     if (type !== undefined) checkViewType('type', type);
-    const held = this.#mm.runSync(this.#enter(write, undefined, true));
+    const held = this.#enterSync(write);
     try {
       return fn(type === undefined ? this.#views.bytes : this.#views.typed(type));
     } finally {
@@ -167,7 +167,7 @@ export class Attachment {
   async #sectionAsync<T>(write: boolean, fn: (view: Uint8Array) => T | Promise<T>, opts: WaitOptions | undefined): Promise<T> {
     checkFunction('fn', fn);
     checkWaitOptions(opts);
-    const held = await this.#mm.runAsync(this.#enter(write, opts, false));
+    const held = await this.#enterAsync(write, opts);
     try {
       return await fn(this.#views.bytes);
     } finally {
@@ -175,54 +175,102 @@ export class Attachment {
     }
   }
 
-  /** Section entry; yields a window wait when one is open. Returns the held slot index used. */
-  *#enter(write: boolean, opts: WaitOptions | undefined, sync: boolean): Waits<number> {
+  /**
+   * Synchronous section entry: no allocation unless a window is open, then blocks until it
+   * ends (answering this space's events). Returns the held index used. May sleep.
+   */
+  #enterSync(write: boolean, opts?: WaitOptions): number {
+    const i = this.#begin();
+    try {
+      if (!this.#publish(i)) this.#mm.runSync(this.#windowEnd(i, opts, true));
+      this.#admit(write);
+    } catch (error) {
+      this.#abandon(i);
+      throw error;
+    }
+    return i;
+  }
+
+  /** Asynchronous section entry: waits out an open window without blocking. May sleep. */
+  async #enterAsync(write: boolean, opts: WaitOptions | undefined): Promise<number> {
+    const i = this.#begin();
+    try {
+      if (!this.#publish(i)) await this.#mm.runAsync(this.#windowEnd(i, opts, false));
+      this.#admit(write);
+    } catch (error) {
+      this.#abandon(i);
+      throw error;
+    }
+    return i;
+  }
+
+  /**
+   * Checks the entry may proceed and claims a held index before any wait, so entries of one
+   * thread that interleave (async sections) never share a held word.
+   */
+  #begin(): number {
     this.#usable();
     const mm = this.#mm;
-    const seg = this.#a.seg;
+    mm.deliverInline();
     if (mm.highestHeld() >= this.#a.segId) {
       throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `sections nest in increasing segment id order: this thread holds a section on segment ${mm.highestHeld()}, not below ${this.#a.segId}`);
     }
     const i = mm.held.indexOf(-1);
     if (i < 0) throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `more than ${mm.held.length} nested sections in one thread; raise capacity.depth`);
-    mm.deliverInline();
+    this.#claim(i, this.#a.seg, this.#a.segId);
+    return i;
+  }
+
+  /** Publishes the hold in held word `i`; false (parked) when a window is open. */
+  #publish(i: number): boolean {
+    const { words, layout } = this.#mm;
+    return enterShared(words, layout, this.#mm.heldAt(i), this.#a.seg, slotBase(layout.segments, this.#a.seg));
+  }
+
+  /** Waits until the open window ends (or grants the hold parked in held word `i`). */
+  *#windowEnd(i: number, opts: WaitOptions | undefined, sync: boolean): Waits<void> {
+    const mm = this.#mm;
     const { words, layout } = mm;
+    const seg = this.#a.seg;
     const segBase = slotBase(layout.segments, seg);
     const at = mm.heldAt(i);
-    if (!enterShared(words, layout, at, seg, segBase)) {
-      const bounds = mm.bounds(opts, sync);
-      yield {
-        seg,
-        held: at,
-        deadline: bounds.deadline,
-        signal: bounds.signal,
-        until: () => this.#detached || enterShared(words, layout, at, seg, segBase),
-        timeout: () => xpmemError('ERR_XPMEM_TIMEOUT', `an invalidation of segment ${this.#a.segId} stayed open past the deadline`),
-      };
-      if (this.#detached) {
-        exitShared(words, layout, at, segBase);
-        this.#usable();
-      }
-    }
-    try {
-      this.#check(write);
-    } catch (error) {
-      exitShared(words, layout, at, segBase);
-      throw error;
-    }
-    mm.held[i] = seg;
-    mm.heldIds[i] = this.#a.segId;
-    mm.holding++;
+    const bounds = mm.bounds(opts, sync);
+    yield {
+      seg,
+      held: at,
+      deadline: bounds.deadline,
+      signal: bounds.signal,
+      until: () => this.#detached || retryShared(words, layout, at, seg, segBase),
+      timeout: () => xpmemError('ERR_XPMEM_TIMEOUT', `an invalidation of segment ${this.#a.segId} stayed open past the deadline`),
+    };
+  }
+
+  /** Last checks with the hold published; counts the section. */
+  #admit(write: boolean): void {
+    this.#usable();
+    this.#check(write);
     this.#inside++;
-    return i;
+  }
+
+  /** Undoes a failed entry: drops the hold (parked, granted or published) and the claim. */
+  #abandon(i: number): void {
+    const { words, layout } = this.#mm;
+    exitShared(words, layout, this.#mm.heldAt(i), slotBase(layout.segments, this.#a.seg));
+    this.#claim(i, -1, -1);
+  }
+
+  /** Records held index `i` as this thread's hold of segment slot `seg` (-1: frees it). */
+  #claim(i: number, seg: number, segId: number): void {
+    const mm = this.#mm;
+    mm.held[i] = seg;
+    mm.heldIds[i] = segId;
+    mm.holding += seg < 0 ? -1 : 1;
   }
 
   #exit(i: number): void {
     const mm = this.#mm;
     const { words, layout } = mm;
-    mm.held[i] = -1;
-    mm.heldIds[i] = -1;
-    mm.holding--;
+    this.#claim(i, -1, -1);
     this.#inside--;
     exitShared(words, layout, mm.heldAt(i), slotBase(layout.segments, this.#a.seg));
     mm.deliverInline();
