@@ -105,7 +105,8 @@ export class Delivery {
    */
   deliver(blockable: boolean): void {
     const { words, layout } = this.#cb;
-    if (Atomics.exchange(words, slotBase(layout.spaces, this.#self) + SP_EVENTS, 0) === 0) return;
+    const at = slotBase(layout.spaces, this.#self) + SP_EVENTS;
+    if (Atomics.load(words, at) === 0 || Atomics.exchange(words, at, 0) === 0) return; // a load first: no locked op when idle
     for (let r = 0; r < layout.invalidations.capacity; r++) this.#step(r, blockable);
   }
 

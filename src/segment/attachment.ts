@@ -182,7 +182,10 @@ export class Attachment {
   #enterSync(write: boolean, opts?: WaitOptions): number {
     const i = this.#begin();
     try {
-      if (!this.#publish(i)) this.#mm.runSync(this.#windowEnd(i, opts, true));
+      if (!this.#publish(i)) {
+        this.#mm.runSync(this.#windowEnd(i, opts, true));
+        this.#usable(); // detached, closed or reaped while waiting
+      }
       this.#admit(write);
     } catch (error) {
       this.#abandon(i);
@@ -195,7 +198,10 @@ export class Attachment {
   async #enterAsync(write: boolean, opts: WaitOptions | undefined): Promise<number> {
     const i = this.#begin();
     try {
-      if (!this.#publish(i)) await this.#mm.runAsync(this.#windowEnd(i, opts, false));
+      if (!this.#publish(i)) {
+        await this.#mm.runAsync(this.#windowEnd(i, opts, false));
+        this.#usable(); // detached, closed or reaped while waiting
+      }
       this.#admit(write);
     } catch (error) {
       this.#abandon(i);
@@ -247,7 +253,6 @@ export class Attachment {
 
   /** Last checks with the hold published; counts the section. */
   #admit(write: boolean): void {
-    this.#usable();
     this.#check(write);
     this.#inside++;
   }
