@@ -17,7 +17,7 @@
  */
 import {
   IV_EVENT, IV_GEN, IV_INVALIDATOR, IV_LENGTH, IV_OFFSET, IV_SEG, IV_SNAP, IV_START, IV_STATE, IV_FREE,
-  H_CLOSED, SEG_GEN, SEG_OWNER, SP_DOORBELL, SP_EVENTS, idOf, slotBase,
+  H_CLOSED, SEG_GEN, SEG_LIVE, SEG_OWNER, SEG_STATE, SP_DOORBELL, SP_EVENTS, idOf, slotBase,
 } from '../segment/layout.js';
 import type { ControlBlock } from '../segment/control.js';
 import { waitAsync } from '../sync/futex.js';
@@ -42,14 +42,20 @@ export interface LocalNotifier {
 interface Inflight {
   readonly gen: number;
   readonly seg: number;
-  /** The segment is going away (remove, release): range notifiers on it end with it. */
-  readonly gone: boolean;
+  /** Generation of the segment when the start was delivered (its id in every Range). */
+  readonly segGen: number;
+  /** A remove or release: if it was applied, range notifiers on the segment end with it. */
+  readonly removal: boolean;
   readonly notifiers: LocalNotifier[];
   /** Those of `notifiers` whose invalidateStart ran (release-only ones are not paired). */
   readonly paired: LocalNotifier[];
   readonly abort: AbortController;
   /** A start or end promise has not settled. */
   pending: boolean;
+  /** Callbacks of this record are running (synchronously, or their promises pending). */
+  busy: boolean;
+  /** START until the start callbacks finished, then END. */
+  phase: 'start' | 'end';
 }
 
 function overlaps(a: number, alen: number, b: number, blen: number): boolean {
@@ -130,10 +136,12 @@ export class Delivery {
       this.#ack(r, ENDED); // never started here: nothing to end
       return;
     }
-    if (f.pending) {
-      f.abort.abort(); // the invalidator moved on while our start was still running
+    if (f.busy) {
+      // Never nested or concurrent with this record's own callbacks: re-stepped when they finish.
+      if (f.phase === 'start') f.abort.abort(); // the invalidator moved on while our start still runs
       return;
     }
+    f.phase = 'end';
     const ends = f.paired.map((n) => n.callbacks.invalidateEnd);
     this.#run(f, ends, this.#range(base, f, blockable), () => {
       this.#ack(r, ENDED);
@@ -155,15 +163,23 @@ export class Delivery {
     const event = EVENTS[Atomics.load(words, base + IV_EVENT)]!;
     const release = event === 'release';
     const paired = release ? notifiers.filter((n) => n.callbacks.release === undefined) : notifiers;
-    const f: Inflight = { gen: Atomics.load(words, base + IV_GEN), seg, gone: release || event === 'remove', notifiers, paired, abort: new AbortController(), pending: false };
+    const f: Inflight = {
+      gen: Atomics.load(words, base + IV_GEN), seg, segGen, removal: release || event === 'remove', notifiers, paired,
+      abort: new AbortController(), pending: false, busy: false, phase: 'start',
+    };
     for (const n of notifiers) n.inflight++;
     this.#inflight.set(r, f);
     const calls = notifiers.map((n) => (release && n.callbacks.release !== undefined ? n.callbacks.release : n.callbacks.invalidateStart));
     this.#run(f, calls, this.#range(base, f, blockable), () => this.#ack(r, STARTED));
   }
 
-  /** Calls `calls` in order; `done` runs when every returned promise settled (or at once). */
+  /**
+   * Calls `calls` in order; `done` runs when every returned promise settled (or at once). While
+   * they run, the record is busy: a nested delivery (a callback calling into the library) skips
+   * it, and a re-check is kicked once they finish.
+   */
   #run(f: Inflight, calls: (((range: Range) => CallbackResult) | undefined)[], range: Range, done: () => void): void {
+    f.busy = true;
     const promises: Promise<void>[] = [];
     for (const call of calls) {
       if (call === undefined) continue;
@@ -174,10 +190,16 @@ export class Delivery {
         report(error);
       }
     }
-    if (promises.length === 0) return done();
+    if (promises.length === 0) {
+      f.busy = false;
+      done();
+      this.#kick();
+      return;
+    }
     f.pending = true;
     void Promise.all(promises).then(() => {
       f.pending = false;
+      f.busy = false;
       done();
       this.#kick();
     });
@@ -186,7 +208,7 @@ export class Delivery {
   #range(base: number, f: Inflight, blockable: boolean): Range {
     const { words, layout } = this.#cb;
     return {
-      segId: idOf(layout.segments, f.seg, Atomics.load(words, slotBase(layout.segments, f.seg) + SEG_GEN)),
+      segId: idOf(layout.segments, f.seg, f.segGen),
       offset: Atomics.load(words, base + IV_OFFSET),
       length: Atomics.load(words, base + IV_LENGTH),
       event: EVENTS[Atomics.load(words, base + IV_EVENT)]!,
@@ -204,7 +226,14 @@ export class Delivery {
   #finish(r: number, f: Inflight): void {
     this.#inflight.delete(r);
     for (const n of f.notifiers) this.#release(n);
-    if (f.gone) for (const n of f.notifiers) if (n.scope !== null) void this.remove(n);
+    if (f.removal && !this.#segmentLive(f.seg, f.segGen)) for (const n of f.notifiers) if (n.scope !== null) void this.remove(n);
+  }
+
+  /** True while segment slot `seg` still holds generation `segGen`, live (a rolled-back removal). */
+  #segmentLive(seg: number, segGen: number): boolean {
+    const { words, layout } = this.#cb;
+    const base = slotBase(layout.segments, seg);
+    return Atomics.load(words, base + SEG_GEN) === segGen && Atomics.load(words, base + SEG_STATE) === SEG_LIVE;
   }
 
   #release(n: LocalNotifier): void {

@@ -190,6 +190,7 @@ function acks(me: Invalidator, r: number, which: number, bounds: Bounds, what: s
   let pending = -1;
   return {
     seg: -1,
+    self: Atomics.load(words, slotBase(layout.invalidations, r) + IV_SEG), // our own callbacks may be among them
     deadline: bounds.deadline,
     signal: bounds.signal,
     until: () => {

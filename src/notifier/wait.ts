@@ -20,6 +20,11 @@ export interface WaitFor {
   /** Segment slot the condition concerns (registers for its wakeups), or -1. */
   readonly seg: number;
   /**
+   * Segment slot whose invalidation callbacks of this very thread the condition may depend on
+   * (default `seg`): a synchronous wait fails fast while one of them has an unsettled promise.
+   */
+  readonly self?: number;
+  /**
    * For a section entry: its held word, parked by sync/rwlock.ts enterShared (the window's end
    * finds it there and may grant it). A wait that fails clears it like a section exit.
    */
@@ -45,15 +50,20 @@ export interface Waiting {
 /**
  * Asks for wake-ups about segment `w.seg`: a section entry is already parked in its held word;
  * any other wait counts itself in SP_WAIT_ANY (several waits of one space may be in flight:
- * async ones interleave). Then SEG_WAITERS tells the waker to look.
+ * async ones interleave). See arm().
  */
 function register(s: Waiting, w: WaitFor): number {
   const base = slotBase(s.layout.spaces, s.slot);
-  if (w.seg >= 0) {
-    if (w.held === undefined) Atomics.add(s.words, base + SP_WAIT_ANY, 1);
-    Atomics.store(s.words, slotBase(s.layout.segments, w.seg) + SEG_WAITERS, 1);
-  }
+  if (w.seg >= 0 && w.held === undefined) Atomics.add(s.words, base + SP_WAIT_ANY, 1);
   return base + SP_DOORBELL;
+}
+
+/**
+ * Sets SEG_WAITERS, telling the next waker of `w.seg` to look for waiters. A waker clears it,
+ * so every sleep re-arms it (a wake-up for a condition still false must not be the last one).
+ */
+function arm(s: Waiting, w: WaitFor): void {
+  if (w.seg >= 0) Atomics.store(s.words, slotBase(s.layout.segments, w.seg) + SEG_WAITERS, 1);
 }
 
 /** Undoes register; a section entry that failed gives back its parked or granted hold. */
@@ -79,12 +89,14 @@ export function waitSync(s: Waiting, w: WaitFor): void {
   const bell = register(s, w);
   let entered = false;
   try {
+    const self = w.self ?? w.seg;
     for (;;) {
+      arm(s, w);
       const seen = Atomics.load(s.words, bell);
       s.deliverInline();
       if ((entered = w.until())) return;
-      if (w.seg >= 0 && s.unsettledFor(w.seg)) {
-        throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `a synchronous wait on segment slot ${w.seg} depends on this thread's own notifier promise; use the async variant`);
+      if (self >= 0 && s.unsettledFor(self)) {
+        throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `a synchronous wait on segment slot ${self} depends on this thread's own notifier promise; use the async variant`);
       }
       checkWait(s, w);
       wait(s.words, bell, seen, w.deadline);
@@ -100,6 +112,7 @@ export async function waitAsyncFor(s: Waiting, w: WaitFor): Promise<void> {
   let entered = false;
   try {
     for (;;) {
+      arm(s, w);
       const seen = Atomics.load(s.words, bell);
       if ((entered = w.until())) return;
       checkWait(s, w);
