@@ -58,6 +58,9 @@ export async function reap(me: Mm, dead: number): Promise<number> {
   return owned.length;
 }
 
+/** Pause before retrying a release that found a table full. */
+const RETRY_MS = 10;
+
 /**
  * Removes a dead owner's segment with event 'release'. A live attacher that does not answer in
  * time (or holds a section past the deadline) only delays it: the reaper tries again, each try
@@ -70,7 +73,12 @@ async function release(me: Mm, ref: { slot: number; gen: number; id: number }): 
       return;
     } catch (error) {
       const code = (error as { code?: string }).code;
-      if (code !== 'ERR_XPMEM_TIMEOUT') return; // CLOSED, or already gone
+      if (code === 'ERR_XPMEM_NO_MEMORY') {
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS)); // a full table: others finish first
+      } else if (code !== 'ERR_XPMEM_TIMEOUT') {
+        if (code !== 'ERR_XPMEM_CLOSED' && code !== 'ERR_XPMEM_REMOVED') process.emitWarning(`xpmem-threads: reaping segment ${ref.id} failed: ${String(error)}`, 'XpmemReapWarning');
+        return;
+      }
     }
   }
 }

@@ -1,0 +1,79 @@
+/**
+ * Callback delivery edge cases in one thread: queued VM operations, a sync operation that
+ * would wait on its own promise, a rolled-back removal, and aborts only when the invalidator
+ * really gave up.
+ */
+import { describe, expect, it } from 'vitest';
+import { BOUND, bounded, domain, expectCode } from './helpers.js';
+
+/** A promise and the function that settles it. */
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => { resolve = r; });
+  return { promise, resolve };
+}
+
+describe('callback delivery', () => {
+  it('a VM operation queued behind another on the same segment runs as soon as the first ends', async () => {
+    const d = await domain({ deadlineMs: 4 * BOUND }); // a lost wake-up shows as a bounded() failure
+    const seg = d.space.make(4096);
+    // A slow invalidateEnd: the first operation's window has closed but it still holds the lock.
+    const n = d.space.notifier({ invalidateEnd: () => new Promise<void>((resolve) => setTimeout(resolve, 20)) });
+    await bounded(Promise.all([seg.migrate(), seg.protect('rw'), seg.migrate()]), 'three queued operations');
+    await n.unregister();
+    expect(d.check().errors).toEqual([]);
+    await d.close();
+  });
+
+  it('a sync VM operation whose own notifier returned a promise fails fast with ERR_XPMEM_WOULD_DEADLOCK', async () => {
+    const d = await domain({ deadlineMs: 5_000 }); // not ERR_XPMEM_TIMEOUT after blocking this long
+    const seg = d.space.make(4096);
+    const n = d.space.notifier({ invalidateStart: async () => {} });
+    await expectCode(() => seg.migrateSync(), 'ERR_XPMEM_WOULD_DEADLOCK');
+    await n.unregister(); // the event completed from the dispatcher
+    await seg.migrate();
+    expect(d.check().errors).toEqual([]);
+    await d.close();
+  });
+
+  it('a removal rolled back at its deadline leaves the range notifiers registered and served', async () => {
+    const d = await domain();
+    const seg = d.space.make(4096);
+    const watched = d.space.get(seg.id).attach();
+    const log: string[] = [];
+    const n = watched.notifier({ invalidateStart: (r) => { log.push(`start ${r.event}`); }, invalidateEnd: (r) => { log.push(`end ${r.event}`); } });
+    const leave = deferred();
+    const held = d.space.get(seg.id).attach().readAsync(() => leave.promise);
+    await expectCode(() => seg.remove({ deadlineMs: 100 }), 'ERR_XPMEM_TIMEOUT');
+    leave.resolve();
+    await held;
+    expect(n.registered).toBe(true);
+    await seg.migrate();
+    expect(log).toEqual(['start remove', 'end remove', 'start migrate', 'end migrate']);
+    await n.unregister();
+    expect(d.check().errors).toEqual([]);
+    await d.close();
+  });
+
+  it('range.signal aborts only when the invalidator gave up, not when other events pass by', async () => {
+    const d = await domain();
+    const slow = d.space.make(4096);
+    const other = d.space.make(4096);
+    const finish = deferred();
+    const seen: boolean[] = [];
+    const n = d.space.notifier({
+      invalidateEnd: async (r) => {
+        if (r.segId !== slow.id) return;
+        await finish.promise;
+        seen.push(r.signal.aborted);
+      },
+    });
+    const migrated = slow.migrate();
+    await other.migrate(); // another record passes through delivery while slow's end is pending
+    finish.resolve();
+    await migrated;
+    expect(seen).toEqual([false]);
+    await n.unregister();
+    await d.close();
+  });
+});
