@@ -12,7 +12,8 @@ import {
 } from './segment/layout.js';
 import { ring } from './sync/doorbell.js';
 import { checkControlBlock, type CheckReport } from './segment/check.js';
-import { forget, joinMm } from './workers/join.js';
+import { forget, joinerOf, joinMm } from './workers/join.js';
+import { seize } from './sync/mutex.js';
 import { reap, spacesOfThread } from './workers/reap.js';
 import type { Mm } from './mm.js';
 import type { Space } from './space.js';
@@ -124,6 +125,7 @@ export class Domain {
   /** Reaps every live space of thread `threadId` now; resolves when their segments are removed. */
   async reapThread(threadId: number): Promise<number> {
     if (Atomics.load(this.#cb.words, H_CLOSED) !== 0) return 0;
+    seize(this.#cb.words, this.#cb.layout, joinerOf(threadId), this.#mm.slot); // died inside its join
     let removed = 0;
     for (const slot of spacesOfThread(this.#cb, threadId)) removed += await reap(this.#mm, slot);
     return removed;

@@ -15,6 +15,11 @@ function isHandle(h: unknown): h is DomainHandle {
   return typeof h === 'object' && h !== null && (h as DomainHandle).control instanceof SharedArrayBuffer && (h as DomainHandle).arena instanceof SharedArrayBuffer;
 }
 
+/** The mutex identity of thread `threadId` before it has a space (its join transaction). */
+export function joinerOf(threadId: number): number {
+  return -(threadId + 2);
+}
+
 /** Joins this thread to the domain behind `handle`; returns its Space (the same one on every call). */
 export function join(handle: DomainHandle): Space {
   return joinMm(handle).space;
@@ -35,7 +40,7 @@ export function joinMm(handle: DomainHandle): { mm: Mm; space: Space } {
     }
   }
   const { layout } = cb;
-  const { slot, gen } = cb.transact(-(threadId + 2), (tx) => {
+  const { slot, gen } = cb.transact(joinerOf(threadId), (tx) => {
     const s = allocSlot(tx, cb.spaceList);
     if (s < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `space table full (${layout.spaces.capacity} threads); raise capacity.spaces`);
     const base = slotBase(layout.spaces, s);

@@ -50,8 +50,8 @@ export async function reap(me: Mm, dead: number): Promise<number> {
   const spBase = slotBase(layout.spaces, dead);
   for (let d = 0; d < layout.caps.depth; d++) Atomics.store(words, spBase + SP_HELD + d, 0);
   wakeAll(cb); // drains, ack waits and lock waits re-check: the dead space no longer counts
+  releaseOperations(cb, dead); // windows close before their ends are posted
   settleRecords(cb, me.slot, dead);
-  releaseOperations(cb, dead);
   const owned = dropUsers(cb, me.slot, dead);
   for (const ref of owned) await release(me, ref);
   cb.transact(me.slot, (tx) => freeSlot(tx, cb.spaceList, dead));
@@ -121,9 +121,12 @@ function releaseOperations(cb: ControlBlock, dead: number): void {
     const base = slotBase(layout.segments, s);
     if (Atomics.load(words, base + SEG_OPLOCK) !== dead + 1) continue;
     const open = (Atomics.load(words, base + SEG_SEQ) & 1) !== 0;
-    if (open) writeEnd(words, base + SEG_SEQ);
+    if (open) {
+      writeEnd(words, base + SEG_SEQ);
+      wakeSegmentWaiters(words, layout, s, true); // grant while no other window can open
+    }
     Atomics.store(words, base + SEG_OPLOCK, 0);
-    wakeSegmentWaiters(words, layout, s, open);
+    wakeSegmentWaiters(words, layout, s, false);
   }
 }
 
