@@ -32,6 +32,7 @@ const fromExporter = listen(exporter);
 const segId = await fromExporter<number>('segId');
 
 const attachers = [0, 1].map((index) => domain.spawn(new URL('./attach.js', import.meta.url), { workerData: { t0, segId, index, sleepMs: SLEEP_MS } }));
+const exited = Promise.all(attachers.map((w) => new Promise((resolve) => w.once('exit', resolve))));
 await Promise.all(attachers.map((w) => listen(w)('ready')));
 say(`both attachers are writing in sections; their invalidateStart sleeps ${SLEEP_MS} ms (one blocks its thread, one awaits)`);
 for (const row of domain.maps()) say(`  map: space ${row.space} ${row.kind.padEnd(10)} segment ${row.segId} offset ${row.offset} length ${row.length} ${row.mode}`);
@@ -48,7 +49,7 @@ for (const [step, story] of [
   say(row === undefined ? 'the segment is gone from the maps' : `the segment now lies at arena offset ${row.offset}, protection ${row.mode}`);
 }
 
-await Promise.all(attachers.map((w) => new Promise((resolve) => w.once('exit', resolve))));
+await exited;
 say('the attachers exited; terminating the exporter, whose space the domain reaps');
 await exporter.terminate();
 await domain.settled();
