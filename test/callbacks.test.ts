@@ -4,7 +4,7 @@
  * really gave up.
  */
 import { describe, expect, it } from 'vitest';
-import { BOUND, bounded, domain, expectCode } from './helpers.js';
+import { agents, BOUND, bounded, domain, expectCode, Gates, teardown } from './helpers.js';
 
 /** A promise and the function that settles it. */
 function deferred(): { promise: Promise<void>; resolve: () => void } {
@@ -75,5 +75,27 @@ describe('callback delivery', () => {
     expect(seen).toEqual([false]);
     await n.unregister();
     await d.close();
+  });
+
+  it('an end never runs inside its own start: a start blocked in a library wait defers the end until it returns', async () => {
+    const d = await domain();
+    const gates = new Gates();
+    const [w] = await agents(d, gates, 1);
+    const s1 = d.space.make(64);
+    const s2 = d.space.make(64);
+    const a1 = await w!.call('attach', { access: await w!.call('get', { segId: s1.id }) });
+    const a2 = await w!.call('attach', { access: await w!.call('get', { segId: s2.id }) });
+    await w!.call('notifier', { att: a1, how: 'section', other: a2, tag: 1 });
+    const hold = deferred();
+    const n = d.space.notifier({ invalidateStart: (r) => (r.segId === s2.id ? hold.promise : undefined) });
+    const m2 = s2.migrate(); // s2's window stays open until hold resolves
+    // The agent's start on s1 waits to enter s2 while the invalidator of s1 gives up and ends.
+    await expectCode(() => s1.migrate({ deadlineMs: 200 }), 'ERR_XPMEM_TIMEOUT');
+    hold.resolve();
+    await m2;
+    await w!.until((e) => e.event === 'end' && e.tag === 1);
+    expect(gates.log.filter((c) => c >= 11 && c <= 13)).toEqual([11, 12, 13]);
+    await n.unregister();
+    await teardown(d, [w!]);
   });
 });
