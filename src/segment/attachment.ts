@@ -181,33 +181,24 @@ export class Attachment {
    */
   #enterSync(write: boolean, opts?: WaitOptions): number {
     const i = this.#begin();
-    try {
-      if (!this.#publish(i)) {
+    const waited = !this.#publish(i);
+    if (waited) {
+      try {
         this.#mm.runSync(this.#windowEnd(i, opts, true));
-        this.#usable(); // detached, closed or reaped while waiting
+      } catch (error) {
+        this.#abandon(i);
+        throw error;
       }
-      this.#admit(write);
-    } catch (error) {
-      this.#abandon(i);
-      throw error;
     }
-    return i;
+    return this.#admit(write, i, waited);
   }
 
   /** Asynchronous section entry: waits out an open window without blocking. May sleep. */
   async #enterAsync(write: boolean, opts: WaitOptions | undefined): Promise<number> {
     const i = this.#begin();
-    try {
-      if (!this.#publish(i)) {
-        await this.#mm.runAsync(this.#windowEnd(i, opts, false));
-        this.#usable(); // detached, closed or reaped while waiting
-      }
-      this.#admit(write);
-    } catch (error) {
-      this.#abandon(i);
-      throw error;
-    }
-    return i;
+    const waited = !this.#publish(i);
+    if (waited) await this.#mm.runAsync(this.#windowEnd(i, opts, false)).catch((error: unknown) => { this.#abandon(i); throw error; });
+    return this.#admit(write, i, waited);
   }
 
   /**
@@ -251,10 +242,20 @@ export class Attachment {
     };
   }
 
-  /** Last checks with the hold published; counts the section. */
-  #admit(write: boolean): void {
-    this.#check(write);
+  /**
+   * Last checks with the hold published in held index `i` (after a wait, the attachment may
+   * have been detached or the space closed or reaped); counts the section, or abandons it.
+   */
+  #admit(write: boolean, i: number, waited: boolean): number {
+    try {
+      if (waited) this.#usable();
+      this.#check(write);
+    } catch (error) {
+      this.#abandon(i);
+      throw error;
+    }
     this.#inside++;
+    return i;
   }
 
   /** Undoes a failed entry: drops the hold (parked, granted or published) and the claim. */
