@@ -3,21 +3,22 @@
  * the main thread), which also watches the workers it spawns and reaps them when they exit.
  */
 import { Worker, type WorkerOptions } from 'node:worker_threads';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { discardAll } from './segment/swapfile.js';
 import { checkIndex, checkOptions, invalidArgType } from './errors.js';
 import { ControlBlock, type DomainHandle } from './segment/control.js';
-import {
-  AT_LENGTH, AT_OFFSET, AT_SEG, AT_SPACE, AT_STATE, GR_MODE, AT_GRANT, H_ARENA_UNITS, H_CLOSED, IV_STATE,
-  SEG_BYTES, SEG_GEN, SEG_OWNER, SEG_PROT, SEG_STATE, SEG_UNIT, SP_GEN, SP_STATE, SPACE_LIVE, UNIT, idOf, slotBase,
-  type Capacities,
-} from './segment/layout.js';
+import { H_CLOSED, SP_STATE, SPACE_LIVE, UNIT, slotBase, type Capacities } from './segment/layout.js';
 import { ring } from './sync/doorbell.js';
 import { checkControlBlock, type CheckReport } from './segment/check.js';
 import { forget, joinerOf, joinMm } from './workers/join.js';
 import { seize } from './sync/mutex.js';
 import { reap, spacesOfThread } from './workers/reap.js';
-import type { Mm } from './mm.js';
 import type { Space } from './space.js';
-import { PERMITS, type Permit } from './segment/segment.js';
+import { formatRows, mapsOf, statsOf, type DomainStats, type MapRow } from './observe.js';
+import { checkWaitOptions, type Mm, type WaitOptions } from './mm.js';
+import { compact, type CompactReport } from './segment/compact.js';
 
 /** Options of Domain.create. */
 export interface DomainOptions {
@@ -27,33 +28,18 @@ export interface DomainOptions {
   maxArenaBytes?: number;
   /** Default bound, in ms, of every wait (callbacks, locks): default 10,000. */
   deadlineMs?: number;
+  /**
+   * Resident bytes allowed (default: no limit). An allocation that would pass it first swaps out
+   * unreferenced swappable segments (the reclaim clock), else fails with ERR_XPMEM_NO_MEMORY.
+   */
+  memoryLimit?: number;
+  /**
+   * Directory for swap files (default: a fresh directory under the OS temp dir, removed by
+   * close()). A directory you give must exist; close() removes only this domain's files in it.
+   */
+  swapDir?: string;
   /** Table capacities (fixed for the domain's life). */
   capacity?: Partial<Capacities>;
-}
-
-/** One row of maps(): a segment as its owner sees it, or an attachment. */
-export interface MapRow {
-  /** Owning or attaching space id. */
-  readonly space: number;
-  readonly segId: number;
-  /** 'segment' rows give the arena byte offset; 'attachment' rows the offset in the segment. */
-  readonly kind: 'segment' | 'attachment';
-  readonly offset: number;
-  readonly length: number;
-  /** Protection (segment) or granted mode (attachment). */
-  readonly mode: Permit;
-  readonly state: 'live' | 'removing';
-}
-
-/** Counters of domain.stats(). */
-export interface DomainStats {
-  readonly spaces: number;
-  readonly segments: number;
-  readonly attachments: number;
-  readonly invalidationsInFlight: number;
-  readonly arenaBytes: number;
-  readonly freeBytes: number;
-  readonly residentBytes: number;
 }
 
 const DEFAULT_CAPS: Capacities = { spaces: 64, segments: 4096, grants: 8192, attachments: 8192, notifiers: 4096, invalidations: 64, depth: 8, journal: 8192 };
@@ -64,11 +50,14 @@ export class Domain {
   /** The creating thread's own space. */
   readonly space: Space;
   readonly #reaps = new Set<Promise<unknown>>();
+  /** True when swapDir was made by create() (close() removes it). */
+  readonly #ownSwapDir: boolean;
 
-  private constructor(cb: ControlBlock, mm: Mm, space: Space) {
+  private constructor(cb: ControlBlock, mm: Mm, space: Space, ownSwapDir: boolean) {
     this.#cb = cb;
     this.#mm = mm;
     this.space = space;
+    this.#ownSwapDir = ownSwapDir;
   }
 
   /** Creates a domain and joins the calling thread to it. */
@@ -84,9 +73,14 @@ export class Domain {
       caps[key as keyof Capacities] = checkIndex(`options.capacity.${key}`, value, 1, 2 ** 20);
     }
     caps.spaces = Math.min(caps.spaces, 1024);
-    const cb = ControlBlock.format(caps, arenaBytes - (arenaBytes % UNIT), maxArenaBytes - (maxArenaBytes % UNIT), deadlineMs);
+    const memoryLimit = opts.memoryLimit === undefined ? 0 : checkIndex('options.memoryLimit', opts.memoryLimit, UNIT, 2 ** 32 - UNIT);
+    if (opts.swapDir !== undefined && typeof opts.swapDir !== 'string') throw invalidArgType('options.swapDir', 'of type string', opts.swapDir);
+    const swapDir = opts.swapDir ?? mkdtempSync(join(tmpdir(), 'xpmem-swap-'));
+    const cb = ControlBlock.format(caps, {
+      arenaBytes: arenaBytes - (arenaBytes % UNIT), maxArenaBytes: maxArenaBytes - (maxArenaBytes % UNIT), memoryLimit, deadlineMs, swapDir,
+    });
     const { mm, space } = joinMm(cb.handle);
-    return new Domain(cb, mm, space);
+    return new Domain(cb, mm, space, opts.swapDir === undefined);
   }
 
   /** A structured-cloneable handle: pass it to a worker, which calls join(handle). */
@@ -141,54 +135,31 @@ export class Domain {
     return checkControlBlock(this.#cb, this.#mm.slot);
   }
 
-  /** Counters. */
+  /** Counters: memory, swap, faults, reclaims, invalidations, waits. May sleep briefly on the mutex. */
   stats(): DomainStats {
-    const { layout, allocator } = this.#cb;
-    return this.#cb.transact(this.#mm.slot, (tx) => {
-      const count = (table: typeof layout.spaces, field: number, want?: number): number => {
-        let n = 0;
-        for (let s = 0; s < table.capacity; s++) {
-          const v = tx.get(slotBase(table, s) + field);
-          if (want === undefined ? v !== 0 : v === want) n++;
-        }
-        return n;
-      };
-      const arenaUnits = tx.get(H_ARENA_UNITS);
-      const freeUnits = allocator.freeUnits(tx);
-      return {
-        spaces: count(layout.spaces, SP_STATE, SPACE_LIVE),
-        segments: count(layout.segments, SEG_STATE),
-        attachments: count(layout.attachments, AT_STATE),
-        invalidationsInFlight: count(layout.invalidations, IV_STATE),
-        arenaBytes: arenaUnits * UNIT,
-        freeBytes: freeUnits * UNIT,
-        residentBytes: (arenaUnits - freeUnits) * UNIT,
-      };
-    });
+    return statsOf(this.#cb, this.#mm.slot);
   }
 
-  /** A /proc/pid/maps-like list: every segment and attachment, or those of one space. */
+  /** A /proc/pid/maps-like list: every segment and attachment, or those of one space. May sleep briefly. */
   maps(spaceId?: number): MapRow[] {
     if (spaceId !== undefined) checkIndex('spaceId', spaceId, 0, Number.MAX_SAFE_INTEGER);
-    const { layout } = this.#cb;
-    return this.#cb.transact(this.#mm.slot, (tx) => {
-      const rows: MapRow[] = [];
-      const spaceIdOf = (slot: number): number => idOf(layout.spaces, slot, tx.get(slotBase(layout.spaces, slot) + SP_GEN));
-      const segIdOf = (slot: number): number => idOf(layout.segments, slot, tx.get(slotBase(layout.segments, slot) + SEG_GEN));
-      for (let s = 0; s < layout.segments.capacity; s++) {
-        const base = slotBase(layout.segments, s);
-        const state = tx.get(base + SEG_STATE);
-        if (state === 0) continue;
-        rows.push({ space: spaceIdOf(tx.get(base + SEG_OWNER)), segId: segIdOf(s), kind: 'segment', offset: tx.get(base + SEG_UNIT) * UNIT, length: tx.get(base + SEG_BYTES), mode: PERMITS[tx.get(base + SEG_PROT)]!, state: state === 1 ? 'live' : 'removing' });
-      }
-      for (let a = 0; a < layout.attachments.capacity; a++) {
-        const base = slotBase(layout.attachments, a);
-        if (tx.get(base + AT_STATE) === 0) continue;
-        const mode = tx.get(slotBase(layout.grants, tx.get(base + AT_GRANT)) + GR_MODE);
-        rows.push({ space: spaceIdOf(tx.get(base + AT_SPACE)), segId: segIdOf(tx.get(base + AT_SEG)), kind: 'attachment', offset: tx.get(base + AT_OFFSET), length: tx.get(base + AT_LENGTH), mode: PERMITS[mode]!, state: 'live' });
-      }
-      return spaceId === undefined ? rows : rows.filter((r) => r.space === spaceId);
-    });
+    return mapsOf(this.#cb, this.#mm.slot, spaceId);
+  }
+
+  /** maps() as a text table a person can read. */
+  formatMaps(spaceId?: number): string {
+    return formatRows(this.maps(spaceId));
+  }
+
+  /**
+   * Moves segments down into holes so the arena's free bytes gather at its end: one 'migrate'
+   * invalidation per move, attachers lose nothing. The non-blocking path: a segment busy with
+   * another operation or a section, or whose notifiers do not answer, is skipped. May sleep.
+   */
+  compact(opts?: WaitOptions): Promise<CompactReport> {
+    checkWaitOptions(opts);
+    this.#mm.checkLive();
+    return compact(this.#mm, opts);
   }
 
   /**
@@ -202,5 +173,7 @@ export class Domain {
     for (let s = 0; s < layout.spaces.capacity; s++) if (Atomics.load(words, slotBase(layout.spaces, s) + SP_STATE) === SPACE_LIVE) ring(words, layout, s);
     await this.settled();
     forget(this.#cb.id);
+    if (this.#ownSwapDir) rmSync(this.#cb.swapDir, { recursive: true, force: true });
+    else discardAll(this.#cb.swapDir, this.#cb.id);
   }
 }

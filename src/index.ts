@@ -1,5 +1,8 @@
 // The main entry: create a domain, spawn or watch workers, and every public type.
-export { Domain, type DomainOptions, type DomainStats, type MapRow } from './domain.js';
+export { Domain, type DomainOptions } from './domain.js';
+export type { DomainStats, MapRow } from './observe.js';
+export type { CompactReport } from './segment/compact.js';
+export type { InvalidateMessage, FaultMessage, ReclaimMessage, ReapMessage } from './diagnostics.js';
 export { Space } from './space.js';
 export { Segment, type MakeOptions, type Permit } from './segment/segment.js';
 export { Access, type AttachOptions } from './segment/access.js';

@@ -5,6 +5,7 @@ import type { Mm } from './mm.js';
 import { Access } from './segment/access.js';
 import { Segment, checkBytes, checkPermit, type MakeOptions } from './segment/segment.js';
 import { getGrant, makeSegment } from './segment/verbs.js';
+import { reclaiming } from './segment/reclaim.js';
 import { Notifier, registerNotifier } from './notifier/notifier.js';
 import type { NotifierCallbacks } from './notifier/range.js';
 
@@ -23,7 +24,9 @@ export class Space {
 
   /**
    * Exports `bytes` of new zero-filled memory (xpmem_make). Synchronous: one transaction, which
-   * may grow the arena; ERR_XPMEM_NO_MEMORY when the arena or the segment table is full.
+   * may grow the arena. Under memoryLimit it first swaps out unreferenced segments on the
+   * non-blocking path (it may then wait for their notifiers, never for this thread);
+   * ERR_XPMEM_NO_MEMORY when nothing more can be reclaimed or the arena or segment table is full.
    */
   make(bytes: number, opts: MakeOptions = {}): Segment {
     checkBytes(bytes);
@@ -32,7 +35,11 @@ export class Space {
     if (opts.swappable !== undefined && typeof opts.swappable !== 'boolean') throw invalidArgType('options.swappable', 'of type boolean', opts.swappable);
     if (opts.name !== undefined && typeof opts.name !== 'string') throw invalidArgType('options.name', 'of type string', opts.name);
     this.#mm.checkLive();
-    const made = makeSegment(this.#mm, bytes, permit, opts.swappable === false ? 0 : SEGF_SWAPPABLE);
+    const mm = this.#mm;
+    const flags = opts.swappable === false ? 0 : SEGF_SWAPPABLE;
+    const made = mm.runSync(reclaiming(mm, -1, true, function* () {
+      return makeSegment(mm, bytes, permit, flags, opts.name ?? '');
+    }));
     return new Segment(this.#mm, made, opts.name ?? '');
   }
 

@@ -17,7 +17,8 @@
  */
 import {
   IV_EVENT, IV_GEN, IV_INVALIDATOR, IV_LENGTH, IV_OFFSET, IV_SEG, IV_SNAP, IV_START, IV_STATE, IV_FREE,
-  H_CLOSED, SEG_GEN, SEG_LIVE, SEG_OWNER, SEG_STATE, SP_DOORBELL, SP_EVENTS, idOf, slotBase,
+  H_CLOSED, SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OWNER, SEG_REF, SEG_STATE, SEGF_SWAPPED, SP_AGE, SP_DOORBELL,
+  SP_EVENTS, idOf, slotBase,
 } from '../segment/layout.js';
 import type { ControlBlock } from '../segment/control.js';
 import { waitAsync } from '../sync/futex.js';
@@ -113,7 +114,41 @@ export class Delivery {
     const { words, layout } = this.#cb;
     const at = slotBase(layout.spaces, this.#self) + SP_EVENTS;
     if (Atomics.load(words, at) === 0 || Atomics.exchange(words, at, 0) === 0) return; // a load first: no locked op when idle
+    if (Atomics.exchange(words, at + SP_AGE - SP_EVENTS, 0) !== 0) this.#age(blockable);
     for (let r = 0; r < layout.invalidations.capacity; r++) this.#step(r, blockable);
+  }
+
+  /**
+   * Page aging (clear_young): the reclaim clock cleared referenced bits of segments our
+   * notifiers cover; each `referenced` callback answers for its range, and true sets the bit
+   * again (a second chance). Space-wide notifiers answer for every resident segment we own.
+   */
+  #age(blockable: boolean): void {
+    const { words, layout } = this.#cb;
+    const { segments } = layout;
+    const ask = (n: LocalNotifier, seg: number, offset: number, length: number): void => {
+      const base = slotBase(segments, seg);
+      if (Atomics.load(words, base + SEG_REF) !== 0 || (Atomics.load(words, base + SEG_FLAGS) & SEGF_SWAPPED) !== 0) return;
+      const range: Range = { segId: idOf(segments, seg, Atomics.load(words, base + SEG_GEN)), offset, length, event: 'swap', blockable, signal: NEVER };
+      try {
+        if (n.callbacks.referenced!(range) === true) Atomics.store(words, base + SEG_REF, 1);
+      } catch (error) {
+        report(error);
+      }
+    };
+    for (const n of this.#notifiers) {
+      if (n.callbacks.referenced === undefined) continue;
+      if (n.scope !== null) {
+        if (this.#segmentLive(n.scope.seg, n.scope.segGen)) ask(n, n.scope.seg, n.scope.offset, n.scope.length);
+        continue;
+      }
+      for (let seg = 0; seg < segments.capacity; seg++) {
+        const base = slotBase(segments, seg);
+        if (Atomics.load(words, base + SEG_STATE) === SEG_LIVE && Atomics.load(words, base + SEG_OWNER) === this.#self) {
+          ask(n, seg, 0, Atomics.load(words, base + SEG_BYTES));
+        }
+      }
+    }
   }
 
   #step(r: number, blockable: boolean): void {
@@ -299,6 +334,9 @@ export class Delivery {
     }
   }
 }
+
+/** The signal of a `referenced` question: it is never withdrawn. */
+const NEVER = new AbortController().signal;
 
 function report(error: unknown): void {
   process.emitWarning(`xpmem-threads: a notifier callback threw: ${error instanceof Error ? error.stack ?? error.message : String(error)}`, 'XpmemNotifierWarning');

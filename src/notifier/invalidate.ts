@@ -22,17 +22,27 @@ import {
 import type { ControlBlock } from '../segment/control.js';
 import { holderOf } from '../sync/rwlock.js';
 import { writeBegin, writeEnd } from '../sync/seqcount.js';
+import { deadlineIn } from '../sync/futex.js';
 import { post, wakeSegmentWaiters } from '../sync/doorbell.js';
 import { EVENTS, type InvalidateEvent } from './range.js';
 import { allocRecord, ENDED, firstPending, freeRecord, hasBit, maskAt, setBit, STARTED, TARGETS } from './record.js';
 import type { WaitFor, Waits } from './wait.js';
+import { count, ST_INVALIDATIONS } from '../stats.js';
+import { published } from '../diagnostics.js';
 
 /** One VM operation on one segment. */
 export interface Operation {
+  /** Segment slot. */
   readonly seg: number;
+  /** Segment id (for diagnostics). */
+  readonly id: number;
   readonly event: InvalidateEvent;
-  /** Under the operation lock, before step 1: validates and returns the range to invalidate. Throws to fail (nothing done). */
-  prepare(): { offset: number; length: number };
+  /**
+   * Under the operation lock, before step 1: validates and returns the range to invalidate, or
+   * null when there is nothing to do (e.g. a swap-in that another thread already did). Throws to
+   * fail (nothing done).
+   */
+  prepare(): { offset: number; length: number } | null;
   /** Step 4, drained and held off. Throws to fail; must then have changed nothing. */
   apply(): void;
   /** After step 5 when apply succeeded (e.g. free the segment slot of a removal). */
@@ -53,18 +63,28 @@ export interface Bounds {
   readonly signal?: AbortSignal | undefined;
   /** True when run by runSync: waiting on this thread's own section would never end. */
   readonly sync: boolean;
+  /**
+   * The non-blocking path (reclaim, compaction): a busy operation lock or a section held on the
+   * segment fails at once with ERR_XPMEM_BUSY instead of being waited for.
+   */
+  readonly nonblocking?: boolean;
 }
 
 /**
  * Runs `op` as one invalidation. May sleep (yields its waits). Caller holds no section on the
- * segment when sync. Throws the operation's error, ERR_XPMEM_TIMEOUT, WOULD_DEADLOCK or ABORTED.
+ * segment when sync. Throws the operation's error, ERR_XPMEM_TIMEOUT, WOULD_DEADLOCK, BUSY or
+ * ABORTED. Returns false when prepare() found nothing to do (no invalidation ran).
  */
-export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Waits<void> {
+export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Waits<boolean> {
   yield* lockOperation(me, op.seg, bounds);
+  const began = performance.now();
   let failure: unknown;
+  let targets = 0;
   try {
     const range = op.prepare();
+    if (range === null) return false;
     const r = holdOff(me, op, range);
+    targets = targetCount(me.cb, r);
     failure = yield* start(me, r, bounds);
     if (failure === undefined) failure = yield* drain(me, op.seg, bounds);
     if (failure === undefined) {
@@ -78,8 +98,11 @@ export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Wai
   } finally {
     unlockOperation(me, op.seg);
   }
+  count(me.cb.words, ST_INVALIDATIONS);
+  published(op, targets, performance.now() - began, failure);
   if (failure !== undefined) throw failure;
   op.finish?.();
+  return true;
 }
 
 /** Step 1. Opens the window, then publishes the record and rings its targets. */
@@ -118,7 +141,7 @@ function holdOff(me: Invalidator, op: Operation, range: { offset: number; length
 }
 
 /** Spaces with a notifier overlapping the range: the owner's space-wide ones, then the rmap's. */
-function targetsOf(cb: ControlBlock, get: (i: number) => number, seg: number, range: { offset: number; length: number }): number[] {
+export function targetsOf(cb: ControlBlock, get: (i: number) => number, seg: number, range: { offset: number; length: number }): number[] {
   const { layout } = cb;
   const targets = new Set<number>();
   const owner = get(slotBase(layout.segments, seg) + SEG_OWNER);
@@ -142,21 +165,36 @@ function* start(me: Invalidator, r: number, bounds: Bounds): Waits<unknown> {
   }
 }
 
+/**
+ * How long the non-blocking path waits for sections already inside the segment to leave (none
+ * can enter: the window is open). Sections are short by contract; one that is not gets skipped.
+ */
+const NONBLOCKING_DRAIN_MS = 100;
+
+/** Spaces targeted by record `r` (for diagnostics). */
+function targetCount(cb: ControlBlock, r: number): number {
+  let n = 0;
+  for (let t = 0; t < cb.layout.spaces.capacity; t++) if (hasBit(cb.words, cb.layout, r, TARGETS, t)) n++;
+  return n;
+}
+
 /** Step 3: the rwlock's exclusive side. */
 function* drain(me: Invalidator, seg: number, bounds: Bounds): Waits<unknown> {
   const { words, layout } = me.cb;
   if (bounds.sync && me.holds(seg)) {
     return xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `this thread holds a section on segment slot ${seg}; a synchronous VM operation on it would wait for itself`);
   }
+  if (bounds.nonblocking && me.holds(seg)) return busy('this thread holds a section on the segment');
   Atomics.store(words, slotBase(layout.segments, seg) + SEG_DRAINER, me.slot + 1);
   let holder = -1;
   try {
     yield {
       seg: -1,
-      deadline: bounds.deadline,
+      deadline: bounds.nonblocking ? Math.min(bounds.deadline, deadlineIn(NONBLOCKING_DRAIN_MS)) : bounds.deadline,
       signal: bounds.signal,
       until: () => (holder = holderOf(words, layout, seg, -1)) < 0,
-      timeout: () => unresponsive(me, holder, 'held a section on the segment past the deadline; the operation was rolled back'),
+      timeout: () => bounds.nonblocking ? busy(`space ${spaceIdAt(words, layout, holder)} still holds a section on the segment`) :
+        unresponsive(me, holder, 'held a section on the segment past the deadline; the operation was rolled back'),
     };
     return undefined;
   } catch (error) {
@@ -212,6 +250,7 @@ function* lockOperation(me: Invalidator, seg: number, bounds: Bounds): Waits<voi
   let holder = 0;
   const take = (): boolean => (holder = Atomics.compareExchange(words, at, 0, me.slot + 1)) === 0;
   if (take()) return;
+  if (bounds.nonblocking) throw busy('another VM operation runs on the segment');
   if (bounds.sync && holder === me.slot + 1) {
     throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', 'this thread is already running a VM operation on this segment; await it first');
   }
@@ -222,6 +261,11 @@ function* lockOperation(me: Invalidator, seg: number, bounds: Bounds): Waits<voi
     until: take,
     timeout: () => unresponsive(me, holder - 1, 'kept a VM operation on the segment running past the deadline'),
   };
+}
+
+/** ERR_XPMEM_BUSY of the non-blocking path: the segment is skipped, nothing was changed. */
+function busy(why: string): XpmemError {
+  return xpmemError('ERR_XPMEM_BUSY', `${why}; the non-blocking path skips it`);
 }
 
 /** ERR_XPMEM_TIMEOUT naming the space in slot `slot` by its public id. */

@@ -12,6 +12,7 @@ import { xpmemError, type XpmemError } from '../errors.js';
 import { H_CLOSED, SEG_WAITERS, SP_DOORBELL, SP_WAIT_ANY, slotBase, type Layout } from '../segment/layout.js';
 import { exitShared } from '../sync/rwlock.js';
 import { remaining, wait, waitAsync } from '../sync/futex.js';
+import { recordWait } from '../stats.js';
 
 /** One condition to wait for. */
 export interface WaitFor {
@@ -66,8 +67,12 @@ function arm(s: Waiting, w: WaitFor): void {
   if (w.seg >= 0) Atomics.store(s.words, slotBase(s.layout.segments, w.seg) + SEG_WAITERS, 1);
 }
 
-/** Undoes register; a section entry that failed gives back its parked or granted hold. */
-function unregister(s: Waiting, w: WaitFor, entered: boolean): void {
+/**
+ * Undoes register; a section entry that failed gives back its parked or granted hold. Records
+ * how long the wait slept (`since`: when it first slept, or -1) in the domain's statistics.
+ */
+function unregister(s: Waiting, w: WaitFor, entered: boolean, since: number): void {
+  if (since >= 0) recordWait(s.words, performance.now() - since);
   if (w.seg < 0) return;
   if (w.held === undefined) Atomics.sub(s.words, slotBase(s.layout.spaces, s.slot) + SP_WAIT_ANY, 1);
   else if (!entered) exitShared(s.words, s.layout, w.held, slotBase(s.layout.segments, w.seg));
@@ -88,6 +93,7 @@ function aborted(w: WaitFor): XpmemError {
 export function waitSync(s: Waiting, w: WaitFor): void {
   const bell = register(s, w);
   let entered = false;
+  let since = -1;
   try {
     const self = w.self ?? w.seg;
     for (;;) {
@@ -99,10 +105,11 @@ export function waitSync(s: Waiting, w: WaitFor): void {
         throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `a synchronous wait on segment slot ${self} depends on this thread's own notifier promise; use the async variant`);
       }
       checkWait(s, w);
+      if (since < 0) since = performance.now();
       wait(s.words, bell, seen, w.deadline);
     }
   } finally {
-    unregister(s, w, entered);
+    unregister(s, w, entered, since);
   }
 }
 
@@ -110,16 +117,18 @@ export function waitSync(s: Waiting, w: WaitFor): void {
 export async function waitAsyncFor(s: Waiting, w: WaitFor): Promise<void> {
   const bell = register(s, w);
   let entered = false;
+  let since = -1;
   try {
     for (;;) {
       arm(s, w);
       const seen = Atomics.load(s.words, bell);
       if ((entered = w.until())) return;
       checkWait(s, w);
+      if (since < 0) since = performance.now();
       await waitAsync(s.words, bell, seen, w.deadline, w.signal);
     }
   } finally {
-    unregister(s, w, entered);
+    unregister(s, w, entered, since);
   }
 }
 

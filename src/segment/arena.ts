@@ -165,10 +165,32 @@ export class ArenaAllocator {
       if (mask === 0) return -1;
       b = w.get(H_ALLOC + A_CLASS + (31 - Math.clz32(mask & -mask)));
     }
+    return this.#take(w, b, units);
+  }
+
+  /** Takes the first `units` of free block `b` (its tail stays free); -1 if no record is left to split it. */
+  #take(w: Words, b: number, units: number): number {
     if (w.get(H_ALLOC + A_RECORDS) < 0 && this.#get(w, b, BL_LENGTH) > units) return -1;
     this.#pull(w, b);
     this.#split(w, b, units);
     return b;
+  }
+
+  /**
+   * Compaction's placement: allocates `units` at the start of the lowest-addressed free block
+   * that holds them and starts below unit `below`; -1 when there is none. O(blocks).
+   */
+  allocBelow(w: Words, units: number, below: number): number {
+    const b = this.lowestFit(w, units, below);
+    return b < 0 ? -1 : this.#take(w, b, units);
+  }
+
+  /** The lowest-addressed free block holding `units` that starts below unit `below`, or -1. O(blocks). */
+  lowestFit(w: Words, units: number, below: number): number {
+    for (let b = w.get(H_ALLOC + A_FIRST); b >= 0 && this.#get(w, b, BL_OFFSET) < below; b = this.#get(w, b, BL_NEXT)) {
+      if (this.#get(w, b, BL_KIND) === K_FREE && this.#get(w, b, BL_LENGTH) >= units) return b;
+    }
+    return -1;
   }
 
   /** Frees block `b`, coalescing with free neighbours. */

@@ -11,12 +11,14 @@
  * ERR_XPMEM_WOULD_DEADLOCK. Every method runs in the attaching thread only.
  */
 import { xpmemError, checkFunction, checkOneOf } from '../errors.js';
-import { AT_GEN, AT_STATE, SEG_GEN, SEG_LIVE, SEG_STATE, slotBase } from './layout.js';
+import { AT_GEN, AT_STATE, SEG_GEN, SEG_LIVE, SEG_REF, SEG_STATE, slotBase } from './layout.js';
 import { checkWaitOptions, type Mm, type WaitOptions } from '../mm.js';
 import { enterShared, exitShared, retryShared } from '../sync/rwlock.js';
 import { checkViewType, ViewCache, type ViewType } from './view.js';
 import { Mapping } from './mapping.js';
 import type { Waits } from '../notifier/wait.js';
+import type { Bounds } from '../notifier/invalidate.js';
+import { faultIn } from './fault.js';
 import type { NotifierCallbacks } from '../notifier/range.js';
 import { Notifier, registerNotifier } from '../notifier/notifier.js';
 import { detachAttachment } from './verbs.js';
@@ -113,7 +115,17 @@ export class Attachment {
 
   /** Mapped mode (a secondary MMU): a view with no lock held, checked with retry(). May sleep (sync). */
   map(opts?: WaitOptions): Mapping {
-    return new Mapping(this.#mm, this.#a, this.#views, this.#check.bind(this), opts);
+    return new Mapping(this.#mm, this.#a, this.#views, { check: this.#check.bind(this), fault: this.#fault.bind(this) }, opts);
+  }
+
+  /**
+   * Marks the range used now (mark_page_accessed), so the reclaim clock passes over it once more:
+   * for memory used through a long-lived mapped view, which sections would otherwise mark.
+   * Sets one word; never faults and never sleeps.
+   */
+  touch(): void {
+    this.#usable();
+    Atomics.store(this.#mm.words, slotBase(this.#mm.layout.segments, this.#a.seg) + SEG_REF, 1);
   }
 
   /** Registers range notifiers for exactly this attachment's range. */
@@ -138,8 +150,11 @@ export class Attachment {
     if (this.#detached) throw xpmemError('ERR_XPMEM_DETACHED', `attachment of segment ${this.#a.segId} was detached; attach again`);
   }
 
-  /** The segment is still the one attached and the attachment still exists; else REMOVED. */
-  #check(write: boolean): void {
+  /**
+   * The segment is still the one attached and the attachment still exists (else REMOVED) and
+   * allows the access; marks it referenced. False when it is swapped out: fault it in first.
+   */
+  #check(write: boolean): boolean {
     const { words, layout } = this.#mm;
     const segBase = slotBase(layout.segments, this.#a.seg);
     const attBase = slotBase(layout.attachments, this.#a.slot);
@@ -148,7 +163,14 @@ export class Attachment {
       throw xpmemError('ERR_XPMEM_REMOVED', `segment ${this.#a.segId} was removed by its owner; this attachment is gone`);
     }
     if (write && !this.#a.writable) throw xpmemError('ERR_XPMEM_PERMISSION', `segment ${this.#a.segId} was granted read-only; get() it with 'rw' to write`);
-    this.#views.check(words, segBase, this.#a.offset, this.#a.length, write, this.#mm.cb.arena);
+    if (!this.#views.check(words, segBase, this.#a.offset, this.#a.length, write, this.#mm.cb.arena)) return false;
+    if (words[segBase + SEG_REF] === 0) Atomics.store(words, segBase + SEG_REF, 1); // a plain read first: no store when set
+    return true;
+  }
+
+  /** Swaps the segment back in for this thread (a page fault). May sleep. */
+  #fault(bounds: Bounds): Waits<void> {
+    return faultIn(this.#mm, { slot: this.#a.seg, gen: this.#a.segGen, id: this.#a.segId }, bounds);
   }
 
   #section(write: boolean, a: unknown, b: unknown): unknown {
@@ -176,29 +198,40 @@ export class Attachment {
   }
 
   /**
-   * Synchronous section entry: no allocation unless a window is open, then blocks until it
-   * ends (answering this space's events). Returns the held index used. May sleep.
+   * Synchronous section entry: no allocation unless a window is open or the segment is swapped
+   * out; then blocks until the window ends or the fault is served (answering this space's
+   * events), all within one deadline. Returns the held index used. May sleep.
    */
   #enterSync(write: boolean, opts?: WaitOptions): number {
-    const i = this.#begin();
-    const waited = !this.#publish(i);
-    if (waited) {
-      try {
-        this.#mm.runSync(this.#windowEnd(i, opts, true));
-      } catch (error) {
-        this.#abandon(i);
-        throw error;
+    let bounds: Bounds | undefined;
+    for (;;) {
+      const i = this.#begin();
+      const waited = !this.#publish(i);
+      if (waited) {
+        bounds ??= this.#mm.bounds(opts, true);
+        try {
+          this.#mm.runSync(this.#windowEnd(i, bounds));
+        } catch (error) {
+          this.#abandon(i);
+          throw error;
+        }
       }
+      if (this.#admit(write, i, waited)) return i;
+      bounds ??= this.#mm.bounds(opts, true);
+      this.#mm.runSync(this.#fault(bounds));
     }
-    return this.#admit(write, i, waited);
   }
 
-  /** Asynchronous section entry: waits out an open window without blocking. May sleep. */
+  /** Asynchronous section entry: waits out an open window or a fault without blocking. May sleep. */
   async #enterAsync(write: boolean, opts: WaitOptions | undefined): Promise<number> {
-    const i = this.#begin();
-    const waited = !this.#publish(i);
-    if (waited) await this.#mm.runAsync(this.#windowEnd(i, opts, false)).catch((error: unknown) => { this.#abandon(i); throw error; });
-    return this.#admit(write, i, waited);
+    const bounds = this.#mm.bounds(opts, false);
+    for (;;) {
+      const i = this.#begin();
+      const waited = !this.#publish(i);
+      if (waited) await this.#mm.runAsync(this.#windowEnd(i, bounds)).catch((error: unknown) => { this.#abandon(i); throw error; });
+      if (this.#admit(write, i, waited)) return i;
+      await this.#mm.runAsync(this.#fault(bounds));
+    }
   }
 
   /**
@@ -225,13 +258,12 @@ export class Attachment {
   }
 
   /** Waits until the open window ends (or grants the hold parked in held word `i`). */
-  *#windowEnd(i: number, opts: WaitOptions | undefined, sync: boolean): Waits<void> {
+  *#windowEnd(i: number, bounds: Bounds): Waits<void> {
     const mm = this.#mm;
     const { words, layout } = mm;
     const seg = this.#a.seg;
     const segBase = slotBase(layout.segments, seg);
     const at = mm.heldAt(i);
-    const bounds = mm.bounds(opts, sync);
     yield {
       seg,
       held: at,
@@ -245,17 +277,23 @@ export class Attachment {
   /**
    * Last checks with the hold published in held index `i` (after a wait, the attachment may
    * have been detached or the space closed or reaped); counts the section, or abandons it.
+   * False (abandoned) when the segment is swapped out: the caller faults it in and enters again.
    */
-  #admit(write: boolean, i: number, waited: boolean): number {
+  #admit(write: boolean, i: number, waited: boolean): boolean {
+    let resident: boolean;
     try {
       if (waited) this.#usable();
-      this.#check(write);
+      resident = this.#check(write);
     } catch (error) {
       this.#abandon(i);
       throw error;
     }
+    if (!resident) {
+      this.#abandon(i);
+      return false;
+    }
     this.#inside++;
-    return i;
+    return true;
   }
 
   /** Undoes a failed entry: drops the hold (parked, granted or published) and the claim. */

@@ -5,7 +5,7 @@
 import type { ControlBlock, FreeList } from './control.js';
 import {
   AT_LENGTH, AT_NEXT, AT_OFFSET, AT_SEG, AT_SPACE, AT_STATE, AT_NOTIFIERS, GR_SEG, GR_SPACE, GR_STATE,
-  H_ARENA_UNITS, IV_ORPHAN, IV_STATE, IV_INVALIDATOR, NT_ATT, NT_SPACE, NT_STATE, SEG_BLOCK, SEG_BYTES, SEG_LIVE,
+  H_ARENA_UNITS, H_LIMIT_UNITS, IV_ORPHAN, SEG_FLAGS, SEGF_SWAPPABLE, SEGF_SWAPPED, IV_STATE, IV_INVALIDATOR, NT_ATT, NT_SPACE, NT_STATE, SEG_BLOCK, SEG_BYTES, SEG_LIVE,
   SEG_OPLOCK, SEG_OWNER, SEG_RMAP, SEG_SEQ, SEG_STATE, SEG_UNIT, SP_HELD, SP_NOTIFIERS, SP_STATE, SPACE_LIVE, UNIT, slotBase,
 } from './layout.js';
 import type { Tx } from '../sync/mutex.js';
@@ -61,6 +61,13 @@ function checkSegments(tx: Tx, cb: ControlBlock, errors: string[]): void {
     if (!busy && (Atomics.load(cb.words, slotBase(segments, s) + SEG_SEQ) & 1) !== 0) errors.push(`segment slot ${s} has an open window with no operation running`);
     if (state !== SEG_LIVE) continue;
     const block = live(tx, segments, s, SEG_BLOCK);
+    const flags = live(tx, segments, s, SEG_FLAGS);
+    if ((flags & SEGF_SWAPPED) !== 0) {
+      if (block !== -1) errors.push(`segment slot ${s} is swapped out but still holds arena block ${block}`);
+      if ((flags & SEGF_SWAPPABLE) === 0) errors.push(`segment slot ${s} is swapped out but was made swappable: false`);
+      continue;
+    }
+    if (block < 0) { errors.push(`segment slot ${s} is resident but has no arena block`); continue; }
     const unit = allocator.offset(tx, block);
     const units = allocator.length(tx, block);
     if (unit !== live(tx, segments, s, SEG_UNIT)) errors.push(`segment slot ${s}: SEG_UNIT ${live(tx, segments, s, SEG_UNIT)} != block offset ${unit}`);
@@ -76,6 +83,8 @@ function checkSegments(tx: Tx, cb: ControlBlock, errors: string[]): void {
   const total = tx.get(H_ARENA_UNITS);
   if (allocator.totalUnits(tx) !== total) errors.push(`arena: allocator knows ${allocator.totalUnits(tx)} units, header ${total}`);
   if (used + allocator.freeUnits(tx) !== total) errors.push(`arena: ${used} used + ${allocator.freeUnits(tx)} free != ${total} units`);
+  const limit = tx.get(H_LIMIT_UNITS);
+  if (limit > 0 && used > limit) errors.push(`arena: ${used} units resident, over memoryLimit (${limit} units)`);
 }
 
 function checkUsers(tx: Tx, cb: ControlBlock, errors: string[]): void {

@@ -5,7 +5,7 @@
  */
 import { ArenaAllocator } from './arena.js';
 import {
-  capacitiesOf, H_ARENA_UNITS, H_ATT_FREE, H_GRANT_FREE, H_ID, H_INV_FREE, H_JOURNAL_CAP, H_MAGIC, H_MAX_ARENA_UNITS,
+  capacitiesOf, H_ARENA_UNITS, H_ATT_FREE, H_GRANT_FREE, H_ID, H_INV_FREE, H_JOURNAL_CAP, H_LIMIT_UNITS, H_MAGIC, H_MAX_ARENA_UNITS,
   H_MAX_ATTACHMENTS, H_MAX_DEPTH, H_MAX_GRANTS, H_MAX_INVALIDATIONS, H_MAX_NOTIFIERS, H_MAX_SEGMENTS, H_MAX_SPACES,
   H_NOTIFIER_FREE, H_SEG_FREE, H_SPACE_FREE, H_VERSION, layoutFor, MAGIC, slotBase, UNIT, VERSION,
   AT_NEXT, GR_NEXT, IV_NEXT, NT_NEXT, SEG_NEXT, SP_NEXT,
@@ -21,6 +21,18 @@ export interface DomainHandle {
   readonly arena: SharedArrayBuffer;
   /** Default deadline for every wait, in ms. */
   readonly deadlineMs: number;
+  /** Directory of the domain's swap files. */
+  readonly swapDir: string;
+}
+
+/** What format() writes besides the capacities. */
+export interface FormatOptions {
+  readonly arenaBytes: number;
+  readonly maxArenaBytes: number;
+  /** Resident bytes allowed (0: no limit). */
+  readonly memoryLimit: number;
+  readonly deadlineMs: number;
+  readonly swapDir: string;
 }
 
 /** A table with a free list: which header word heads it and which field links it. */
@@ -36,6 +48,7 @@ export class ControlBlock {
   readonly arena: SharedArrayBuffer;
   readonly allocator: ArenaAllocator;
   readonly deadlineMs: number;
+  readonly swapDir: string;
   readonly spaceList: FreeList;
   readonly segmentList: FreeList;
   readonly grantList: FreeList;
@@ -47,6 +60,7 @@ export class ControlBlock {
     this.words = new Int32Array(handle.control);
     this.arena = handle.arena;
     this.deadlineMs = handle.deadlineMs;
+    this.swapDir = handle.swapDir;
     this.layout = layoutFor(capacitiesOf(this.words));
     this.allocator = new ArenaAllocator(this.layout);
     const l = this.layout;
@@ -59,7 +73,8 @@ export class ControlBlock {
   }
 
   /** Writes a fresh control block and arena; called once, by Domain.create. */
-  static format(caps: Capacities, arenaBytes: number, maxArenaBytes: number, deadlineMs: number): ControlBlock {
+  static format(caps: Capacities, opts: FormatOptions): ControlBlock {
+    const { arenaBytes, maxArenaBytes, deadlineMs, swapDir } = opts;
     const layout = layoutFor(caps);
     const control = new SharedArrayBuffer(layout.words * 4);
     const arena = new SharedArrayBuffer(arenaBytes, { maxByteLength: maxArenaBytes });
@@ -75,8 +90,9 @@ export class ControlBlock {
     w[H_MAX_DEPTH] = caps.depth;
     w[H_JOURNAL_CAP] = caps.journal;
     w[H_MAX_ARENA_UNITS] = Math.floor(maxArenaBytes / UNIT);
+    w[H_LIMIT_UNITS] = Math.floor(opts.memoryLimit / UNIT);
     w[H_ID] = (Math.random() * 0x7fffffff) | 0;
-    const cb = new ControlBlock({ control, arena, deadlineMs });
+    const cb = new ControlBlock({ control, arena, deadlineMs, swapDir });
     for (const list of cb.lists()) chain(w, list);
     const raw = { get: (i: number) => w[i]!, set: (i: number, v: number) => { w[i] = v; } };
     cb.allocator.init(raw, Math.floor(arenaBytes / UNIT));
@@ -92,7 +108,7 @@ export class ControlBlock {
   }
 
   get handle(): DomainHandle {
-    return { control: this.words.buffer as SharedArrayBuffer, arena: this.arena, deadlineMs: this.deadlineMs };
+    return { control: this.words.buffer as SharedArrayBuffer, arena: this.arena, deadlineMs: this.deadlineMs, swapDir: this.swapDir };
   }
 
   /** Domain identity, the same in every thread. */

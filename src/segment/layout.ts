@@ -13,7 +13,7 @@
  */
 
 export const MAGIC = 0x58504d45; // 'XPME'
-export const VERSION = 1;
+export const VERSION = 2;
 
 /** Bytes per arena unit: a cache line. One 32-bit word of units addresses 128 GiB. */
 export const UNIT = 64;
@@ -46,7 +46,11 @@ export const H_SPACE_FREE = 23;
 export const H_ID = 24;              // random domain id: join() is idempotent per (thread, domain)
 export const H_ALLOC = 25;           // allocator header (see arena.ts), ALLOC_HEADER_WORDS long
 export const ALLOC_HEADER_WORDS = 40;
-export const HEADER_WORDS = H_ALLOC + ALLOC_HEADER_WORDS;
+export const H_LIMIT_UNITS = H_ALLOC + ALLOC_HEADER_WORDS; // memoryLimit in units (0 = none), fixed at create
+export const H_CLOCK = H_LIMIT_UNITS + 1; // [tx] the reclaim clock's hand: next segment slot to scan
+export const H_STATS = H_CLOCK + 1;  // [atomic] counters, STAT_* words (stats.ts)
+export const STAT_WORDS = 40;
+export const HEADER_WORDS = H_STATS + STAT_WORDS;
 
 // ---- space table: one per joined thread (an mm_struct) ---------------------------------
 export const SP_STATE = 0;      // [tx] FREE / LIVE / DEAD
@@ -57,8 +61,9 @@ export const SP_NOTIFIERS = 4;  // [tx] space-wide notifiers registered by this 
 export const SP_DOORBELL = 5;   // [atomic] the one word this space sleeps on; += 1 per ring
 export const SP_EVENTS = 6;     // [atomic] 1 when invalidation events may be pending for it
 export const SP_WAIT_ANY = 7;   // [atomic] waits of this space on a segment other than section entries
-export const SP_HELD = 8;       // [atomic] MAX_DEPTH words: segment slot + 1 per held section, | HELD_*
-export const SP_FIXED = 8;
+export const SP_AGE = 8;        // [atomic] 1 when the reclaim clock asks its `referenced` callbacks (with SP_EVENTS)
+export const SP_HELD = 9;       // [atomic] MAX_DEPTH words: segment slot + 1 per held section, | HELD_*
+export const SP_FIXED = 9;
 
 /**
  * SP_HELD word flags. A section entry that must wait out a window parks in its own held word
@@ -74,7 +79,7 @@ export const SPACE_LIVE = 1;
 export const SPACE_DEAD = 2;
 
 // ---- segment table (vma + page flags) ---------------------------------------------------
-export const SEG_STATE = 0;     // [tx] FREE / LIVE / SWAPPED
+export const SEG_STATE = 0;     // [tx] FREE / LIVE / REMOVED (a swapped-out segment is LIVE with SEGF_SWAPPED)
 export const SEG_GEN = 1;       // [tx]
 export const SEG_OWNER = 2;     // [tx] owner space slot
 export const SEG_NEXT = 3;      // [tx] free-list link
@@ -90,14 +95,17 @@ export const SEG_SEQ = 12;      // [atomic] seqcount: odd inside an invalidation
 export const SEG_DRAINER = 13;  // [atomic] space slot + 1 draining this segment
 export const SEG_WAITERS = 14;  // [atomic] 1 while some space waits for the window to end
 export const SEG_OPLOCK = 15;   // [atomic] space slot + 1 running a VM operation on it
-export const SEG_FIELDS = 16;
+export const SEG_REF = 16;      // [atomic] referenced bit: set by sections, map(), touch(); cleared by the clock
+export const SEG_NAME = 17;     // [tx] NAME_WORDS words: the make() name, UTF-8, zero-padded (maps())
+export const NAME_WORDS = 6;
+export const SEG_FIELDS = SEG_NAME + NAME_WORDS;
 
 export const SEG_FREE = 0;
 export const SEG_LIVE = 1;
 export const SEG_REMOVED = 2;   // revoked; slot freed once its last invalidation ended
 
 export const SEGF_SWAPPABLE = 1;
-export const SEGF_REFERENCED = 2;
+export const SEGF_SWAPPED = 2;  // not resident: its bytes are in its swap file, SEG_BLOCK = -1
 
 export const PERMIT_NONE = 0;
 export const PERMIT_RO = 1;

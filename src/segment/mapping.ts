@@ -11,24 +11,33 @@ import { readBegin, readRetry } from '../sync/seqcount.js';
 import { xpmemError } from '../errors.js';
 import type { ViewCache } from './view.js';
 import type { Waits } from '../notifier/wait.js';
+import type { Bounds } from '../notifier/invalidate.js';
 import type { AttachmentSlot } from './attachment.js';
+
+/** What a Mapping needs from its attachment. */
+export interface MappedAccess {
+  /** Validates the attachment and marks it referenced; false when swapped out. */
+  check(write: boolean): boolean;
+  /** Swaps the segment in (a page fault). May sleep. */
+  fault(bounds: Bounds): Waits<void>;
+}
 
 export class Mapping {
   readonly #mm: Mm;
   readonly #seqAt: number;
   readonly #views: ViewCache;
-  readonly #check: (write: boolean) => void;
+  readonly #access: MappedAccess;
   readonly #segId: number;
   readonly #seg: number;
   #seq = 1;
   #view: Uint8Array | undefined;
 
   /** @internal built by Attachment.map */
-  constructor(mm: Mm, a: AttachmentSlot, views: ViewCache, check: (write: boolean) => void, opts?: WaitOptions) {
+  constructor(mm: Mm, a: AttachmentSlot, views: ViewCache, access: MappedAccess, opts?: WaitOptions) {
     this.#mm = mm;
     this.#seqAt = slotBase(mm.layout.segments, a.seg) + SEG_SEQ;
     this.#views = views;
-    this.#check = check;
+    this.#access = access;
     this.#segId = a.segId;
     this.#seg = a.seg;
     this.refresh(opts);
@@ -56,7 +65,8 @@ export class Mapping {
 
   /**
    * Takes a fresh view: waits (blocking, answering this space's events) for an open window to
-   * close, then reads the segment's place. Throws ERR_XPMEM_REMOVED when it is gone.
+   * close, swaps the segment in when it is swapped out, then reads its place. Throws
+   * ERR_XPMEM_REMOVED when it is gone.
    */
   refresh(opts?: WaitOptions): void {
     checkWaitOptions(opts);
@@ -70,7 +80,10 @@ export class Mapping {
         mm.runSync(this.#windowEnd(seq, bounds.deadline, bounds.signal));
         continue;
       }
-      this.#check(false);
+      if (!this.#access.check(false)) {
+        mm.runSync(this.#access.fault(bounds));
+        continue;
+      }
       if (readRetry(words, this.#seqAt, seq)) continue;
       this.#seq = seq;
       this.#view = this.#views.bytes;

@@ -6,8 +6,10 @@
 import { checkIndex, checkOneOf } from '../errors.js';
 import { PERMIT_NONE, PERMIT_RO, PERMIT_RW, SEG_BYTES, SEG_PROT, slotBase } from './layout.js';
 import { checkWaitOptions, type Mm, type WaitOptions } from '../mm.js';
-import { invalidate, type Operation } from '../notifier/invalidate.js';
-import { checkSegment, migration, protection, removal, resizing, type SegmentRef } from './vm.js';
+import { invalidate, type Bounds, type Operation } from '../notifier/invalidate.js';
+import type { Waits } from '../notifier/wait.js';
+import { checkSegment, migration, protection, removal, resizing, swapIn, swapOut, swappedOut, type SegmentRef } from './vm.js';
+import { reclaiming } from './reclaim.js';
 
 /** Protection and permit names. */
 export type Permit = 'none' | 'ro' | 'rw';
@@ -94,18 +96,58 @@ export class Segment {
     this.#sync(() => protection(this.#mm.cb, this.#mm.slot, this.#ref, checkPermit('prot', prot)), opts);
   }
 
+  /**
+   * Writes the bytes to a swap file and frees the arena range (one invalidation); the next
+   * section or map() swaps them back in. ERR_XPMEM_PERMISSION for a segment made with
+   * `swappable: false`; ERR_XPMEM_SWAP_IO (data kept resident) when the file cannot be written.
+   * A no-op when already swapped out.
+   */
+  swapOut(opts?: WaitOptions): Promise<void> {
+    return this.#async(() => swapOut(this.#mm.cb, this.#mm.slot, this.#ref), opts);
+  }
+
+  /** swapOut(), blocking the thread. */
+  swapOutSync(opts?: WaitOptions): void {
+    this.#sync(() => swapOut(this.#mm.cb, this.#mm.slot, this.#ref), opts);
+  }
+
+  /**
+   * Reads the bytes back from the swap file (one invalidation), reclaiming others under
+   * memoryLimit. ERR_XPMEM_SWAP_IO when the file cannot be read (it stays swapped out; a missing
+   * or resized file means its data is lost). A no-op when resident.
+   */
+  swapIn(opts?: WaitOptions): Promise<void> {
+    return this.#async(() => swapIn(this.#mm.cb, this.#mm.slot, this.#ref), opts);
+  }
+
+  /** swapIn(), blocking the thread. */
+  swapInSync(opts?: WaitOptions): void {
+    this.#sync(() => swapIn(this.#mm.cb, this.#mm.slot, this.#ref), opts);
+  }
+
+  /** True while the bytes are in the swap file. */
+  get swapped(): boolean {
+    checkSegment(this.#mm.cb, this.#ref);
+    return swappedOut(this.#mm.cb, this.#ref);
+  }
+
   async #async(build: () => Operation, opts: WaitOptions | undefined): Promise<void> {
     checkWaitOptions(opts);
     const op = build();
     this.#mm.checkLive();
-    await this.#mm.runAsync(invalidate(this.#mm, op, this.#mm.bounds(opts, false)));
+    await this.#mm.runAsync(this.#run(op, this.#mm.bounds(opts, false)));
   }
 
   #sync(build: () => Operation, opts: WaitOptions | undefined): void {
     checkWaitOptions(opts);
     const op = build();
     this.#mm.checkLive();
-    this.#mm.runSync(invalidate(this.#mm, op, this.#mm.bounds(opts, true)));
+    this.#mm.runSync(this.#run(op, this.#mm.bounds(opts, true)));
+  }
+
+  /** The operation as one invalidation, reclaiming others first when it needs memory over memoryLimit. */
+  #run(op: Operation, bounds: Bounds): Waits<boolean> {
+    return reclaiming(this.#mm, this.#ref.slot, bounds.sync, () => invalidate(this.#mm, op, bounds));
   }
 }
 

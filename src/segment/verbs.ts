@@ -4,15 +4,16 @@
  * writing anything, so a failed verb leaves the domain as it was. All may sleep briefly on
  * the domain mutex; none waits for another space.
  */
-import { xpmemError } from '../errors.js';
+import { xpmemError, type XpmemError } from '../errors.js';
 import {
   AT_GRANT, AT_LENGTH, AT_NEXT, AT_NOTIFIERS, AT_OFFSET, AT_PREV, AT_SEG, AT_SPACE, GR_GEN, GR_MODE, GR_SEG,
-  GR_SEGGEN, GR_SPACE, GR_STATE, H_ARENA_UNITS, H_MAX_ARENA_UNITS, NT_ATT, NT_STATE, PERMIT_RW, SEG_BLOCK,
+  GR_SEGGEN, GR_SPACE, GR_STATE, H_ARENA_UNITS, H_LIMIT_UNITS, H_MAX_ARENA_UNITS, NAME_WORDS, SEG_NAME, SEG_REF, NT_ATT, NT_STATE, PERMIT_RW, SEG_BLOCK,
   SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OWNER, SEG_PERMIT, SEG_PROT, SEG_RMAP, SEG_STATE, SEG_UNIT,
   SEG_VIEWGEN, AT_GEN, AT_STATE, UNIT, idOf, slotBase,
 } from './layout.js';
 import { allocSlot, freeSlot, type ControlBlock } from './control.js';
 import type { Tx } from '../sync/mutex.js';
+import type { Words } from './arena.js';
 import type { Mm } from '../mm.js';
 import type { AttachmentSlot } from './attachment.js';
 
@@ -36,6 +37,7 @@ export function unitsFor(bytes: number): number {
  * Caller holds the mutex (tx); throws ERR_XPMEM_NO_MEMORY past maxArenaBytes.
  */
 export function allocUnits(tx: Tx, cb: ControlBlock, units: number): number {
+  checkHeadroom(cb, units, tx);
   let block = cb.allocator.alloc(tx, units);
   if (block >= 0) return block;
   const total = tx.get(H_ARENA_UNITS);
@@ -53,13 +55,43 @@ export function allocUnits(tx: Tx, cb: ControlBlock, units: number): number {
   return block;
 }
 
+/** ERR_XPMEM_NO_MEMORY over memoryLimit: reclaim may cure it by freeing `shortUnits`. */
+function shortfall(shortUnits: number, limit: number): XpmemError {
+  const error = xpmemError('ERR_XPMEM_NO_MEMORY', `resident memory would pass memoryLimit (${limit * UNIT} bytes) by ${shortUnits * UNIT} bytes and nothing more could be swapped out; remove or swap out segments, or raise memoryLimit`);
+  return Object.assign(error, { [SHORT]: shortUnits });
+}
+
+const SHORT = Symbol('shortUnits');
+
+/** Units a NO_MEMORY error over memoryLimit asks reclaim to free; 0 for any other error. */
+export function shortfallOf(error: unknown): number {
+  return (error as { [SHORT]?: number } | null)?.[SHORT] ?? 0;
+}
+
+/**
+ * Throws the memoryLimit shortfall when allocating `units` more would pass the limit. Inside a
+ * transaction (`tx`) this is the rule; without one it is an early hint (an operation's prepare,
+ * so the caller can reclaim before any invalidation starts).
+ */
+export function checkHeadroom(cb: ControlBlock, units: number, tx: Words = atomicWords(cb.words)): void {
+  const limit = tx.get(H_LIMIT_UNITS);
+  if (limit === 0) return;
+  const used = cb.allocator.totalUnits(tx) - cb.allocator.freeUnits(tx);
+  if (used + units > limit) throw shortfall(used + units - limit, limit);
+}
+
+/** Read-only Words over the control block, outside the mutex. */
+function atomicWords(words: Int32Array): Words {
+  return { get: (i) => Atomics.load(words, i), set: () => { throw new Error('read-only'); } };
+}
+
 /** Zero-fills a fresh range, like a new SharedArrayBuffer. Only before the range is published. */
 export function zero(cb: ControlBlock, unit: number, units: number): void {
   new Uint8Array(cb.arena, unit * UNIT, units * UNIT).fill(0);
 }
 
-/** make: a new live segment owned by `mm`. Returns its slot and generation. */
-export function makeSegment(mm: Mm, bytes: number, permit: number, flags: number): { slot: number; gen: number; id: number } {
+/** make: a new live segment owned by `mm`, referenced. Returns its slot, generation and id. */
+export function makeSegment(mm: Mm, bytes: number, permit: number, flags: number, name: string): { slot: number; gen: number; id: number } {
   const { cb } = mm;
   const { layout } = cb;
   const units = unitsFor(bytes);
@@ -79,10 +111,28 @@ export function makeSegment(mm: Mm, bytes: number, permit: number, flags: number
     tx.set(base + SEG_FLAGS, flags);
     tx.set(base + SEG_RMAP, -1);
     tx.set(base + SEG_VIEWGEN, tx.get(base + SEG_VIEWGEN) + 1);
+    const packed = packName(name);
+    for (let w = 0; w < NAME_WORDS; w++) tx.set(base + SEG_NAME + w, packed[w]!);
     return { slot, gen: tx.get(base + SEG_GEN), unit };
   });
   zero(cb, made.unit, units);
+  Atomics.store(cb.words, slotBase(layout.segments, made.slot) + SEG_REF, 1);
   return { slot: made.slot, gen: made.gen, id: idOf(layout.segments, made.slot, made.gen) };
+}
+
+/** `name` as NAME_WORDS words of UTF-8 (cut at a character boundary), zero-padded. */
+function packName(name: string): Int32Array {
+  const words = new Int32Array(NAME_WORDS);
+  new TextEncoder().encodeInto(name, new Uint8Array(words.buffer));
+  return words;
+}
+
+/** The name stored by packName, read through `get`. */
+export function unpackName(get: (i: number) => number, base: number): string {
+  const words = Int32Array.from({ length: NAME_WORDS }, (_, w) => get(base + SEG_NAME + w));
+  const bytes = new Uint8Array(words.buffer);
+  const end = bytes.indexOf(0);
+  return new TextDecoder().decode(end < 0 ? bytes : bytes.subarray(0, end));
 }
 
 /** Resolves a public segment id to a live slot, or throws ERR_XPMEM_NO_SEGMENT. Caller holds the mutex. */

@@ -4,7 +4,7 @@
  * where SEG_VIEWGEN cannot change underneath.
  */
 import { invalidArgType, xpmemError } from '../errors.js';
-import { PERMIT_RO, PERMIT_RW, SEG_BYTES, SEG_PROT, SEG_UNIT, SEG_VIEWGEN, UNIT } from './layout.js';
+import { PERMIT_RO, PERMIT_RW, SEG_BYTES, SEG_FLAGS, SEG_PROT, SEG_UNIT, SEG_VIEWGEN, SEGF_SWAPPED, UNIT } from './layout.js';
 
 /** A typed-array constructor sections can hand out. */
 export type ViewType<V> = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): V; readonly BYTES_PER_ELEMENT: number };
@@ -25,24 +25,29 @@ export class ViewCache {
   #typed = new Map<ViewType<unknown>, unknown>();
   #prot = 0;
   #fits = false;
+  #resident = false;
 
   /**
    * Revalidates against the segment's words (caller holds a section or the seqcount is stable)
-   * and checks the access: throws ERR_XPMEM_PERMISSION or ERR_XPMEM_RANGE.
+   * and checks the access: false when the segment is swapped out (the caller faults it in),
+   * else throws ERR_XPMEM_PERMISSION or ERR_XPMEM_RANGE, or returns true.
    */
-  check(words: Int32Array, segBase: number, offset: number, length: number, write: boolean, arena: SharedArrayBuffer): void {
+  check(words: Int32Array, segBase: number, offset: number, length: number, write: boolean, arena: SharedArrayBuffer): boolean {
     const gen = Atomics.load(words, segBase + SEG_VIEWGEN);
     if (gen !== this.#gen) {
       this.#gen = gen;
       this.#typed.clear();
       this.#prot = Atomics.load(words, segBase + SEG_PROT);
+      this.#resident = (Atomics.load(words, segBase + SEG_FLAGS) & SEGF_SWAPPED) === 0;
       this.#fits = offset + length <= Atomics.load(words, segBase + SEG_BYTES);
-      this.#u8 = this.#fits ? new Uint8Array(arena, Atomics.load(words, segBase + SEG_UNIT) * UNIT + offset, length) : undefined;
+      this.#u8 = this.#fits && this.#resident ? new Uint8Array(arena, Atomics.load(words, segBase + SEG_UNIT) * UNIT + offset, length) : undefined;
     }
+    if (!this.#resident) return false;
     if (this.#prot < (write ? PERMIT_RW : PERMIT_RO)) {
       throw xpmemError('ERR_XPMEM_PERMISSION', `the segment's owner protected it '${['none', 'ro', 'rw'][this.#prot]}'; a ${write ? 'write' : 'read'} section is not allowed`);
     }
     if (!this.#fits) throw xpmemError('ERR_XPMEM_RANGE', 'the segment shrank below this attachment; detach and attach a range inside its new size');
+    return true;
   }
 
   get bytes(): Uint8Array {

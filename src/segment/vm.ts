@@ -4,14 +4,18 @@
  * `apply` either completes or throws having changed nothing.
  */
 import { xpmemError } from '../errors.js';
+import { truncateSync } from 'node:fs';
 import {
-  SEG_BLOCK, SEG_BYTES, SEG_GEN, SEG_LIVE, SEG_PROT, SEG_REMOVED, SEG_STATE, SEG_UNIT, SEG_VIEWGEN, UNIT, slotBase,
+  SEG_BLOCK, SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_PROT, SEG_REMOVED, SEG_STATE, SEG_UNIT, SEG_VIEWGEN,
+  SEGF_SWAPPABLE, SEGF_SWAPPED, UNIT, slotBase,
 } from './layout.js';
 import { freeSlot, type ControlBlock } from './control.js';
 import type { Tx } from '../sync/mutex.js';
 import type { Operation } from '../notifier/invalidate.js';
 import type { InvalidateEvent } from '../notifier/range.js';
-import { allocUnits, dropSegmentUsers, unitsFor } from './verbs.js';
+import { allocUnits, checkHeadroom, dropSegmentUsers, unitsFor } from './verbs.js';
+import { discardSwap, readSwap, swapIo, swapPath, writeSwap } from './swapfile.js';
+import { count, ST_SWAP_INS, ST_SWAP_OUTS } from '../stats.js';
 
 /** The segment an operation targets: slot, generation and public id. */
 export interface SegmentRef {
@@ -36,18 +40,61 @@ function whole(cb: ControlBlock, s: SegmentRef): { offset: number; length: numbe
   return { offset: 0, length: field(cb, s, SEG_BYTES) };
 }
 
+/** True when the segment's bytes are in its swap file, not in the arena. */
+export function swappedOut(cb: ControlBlock, s: SegmentRef): boolean {
+  return (field(cb, s, SEG_FLAGS) & SEGF_SWAPPED) !== 0;
+}
+
+/** The segment's swap file. */
+function swapFileOf(cb: ControlBlock, s: SegmentRef): string {
+  return swapPath(cb.swapDir, cb.id, s.id);
+}
+
 /** Moves the segment's bytes to a fresh block of `units` (copying `keep` bytes). Caller holds the mutex. */
 function relocate(tx: Tx, cb: ControlBlock, s: SegmentRef, units: number, keep: number): void {
+  moveTo(tx, cb, s, allocUnits(tx, cb, units), keep);
+}
+
+/** Moves the segment's first `keep` bytes into `block` (the rest zeroed) and frees its old block. Caller holds the mutex. */
+function moveTo(tx: Tx, cb: ControlBlock, s: SegmentRef, block: number, keep: number): void {
   const base = slotBase(cb.layout.segments, s.slot);
   const from = tx.get(base + SEG_UNIT);
-  const block = allocUnits(tx, cb, units);
   const to = cb.allocator.offset(tx, block);
   const arena = new Uint8Array(cb.arena);
   arena.copyWithin(to * UNIT, from * UNIT, from * UNIT + keep);
-  arena.fill(0, to * UNIT + keep, (to + units) * UNIT);
+  arena.fill(0, to * UNIT + keep, (to + cb.allocator.length(tx, block)) * UNIT);
   cb.allocator.free(tx, tx.get(base + SEG_BLOCK));
   tx.set(base + SEG_BLOCK, block);
   tx.set(base + SEG_UNIT, to);
+}
+
+/**
+ * compaction's move: the segment goes to the lowest free range below it that holds it (within
+ * memoryLimit); null when there is none, so nothing is invalidated. Decided again in step 4:
+ * when the hole was taken meanwhile the bytes stay where they are.
+ */
+export function compaction(cb: ControlBlock, self: number, s: SegmentRef): Operation {
+  const base = slotBase(cb.layout.segments, s.slot);
+  const lowerHole = (tx: Tx): boolean => cb.allocator.lowestFit(tx, unitsFor(tx.get(base + SEG_BYTES)), tx.get(base + SEG_UNIT)) >= 0;
+  return {
+    seg: s.slot,
+    id: s.id,
+    event: 'migrate',
+    prepare: () => {
+      const range = whole(cb, s);
+      if (swappedOut(cb, s) || !cb.transact(self, lowerHole)) return null;
+      checkHeadroom(cb, unitsFor(range.length));
+      return range;
+    },
+    apply: () => cb.transact(self, (tx) => {
+      const bytes = tx.get(base + SEG_BYTES);
+      checkHeadroom(cb, unitsFor(bytes), tx);
+      const block = cb.allocator.allocBelow(tx, unitsFor(bytes), tx.get(base + SEG_UNIT));
+      if (block < 0) return;
+      moveTo(tx, cb, s, block, bytes);
+      bumpViews(tx, cb, s);
+    }),
+  };
 }
 
 function bumpViews(tx: Tx, cb: ControlBlock, s: SegmentRef): void {
@@ -62,16 +109,22 @@ function bumpViews(tx: Tx, cb: ControlBlock, s: SegmentRef): void {
 export function removal(cb: ControlBlock, self: number, s: SegmentRef, event: InvalidateEvent): Operation {
   return {
     seg: s.slot,
+    id: s.id,
     event,
     prepare: () => whole(cb, s),
-    apply: () => cb.transact(self, (tx) => {
-      const base = slotBase(cb.layout.segments, s.slot);
-      dropSegmentUsers(tx, cb, s.slot);
-      cb.allocator.free(tx, tx.get(base + SEG_BLOCK));
-      tx.set(base + SEG_BLOCK, -1);
-      tx.set(base + SEG_STATE, SEG_REMOVED);
-      bumpViews(tx, cb, s);
-    }),
+    apply: () => {
+      const swapped = cb.transact(self, (tx) => {
+        const base = slotBase(cb.layout.segments, s.slot);
+        dropSegmentUsers(tx, cb, s.slot);
+        const block = tx.get(base + SEG_BLOCK);
+        if (block >= 0) cb.allocator.free(tx, block);
+        tx.set(base + SEG_BLOCK, -1);
+        tx.set(base + SEG_STATE, SEG_REMOVED);
+        bumpViews(tx, cb, s);
+        return block < 0;
+      });
+      if (swapped) discardSwap(swapFileOf(cb, s));
+    },
     finish: () => cb.transact(self, (tx) => freeSlot(tx, cb.segmentList, s.slot)),
   };
 }
@@ -80,8 +133,14 @@ export function removal(cb: ControlBlock, self: number, s: SegmentRef, event: In
 export function migration(cb: ControlBlock, self: number, s: SegmentRef): Operation {
   return {
     seg: s.slot,
+    id: s.id,
     event: 'migrate',
-    prepare: () => whole(cb, s),
+    prepare: () => {
+      const range = whole(cb, s);
+      if (swappedOut(cb, s)) return null; // nothing in the arena to move
+      checkHeadroom(cb, unitsFor(range.length));
+      return range;
+    },
     apply: () => cb.transact(self, (tx) => {
       const bytes = tx.get(slotBase(cb.layout.segments, s.slot) + SEG_BYTES);
       relocate(tx, cb, s, unitsFor(bytes), bytes);
@@ -93,17 +152,19 @@ export function migration(cb: ControlBlock, self: number, s: SegmentRef): Operat
 /**
  * resize: shrinking invalidates [bytes, old) and frees the tail in place; growing extends in
  * place when the next block is free, else moves (so it invalidates the whole segment). New bytes
- * read as zero.
+ * read as zero. A swapped-out segment is resized in its swap file (truncated or zero-extended).
  */
 export function resizing(cb: ControlBlock, self: number, s: SegmentRef, bytes: number): Operation {
   return {
     seg: s.slot,
+    id: s.id,
     event: 'resize',
     prepare: () => {
       const { length } = whole(cb, s);
+      if (bytes > length && !swappedOut(cb, s)) checkHeadroom(cb, unitsFor(bytes) - unitsFor(length));
       return bytes < length ? { offset: bytes, length: length - bytes } : { offset: 0, length };
     },
-    apply: () => cb.transact(self, (tx) => {
+    apply: () => swappedOut(cb, s) ? resizeSwapped(cb, self, s, bytes) : cb.transact(self, (tx) => {
       const base = slotBase(cb.layout.segments, s.slot);
       const old = tx.get(base + SEG_BYTES);
       const block = tx.get(base + SEG_BLOCK);
@@ -125,6 +186,7 @@ export function resizing(cb: ControlBlock, self: number, s: SegmentRef, bytes: n
 export function protection(cb: ControlBlock, self: number, s: SegmentRef, prot: number): Operation {
   return {
     seg: s.slot,
+    id: s.id,
     event: 'protect',
     prepare: () => whole(cb, s),
     apply: () => cb.transact(self, (tx) => {
@@ -134,3 +196,92 @@ export function protection(cb: ControlBlock, self: number, s: SegmentRef, prot: 
   };
 }
 
+
+/** resize of a swapped-out segment: its swap file takes the new size (zero-extended). */
+function resizeSwapped(cb: ControlBlock, self: number, s: SegmentRef, bytes: number): void {
+  const path = swapFileOf(cb, s);
+  try {
+    truncateSync(path, bytes);
+  } catch (error) {
+    throw swapIo('resizing', path, error);
+  }
+  cb.transact(self, (tx) => {
+    tx.set(slotBase(cb.layout.segments, s.slot) + SEG_BYTES, bytes);
+    bumpViews(tx, cb, s);
+  });
+}
+
+/**
+ * swap out: step 4 writes the bytes to the segment's swap file, then frees the arena range at
+ * once (SEGF_SWAPPED, no block). A write error is ERR_XPMEM_SWAP_IO and leaves the data
+ * resident. Null (nothing to do) when already swapped out.
+ */
+export function swapOut(cb: ControlBlock, self: number, s: SegmentRef): Operation {
+  return {
+    seg: s.slot,
+    id: s.id,
+    event: 'swap',
+    prepare: () => {
+      const range = whole(cb, s);
+      if ((field(cb, s, SEG_FLAGS) & SEGF_SWAPPABLE) === 0) {
+        throw xpmemError('ERR_XPMEM_PERMISSION', `segment ${s.id} was made with swappable: false`);
+      }
+      return swappedOut(cb, s) ? null : range;
+    },
+    apply: () => {
+      const path = swapFileOf(cb, s);
+      writeSwap(path, new Uint8Array(cb.arena, field(cb, s, SEG_UNIT) * UNIT, field(cb, s, SEG_BYTES)));
+      try {
+        cb.transact(self, (tx) => {
+          const base = slotBase(cb.layout.segments, s.slot);
+          cb.allocator.free(tx, tx.get(base + SEG_BLOCK));
+          tx.set(base + SEG_BLOCK, -1);
+          tx.set(base + SEG_FLAGS, tx.get(base + SEG_FLAGS) | SEGF_SWAPPED);
+          bumpViews(tx, cb, s);
+        });
+      } catch (error) {
+        discardSwap(path);
+        throw error;
+      }
+      count(cb.words, ST_SWAP_OUTS);
+    },
+  };
+}
+
+/**
+ * swap in: step 4 allocates a range (within memoryLimit: checkHeadroom first, so the caller can
+ * reclaim) and reads the swap file into it inside one transaction, so the segment is published
+ * only with its bytes. A read error is ERR_XPMEM_SWAP_IO and leaves it swapped out; a missing or
+ * resized file means its data is lost, and every fault reports that. Null when already resident.
+ */
+export function swapIn(cb: ControlBlock, self: number, s: SegmentRef): Operation {
+  return {
+    seg: s.slot,
+    id: s.id,
+    event: 'swap',
+    prepare: () => {
+      const range = whole(cb, s);
+      if (!swappedOut(cb, s)) return null;
+      checkHeadroom(cb, unitsFor(range.length));
+      return range;
+    },
+    apply: () => {
+      const path = swapFileOf(cb, s);
+      cb.transact(self, (tx) => {
+        const base = slotBase(cb.layout.segments, s.slot);
+        const bytes = tx.get(base + SEG_BYTES);
+        const units = unitsFor(bytes);
+        const block = allocUnits(tx, cb, units);
+        const unit = cb.allocator.offset(tx, block);
+        readSwap(path, new Uint8Array(cb.arena, unit * UNIT, bytes));
+        new Uint8Array(cb.arena).fill(0, unit * UNIT + bytes, (unit + units) * UNIT);
+        tx.set(base + SEG_BLOCK, block);
+        tx.set(base + SEG_UNIT, unit);
+        tx.set(base + SEG_FLAGS, tx.get(base + SEG_FLAGS) & ~SEGF_SWAPPED);
+        bumpViews(tx, cb, s);
+      });
+      discardSwap(path);
+      count(cb.words, ST_SWAP_INS);
+    },
+  };
+}

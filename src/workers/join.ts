@@ -5,14 +5,15 @@
 import { threadId } from 'node:worker_threads';
 import { invalidArgType, xpmemError } from '../errors.js';
 import { ControlBlock, allocSlot, type DomainHandle } from '../segment/control.js';
-import { SP_EVENTS, SP_GEN, SP_HELD, SP_NOTIFIERS, SP_THREAD, SP_WAIT_ANY, H_CLOSED, slotBase } from '../segment/layout.js';
+import { SP_AGE, SP_EVENTS, SP_GEN, SP_HELD, SP_NOTIFIERS, SP_THREAD, SP_WAIT_ANY, H_CLOSED, slotBase } from '../segment/layout.js';
 import { Mm } from '../mm.js';
 import { Space } from '../space.js';
 
 const joined = new Map<number, { mm: Mm; space: Space }>();
 
 function isHandle(h: unknown): h is DomainHandle {
-  return typeof h === 'object' && h !== null && (h as DomainHandle).control instanceof SharedArrayBuffer && (h as DomainHandle).arena instanceof SharedArrayBuffer;
+  return typeof h === 'object' && h !== null && (h as DomainHandle).control instanceof SharedArrayBuffer &&
+    (h as DomainHandle).arena instanceof SharedArrayBuffer && typeof (h as DomainHandle).swapDir === 'string';
 }
 
 /** The mutex identity of thread `threadId` before it has a space (its join transaction). */
@@ -49,7 +50,7 @@ export function joinMm(handle: DomainHandle): { mm: Mm; space: Space } {
     return { slot: s, gen: tx.get(base + SP_GEN) };
   });
   const base = slotBase(layout.spaces, slot);
-  for (const f of [SP_EVENTS, SP_WAIT_ANY]) Atomics.store(cb.words, base + f, 0);
+  for (const f of [SP_EVENTS, SP_WAIT_ANY, SP_AGE]) Atomics.store(cb.words, base + f, 0);
   for (let d = 0; d < layout.caps.depth; d++) Atomics.store(cb.words, base + SP_HELD + d, 0);
   const mm = new Mm(cb, slot, gen);
   const entry = { mm, space: new Space(mm) };

@@ -15,8 +15,9 @@
 import {
   AT_SPACE, AT_STATE, GR_SPACE, GR_STATE, IV_INVALIDATOR, IV_ORPHAN, IV_STATE, NT_ATT, NT_SPACE, NT_STATE,
   SEG_GEN, SEG_LIVE, SEG_OPLOCK, SEG_OWNER, SEG_SEQ, SEG_STATE, SP_HELD, SP_NOTIFIERS, SP_STATE,
-  SP_THREAD, SPACE_DEAD, SPACE_LIVE, idOf, slotBase,
+  SP_THREAD, SPACE_DEAD, SPACE_LIVE, idOf, slotBase, spaceIdAt,
 } from '../segment/layout.js';
+import { reapChannel, type ReapMessage } from '../diagnostics.js';
 import { freeSlot, type ControlBlock } from '../segment/control.js';
 import { seize } from '../sync/mutex.js';
 import { post, ring, wakeSegmentWaiters } from '../sync/doorbell.js';
@@ -45,6 +46,8 @@ export function spacesOfThread(cb: ControlBlock, threadId: number): number[] {
 export async function reap(me: Mm, dead: number): Promise<number> {
   const { cb } = me;
   const { words, layout } = cb;
+  const space = spaceIdAt(words, layout, dead);
+  const threadId = Atomics.load(words, slotBase(layout.spaces, dead) + SP_THREAD);
   seize(words, layout, dead, me.slot);
   cb.transact(me.slot, (tx) => tx.set(slotBase(layout.spaces, dead) + SP_STATE, SPACE_DEAD));
   const spBase = slotBase(layout.spaces, dead);
@@ -55,6 +58,7 @@ export async function reap(me: Mm, dead: number): Promise<number> {
   const owned = dropUsers(cb, me.slot, dead);
   for (const ref of owned) await release(me, ref);
   cb.transact(me.slot, (tx) => freeSlot(tx, cb.spaceList, dead));
+  if (reapChannel.hasSubscribers) reapChannel.publish({ space, threadId, segments: owned.length } satisfies ReapMessage);
   return owned.length;
 }
 

@@ -1,0 +1,59 @@
+/**
+ * diagnostics_channel publication: `xpmem:invalidate`, `xpmem:fault`, `xpmem:reclaim` and
+ * `xpmem:reap`. Messages are built only when a channel has subscribers, in the thread that did
+ * the work (subscribe in that thread: channels are per thread). Never sleeps.
+ */
+import { channel } from 'node:diagnostics_channel';
+import type { InvalidateEvent } from './notifier/range.js';
+
+/** Message of `xpmem:invalidate`: one invalidation, applied or rolled back. */
+export interface InvalidateMessage {
+  readonly segId: number;
+  readonly event: InvalidateEvent;
+  /** Spaces whose notifiers got invalidateStart. */
+  readonly attachers: number;
+  /** From taking the operation lock to the last invalidateEnd ack. */
+  readonly durationMs: number;
+  /** The error code when rolled back (or failed), else undefined. */
+  readonly error: string | undefined;
+}
+
+/** Message of `xpmem:fault`: a section or map() swapped its segment back in. */
+export interface FaultMessage {
+  readonly segId: number;
+  readonly space: number;
+  readonly bytes: number;
+  readonly durationMs: number;
+}
+
+/** Message of `xpmem:reclaim`: one run of the reclaim clock. */
+export interface ReclaimMessage {
+  /** Bytes the caller needed freed. */
+  readonly neededBytes: number;
+  readonly freedBytes: number;
+  /** Segment ids swapped out. */
+  readonly victims: number[];
+  /** Segments given a second chance (referenced bit cleared). */
+  readonly aged: number;
+  readonly durationMs: number;
+}
+
+/** Message of `xpmem:reap`: a dead space was reaped. */
+export interface ReapMessage {
+  readonly space: number;
+  readonly threadId: number;
+  /** Segments it owned, removed with event 'release'. */
+  readonly segments: number;
+}
+
+export const invalidateChannel = channel('xpmem:invalidate');
+export const faultChannel = channel('xpmem:fault');
+export const reclaimChannel = channel('xpmem:reclaim');
+export const reapChannel = channel('xpmem:reap');
+
+/** Publishes one invalidation on `xpmem:invalidate`. */
+export function published(op: { readonly id: number; readonly event: InvalidateEvent }, attachers: number, durationMs: number, failure: unknown): void {
+  if (!invalidateChannel.hasSubscribers) return;
+  const error = failure === undefined ? undefined : String((failure as { code?: unknown }).code ?? 'Error');
+  invalidateChannel.publish({ segId: op.id, event: op.event, attachers, durationMs, error } satisfies InvalidateMessage);
+}

@@ -1,0 +1,57 @@
+/**
+ * domain.compact(): closes holes in the arena by moving segments down, highest first, each into
+ * the lowest free range below it that holds it (vm.ts compaction). Every move is one 'migrate'
+ * invalidation on the non-blocking path: a segment whose operation lock is taken, on which a
+ * section stays held, or whose notifiers do not answer in time is skipped, never waited for at
+ * length. Runs in the calling thread; may sleep (async).
+ */
+import { SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_STATE, SEG_UNIT, SEGF_SWAPPED, idOf, slotBase } from './layout.js';
+import { invalidate } from '../notifier/invalidate.js';
+import { compaction, type SegmentRef } from './vm.js';
+import { count, ST_COMPACTED } from '../stats.js';
+import type { Mm, WaitOptions } from '../mm.js';
+
+/** What one compact() did. */
+export interface CompactReport {
+  /** Segments moved. */
+  readonly moved: number;
+  /** Bytes they hold. */
+  readonly movedBytes: number;
+  /** Segments that could have moved but were busy or did not answer in time. */
+  readonly skipped: number;
+}
+
+/** Compacts the arena from space `mm`. May sleep. */
+export async function compact(mm: Mm, opts: WaitOptions | undefined): Promise<CompactReport> {
+  let moved = 0;
+  let movedBytes = 0;
+  let skipped = 0;
+  for (const ref of residentByOffset(mm)) {
+    if (opts?.signal?.aborted) break;
+    try {
+      if (!(await mm.runAsync(invalidate(mm, compaction(mm.cb, mm.slot, ref), { ...mm.bounds(opts, false), nonblocking: true })))) continue;
+    } catch {
+      skipped++;
+      continue;
+    }
+    moved++;
+    movedBytes += Atomics.load(mm.words, slotBase(mm.layout.segments, ref.slot) + SEG_BYTES);
+    count(mm.words, ST_COMPACTED);
+  }
+  return { moved, movedBytes, skipped };
+}
+
+/** Resident live segments, highest arena offset first. Takes the mutex briefly. */
+function residentByOffset(mm: Mm): SegmentRef[] {
+  const { segments } = mm.layout;
+  return mm.cb.transact(mm.slot, (tx) => {
+    const found: { ref: SegmentRef; unit: number }[] = [];
+    for (let s = 0; s < segments.capacity; s++) {
+      const base = slotBase(segments, s);
+      if (tx.get(base + SEG_STATE) !== SEG_LIVE || (tx.get(base + SEG_FLAGS) & SEGF_SWAPPED) !== 0) continue;
+      const gen = tx.get(base + SEG_GEN);
+      found.push({ ref: { slot: s, gen, id: idOf(segments, s, gen) }, unit: tx.get(base + SEG_UNIT) });
+    }
+    return found.sort((a, b) => b.unit - a.unit).map((f) => f.ref);
+  });
+}

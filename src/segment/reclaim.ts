@@ -1,0 +1,117 @@
+/**
+ * Reclaim under memoryLimit: page aging with a clock, and eviction by swap-out.
+ *
+ * The clock's hand (H_CLOCK) walks the segment table over resident, swappable segments that no
+ * VM operation holds and this thread has no section on. A segment whose referenced bit is set
+ * (by sections, map(), touch(), or a `referenced` answer) has it cleared and is passed over: a
+ * second chance. The spaces whose notifiers cover it are asked, asynchronously, whether they used
+ * it (their `referenced` callbacks run at their next delivery point and set the bit again on
+ * true, before the hand comes back). An unreferenced segment is a victim and is swapped out on
+ * the non-blocking path (try the operation lock, wait only briefly for sections already inside,
+ * skip what is busy). Two turns at most, so a working set that was all referenced is still
+ * reclaimed on the second.
+ *
+ * Runs in the thread that needed the memory, inside its own operation (make, resize, a fault),
+ * never holding the operation lock of the segment it allocates for. May sleep (its waits are
+ * yielded: a synchronous caller blocks, an asynchronous one awaits).
+ */
+import {
+  H_CLOCK, SEG_BLOCK, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OPLOCK, SEG_REF, SEG_STATE, SEGF_SWAPPABLE, SEGF_SWAPPED,
+  SP_AGE, UNIT, idOf, slotBase,
+} from './layout.js';
+import { post } from '../sync/doorbell.js';
+import { invalidate, targetsOf, type Bounds } from '../notifier/invalidate.js';
+import type { Waits } from '../notifier/wait.js';
+import { deadlineIn } from '../sync/futex.js';
+import { count, ST_RECLAIMS } from '../stats.js';
+import { reclaimChannel, type ReclaimMessage } from '../diagnostics.js';
+import { shortfallOf } from './verbs.js';
+import { swapOut, type SegmentRef } from './vm.js';
+import type { Mm } from '../mm.js';
+
+/** How many times one call reclaims and tries again before giving up with ERR_XPMEM_NO_MEMORY. */
+const ATTEMPTS = 8;
+
+/**
+ * Runs `attempt`; when it fails over memoryLimit, reclaims what it lacked (never touching
+ * segment slot `exclude`, the one it allocates for) and tries again. Throws the attempt's error
+ * when reclaim frees nothing. May sleep.
+ */
+export function* reclaiming<T>(mm: Mm, exclude: number, sync: boolean, attempt: () => Waits<T>): Waits<T> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return yield* attempt();
+    } catch (error) {
+      const short = shortfallOf(error);
+      if (short === 0 || tries === ATTEMPTS) throw error;
+      if ((yield* reclaim(mm, short, exclude, sync)) === 0) throw error;
+    }
+  }
+}
+
+/** Swaps out unreferenced victims until `short` units are free; returns the units freed. May sleep. */
+export function* reclaim(mm: Mm, short: number, exclude: number, sync: boolean): Waits<number> {
+  const began = performance.now();
+  const victims: number[] = [];
+  let freed = 0;
+  let aged = 0;
+  for (let turn = 0; turn < 2 && freed < short; turn++) {
+    const scan = sweep(mm, short - freed, exclude);
+    aged += scan.aged;
+    for (const v of scan.victims) {
+      const bounds: Bounds = { deadline: deadlineIn(mm.cb.deadlineMs), sync, nonblocking: true };
+      try {
+        if (!(yield* invalidate(mm, swapOut(mm.cb, mm.slot, v.ref), bounds))) continue;
+      } catch {
+        continue; // busy, removed meanwhile, unanswered, or a swap I/O error: not reclaimable now
+      }
+      freed += v.units;
+      victims.push(v.ref.id);
+      count(mm.words, ST_RECLAIMS);
+    }
+  }
+  if (reclaimChannel.hasSubscribers) {
+    reclaimChannel.publish({ neededBytes: short * UNIT, freedBytes: freed * UNIT, victims, aged, durationMs: performance.now() - began } satisfies ReclaimMessage);
+  }
+  return freed;
+}
+
+/**
+ * One stretch of the clock: from the hand, until victims worth `short` units are found or the
+ * table was walked once. Clears the referenced bits it passes and asks the covering spaces to
+ * age them. Takes the domain mutex briefly.
+ */
+function sweep(mm: Mm, short: number, exclude: number): { victims: { ref: SegmentRef; units: number }[]; aged: number } {
+  const { cb } = mm;
+  const { words, layout } = cb;
+  const { segments } = layout;
+  const asked = new Set<number>();
+  const found = cb.transact(mm.slot, (tx) => {
+    const victims: { ref: SegmentRef; units: number }[] = [];
+    let units = 0;
+    let aged = 0;
+    let hand = tx.get(H_CLOCK) % segments.capacity;
+    for (let n = 0; n < segments.capacity && units < short; n++, hand = (hand + 1) % segments.capacity) {
+      const base = slotBase(segments, hand);
+      if (hand === exclude || tx.get(base + SEG_STATE) !== SEG_LIVE) continue;
+      if ((tx.get(base + SEG_FLAGS) & (SEGF_SWAPPABLE | SEGF_SWAPPED)) !== SEGF_SWAPPABLE) continue;
+      if (Atomics.load(words, base + SEG_OPLOCK) !== 0 || mm.holds(hand)) continue;
+      if (Atomics.exchange(words, base + SEG_REF, 0) !== 0) {
+        aged++;
+        for (const t of targetsOf(cb, tx.get.bind(tx), hand, { offset: 0, length: 2 ** 32 })) asked.add(t);
+        continue;
+      }
+      const gen = tx.get(base + SEG_GEN);
+      const size = cb.allocator.length(tx, tx.get(base + SEG_BLOCK));
+      victims.push({ ref: { slot: hand, gen, id: idOf(segments, hand, gen) }, units: size });
+      units += size;
+    }
+    tx.set(H_CLOCK, hand);
+    return { victims, aged };
+  });
+  for (const t of asked) {
+    Atomics.store(words, slotBase(layout.spaces, t) + SP_AGE, 1);
+    post(words, layout, t);
+  }
+  return found;
+}
