@@ -37,7 +37,7 @@ export class Space {
     this.#mm.checkLive();
     const mm = this.#mm;
     const flags = opts.swappable === false ? 0 : SEGF_SWAPPABLE;
-    const made = mm.runSync(reclaiming(mm, -1, true, function* () {
+    const made = mm.runSync(reclaiming(mm, -1, mm.bounds(undefined, true), function* () {
       return makeSegment(mm, bytes, permit, flags, opts.name ?? '');
     }));
     return new Segment(this.#mm, made, opts.name ?? '');

@@ -8,8 +8,9 @@
  * it (their `referenced` callbacks run at their next delivery point and set the bit again on
  * true, before the hand comes back). An unreferenced segment is a victim and is swapped out on
  * the non-blocking path (try the operation lock, wait only briefly for sections already inside,
- * skip what is busy). Two turns at most, so a working set that was all referenced is still
- * reclaimed on the second.
+ * skip what is busy). Three turns at most: a working set that was all referenced is reclaimed on
+ * the second, and one referenced again as fast as the hand clears it on the third, which takes
+ * referenced segments too; when all it found was busy, the caller pauses and reclaims again.
  *
  * Runs in the thread that needed the memory, inside its own operation (make, resize, a fault),
  * never holding the operation lock of the segment it allocates for. May sleep (its waits are
@@ -22,48 +23,77 @@ import {
 import { post } from '../sync/doorbell.js';
 import { invalidate, targetsOf, type Bounds } from '../notifier/invalidate.js';
 import type { Waits } from '../notifier/wait.js';
-import { deadlineIn } from '../sync/futex.js';
+import { deadlineIn, remaining } from '../sync/futex.js';
+import { xpmemError } from '../errors.js';
 import { count, ST_RECLAIMS } from '../stats.js';
 import { reclaimChannel, type ReclaimMessage } from '../diagnostics.js';
 import { shortfallOf } from './verbs.js';
 import { swapOut, type SegmentRef } from './vm.js';
 import type { Mm } from '../mm.js';
 
-/** How many times one call reclaims and tries again before giving up with ERR_XPMEM_NO_MEMORY. */
-const ATTEMPTS = 8;
+/** Turns of the clock per reclaim; the last one takes referenced segments too (the kernel's lowest priority). */
+const TURNS = 3;
+
+/** Pause before reclaiming again when every candidate was busy (another thread is mid-operation on it). */
+const PAUSE_MS = 2;
 
 /**
  * Runs `attempt`; when it fails over memoryLimit, reclaims what it lacked (never touching
- * segment slot `exclude`, the one it allocates for) and tries again. Throws the attempt's error
- * when reclaim frees nothing. May sleep.
+ * segment slot `exclude`, the one it allocates for) and tries again, until `bounds.deadline`.
+ * When nothing could be freed but some candidate was only busy, it pauses briefly (answering its
+ * own events) and tries again; it throws the attempt's ERR_XPMEM_NO_MEMORY when nothing is
+ * reclaimable at all, or at the deadline. May sleep.
  */
-export function* reclaiming<T>(mm: Mm, exclude: number, sync: boolean, attempt: () => Waits<T>): Waits<T> {
-  for (let tries = 1; ; tries++) {
+export function* reclaiming<T>(mm: Mm, exclude: number, bounds: Bounds, attempt: () => Waits<T>): Waits<T> {
+  for (;;) {
     try {
       return yield* attempt();
     } catch (error) {
       const short = shortfallOf(error);
-      if (short === 0 || tries === ATTEMPTS) throw error;
-      if ((yield* reclaim(mm, short, exclude, sync)) === 0) throw error;
+      if (short === 0) throw error;
+      const { freed, busy } = yield* reclaim(mm, short, exclude, bounds.sync);
+      if (freed > 0) continue;
+      if (!busy || remaining(bounds.deadline) === 0) throw error;
+      yield* pause(PAUSE_MS, bounds.deadline);
     }
   }
 }
 
-/** Swaps out unreferenced victims until `short` units are free; returns the units freed. May sleep. */
-export function* reclaim(mm: Mm, short: number, exclude: number, sync: boolean): Waits<number> {
+/** A marker thrown by pause()'s wait when its time is up. */
+const RESUME = xpmemError('ERR_XPMEM_TIMEOUT', 'pause over');
+
+/** Sleeps `ms` (at most until `deadline`) on this space's doorbell, answering its events. */
+function* pause(ms: number, deadline: number): Waits<void> {
+  const until = Math.min(deadline, deadlineIn(ms));
+  try {
+    yield { seg: -1, deadline: until, until: () => false, timeout: () => RESUME };
+  } catch (error) {
+    if (error !== RESUME) throw error;
+  }
+}
+
+/**
+ * Swaps out unreferenced victims until `short` units are free. Returns the units freed, and
+ * whether some candidate was skipped only for being busy (worth another try). May sleep.
+ */
+export function* reclaim(mm: Mm, short: number, exclude: number, sync: boolean): Waits<{ freed: number; busy: boolean }> {
   const began = performance.now();
   const victims: number[] = [];
   let freed = 0;
   let aged = 0;
-  for (let turn = 0; turn < 2 && freed < short; turn++) {
-    const scan = sweep(mm, short - freed, exclude);
+  let busy = false;
+  for (let turn = 0; turn < TURNS && freed < short; turn++) {
+    const scan = sweep(mm, short - freed, exclude, turn === TURNS - 1);
     aged += scan.aged;
+    busy ||= scan.busy;
     for (const v of scan.victims) {
       const bounds: Bounds = { deadline: deadlineIn(mm.cb.deadlineMs), sync, nonblocking: true };
       try {
         if (!(yield* invalidate(mm, swapOut(mm.cb, mm.slot, v.ref), bounds))) continue;
-      } catch {
-        continue; // busy, removed meanwhile, unanswered, or a swap I/O error: not reclaimable now
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        busy ||= code === 'ERR_XPMEM_BUSY' || code === 'ERR_XPMEM_TIMEOUT';
+        continue; // removed meanwhile, or a swap I/O error: not reclaimable now
       }
       freed += v.units;
       victims.push(v.ref.id);
@@ -73,15 +103,15 @@ export function* reclaim(mm: Mm, short: number, exclude: number, sync: boolean):
   if (reclaimChannel.hasSubscribers) {
     reclaimChannel.publish({ neededBytes: short * UNIT, freedBytes: freed * UNIT, victims, aged, durationMs: performance.now() - began } satisfies ReclaimMessage);
   }
-  return freed;
+  return { freed, busy };
 }
 
 /**
  * One stretch of the clock: from the hand, until victims worth `short` units are found or the
  * table was walked once. Clears the referenced bits it passes and asks the covering spaces to
- * age them. Takes the domain mutex briefly.
+ * age them; with `force`, referenced segments are victims too. Takes the domain mutex briefly.
  */
-function sweep(mm: Mm, short: number, exclude: number): { victims: { ref: SegmentRef; units: number }[]; aged: number } {
+function sweep(mm: Mm, short: number, exclude: number, force: boolean): { victims: { ref: SegmentRef; units: number }[]; aged: number; busy: boolean } {
   const { cb } = mm;
   const { words, layout } = cb;
   const { segments } = layout;
@@ -90,13 +120,18 @@ function sweep(mm: Mm, short: number, exclude: number): { victims: { ref: Segmen
     const victims: { ref: SegmentRef; units: number }[] = [];
     let units = 0;
     let aged = 0;
+    let busy = false;
     let hand = tx.get(H_CLOCK) % segments.capacity;
     for (let n = 0; n < segments.capacity && units < short; n++, hand = (hand + 1) % segments.capacity) {
       const base = slotBase(segments, hand);
       if (hand === exclude || tx.get(base + SEG_STATE) !== SEG_LIVE) continue;
       if ((tx.get(base + SEG_FLAGS) & (SEGF_SWAPPABLE | SEGF_SWAPPED)) !== SEGF_SWAPPABLE) continue;
-      if (Atomics.load(words, base + SEG_OPLOCK) !== 0 || mm.holds(hand)) continue;
-      if (Atomics.exchange(words, base + SEG_REF, 0) !== 0) {
+      if (mm.holds(hand)) continue;
+      if (Atomics.load(words, base + SEG_OPLOCK) !== 0) {
+        busy = true; // another thread swaps, moves or faults it right now
+        continue;
+      }
+      if (Atomics.exchange(words, base + SEG_REF, 0) !== 0 && !force) {
         aged++;
         for (const t of targetsOf(cb, tx.get.bind(tx), hand, { offset: 0, length: 2 ** 32 })) asked.add(t);
         continue;
@@ -107,7 +142,7 @@ function sweep(mm: Mm, short: number, exclude: number): { victims: { ref: Segmen
       units += size;
     }
     tx.set(H_CLOCK, hand);
-    return { victims, aged };
+    return { victims, aged, busy };
   });
   for (const t of asked) {
     Atomics.store(words, slotBase(layout.spaces, t) + SP_AGE, 1);

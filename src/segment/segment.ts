@@ -147,7 +147,7 @@ export class Segment {
 
   /** The operation as one invalidation, reclaiming others first when it needs memory over memoryLimit. */
   #run(op: Operation, bounds: Bounds): Waits<boolean> {
-    return reclaiming(this.#mm, this.#ref.slot, bounds.sync, () => invalidate(this.#mm, op, bounds));
+    return reclaiming(this.#mm, this.#ref.slot, bounds, () => invalidate(this.#mm, op, bounds));
   }
 }
 

@@ -6,7 +6,7 @@
 import { xpmemError } from '../errors.js';
 import { truncateSync } from 'node:fs';
 import {
-  SEG_BLOCK, SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_PROT, SEG_REMOVED, SEG_STATE, SEG_UNIT, SEG_VIEWGEN,
+  SEG_BLOCK, SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_PROT, SEG_REF, SEG_REMOVED, SEG_STATE, SEG_UNIT, SEG_VIEWGEN,
   SEGF_SWAPPABLE, SEGF_SWAPPED, UNIT, slotBase,
 } from './layout.js';
 import { freeSlot, type ControlBlock } from './control.js';
@@ -281,6 +281,7 @@ export function swapIn(cb: ControlBlock, self: number, s: SegmentRef): Operation
         bumpViews(tx, cb, s);
       });
       discardSwap(path);
+      Atomics.store(cb.words, slotBase(cb.layout.segments, s.slot) + SEG_REF, 1); // just used: a fault is an access
       count(cb.words, ST_SWAP_INS);
     },
   };
