@@ -6,6 +6,7 @@ import { Access } from './segment/access.js';
 import { Segment, checkBytes, checkPermit, type MakeOptions } from './segment/segment.js';
 import { getGrant, makeSegment } from './segment/verbs.js';
 import { reclaiming } from './segment/reclaim.js';
+import { track } from './workers/scope.js';
 import { Notifier, registerNotifier } from './notifier/notifier.js';
 import type { NotifierCallbacks } from './notifier/range.js';
 
@@ -43,13 +44,18 @@ export class Space {
     return new Segment(this.#mm, made, opts.name ?? '');
   }
 
-  /** Gets a permit to segment `segId` (xpmem_get): ERR_XPMEM_PERMISSION if its permit forbids `mode`. */
+  /**
+   * Gets a permit to segment `segId` (xpmem_get): ERR_XPMEM_PERMISSION if its permit forbids
+   * `mode`. Inside a pool task, it is released when the task settles.
+   */
   get(segId: number, mode: 'ro' | 'rw' = 'rw'): Access {
     if (typeof segId !== 'number') throw invalidArgType('segId', 'of type number', segId);
     const writable = checkOneOf('mode', mode, ['ro', 'rw'] as const) === 'rw';
     this.#mm.checkLive();
     if (!Number.isSafeInteger(segId) || segId < 0) throw xpmemError('ERR_XPMEM_NO_SEGMENT', `no segment ${segId}: segment ids are non-negative integers from Segment.id`);
-    return new Access(this.#mm, getGrant(this.#mm, segId, writable));
+    const access = new Access(this.#mm, getGrant(this.#mm, segId, writable));
+    track(() => access.release());
+    return access;
   }
 
   /** Registers notifiers for memory this space owns (every segment it made). */

@@ -1,9 +1,10 @@
 /**
  * The published package works: `npm pack` ships only build/src and the sources its maps name
  * (plus README, LICENSE and package.json),
- * with no runtime dependencies; installed by plain extraction into a scratch node_modules, both
- * entry points ('xpmem-threads', 'xpmem-threads/worker') resolve by name, their declared `types`
- * exist, and a worker started with domain.spawn joins and writes memory the main thread reads.
+ * with no runtime dependencies (piscina only as an optional peer, for the pool entry); installed
+ * by plain extraction into a scratch node_modules, every entry point ('xpmem-threads',
+ * 'xpmem-threads/worker', 'xpmem-threads/pool') has its declared `types`, and a worker started
+ * with domain.spawn joins and writes memory the main thread reads.
  * Packs with --ignore-scripts: build/ comes from pretest, and rebuilding here would rewrite files
  * other test files are loading.
  */
@@ -62,11 +63,12 @@ describe('the packed package', () => {
   it('ships build/src and its sources only, no runtime dependencies, and the declared types', () => {
     expect(shipped.filter((p) => !/^(build\/src\/.+|src\/.+\.ts|package\.json|README\.md|LICENSE(\..+)?)$/.test(p))).toEqual([]);
     const pkg = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as {
-      dependencies?: object; peerDependencies?: object; exports: Record<string, { types: string; default: string }>;
+      dependencies?: object; peerDependencies?: object; peerDependenciesMeta?: object; exports: Record<string, { types: string; default: string }>;
     };
     expect(pkg.dependencies ?? {}).toEqual({});
-    expect(pkg.peerDependencies ?? {}).toEqual({});
-    expect(Object.keys(pkg.exports)).toEqual(['.', './worker']);
+    expect(pkg.peerDependencies).toEqual({ piscina: expect.any(String) });
+    expect(pkg.peerDependenciesMeta).toEqual({ piscina: { optional: true } });
+    expect(Object.keys(pkg.exports)).toEqual(['.', './worker', './pool']);
     for (const entry of Object.values(pkg.exports)) {
       expect(existsSync(join(installed, entry.types)), entry.types).toBe(true);
       expect(existsSync(join(installed, entry.default)), entry.default).toBe(true);

@@ -3,6 +3,7 @@ import { checkIndex, checkOptions, xpmemError } from '../errors.js';
 import type { Mm } from '../mm.js';
 import { Attachment } from './attachment.js';
 import { attachRange, releaseGrant, type GrantSlot } from './verbs.js';
+import { track } from '../workers/scope.js';
 
 /** The range to attach; defaults to the whole segment. */
 export interface AttachOptions {
@@ -34,7 +35,10 @@ export class Access {
     return this.#grant.writable ? 'rw' : 'ro';
   }
 
-  /** Maps a range (xpmem_attach). One transaction; throws ERR_XPMEM_RANGE / REMOVED / DETACHED. */
+  /**
+   * Maps a range (xpmem_attach). One transaction; throws ERR_XPMEM_RANGE / REMOVED / DETACHED.
+   * Inside a pool task, the attachment is detached when the task settles.
+   */
   attach(opts: AttachOptions = {}): Attachment {
     checkOptions('options', opts);
     const offset = opts.offset === undefined ? 0 : checkIndex('options.offset', opts.offset, 0, 2 ** 32);
@@ -43,6 +47,7 @@ export class Access {
     if (this.#released) throw xpmemError('ERR_XPMEM_DETACHED', `access to segment ${this.segId} was released; get() it again`);
     const att = new Attachment(this.#mm, attachRange(this.#mm, this.#grant, offset, length));
     this.#attachments.add(att);
+    track(() => att.detach());
     return att;
   }
 

@@ -1,0 +1,141 @@
+/**
+ * createPool: workers join on start and are reaped when Piscina destroys them; tasks get ids
+ * and ranges; what a task attaches is released when it settles; an idle worker serves its
+ * notifiers; an aborted or destroyed task leaves the domain consistent.
+ */
+import { describe, expect, it } from 'vitest';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+// The pool runs the built pool-worker module in its workers, so this file tests the build throughout.
+import { createPool } from '../build/src/pool.js';
+import { Domain, type DomainOptions, type ReapMessage } from '../build/src/index.js';
+import { bounded, expectCode, Gates } from './helpers.js';
+
+function domain(opts: DomainOptions = {}): Promise<Domain> {
+  return Domain.create({ arenaBytes: 1 << 20, deadlineMs: 5_000, ...opts });
+}
+
+const TASK = new URL('../build/test/fixtures/pool-task.js', import.meta.url);
+
+/** Waits (bounded, on the event loop) until word `i` of `words` is at least `value`. */
+async function until(words: Int32Array, i: number, value: number, what: string): Promise<void> {
+  await bounded((async () => {
+    for (let v = Atomics.load(words, i); v < value; v = Atomics.load(words, i)) {
+      const w = Atomics.waitAsync(words, i, v);
+      if (w.async) await w.value;
+    }
+  })(), what);
+}
+
+/** Resolves with the next `n` `xpmem:reap` messages. */
+function nextReaps(n: number): Promise<ReapMessage[]> {
+  const seen: ReapMessage[] = [];
+  return bounded(new Promise((resolve) => {
+    const on = (m: unknown): void => {
+      if (seen.push(m as ReapMessage) < n) return;
+      unsubscribe('xpmem:reap', on);
+      resolve(seen);
+    };
+    subscribe('xpmem:reap', on);
+  }), `${n} reaps`);
+}
+
+async function closeAll(d: Domain, close: () => Promise<void>): Promise<void> {
+  await close();
+  await d.settled();
+  const report = d.check();
+  await d.close();
+  expect(report.errors).toEqual([]);
+}
+
+describe('createPool', () => {
+  it('sums a segment in place in parallel slices, and releases what each task attached', async () => {
+    const d = await domain({ arenaBytes: 4 << 20 });
+    const gates = new Gates();
+    const pool = createPool(d, { filename: TASK.pathname, minThreads: 2, maxThreads: 2, workerData: { gates: gates.buffer, tag: 'mine' } });
+    try {
+      const n = 100_000;
+      const seg = d.space.make(n * 8);
+      d.space.get(seg.id).attach().write(Float64Array, (v) => { for (let i = 0; i < n; i++) v[i] = i; });
+      const slices = Array.from({ length: 8 }, (_, k) => pool.run({ op: 'sum', segId: seg.id, offset: k * n / 8, length: n / 8 }));
+      const total = (await Promise.all(slices) as number[]).reduce((a, b) => a + b, 0);
+      expect(total).toBe((n * (n - 1)) / 2);
+      expect(await pool.run({ op: 'leak', segId: seg.id })).toBe('mine'); // the caller's workerData is kept
+      expect(d.maps().filter((r) => r.kind === 'attachment' && r.space !== d.space.id)).toEqual([]);
+      expect(d.stats().spaces).toBe(3);
+    } finally {
+      await closeAll(d, () => pool.close());
+    }
+  });
+
+  it("refuses atomics: 'sync' and a task module that is not a path", async () => {
+    const d = await domain();
+    try {
+      expect(() => createPool(d, { filename: TASK.pathname, atomics: 'sync' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+      expect(() => createPool(d, { filename: 42 as unknown as string })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+      await expectCode(() => createPool(d, { filename: TASK.pathname, workerData: 7 }), 'ERR_INVALID_ARG_TYPE');
+    } finally {
+      await d.close();
+    }
+  });
+
+  it('an idle pool worker serves its notifiers: compaction moving its segment gets start and end', async () => {
+    const d = await domain();
+    const gates = new Gates();
+    const pool = createPool(d, { filename: TASK.pathname, minThreads: 1, maxThreads: 1, workerData: { gates: gates.buffer } });
+    try {
+      const hole = d.space.make(65536);
+      const slot = gates.take();
+      const segId = await pool.run({ op: 'own', slot }) as number;
+      await hole.remove();
+      const before = d.maps().find((r) => r.segId === segId && r.kind === 'segment')!.offset;
+      const report = await d.compact();
+      expect(report).toEqual({ moved: 1, movedBytes: 65536, skipped: 0 });
+      await until(new Int32Array(gates.buffer), slot, 2, 'the idle worker answered start and end');
+      expect(d.maps().find((r) => r.segId === segId && r.kind === 'segment')!.offset).toBeLessThan(before);
+    } finally {
+      await closeAll(d, () => pool.close());
+    }
+  });
+
+  it('an aborted task terminates its worker, which is reaped: its section no longer holds the segment', async () => {
+    const d = await domain();
+    const gates = new Gates();
+    const pool = createPool(d, { filename: TASK.pathname, minThreads: 1, maxThreads: 1, workerData: { gates: gates.buffer } });
+    try {
+      const seg = d.space.make(4096);
+      const slot = gates.take();
+      const abort = new AbortController();
+      const task = pool.run({ op: 'hold', segId: seg.id, slot, gate: gates.take() }, { signal: abort.signal });
+      await until(new Int32Array(gates.buffer), slot, 1, 'the task holds its section');
+      const reaped = nextReaps(1);
+      abort.abort();
+      await expect(task).rejects.toThrow(/abort/i);
+      expect((await reaped)[0]!.segments).toBe(0);
+      await seg.migrate({ deadlineMs: 1000 }); // would time out if the dead worker's section still counted
+      expect(d.check().errors).toEqual([]);
+    } finally {
+      await closeAll(d, () => pool.close());
+    }
+  });
+
+  it('destroying the pool mid-task leaves the domain consistent and every pool space reaped', async () => {
+    const d = await domain();
+    const gates = new Gates();
+    const pool = createPool(d, { filename: TASK.pathname, minThreads: 2, maxThreads: 2, workerData: { gates: gates.buffer } });
+    try {
+      const seg = d.space.make(4096);
+      const gate = gates.take();
+      const slots = [gates.take(), gates.take()];
+      const tasks = slots.map((slot) => pool.run({ op: 'hold', segId: seg.id, slot, gate }).then(() => undefined, (error: unknown) => error));
+      for (const slot of slots) await until(new Int32Array(gates.buffer), slot, 1, 'both tasks hold their sections');
+      const reaped = nextReaps(2);
+      await pool.destroy();
+      for (const failed of await Promise.all(tasks)) expect(failed).toBeInstanceOf(Error);
+      await reaped;
+      expect(d.stats().spaces).toBe(1);
+      await seg.migrate({ deadlineMs: 1000 });
+    } finally {
+      await closeAll(d, () => pool.close());
+    }
+  });
+});
