@@ -140,10 +140,12 @@ export function mapsOf(cb: ControlBlock, self: number, spaceId: number | undefin
 }
 
 const COLUMNS = ['space', 'segId', 'kind', 'offset', 'length', 'mode', 'state', 'name'] as const;
+const NUMERIC: ReadonlySet<string> = new Set(['space', 'segId', 'offset', 'length']);
 
-/** maps() rows as an aligned text table, one row per line, like /proc/pid/maps. */
+/** maps() rows as an aligned text table (numbers right-aligned), one row per line, like /proc/pid/maps. */
 export function formatRows(rows: readonly MapRow[]): string {
   const cells = [COLUMNS.map(String), ...rows.map((r) => COLUMNS.map((c) => (c === 'offset' && r.offset < 0 ? '-' : String(r[c]))))];
   const widths = COLUMNS.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
-  return cells.map((row) => row.map((cell, i) => (i < 5 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+  const pad = (cell: string, i: number): string => (NUMERIC.has(COLUMNS[i]!) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!));
+  return cells.map((row) => row.map(pad).join('  ').trimEnd()).join('\n');
 }
