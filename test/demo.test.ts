@@ -1,16 +1,35 @@
-/** `npm run demo` tells the whole story and exits: the examples are part of what must work. */
+/** `npm run demo` and the examples tell their whole story and exit: they are part of what must work. */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { BOUND } from './helpers.js';
 
-describe('the demo', () => {
-  it('exports, attaches, migrates, protects and revokes with real workers, then exits cleanly', async () => {
-    const demo = new URL('../build/examples/demo.js', import.meta.url);
-    const { stdout } = await promisify(execFile)(process.execPath, [demo.pathname], { timeout: BOUND });
+/** Runs built example `name` with `env`; resolves with its stdout (rejects on a non-zero exit). */
+async function run(name: string, env: Record<string, string> = {}): Promise<string> {
+  const file = new URL(`../build/examples/${name}.js`, import.meta.url);
+  const { stdout } = await promisify(execFile)(process.execPath, [file.pathname], { timeout: BOUND, env: { ...process.env, ...env } });
+  return stdout;
+}
+
+describe('the demo and examples', () => {
+  it('demo: exports, attaches, migrates, protects and revokes with real workers, then exits cleanly', async () => {
+    const stdout = await run('demo');
     for (const step of ['pattern verified', 'migrate: done', 'pattern intact', 'ERR_XPMEM_PERMISSION', 'ERR_XPMEM_REMOVED', 'domain.check(): consistent']) {
       expect(stdout).toContain(step);
     }
     expect(stdout).toContain('(0 lost)');
+  });
+
+  it('parallel-sum: a pool sums a segment in place, also while it is migrated, against plain SAB and clones', async () => {
+    const stdout = await run('parallel-sum', { MIB: '8' });
+    expect(stdout.match(/sum correct/g)).toHaveLength(4);
+    expect(stdout).toContain('was migrated while tasks ran');
+    expect(stdout).toContain('check: consistent');
+  });
+
+  it('cache-driver: a cache dropped in invalidateStart and rebuilt after the end is never stale', async () => {
+    const stdout = await run('cache-driver', { STEPS: '150' });
+    expect(stdout).toMatch(/answered 150 queries from its cache: 0 stale/);
+    expect(stdout).toContain('check: consistent');
   });
 });

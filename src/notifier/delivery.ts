@@ -99,9 +99,12 @@ export class Delivery {
     return this.#notifiers.length;
   }
 
-  /** True if a callback promise for an invalidation of segment `seg` has not settled. */
+  /**
+   * True if a callback for an invalidation of segment `seg` is running in this thread (we are
+   * inside it) or returned a promise that has not settled: that invalidation waits for us.
+   */
   unsettledFor(seg: number): boolean {
-    for (const f of this.#inflight.values()) if (f.pending && f.seg === seg) return true;
+    for (const f of this.#inflight.values()) if (f.busy && f.seg === seg) return true;
     return false;
   }
 

@@ -4,7 +4,8 @@
  * Contract: sleeps only on the space's own doorbell. A synchronous wait delivers the space's
  * own invalidation events inline (range.blockable = false) before every check, so a thread
  * blocked here still answers invalidators; if the condition depends on one of its own
- * callbacks whose promise has not settled, it throws ERR_XPMEM_WOULD_DEADLOCK at once.
+ * callbacks that is still running (the wait is inside it) or whose promise has not settled, it
+ * throws ERR_XPMEM_WOULD_DEADLOCK at once.
  * An asynchronous wait leaves delivery to the dispatcher (the event loop keeps running).
  * Both end with the caller's timeout error at the deadline and ERR_XPMEM_ABORTED on abort.
  */
@@ -22,7 +23,7 @@ export interface WaitFor {
   readonly seg: number;
   /**
    * Segment slot whose invalidation callbacks of this very thread the condition may depend on
-   * (default `seg`): a synchronous wait fails fast while one of them has an unsettled promise.
+   * (default `seg`): a synchronous wait fails fast while one of them runs or has an unsettled promise.
    */
   readonly self?: number;
   /**
@@ -44,7 +45,7 @@ export interface Waiting {
   readonly slot: number;
   /** Runs pending events inline (blockable = false). */
   deliverInline(): void;
-  /** True if an own callback for an invalidation of `seg` returned a promise not yet settled. */
+  /** True if an own callback for an invalidation of `seg` is running or returned a promise not yet settled. */
   unsettledFor(seg: number): boolean;
 }
 
@@ -102,7 +103,7 @@ export function waitSync(s: Waiting, w: WaitFor): void {
       s.deliverInline();
       if ((entered = w.until())) return;
       if (self >= 0 && s.unsettledFor(self)) {
-        throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `a synchronous wait on segment slot ${self} depends on this thread's own notifier promise; use the async variant`);
+        throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `a synchronous wait on segment slot ${self} depends on this thread's own notifier callback for it (running, or its promise pending); wait after the callback returns, or use the async variant`);
       }
       checkWait(s, w);
       if (since < 0) since = performance.now();

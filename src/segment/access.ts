@@ -4,6 +4,8 @@ import type { Mm } from '../mm.js';
 import { Attachment } from './attachment.js';
 import { attachRange, releaseGrant, type GrantSlot } from './verbs.js';
 import { track } from '../workers/scope.js';
+import { checkSegment } from './vm.js';
+import { SEG_BYTES } from './layout.js';
 
 /** The range to attach; defaults to the whole segment. */
 export interface AttachOptions {
@@ -28,6 +30,17 @@ export class Access {
   /** The segment this access is to. */
   get segId(): number {
     return this.#grant.segId;
+  }
+
+  /**
+   * The segment's size now, in bytes (its owner may resize it at any time: read it again after
+   * an invalidation, as a driver re-reads a range it refills). ERR_XPMEM_REMOVED once it is gone.
+   */
+  get bytes(): number {
+    this.#mm.checkLive();
+    const { cb } = this.#mm;
+    checkSegment(cb, { slot: this.#grant.seg, gen: this.#grant.segGen, id: this.#grant.segId });
+    return cb.load(cb.layout.segments, this.#grant.seg, SEG_BYTES);
   }
 
   /** 'rw' or 'ro', as granted. */
