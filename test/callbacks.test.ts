@@ -36,6 +36,27 @@ describe('callback delivery', () => {
     await d.close();
   });
 
+  it('a synchronous wait on a segment inside its own running callback fails fast instead of waiting for itself', async () => {
+    const d = await domain({ deadlineMs: 2_000 }); // blocking until the deadline would show as ERR_XPMEM_TIMEOUT
+    const seg = d.space.make(4096);
+    const att = d.space.get(seg.id).attach();
+    const codes: (string | undefined)[] = [];
+    const n = d.space.notifier({
+      invalidateStart: () => {
+        try {
+          att.read(() => {}); // the window is open until this very callback returns
+        } catch (error) {
+          codes.push((error as { code?: string }).code);
+        }
+      },
+    });
+    await seg.migrate();
+    expect(codes).toEqual(['ERR_XPMEM_WOULD_DEADLOCK']);
+    await n.unregister();
+    expect(d.check().errors).toEqual([]);
+    await d.close();
+  });
+
   it('a removal rolled back at its deadline leaves the range notifiers registered and served', async () => {
     const d = await domain();
     const seg = d.space.make(4096);
