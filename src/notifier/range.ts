@@ -47,6 +47,11 @@ export interface NotifierCallbacks {
    * instead of invalidateStart (and then no invalidateEnd) when given.
    */
   release?(range: Range): CallbackResult;
-  /** Page aging: answer whether the range was used since the last scan (memory reclaim). */
+  /**
+   * Page aging (clear_young) under memoryLimit: after the reclaim clock cleared the segment's
+   * referenced bit, this is asked at the space's next delivery point whether the range was used
+   * since the last scan (e.g. through a long-lived mapped view); true gives the segment another
+   * pass before it can be swapped out. Synchronous; `range.event` is 'swap'.
+   */
   referenced?(range: Range): boolean;
 }
