@@ -1,0 +1,70 @@
+/**
+ * Figures as rows: a value, the baseline it is compared with (measured in the same run, its
+ * absolute value kept beside it), their ratio, and the goal for that ratio.
+ */
+import type { Timing } from './measure.js';
+
+/** A measured quantity with its unit. */
+export interface Quantity {
+  readonly value: number;
+  /** 'ns/op', 'GB/s', 'bytes', ... */
+  readonly unit: string;
+  /** Relative margin of error, percent (0 for counted quantities). */
+  readonly rme: number;
+}
+
+/** A bound on a ratio: `ratio op bound`, e.g. <= 2. */
+export interface Goal {
+  readonly op: '<=' | '>=';
+  readonly bound: number;
+  /** How the issue states it when that reads better than the bound, e.g. '>= 20x faster'. */
+  readonly text?: string;
+}
+
+export interface Row {
+  readonly suite: string;
+  readonly figure: string;
+  readonly value: number;
+  readonly unit: string;
+  readonly rme: number;
+  readonly baseline: string;
+  readonly baselineValue: number;
+  readonly baselineUnit: string;
+  /** value / baselineValue. */
+  readonly ratio: number;
+  readonly goal?: Goal;
+  /** Absent for rows shown for context only (no goal). */
+  readonly met?: boolean;
+}
+
+export const atMost = (bound: number, text?: string): Goal => ({ op: '<=', bound, ...(text === undefined ? {} : { text }) });
+export const atLeast = (bound: number, text?: string): Goal => ({ op: '>=', bound, ...(text === undefined ? {} : { text }) });
+
+export function goalText(goal: Goal): string {
+  return goal.text ?? `${goal.op} ${goal.bound}x`;
+}
+
+/** A timing as a quantity in ns/op. */
+export function ns(t: Timing): Quantity {
+  return { value: t.ns, unit: 'ns/op', rme: t.rme };
+}
+
+/** A timing of an operation moving `bytes` as a bandwidth in GB/s (bytes per ns). */
+export function bandwidth(t: Timing, bytes: number): Quantity {
+  return { value: bytes / t.ns, unit: 'GB/s', rme: t.rme };
+}
+
+/** A counted quantity (no error). */
+export function count(value: number, unit: string): Quantity {
+  return { value, unit, rme: 0 };
+}
+
+/** One row comparing `own` with `base`. */
+export function row(suite: string, figure: string, own: Quantity, baseline: string, base: Quantity, goal?: Goal): Row {
+  const ratio = own.value / base.value;
+  return {
+    suite, figure, value: own.value, unit: own.unit, rme: own.rme,
+    baseline, baselineValue: base.value, baselineUnit: base.unit, ratio,
+    ...(goal === undefined ? {} : { goal, met: goal.op === '<=' ? ratio <= goal.bound : ratio >= goal.bound }),
+  };
+}

@@ -1,0 +1,107 @@
+/**
+ * Invalidations that callback attachers must answer: workers with a range notifier on the
+ * segment, idle in their event loops (delivery from the dispatcher) or busy in a loop of
+ * sections (delivery inline at section boundaries), against a postMessage round trip to such a
+ * worker and against the bare wake-up round trip a delivery phase needs; and how the cost grows
+ * with the number of attachers (a curve, 1 to 64 workers).
+ */
+import { Domain, type Segment } from '../../src/index.js';
+import { type Attacher, Attachers } from '../lib/attachers.js';
+import { series, type Point } from '../lib/curve.js';
+import { flips, flipsSync } from '../lib/flip.js';
+import { measure, type Task, type Timing } from '../lib/measure.js';
+import { atMost, ns, row } from '../lib/rows.js';
+import type { Suite } from '../lib/suite.js';
+
+/** Attacher counts of the curve. 64 idle workers fit a 2-core machine: they only wake per event. */
+const POINTS = [1, 2, 4, 8, 16, 32, 64];
+const RTT = 'postMessage round trip to that worker';
+const ROUND_TRIPS = 64;
+
+/** Invalidations per sample with `n` attachers: fewer as each costs more. */
+const batchFor = (n: number): number => Math.max(4, Math.round(64 / n));
+
+/** Times awaited and blocking invalidations of `seg` with the current attachers. */
+async function invalidations(seg: Segment, n: number): Promise<{ async: Timing; sync: Timing }> {
+  const t = await measure([flips('async', seg, batchFor(n)), flipsSync('sync', seg, batchFor(n))]);
+  return { async: t.get('async')!, sync: t.get('sync')! };
+}
+
+/** ROUND_TRIPS awaited calls of `trip` per sample. */
+function trips(name: string, trip: () => Promise<void>): Task {
+  return { name, batch: ROUND_TRIPS, async: true, run: async () => { for (let i = 0; i < ROUND_TRIPS; i++) await trip(); } };
+}
+
+/** Round trips to an idle attacher: postMessage, and a doorbell ring answered from its event loop. */
+async function roundTrips(crew: Attachers, first: Attacher): Promise<Map<string, Timing>> {
+  crew.go();
+  await first.call('echo');
+  const t = await measure([
+    trips('ping', () => first.ping()),
+    trips('ring', () => crew.ring()),
+    { name: 'ringSync', batch: ROUND_TRIPS, run: () => { for (let i = 0; i < ROUND_TRIPS; i++) crew.ringSync(); } },
+  ]);
+  crew.stop();
+  return t;
+}
+
+/** Awaited invalidations while the attacher `first` runs sections in a loop. */
+async function busyInvalidations(crew: Attachers, first: Attacher, seg: Segment): Promise<Timing> {
+  crew.go();
+  const sections = first.call('busy');
+  const t = await measure([flips('busy', seg, batchFor(1))]);
+  crew.stop();
+  await sections;
+  return t.get('busy')!;
+}
+
+export const attachers: Suite = {
+  name: 'attachers',
+  title: 'invalidation answered by callback attachers (idle, busy, 1 to 64 of them)',
+  boundMs: 240_000,
+  async run() {
+    const domain = await Domain.create({ capacity: { spaces: Math.max(...POINTS) + 8 } });
+    const seg = domain.space.make(4096);
+    const crew = new Attachers(domain);
+    const grow = async (n: number): Promise<void> => {
+      await Promise.all((await crew.spawn(n)).map((a) => a.call('attach', { segId: seg.id, notifier: true })));
+    };
+    await grow(1);
+    const first = crew.list[0]!;
+    const trip = await roundTrips(crew, first);
+    const idle = await invalidations(seg, 1);
+    const busy = await busyInvalidations(crew, first, seg);
+    const async: Point[] = [{ x: 1, y: idle.async.ns, rme: idle.async.rme }];
+    const sync: Point[] = [{ x: 1, y: idle.sync.ns, rme: idle.sync.rme }];
+    for (const n of POINTS.slice(1)) {
+      await grow(n);
+      const t = await invalidations(seg, n);
+      async.push({ x: n, y: t.async.ns, rme: t.async.rme });
+      sync.push({ x: n, y: t.sync.ns, rme: t.sync.rme });
+    }
+    await crew.retire();
+    await domain.close();
+
+    const eight = async.find((p) => p.x === 8)!;
+    const one = ns(idle.async);
+    const rtt = ns(trip.get('ping')!);
+    const wake = ns(trip.get('ring')!);
+    return {
+      rows: [
+        row('attachers', 'invalidation, 1 callback attacher idle in its event loop: await seg.protect()', one, RTT, rtt, atMost(0.2)),
+        row('attachers', 'invalidation, 1 idle callback attacher: seg.protectSync()', ns(idle.sync), RTT, rtt),
+        row('attachers', 'Atomics.waitAsync wake-up round trip (what a delivery phase waits for)', wake, RTT, rtt),
+        row('attachers', 'Atomics.wait wake-up round trip (this thread blocking)', ns(trip.get('ringSync')!), RTT, rtt),
+        row('attachers', 'invalidation, 1 idle callback attacher, in wake-up round trips', one, 'Atomics.waitAsync wake-up round trip', wake),
+        row('attachers', 'invalidation, 1 callback attacher busy in a loop of sections', ns(busy), `${RTT} (idle)`, rtt, atMost(0.1)),
+        row('attachers', 'invalidation, 8 callback attachers vs 1', { value: eight.y, unit: 'ns/op', rme: eight.rme }, 'the 1-attacher figure', one, atMost(2)),
+      ],
+      curves: [{
+        name: 'invalidation cost vs callback attachers',
+        x: 'callback attachers',
+        series: [series('await seg.protect()', 'ns/op', async), series('seg.protectSync()', 'ns/op', sync)],
+        note: `${POINTS.join(', ')} workers, each idle in its event loop with one range notifier on the segment; all 64 fit a 2-core machine because idle attachers cost nothing until an event wakes them, but then their wake-ups share two cores`,
+      }],
+    };
+  },
+};
