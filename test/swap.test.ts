@@ -175,7 +175,7 @@ describe('swap I/O faults', () => {
         await expectCode(() => seg.swapIn(), 'ERR_XPMEM_SWAP_IO');
         expect(seg.swapped).toBe(true);
         expect(d.maps().find((r) => r.segId === seg.id && r.kind === 'segment')?.state).toBe('swapped');
-        expect(d.check().ok).toBe(true);
+        expect(d.check().errors).toEqual([expect.stringMatching(/swapped out .* swap file .*: its data is lost$/)]);
         await seg.remove();
       }
       expect(d.check().ok).toBe(true);

@@ -1,14 +1,23 @@
 /**
  * The invariant checker behind domain.check(): reads the whole control block under the domain
- * mutex and reports every inconsistency it finds. May sleep briefly on the mutex.
+ * mutex and reports every inconsistency it finds, and checks each swapped-out segment's swap
+ * file. May sleep briefly on the mutex.
+ *
+ * Table invariants hold at every instant the mutex is free. Invariants that span a space's
+ * death and its reaping (what a dead space still owns or holds) hold once reaps have finished
+ * (domain.settled()); the [atomic] words checked here (seqcounts, operation locks, drainers,
+ * held words) are only those whose protocol keeps them consistent at every instant.
  */
 import type { ControlBlock, FreeList } from './control.js';
 import {
   AT_LENGTH, AT_NEXT, AT_OFFSET, AT_SEG, AT_SPACE, AT_STATE, AT_NOTIFIERS, GR_SEG, GR_SPACE, GR_STATE,
   H_ARENA_UNITS, H_LIMIT_UNITS, IV_ORPHAN, SEG_FLAGS, SEGF_SWAPPABLE, SEGF_SWAPPED, IV_STATE, IV_INVALIDATOR, NT_ATT, NT_SPACE, NT_STATE, SEG_BLOCK, SEG_BYTES, SEG_LIVE,
   SEG_OPLOCK, SEG_OWNER, SEG_RMAP, SEG_SEQ, SEG_STATE, SEG_UNIT, SP_HELD, SP_NOTIFIERS, SP_STATE, SPACE_LIVE, UNIT, slotBase,
+  AT_GRANT, GR_SEGGEN, HELD_GRANTED, HELD_SEG_MASK, HELD_WANT, IV_SEG, IV_START, SEG_DRAINER, SEG_GEN, idOf,
 } from './layout.js';
 import type { Tx } from '../sync/mutex.js';
+import { statSync } from 'node:fs';
+import { swapPath } from './swapfile.js';
 
 /** What check() found. */
 export interface CheckReport {
@@ -26,6 +35,7 @@ export function checkControlBlock(cb: ControlBlock, self: number): CheckReport {
     errors.push(...cb.allocator.check(tx).map((e) => `arena: ${e}`));
     checkSegments(tx, cb, errors);
     checkUsers(tx, cb, errors);
+    checkLocks(tx, cb, errors);
     return { ok: errors.length === 0, errors };
   });
 }
@@ -65,6 +75,7 @@ function checkSegments(tx: Tx, cb: ControlBlock, errors: string[]): void {
     if ((flags & SEGF_SWAPPED) !== 0) {
       if (block !== -1) errors.push(`segment slot ${s} is swapped out but still holds arena block ${block}`);
       if ((flags & SEGF_SWAPPABLE) === 0) errors.push(`segment slot ${s} is swapped out but was made swappable: false`);
+      checkSwapFile(cb, s, live(tx, segments, s, SEG_GEN), live(tx, segments, s, SEG_BYTES), errors);
       continue;
     }
     if (block < 0) { errors.push(`segment slot ${s} is resident but has no arena block`); continue; }
@@ -85,6 +96,18 @@ function checkSegments(tx: Tx, cb: ControlBlock, errors: string[]): void {
   if (used + allocator.freeUnits(tx) !== total) errors.push(`arena: ${used} used + ${allocator.freeUnits(tx)} free != ${total} units`);
   const limit = tx.get(H_LIMIT_UNITS);
   if (limit > 0 && used > limit) errors.push(`arena: ${used} units resident, over memoryLimit (${limit} units)`);
+}
+
+/** A swapped-out segment's bytes are in its swap file, exactly. */
+function checkSwapFile(cb: ControlBlock, slot: number, gen: number, bytes: number, errors: string[]): void {
+  const path = swapPath(cb.swapDir, cb.id, idOf(cb.layout.segments, slot, gen));
+  let size = -1;
+  try {
+    size = statSync(path).size;
+  } catch {
+    return void errors.push(`segment slot ${slot} is swapped out but its swap file ${path} is missing: its data is lost`);
+  }
+  if (size !== bytes) errors.push(`segment slot ${slot} is swapped out with ${bytes} bytes but its swap file holds ${size}: its data is lost`);
 }
 
 function checkUsers(tx: Tx, cb: ControlBlock, errors: string[]): void {
@@ -130,11 +153,59 @@ function checkUsers(tx: Tx, cb: ControlBlock, errors: string[]): void {
   for (let g = 0; g < grants.capacity; g++) {
     if (live(tx, grants, g, GR_STATE) === 0) continue;
     if (!liveSpace(live(tx, grants, g, GR_SPACE))) errors.push(`grant ${g} belongs to a space that is not live`);
-    if (live(tx, segments, live(tx, grants, g, GR_SEG), SEG_STATE) !== SEG_LIVE) errors.push(`grant ${g} points at a segment that is not live`);
+    const seg = live(tx, grants, g, GR_SEG);
+    if (live(tx, segments, seg, SEG_STATE) !== SEG_LIVE || live(tx, segments, seg, SEG_GEN) !== live(tx, grants, g, GR_SEGGEN)) errors.push(`grant ${g} points at a segment that is not live`);
+  }
+  for (let a = 0; a < attachments.capacity; a++) {
+    if (live(tx, attachments, a, AT_STATE) === 0) continue;
+    const g = live(tx, attachments, a, AT_GRANT);
+    if (live(tx, grants, g, GR_STATE) === 0 || live(tx, grants, g, GR_SPACE) !== live(tx, attachments, a, AT_SPACE) || live(tx, grants, g, GR_SEG) !== live(tx, attachments, a, AT_SEG)) {
+      errors.push(`attachment ${a} was made through grant ${g}, which is gone or is another space's or segment's`);
+    }
+  }
+  for (let n = 0; n < notifiers.capacity; n++) {
+    const att = live(tx, notifiers, n, NT_ATT);
+    if (live(tx, notifiers, n, NT_STATE) === 0 || att < 0) continue;
+    if (live(tx, attachments, att, AT_STATE) === 0 || live(tx, attachments, att, AT_SPACE) !== live(tx, notifiers, n, NT_SPACE)) errors.push(`notifier ${n} is registered on attachment ${att}, which is gone or another space's`);
   }
   for (let r = 0; r < invalidations.capacity; r++) {
     if (live(tx, invalidations, r, IV_STATE) === 0) continue;
     const inv = live(tx, invalidations, r, IV_INVALIDATOR);
     if (!liveSpace(inv) && live(tx, invalidations, r, IV_STATE) !== IV_ORPHAN) errors.push(`invalidation record ${r} is run by space slot ${inv}, which is not live`);
+  }
+}
+
+/**
+ * The protocol words: an open window or a drainer only under a held operation lock, a lock held
+ * by a space that still has its slot, held words that name a segment with known flags, and a
+ * started invalidation whose live invalidator holds the segment's lock.
+ */
+function checkLocks(tx: Tx, cb: ControlBlock, errors: string[]): void {
+  const { words, layout } = cb;
+  const { segments, spaces, invalidations } = layout;
+  for (let s = 0; s < segments.capacity; s++) {
+    const base = slotBase(segments, s);
+    const oplock = Atomics.load(words, base + SEG_OPLOCK);
+    if (oplock === 0 && Atomics.load(words, base + SEG_DRAINER) !== 0) errors.push(`segment slot ${s} has a drainer but no operation running`);
+    if (oplock !== 0 && (oplock > spaces.capacity || live(tx, spaces, oplock - 1, SP_STATE) === 0)) errors.push(`segment slot ${s} is locked by space slot ${oplock - 1}, which is free`);
+  }
+  for (let sp = 0; sp < spaces.capacity; sp++) {
+    if (live(tx, spaces, sp, SP_STATE) !== SPACE_LIVE) continue;
+    for (let d = 0; d < layout.caps.depth; d++) {
+      const v = Atomics.load(words, slotBase(spaces, sp) + SP_HELD + d);
+      if (v === 0) continue;
+      const seg = (v & HELD_SEG_MASK) - 1;
+      if ((v & ~(HELD_SEG_MASK | HELD_WANT | HELD_GRANTED)) !== 0 || seg < 0 || seg >= segments.capacity || ((v & HELD_GRANTED) !== 0 && (v & HELD_WANT) === 0)) {
+        errors.push(`space slot ${sp} held word ${d} holds ${v}, which names no segment`);
+      }
+    }
+  }
+  for (let r = 0; r < invalidations.capacity; r++) {
+    if (live(tx, invalidations, r, IV_STATE) !== IV_START) continue;
+    const inv = live(tx, invalidations, r, IV_INVALIDATOR);
+    const seg = live(tx, invalidations, r, IV_SEG);
+    if (live(tx, spaces, inv, SP_STATE) === SPACE_LIVE && Atomics.load(words, slotBase(segments, seg) + SEG_OPLOCK) !== inv + 1) {
+      errors.push(`invalidation record ${r} is starting on segment slot ${seg} without its invalidator holding the segment's operation lock`);
+    }
   }
 }

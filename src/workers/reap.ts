@@ -14,7 +14,7 @@
  */
 import {
   AT_SPACE, AT_STATE, GR_SPACE, GR_STATE, IV_INVALIDATOR, IV_ORPHAN, IV_STATE, NT_ATT, NT_SPACE, NT_STATE,
-  SEG_GEN, SEG_LIVE, SEG_OPLOCK, SEG_OWNER, SEG_SEQ, SEG_STATE, SP_HELD, SP_NOTIFIERS, SP_STATE,
+  SEG_DRAINER, SEG_GEN, SEG_LIVE, SEG_OPLOCK, SEG_OWNER, SEG_SEQ, SEG_STATE, SP_HELD, SP_NOTIFIERS, SP_STATE,
   SP_THREAD, SPACE_DEAD, SPACE_LIVE, idOf, slotBase, spaceIdAt,
 } from '../segment/layout.js';
 import { reapChannel, type ReapMessage } from '../diagnostics.js';
@@ -129,6 +129,7 @@ function releaseOperations(cb: ControlBlock, dead: number): void {
       writeEnd(words, base + SEG_SEQ);
       wakeSegmentWaiters(words, layout, s, true); // grant while no other window can open
     }
+    Atomics.store(words, base + SEG_DRAINER, 0);
     Atomics.store(words, base + SEG_OPLOCK, 0);
     wakeSegmentWaiters(words, layout, s, false);
   }
