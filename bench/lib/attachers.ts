@@ -104,9 +104,13 @@ export class Attachers {
     }
   }
 
-  /** One ring answered by an echoing attacher, blocking in Atomics.wait (at most BOUND_MS each sleep). */
-  ringSync(): void {
+  /**
+   * One ring answered by an echoing attacher, blocking in Atomics.wait (at most BOUND_MS each
+   * sleep); with `spinMs`, first spinning that long on the answer word (a waker that spins).
+   */
+  ringSync(spinMs = 0): void {
     const ring = this.#ring();
+    for (const until = performance.now() + spinMs; Atomics.load(this.words, ANSWER) < ring && performance.now() < until;);
     for (let seen = Atomics.load(this.words, ANSWER); seen < ring; seen = Atomics.load(this.words, ANSWER)) {
       if (Atomics.wait(this.words, ANSWER, seen, BOUND_MS) === 'timed-out') throw new Error(`no answer to a ring within ${BOUND_MS} ms`);
     }

@@ -9,7 +9,7 @@ import { Domain, type Segment } from '../../src/index.js';
 import { type Attacher, Attachers } from '../lib/attachers.js';
 import { series, type Point } from '../lib/curve.js';
 import { flips, flipsSync } from '../lib/flip.js';
-import { measure, type Task, type Timing } from '../lib/measure.js';
+import { measure, repeat, type Task, type Timing } from '../lib/measure.js';
 import { atMost, ns, row } from '../lib/rows.js';
 import type { Suite } from '../lib/suite.js';
 
@@ -17,6 +17,8 @@ import type { Suite } from '../lib/suite.js';
 const POINTS = [1, 2, 4, 8, 16, 32, 64];
 const RTT = 'postMessage round trip to that worker';
 const ROUND_TRIPS = 64;
+/** How long a spinning waker spins before it sleeps: longer than a wake-up takes. */
+const SPIN_MS = 0.2;
 
 /** Invalidations per sample with `n` attachers: fewer as each costs more. */
 const batchFor = (n: number): number => Math.max(4, Math.round(64 / n));
@@ -39,7 +41,8 @@ async function roundTrips(crew: Attachers, first: Attacher): Promise<Map<string,
   const t = await measure([
     trips('ping', () => first.ping()),
     trips('ring', () => crew.ring()),
-    { name: 'ringSync', batch: ROUND_TRIPS, run: () => { for (let i = 0; i < ROUND_TRIPS; i++) crew.ringSync(); } },
+    repeat('ringSync', ROUND_TRIPS, () => crew.ringSync()),
+    repeat('ringSpin', ROUND_TRIPS, () => crew.ringSync(SPIN_MS)),
   ]);
   crew.stop();
   return t;
@@ -92,6 +95,7 @@ export const attachers: Suite = {
         row('attachers', 'invalidation, 1 idle callback attacher: seg.protectSync()', ns(idle.sync), RTT, rtt),
         row('attachers', 'Atomics.waitAsync wake-up round trip (what a delivery phase waits for)', wake, RTT, rtt),
         row('attachers', 'Atomics.wait wake-up round trip (this thread blocking)', ns(trip.get('ringSync')!), RTT, rtt),
+        row('attachers', 'wake-up round trip, this thread spinning (the floor of a delivery phase)', ns(trip.get('ringSpin')!), RTT, rtt),
         row('attachers', 'invalidation, 1 idle callback attacher, in wake-up round trips', one, 'Atomics.waitAsync wake-up round trip', wake),
         row('attachers', 'invalidation, 1 callback attacher busy in a loop of sections', ns(busy), `${RTT} (idle)`, rtt, atMost(0.1)),
         row('attachers', 'invalidation, 8 callback attachers vs 1', { value: eight.y, unit: 'ns/op', rme: eight.rme }, 'the 1-attacher figure', one, atMost(2)),

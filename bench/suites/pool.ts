@@ -61,6 +61,7 @@ export const pool: Suite = {
       rows: [
         row('pool', 'piscina sum of a 256 MiB segment, 2 threads (createPool)', gbs('segment'), 'plain SharedArrayBuffer in workerData', gbs('shared'), atLeast(0.95)),
         row('pool', 'piscina sum of a 256 MiB segment, against per-task copies', gbs('segment'), 'structured clone of each slice per task', gbs('cloned'), atLeast(5, '>= 5x faster')),
+        row('pool', 'plain SharedArrayBuffer against per-task copies (the ceiling of the above)', gbs('shared'), 'structured clone of each slice per task', gbs('cloned')),
       ],
       curves: [],
     };
