@@ -37,7 +37,7 @@ function figuresPanel(report: Report) {
 }
 
 function curvePanel(c: Curve) {
-  const values = c.series.flatMap((s) => s.points.map((p) => ({ series: `${s.name}: ${s.verdict}`, x: p.x, us: p.y / 1000 })));
+  const values = c.series.flatMap((s) => s.points.map((p) => ({ series: `${s.name} (log-log slope ${s.slope.toFixed(2)})`, x: p.x, us: p.y / 1000 })));
   return {
     title: c.name,
     width: 300,

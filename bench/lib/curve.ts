@@ -53,11 +53,11 @@ export function series(name: string, unit: string, points: readonly Point[]): Se
   const slope = sxx === 0 ? 0 : sxy / sxx;
   const r2 = sxx === 0 || syy === 0 ? 1 : (sxy * sxy) / (sxx * syy);
   const growth = points[n - 1]!.y / points[0]!.y;
-  return { name, unit, points, slope, r2, growth, verdict: verdict(slope) };
+  return { name, unit, points, slope, r2, growth, verdict: verdict(slope, growth) };
 }
 
-function verdict(slope: number): string {
-  if (Math.abs(slope) < FLAT) return 'flat';
+function verdict(slope: number, growth: number): string {
+  if (Math.abs(slope) < FLAT) return growth > 1.5 || growth < 1 / 1.5 ? `flat, noisy (last / first ${growth.toFixed(2)}x)` : 'flat';
   if (slope < 0) return `falls (~x^${slope.toFixed(2)})`;
   const shape = slope > 0.85 && slope < 1.15 ? 'linearly' : slope < 1 ? 'sublinearly' : 'superlinearly';
   return `grows ${shape} (~x^${slope.toFixed(2)})`;
