@@ -15,14 +15,15 @@
  */
 import { xpmemError, type XpmemError } from '../errors.js';
 import {
-  AT_LENGTH, AT_NEXT, AT_NOTIFIERS, AT_OFFSET, AT_SPACE, H_REGSEQ, IV_END, IV_EVENT, IV_INVALIDATOR, IV_LENGTH,
+  AT_LENGTH, AT_NEXT, AT_NOTIFIERS, AT_OFFSET, AT_SPACE, H_MUTEX, H_MUTEX_WAITERS, H_REGSEQ, IV_END, IV_EVENT, IV_INVALIDATOR, IV_LENGTH,
   IV_OFFSET, IV_ORPHAN, IV_SEG, IV_SNAP, IV_STATE, SEG_DRAINER, SEG_OPLOCK, SEG_OWNER, SEG_RMAP, SEG_SEQ,
   SP_NOTIFIERS, SP_STATE, SPACE_LIVE, slotBase, spaceIdAt,
 } from '../segment/layout.js';
 import type { ControlBlock } from '../segment/control.js';
 import { holderOf } from '../sync/rwlock.js';
 import { writeBegin, writeEnd } from '../sync/seqcount.js';
-import { deadlineIn } from '../sync/futex.js';
+import { deadlineIn, remaining } from '../sync/futex.js';
+import type { Tx } from '../sync/mutex.js';
 import { post, wakeSegmentWaiters } from '../sync/doorbell.js';
 import { EVENTS, type InvalidateEvent } from './range.js';
 import { allocRecord, ENDED, firstPending, freeRecord, hasBit, maskAt, setBit, STARTED, TARGETS } from './record.js';
@@ -45,7 +46,10 @@ export interface Operation {
   prepare(): { offset: number; length: number } | null;
   /** Step 4, drained and held off. Throws to fail; must then have changed nothing. */
   apply(): void;
-  /** After step 5 when apply succeeded (e.g. free the segment slot of a removal). */
+  /**
+   * After step 5 when apply succeeded, still under the operation lock (e.g. free the segment
+   * slot of a removal; the reaper does it for an invalidator that died before).
+   */
   finish?(): void;
 }
 
@@ -83,30 +87,34 @@ export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Wai
   try {
     const range = op.prepare();
     if (range === null) return false;
-    const r = holdOff(me, op, range);
+    const r = yield* holdOff(me, op, range, bounds);
     targets = targetCount(me.cb, r);
     failure = yield* start(me, r, bounds);
     if (failure === undefined) failure = yield* drain(me, op.seg, bounds);
     if (failure === undefined) {
       try {
+        yield* mutexFree(me, bounds, bounds.deadline);
         op.apply();
       } catch (error) {
         failure = error;
       }
     }
     yield* end(me, op.seg, r, bounds);
+    if (failure === undefined && op.finish !== undefined) {
+      yield* mutexFree(me, bounds, deadlineIn(me.cb.deadlineMs));
+      op.finish(); // under the lock: a death before it is the reaper's to finish
+    }
   } finally {
     unlockOperation(me, op.seg);
   }
   count(me.cb.words, ST_INVALIDATIONS);
   published(op, targets, performance.now() - began, failure);
   if (failure !== undefined) throw failure;
-  op.finish?.();
   return true;
 }
 
-/** Step 1. Opens the window, then publishes the record and rings its targets. */
-function holdOff(me: Invalidator, op: Operation, range: { offset: number; length: number }): number {
+/** Step 1. Opens the window, then publishes the record and rings its targets. May sleep (async: on the mutex). */
+function* holdOff(me: Invalidator, op: Operation, range: { offset: number; length: number }, bounds: Bounds): Waits<number> {
   const { cb } = me;
   const { words, layout } = cb;
   const segBase = slotBase(layout.segments, op.seg);
@@ -114,7 +122,7 @@ function holdOff(me: Invalidator, op: Operation, range: { offset: number; length
   let targets: number[] = [];
   let r = -1;
   try {
-    r = cb.transact(me.slot, (tx) => {
+    r = yield* transaction(me, bounds, bounds.deadline, (tx) => {
       const rec = allocRecord(tx, cb);
       if (rec < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `too many invalidations in flight (capacity ${layout.invalidations.capacity}); raise capacity.invalidations`);
       const base = slotBase(layout.invalidations, rec);
@@ -211,7 +219,7 @@ function* end(me: Invalidator, seg: number, r: number, bounds: Bounds): Waits<vo
   writeEnd(words, segBase + SEG_SEQ);
   wakeSegmentWaiters(words, layout, seg, true);
   const base = slotBase(layout.invalidations, r);
-  cb.transact(me.slot, (tx) => tx.set(base + IV_STATE, IV_END));
+  yield* transaction(me, bounds, deadlineIn(cb.deadlineMs), (tx) => tx.set(base + IV_STATE, IV_END));
   for (let t = 0; t < layout.spaces.capacity; t++) if (hasBit(words, layout, r, TARGETS, t)) post(words, layout, t);
   let done = true;
   try {
@@ -219,7 +227,44 @@ function* end(me: Invalidator, seg: number, r: number, bounds: Bounds): Waits<vo
   } catch {
     done = false;
   }
-  cb.transact(me.slot, (tx) => (done ? freeRecord(tx, cb, r) : tx.set(base + IV_STATE, IV_ORPHAN)));
+  yield* transaction(me, bounds, deadlineIn(cb.deadlineMs), (tx) => (done ? freeRecord(tx, cb, r) : tx.set(base + IV_STATE, IV_ORPHAN)));
+}
+
+/** How long an asynchronous run blocks on the mutex before it goes back to waiting without blocking. */
+const MUTEX_TRY_MS = 20;
+
+/**
+ * Runs `fn` as one transaction. A synchronous run blocks on the mutex (bounded by the domain's
+ * deadline). An asynchronous run waits without blocking until the mutex is free and retries a
+ * brief blocking try until `deadline`: a holder that died is seized by its reaper, which may
+ * run on this very thread's event loop, so blocking here could only end at the deadline.
+ */
+function* transaction<T>(me: Invalidator, bounds: Bounds, deadline: number, fn: (tx: Tx) => T): Waits<T> {
+  for (;;) {
+    yield* mutexFree(me, bounds, deadline);
+    try {
+      return me.cb.transact(me.slot, fn, bounds.sync ? undefined : MUTEX_TRY_MS);
+    } catch (error) {
+      if (bounds.sync || (error as { code?: string }).code !== 'ERR_XPMEM_TIMEOUT' || remaining(deadline) === 0) throw error;
+    }
+  }
+}
+
+/** For an asynchronous run: waits without blocking until the domain mutex is free (see transaction). */
+function* mutexFree(me: Invalidator, bounds: Bounds, deadline: number): Waits<void> {
+  const { words } = me.cb;
+  if (bounds.sync || Atomics.load(words, H_MUTEX) === 0) return;
+  let holder = 0;
+  yield {
+    seg: -1,
+    word: H_MUTEX,
+    deadline,
+    until: () => {
+      Atomics.store(words, H_MUTEX_WAITERS, 1); // before the check: the unlock then notifies the word
+      return (holder = Atomics.load(words, H_MUTEX)) === 0;
+    },
+    timeout: () => (holder > 0 ? unresponsive(me, holder - 1, 'held the domain mutex past the deadline') : xpmemError('ERR_XPMEM_TIMEOUT', 'the domain mutex stayed taken past the deadline')),
+  };
 }
 
 /** Waits until every target of `r` acked `which`; a target no longer live counts as acked. */

@@ -31,6 +31,12 @@ export interface WaitFor {
    * finds it there and may grant it). A wait that fails clears it like a section exit.
    */
   readonly held?: number;
+  /**
+   * Asynchronous waits only: sleep on this control-block word instead of the space's doorbell
+   * (whoever changes it notifies it, as the domain mutex's unlock does). Never yielded to a
+   * synchronous run, which must keep sleeping on its doorbell to answer its own events.
+   */
+  readonly word?: number;
   /** performance.now() deadline. */
   readonly deadline: number;
   readonly signal?: AbortSignal | undefined;
@@ -116,7 +122,7 @@ export function waitSync(s: Waiting, w: WaitFor): void {
 
 /** Waits without blocking the event loop until `w.until()`. See the file contract. */
 export async function waitAsyncFor(s: Waiting, w: WaitFor): Promise<void> {
-  const bell = register(s, w);
+  const bell = w.word ?? register(s, w);
   let entered = false;
   let since = -1;
   try {

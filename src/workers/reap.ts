@@ -6,7 +6,8 @@
  *   2. the space is marked dead: its held sections stop counting (robust list), its pending
  *      acks count as done, its doorbell is never rung again;
  *   3. windows it left open as an invalidator are closed and their records ended (targets get
- *      their invalidateEnd), operation locks it held are released;
+ *      their invalidateEnd), a removal it applied but did not finish frees its segment slot,
+ *      operation locks it held are released;
  *   4. its notifiers, grants and attachments are dropped;
  *   5. every segment it owned is removed by one invalidation each, event 'release';
  *   6. the slot is freed.
@@ -14,7 +15,7 @@
  */
 import {
   AT_SPACE, AT_STATE, GR_SPACE, GR_STATE, IV_INVALIDATOR, IV_ORPHAN, IV_STATE, NT_ATT, NT_SPACE, NT_STATE,
-  SEG_DRAINER, SEG_GEN, SEG_LIVE, SEG_OPLOCK, SEG_OWNER, SEG_SEQ, SEG_STATE, SP_HELD, SP_NOTIFIERS, SP_STATE,
+  SEG_DRAINER, SEG_GEN, SEG_LIVE, SEG_OPLOCK, SEG_REMOVED, SEG_OWNER, SEG_SEQ, SEG_STATE, SP_HELD, SP_NOTIFIERS, SP_STATE,
   SP_THREAD, SPACE_DEAD, SPACE_LIVE, idOf, slotBase, spaceIdAt,
 } from '../segment/layout.js';
 import { reapChannel, type ReapMessage } from '../diagnostics.js';
@@ -53,7 +54,7 @@ export async function reap(me: Mm, dead: number): Promise<number> {
   const spBase = slotBase(layout.spaces, dead);
   for (let d = 0; d < layout.caps.depth; d++) Atomics.store(words, spBase + SP_HELD + d, 0);
   wakeAll(cb); // drains, ack waits and lock waits re-check: the dead space no longer counts
-  releaseOperations(cb, dead); // windows close before their ends are posted
+  releaseOperations(cb, me.slot, dead); // windows close before their ends are posted
   settleRecords(cb, me.slot, dead);
   const owned = dropUsers(cb, me.slot, dead);
   for (const ref of owned) await release(me, ref);
@@ -119,7 +120,7 @@ function settleRecords(cb: ControlBlock, self: number, dead: number): void {
 }
 
 /** Closes windows the dead space left open and frees its operation locks. */
-function releaseOperations(cb: ControlBlock, dead: number): void {
+function releaseOperations(cb: ControlBlock, self: number, dead: number): void {
   const { words, layout } = cb;
   for (let s = 0; s < layout.segments.capacity; s++) {
     const base = slotBase(layout.segments, s);
@@ -129,6 +130,8 @@ function releaseOperations(cb: ControlBlock, dead: number): void {
       writeEnd(words, base + SEG_SEQ);
       wakeSegmentWaiters(words, layout, s, true); // grant while no other window can open
     }
+    // Died between a removal's apply and its finish: free the slot before anyone takes the lock.
+    cb.transact(self, (tx) => { if (tx.get(base + SEG_STATE) === SEG_REMOVED) freeSlot(tx, cb.segmentList, s); });
     Atomics.store(words, base + SEG_DRAINER, 0);
     Atomics.store(words, base + SEG_OPLOCK, 0);
     wakeSegmentWaiters(words, layout, s, false);
