@@ -35,6 +35,10 @@ export function checkWaitOptions(opts: WaitOptions | undefined): void {
 
 export class Mm implements Waiting, Invalidator {
   readonly cb: ControlBlock;
+  readonly words: Int32Array;
+  readonly layout: ControlBlock['layout'];
+  /** Word index of this space's first held-section slot. */
+  readonly #held: number;
   readonly slot: number;
   readonly gen: number;
   readonly delivery: Delivery;
@@ -48,6 +52,9 @@ export class Mm implements Waiting, Invalidator {
 
   constructor(cb: ControlBlock, slot: number, gen: number) {
     this.cb = cb;
+    this.words = cb.words;
+    this.layout = cb.layout;
+    this.#held = slotBase(cb.layout.spaces, slot) + SP_HELD;
     this.slot = slot;
     this.gen = gen;
     this.delivery = new Delivery(cb, slot);
@@ -55,17 +62,17 @@ export class Mm implements Waiting, Invalidator {
     this.heldIds = new Float64Array(cb.layout.caps.depth).fill(-1);
   }
 
-  get words(): Int32Array {
-    return this.cb.words;
-  }
-
-  get layout(): ControlBlock['layout'] {
-    return this.cb.layout;
-  }
-
   /** Word index of held-section slot `i`. */
   heldAt(i: number): number {
-    return slotBase(this.cb.layout.spaces, this.slot) + SP_HELD + i;
+    return this.#held + i;
+  }
+
+  /**
+   * One load: true once the domain was closed or this membership left (the section fast path;
+   * checkLive() says which).
+   */
+  closed(): boolean {
+    return this.#gone || Atomics.load(this.words, H_CLOSED) !== 0;
   }
 
   /** Throws ERR_XPMEM_CLOSED / ERR_XPMEM_SPACE_DEAD when this membership is over. */

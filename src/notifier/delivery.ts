@@ -70,10 +70,15 @@ export class Delivery {
   readonly #inflight = new Map<number, Inflight>();
   #dispatching = false;
   #keepAlive: ReturnType<typeof setInterval> | undefined;
+  readonly #words: Int32Array;
+  /** Word index of this space's SP_EVENTS (checked at every section boundary). */
+  readonly #eventsAt: number;
 
   constructor(cb: ControlBlock, self: number) {
     this.#cb = cb;
     this.#self = self;
+    this.#words = cb.words;
+    this.#eventsAt = slotBase(cb.layout.spaces, self) + SP_EVENTS;
   }
 
   /** Adds a registered notifier (after its tx committed) and arms the dispatcher. */
@@ -114,11 +119,15 @@ export class Delivery {
    * back into the library, which may deliver nested events of other records.
    */
   deliver(blockable: boolean): void {
-    const { words, layout } = this.#cb;
-    const at = slotBase(layout.spaces, this.#self) + SP_EVENTS;
-    if (Atomics.load(words, at) === 0 || Atomics.exchange(words, at, 0) === 0) return; // a load first: no locked op when idle
+    if (Atomics.load(this.#words, this.#eventsAt) !== 0) this.#pending(blockable); // one load when idle: small enough to inline
+  }
+
+  #pending(blockable: boolean): void {
+    const words = this.#words;
+    const at = this.#eventsAt;
+    if (Atomics.exchange(words, at, 0) === 0) return;
     if (Atomics.exchange(words, at + SP_AGE - SP_EVENTS, 0) !== 0) this.#age(blockable);
-    for (let r = 0; r < layout.invalidations.capacity; r++) this.#step(r, blockable);
+    for (let r = 0; r < this.#cb.layout.invalidations.capacity; r++) this.#step(r, blockable);
   }
 
   /**

@@ -48,11 +48,24 @@ export class Attachment {
   readonly #notifiers = new Set<Notifier>();
   #detached = false;
   #inside = 0;
+  /**
+   * Seqcount values at the last full check that passed for a read / a write section (-1: none).
+   * Every VM operation moves the seqcount, so while it reads the same, that check still holds
+   * and an entry skips it (the fast path).
+   */
+  #readSeq = -1;
+  #writeSeq = -1;
+  /** Word index of the segment's referenced bit. */
+  readonly #refAt: number;
+  /** Word index of the segment's first word. */
+  readonly #segBase: number;
 
   /** @internal built by Access.attach */
   constructor(mm: Mm, a: AttachmentSlot) {
     this.#mm = mm;
     this.#a = a;
+    this.#segBase = slotBase(mm.layout.segments, a.seg);
+    this.#refAt = this.#segBase + SEG_REF;
   }
 
   /** The attached segment's id. */
@@ -156,7 +169,8 @@ export class Attachment {
    */
   #check(write: boolean): boolean {
     const { words, layout } = this.#mm;
-    const segBase = slotBase(layout.segments, this.#a.seg);
+    this.#mm.checkLive();
+    const segBase = this.#segBase;
     const attBase = slotBase(layout.attachments, this.#a.slot);
     if (Atomics.load(words, segBase + SEG_GEN) !== this.#a.segGen || Atomics.load(words, segBase + SEG_STATE) !== SEG_LIVE ||
         Atomics.load(words, attBase + AT_GEN) !== this.#a.gen || Atomics.load(words, attBase + AT_STATE) === 0) {
@@ -164,8 +178,14 @@ export class Attachment {
     }
     if (write && !this.#a.writable) throw xpmemError('ERR_XPMEM_PERMISSION', `segment ${this.#a.segId} was granted read-only; get() it with 'rw' to write`);
     if (!this.#views.check(words, segBase, this.#a.offset, this.#a.length, write, this.#mm.cb.arena)) return false;
-    if (words[segBase + SEG_REF] === 0) Atomics.store(words, segBase + SEG_REF, 1); // a plain read first: no store when set
+    this.#referenced();
     return true;
+  }
+
+  /** Sets the segment's referenced bit (a plain read first: no store while it is set). */
+  #referenced(): void {
+    const words = this.#mm.words;
+    if (words[this.#refAt] === 0) Atomics.store(words, this.#refAt, 1);
   }
 
   /** Swaps the segment back in for this thread (a page fault). May sleep. */
@@ -206,8 +226,8 @@ export class Attachment {
     let bounds: Bounds | undefined;
     for (;;) {
       const i = this.#begin();
-      const waited = !this.#publish(i);
-      if (waited) {
+      const seq = this.#publish(i);
+      if (seq < 0) {
         bounds ??= this.#mm.bounds(opts, true);
         try {
           this.#mm.runSync(this.#windowEnd(i, bounds));
@@ -216,7 +236,7 @@ export class Attachment {
           throw error;
         }
       }
-      if (this.#admit(write, i, waited)) return i;
+      if (this.#admit(write, i, seq)) return i;
       bounds ??= this.#mm.bounds(opts, true);
       this.#mm.runSync(this.#fault(bounds));
     }
@@ -227,9 +247,9 @@ export class Attachment {
     const bounds = this.#mm.bounds(opts, false);
     for (;;) {
       const i = this.#begin();
-      const waited = !this.#publish(i);
-      if (waited) await this.#mm.runAsync(this.#windowEnd(i, bounds)).catch((error: unknown) => { this.#abandon(i); throw error; });
-      if (this.#admit(write, i, waited)) return i;
+      const seq = this.#publish(i);
+      if (seq < 0) await this.#mm.runAsync(this.#windowEnd(i, bounds)).catch((error: unknown) => { this.#abandon(i); throw error; });
+      if (this.#admit(write, i, seq)) return i;
       await this.#mm.runAsync(this.#fault(bounds));
     }
   }
@@ -239,22 +259,22 @@ export class Attachment {
    * thread that interleave (async sections) never share a held word.
    */
   #begin(): number {
-    this.#usable();
     const mm = this.#mm;
+    if (this.#detached || mm.closed()) this.#usable(); // throws the right error
     mm.deliverInline();
-    if (mm.highestHeld() >= this.#a.segId) {
+    if (mm.holding > 0 && mm.highestHeld() >= this.#a.segId) {
       throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `sections nest in increasing segment id order: this thread holds a section on segment ${mm.highestHeld()}, not below ${this.#a.segId}`);
     }
-    const i = mm.held.indexOf(-1);
+    const i = mm.holding === 0 ? 0 : mm.held.indexOf(-1);
     if (i < 0) throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `more than ${mm.held.length} nested sections in one thread; raise capacity.depth`);
     this.#claim(i, this.#a.seg, this.#a.segId);
     return i;
   }
 
-  /** Publishes the hold in held word `i`; false (parked) when a window is open. */
-  #publish(i: number): boolean {
+  /** Publishes the hold in held word `i`; returns the seqcount seen, or -1 (parked) when a window is open. */
+  #publish(i: number): number {
     const { words, layout } = this.#mm;
-    return enterShared(words, layout, this.#mm.heldAt(i), this.#a.seg, slotBase(layout.segments, this.#a.seg));
+    return enterShared(words, layout, this.#mm.heldAt(i), this.#a.seg, this.#segBase);
   }
 
   /** Waits until the open window ends (or grants the hold parked in held word `i`). */
@@ -275,14 +295,21 @@ export class Attachment {
   }
 
   /**
-   * Last checks with the hold published in held index `i` (after a wait, the attachment may
-   * have been detached or the space closed or reaped); counts the section, or abandons it.
-   * False (abandoned) when the segment is swapped out: the caller faults it in and enters again.
+   * Last checks with the hold published in held index `i`, at seqcount `seq` (-1 after a wait:
+   * the attachment may have been detached, the space closed or reaped); counts the section, or
+   * abandons it. When `seq` is the value of the last full check for this access, nothing can
+   * have changed and only the referenced bit is set. False (abandoned) when the segment is
+   * swapped out: the caller faults it in and enters again.
    */
-  #admit(write: boolean, i: number, waited: boolean): boolean {
+  #admit(write: boolean, i: number, seq: number): boolean {
+    if (seq >= 0 && seq === (write ? this.#writeSeq : this.#readSeq)) {
+      this.#referenced();
+      this.#inside++;
+      return true;
+    }
     let resident: boolean;
     try {
-      if (waited) this.#usable();
+      if (seq < 0) this.#usable();
       resident = this.#check(write);
     } catch (error) {
       this.#abandon(i);
@@ -291,6 +318,10 @@ export class Attachment {
     if (!resident) {
       this.#abandon(i);
       return false;
+    }
+    if (seq >= 0) {
+      this.#readSeq = seq;
+      if (write) this.#writeSeq = seq;
     }
     this.#inside++;
     return true;
@@ -313,10 +344,9 @@ export class Attachment {
 
   #exit(i: number): void {
     const mm = this.#mm;
-    const { words, layout } = mm;
     this.#claim(i, -1, -1);
     this.#inside--;
-    exitShared(words, layout, mm.heldAt(i), slotBase(layout.segments, this.#a.seg));
+    exitShared(mm.words, mm.layout, mm.heldAt(i), this.#segBase);
     mm.deliverInline();
   }
 }

@@ -18,16 +18,17 @@ import { HELD_GRANTED, HELD_WANT, SEG_DRAINER, SEG_SEQ, SP_HELD, SP_STATE, SPACE
 
 /**
  * Publishes a shared hold of segment `seg` in held word `held` and checks the window.
- * Returns false when a window is open: the hold is withdrawn and the word left parked as
- * (seg + 1) | HELD_WANT, asking the window's end to grant it (sync/doorbell.ts); the caller
- * must wait, then retry or take the grant. Called only by the holding space's own thread;
- * never sleeps.
+ * Returns the (even) seqcount it saw, or -1 when a window is open: the hold is then withdrawn
+ * and the word left parked as (seg + 1) | HELD_WANT, asking the window's end to grant it
+ * (sync/doorbell.ts); the caller must wait, then retry or take the grant. Called only by the
+ * holding space's own thread; never sleeps.
  */
-export function enterShared(words: Int32Array, layout: Layout, held: number, seg: number, segBase: number): boolean {
+export function enterShared(words: Int32Array, layout: Layout, held: number, seg: number, segBase: number): number {
   Atomics.store(words, held, seg + 1);
-  if ((Atomics.load(words, segBase + SEG_SEQ) & 1) === 0) return true;
+  const seq = Atomics.load(words, segBase + SEG_SEQ);
+  if ((seq & 1) === 0) return seq;
   leaveShared(words, layout, held, segBase, (seg + 1) | HELD_WANT);
-  return false;
+  return -1;
 }
 
 /**
