@@ -51,9 +51,8 @@ export const faultChannel = channel('xpmem:fault');
 export const reclaimChannel = channel('xpmem:reclaim');
 export const reapChannel = channel('xpmem:reap');
 
-/** Publishes one invalidation on `xpmem:invalidate`. */
+/** Publishes one invalidation on `xpmem:invalidate` (the caller checked it has subscribers). */
 export function published(op: { readonly id: number; readonly event: InvalidateEvent }, attachers: number, durationMs: number, failure: unknown): void {
-  if (!invalidateChannel.hasSubscribers) return;
   const error = failure === undefined ? undefined : String((failure as { code?: unknown }).code ?? 'Error');
   invalidateChannel.publish({ segId: op.id, event: op.event, attachers, durationMs, error } satisfies InvalidateMessage);
 }

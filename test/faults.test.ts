@@ -38,9 +38,9 @@ async function progressed(gates: Gates, i: number, value: number): Promise<void>
   })(), `progress ${value}`);
 }
 
-/** Runs `call` and resolves with its error code (undefined on success), bounded. */
-async function outcome(call: Promise<unknown>, what: string): Promise<unknown> {
-  return bounded(call.then((value) => (value as { code?: unknown } | undefined)?.code, (error: { code?: unknown }) => error.code ?? String(error)), what);
+/** What a survivor's call came to: its error code (or a loop's), undefined on success. Settles, never rejects. */
+function settle(call: Promise<unknown>): Promise<unknown> {
+  return call.then((value) => (value as { code?: unknown } | undefined)?.code, (error: { code?: unknown }) => error.code ?? String(error));
 }
 
 interface Scene {
@@ -54,16 +54,27 @@ interface Scene {
 
 /**
  * Each scenario sets the victim to work, waits until it is at a random point of that work, and
- * returns the survivors' calls still in flight (which must settle, typed, after the kill).
+ * returns the survivors' calls still in flight, each through settle() as soon as it starts
+ * (they must settle, typed, after the kill).
  */
 type Scenario = (s: Scene) => Promise<Promise<unknown>[]>;
+
+/** The victim loops `body` until it has run a random number of times (at most `most`); it dies inside. */
+async function victimWorks(s: Scene, body: Record<string, unknown>, most: number): Promise<void> {
+  const progress = s.gates.take();
+  void s.victim.send('loop', { body, progress, stop: s.gates.take() }).catch(() => {});
+  await progressed(s.gates, progress, 1 + s.pick(most));
+}
+
+/** A survivor's loop of `body`, until its stop gate opens or it fails (settled). */
+function survivorWorks(s: Scene, body: Record<string, unknown>): Promise<unknown> {
+  return settle(s.survivor.send('loop', { body, progress: s.gates.take(), stop: s.gates.take() }));
+}
 
 /** The victim attaches main's segment and loops `body` (a command on that attachment). */
 async function victimLoop(s: Scene, body: Record<string, unknown>, segId: number): Promise<void> {
   const att = await s.victim.call('attach', { access: await s.victim.call('get', { segId }), range: { offset: 0, length: 64 } });
-  const progress = s.gates.take();
-  void s.victim.send('loop', { body: { ...body, att }, progress, stop: s.gates.take() }).catch(() => {}); // it dies inside
-  await progressed(s.gates, progress, 1 + s.pick(40));
+  await victimWorks(s, { ...body, att }, 40);
 }
 
 const scenarios: Record<string, Scenario> = {
@@ -71,7 +82,7 @@ const scenarios: Record<string, Scenario> = {
   'attacher in sections': async (s) => {
     const seg = s.d.space.make(4096);
     await victimLoop(s, { op: 'increment', index: 0, times: 10 }, seg.id);
-    return [(async () => { for (let i = 0; i < 3; i++) await seg.migrate(); })(), seg.remove()];
+    return [settle((async () => { for (let i = 0; i < 3; i++) await seg.migrate(); })()), settle(seg.remove())];
   },
   /** Attacher killed inside its invalidateStart callback (plain, blocking or awaiting). */
   'attacher in a callback': async (s) => {
@@ -79,49 +90,41 @@ const scenarios: Record<string, Scenario> = {
     const att = await s.victim.call('attach', { access: await s.victim.call('get', { segId: seg.id }), range: {} });
     const how = ['plain', 'block', 'async'][s.pick(3)]!;
     await s.victim.call('notifier', { att, how, gate: s.gates.take(), tag: 7 });
-    const migrating = seg.migrate();
+    const migrating = settle(seg.migrate());
     await s.victim.until((e) => e.event === 'start', 'the victim is in its callback');
-    return [migrating, seg.protect('ro'), seg.remove()];
+    return [migrating, settle(seg.protect('ro')), settle(seg.remove())];
   },
   /** Owner killed while allocating and freeing in a loop; a survivor attached to its segment keeps writing. */
   'owner allocating': async (s) => {
     const own = await s.victim.call<number>('make', { bytes: 4096 });
     const att = await s.survivor.call('attach', { access: await s.survivor.call('get', { segId: own }), range: { offset: 0, length: 64 } });
-    const writes = s.survivor.send('loop', { body: { op: 'increment', att, index: 1, times: 5 }, progress: s.gates.take(), stop: s.gates.take() });
-    const progress = s.gates.take();
-    void s.victim.send('loop', { body: { op: 'makeRemove', bytes: 4096 * (1 + s.pick(16)) }, progress, stop: s.gates.take() }).catch(() => {});
-    await progressed(s.gates, progress, 1 + s.pick(40));
+    const writes = survivorWorks(s, { op: 'increment', att, index: 1, times: 5 });
+    await victimWorks(s, { op: 'makeRemove', bytes: 4096 * (1 + s.pick(16)) }, 40);
     return [writes]; // ends with ERR_XPMEM_REMOVED once the dead owner's segment is released
   },
   /** Owner killed while migrating its segment under a writing attacher. */
   'owner migrating': async (s) => {
     const own = await s.victim.call<number>('make', { bytes: 4096 });
     const att = await s.survivor.call('attach', { access: await s.survivor.call('get', { segId: own }), range: { offset: 0, length: 64 } });
-    const writes = s.survivor.send('loop', { body: { op: 'increment', att, index: 1, times: 5 }, progress: s.gates.take(), stop: s.gates.take() });
-    const progress = s.gates.take();
-    void s.victim.send('loop', { body: { op: 'migrate', segId: own }, progress, stop: s.gates.take() }).catch(() => {});
-    await progressed(s.gates, progress, 1 + s.pick(40));
+    const writes = survivorWorks(s, { op: 'increment', att, index: 1, times: 5 });
+    await victimWorks(s, { op: 'migrate', segId: own }, 40);
     return [writes];
   },
   /** Owner killed while swapping its segment out; the attacher faults it back in each time. */
   'owner swapping': async (s) => {
     const own = await s.victim.call<number>('make', { bytes: KIB64 });
     const att = await s.survivor.call('attach', { access: await s.survivor.call('get', { segId: own }), range: {} });
-    const reads = s.survivor.send('loop', { body: { op: 'sum', att }, progress: s.gates.take(), stop: s.gates.take() });
-    const progress = s.gates.take();
-    void s.victim.send('loop', { body: { op: 'swapOut', segId: own }, progress, stop: s.gates.take() }).catch(() => {});
-    await progressed(s.gates, progress, 1 + s.pick(20));
+    const reads = survivorWorks(s, { op: 'sum', att });
+    await victimWorks(s, { op: 'swapOut', segId: own }, 20);
     return [reads];
   },
   /** Killed while reclaiming: its allocations under memoryLimit swap out main's segments, which a survivor reads. */
   'reclaimer': async (s) => {
     const mains = Array.from({ length: 3 }, () => s.d.space.make(KIB64));
     const atts = await Promise.all(mains.map(async (m) => s.survivor.call('attach', { access: await s.survivor.call('get', { segId: m.id }), range: { offset: 0, length: 64 } })));
-    const writes = s.survivor.send('loop', { body: { op: 'incrementEach', atts, index: 2, rounds: 1 }, progress: s.gates.take(), stop: s.gates.take() });
-    const progress = s.gates.take();
-    void s.victim.send('loop', { body: { op: 'makeRemove', bytes: KIB64 }, progress, stop: s.gates.take() }).catch(() => {});
-    await progressed(s.gates, progress, 1 + s.pick(20));
-    return [writes, (async () => { for (const m of mains) await m.remove(); })()];
+    const writes = survivorWorks(s, { op: 'incrementEach', atts, index: 2, rounds: 1 });
+    await victimWorks(s, { op: 'makeRemove', bytes: KIB64 }, 20);
+    return [writes, settle((async () => { for (const m of mains) await m.remove(); })())];
   },
 };
 
@@ -146,7 +149,7 @@ describe('fault injection', () => {
         await victim!.worker.terminate();
         await d.settled();
         openAll(gates); // survivors stop their loops; the victim is gone
-        const codes = await Promise.all(inFlight.map((p, i) => outcome(p, `${name} (fault ${f}): survivor call ${i}`)));
+        const codes = await Promise.all(inFlight.map((p, i) => bounded(p, `${name} (fault ${f}): survivor call ${i}`)));
         codes.forEach(typed);
         expect(d.check().errors, `${name} (fault ${f})`).toEqual([]);
         await survivor!.worker.terminate();

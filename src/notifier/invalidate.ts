@@ -29,7 +29,7 @@ import { EVENTS, type InvalidateEvent } from './range.js';
 import { allocRecord, ENDED, firstPending, freeRecord, hasBit, maskAt, setBit, STARTED, TARGETS } from './record.js';
 import type { WaitFor, Waits } from './wait.js';
 import { count, ST_INVALIDATIONS } from '../stats.js';
-import { published } from '../diagnostics.js';
+import { invalidateChannel, published } from '../diagnostics.js';
 
 /** One VM operation on one segment. */
 export interface Operation {
@@ -81,15 +81,15 @@ export interface Bounds {
  */
 export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Waits<boolean> {
   yield* lockOperation(me, op.seg, bounds);
-  const began = performance.now();
+  const began = invalidateChannel.hasSubscribers ? performance.now() : 0;
   let failure: unknown;
   let targets = 0;
   try {
     const range = op.prepare();
     if (range === null) return false;
     const r = yield* holdOff(me, op, range, bounds);
-    targets = targetCount(me.cb, r);
-    failure = yield* start(me, r, bounds);
+    targets = r < 0 ? 0 : targetCount(me.cb, r);
+    if (r >= 0) failure = yield* start(me, r, bounds);
     if (failure === undefined) failure = yield* drain(me, op.seg, bounds);
     if (failure === undefined) {
       try {
@@ -108,12 +108,16 @@ export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Wai
     unlockOperation(me, op.seg);
   }
   count(me.cb.words, ST_INVALIDATIONS);
-  published(op, targets, performance.now() - began, failure);
+  if (began > 0) published(op, targets, performance.now() - began, failure);
   if (failure !== undefined) throw failure;
   return true;
 }
 
-/** Step 1. Opens the window, then publishes the record and rings its targets. May sleep (async: on the mutex). */
+/**
+ * Step 1. Opens the window, then publishes the record and rings its targets; returns the record,
+ * or -1 when no notifier overlaps the range (then there is nobody to start or end). May sleep
+ * (async: on the mutex).
+ */
 function* holdOff(me: Invalidator, op: Operation, range: { offset: number; length: number }, bounds: Bounds): Waits<number> {
   const { cb } = me;
   const { words, layout } = cb;
@@ -123,6 +127,8 @@ function* holdOff(me: Invalidator, op: Operation, range: { offset: number; lengt
   let r = -1;
   try {
     r = yield* transaction(me, bounds, bounds.deadline, (tx) => {
+      targets = targetsOf(cb, tx.get.bind(tx), op.seg, range);
+      if (targets.length === 0) return -1; // nobody to tell: no record, no thread hop
       const rec = allocRecord(tx, cb);
       if (rec < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `too many invalidations in flight (capacity ${layout.invalidations.capacity}); raise capacity.invalidations`);
       const base = slotBase(layout.invalidations, rec);
@@ -132,7 +138,6 @@ function* holdOff(me: Invalidator, op: Operation, range: { offset: number; lengt
       tx.set(base + IV_EVENT, EVENTS.indexOf(op.event));
       tx.set(base + IV_SNAP, tx.get(H_REGSEQ));
       tx.set(base + IV_INVALIDATOR, me.slot);
-      targets = targetsOf(cb, tx.get.bind(tx), op.seg, range);
       for (const t of targets) {
         const w = maskAt(layout, rec, TARGETS, t >>> 5);
         tx.set(w, tx.get(w) | (1 << (t & 31)));
@@ -194,7 +199,8 @@ function* drain(me: Invalidator, seg: number, bounds: Bounds): Waits<unknown> {
   }
   if (bounds.nonblocking && me.holds(seg)) return busy('this thread holds a section on the segment');
   Atomics.store(words, slotBase(layout.segments, seg) + SEG_DRAINER, me.slot + 1);
-  let holder = -1;
+  let holder = holderOf(words, layout, seg, -1);
+  if (holder < 0) return undefined; // nobody inside, and nobody can enter: no wait at all
   try {
     yield {
       seg: -1,
@@ -210,7 +216,7 @@ function* drain(me: Invalidator, seg: number, bounds: Bounds): Waits<unknown> {
   }
 }
 
-/** Step 5. Never fails: a target that does not ack its end in time leaves the record orphaned. */
+/** Step 5. Never fails: a target that does not ack its end in time leaves the record orphaned (`r` -1: no record). */
 function* end(me: Invalidator, seg: number, r: number, bounds: Bounds): Waits<void> {
   const { cb } = me;
   const { words, layout } = cb;
@@ -218,6 +224,7 @@ function* end(me: Invalidator, seg: number, r: number, bounds: Bounds): Waits<vo
   Atomics.store(words, segBase + SEG_DRAINER, 0);
   writeEnd(words, segBase + SEG_SEQ);
   wakeSegmentWaiters(words, layout, seg, true);
+  if (r < 0) return;
   const base = slotBase(layout.invalidations, r);
   yield* transaction(me, bounds, deadlineIn(cb.deadlineMs), (tx) => tx.set(base + IV_STATE, IV_END));
   for (let t = 0; t < layout.spaces.capacity; t++) if (hasBit(words, layout, r, TARGETS, t)) post(words, layout, t);

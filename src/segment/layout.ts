@@ -48,7 +48,8 @@ export const H_ALLOC = 25;           // allocator header (see arena.ts), ALLOC_H
 export const ALLOC_HEADER_WORDS = 40;
 export const H_LIMIT_UNITS = H_ALLOC + ALLOC_HEADER_WORDS; // memoryLimit in units (0 = none), fixed at create
 export const H_CLOCK = H_LIMIT_UNITS + 1; // [tx] the reclaim clock's hand: next segment slot to scan
-export const H_STATS = H_CLOCK + 1;  // [atomic] counters, STAT_* words (stats.ts)
+export const H_SPACE_TOP = H_CLOCK + 1; // [tx] 1 + the highest space slot ever joined: scans of the space table stop there
+export const H_STATS = H_SPACE_TOP + 1;  // [atomic] counters, STAT_* words (stats.ts)
 export const STAT_WORDS = 40;
 export const HEADER_WORDS = H_STATS + STAT_WORDS;
 
@@ -235,6 +236,11 @@ export function capacitiesOf(cb: Int32Array): Capacities {
 /** First word of slot `slot` in `table`. */
 export function slotBase(table: Table, slot: number): number {
   return table.base + slot * table.stride;
+}
+
+/** How many space slots scans must cover (1 + the highest slot ever joined). Any thread. */
+export function spaceTop(words: Int32Array): number {
+  return Atomics.load(words, H_SPACE_TOP);
 }
 
 /** Public id of (slot, generation). */

@@ -5,7 +5,7 @@
  * Every function here may be called from any thread and never sleeps.
  */
 import {
-  HELD_GRANTED, HELD_SEG_MASK, HELD_WANT, SEG_WAITERS, SP_DOORBELL, SP_EVENTS, SP_HELD, SP_STATE, SP_WAIT_ANY, SPACE_LIVE, slotBase, type Layout,
+  HELD_GRANTED, HELD_SEG_MASK, HELD_WANT, SEG_WAITERS, SP_DOORBELL, SP_EVENTS, SP_HELD, SP_STATE, SP_WAIT_ANY, SPACE_LIVE, slotBase, spaceTop, type Layout,
 } from '../segment/layout.js';
 import { notify } from './futex.js';
 
@@ -36,7 +36,7 @@ export function wakeSegmentWaiters(words: Int32Array, layout: Layout, seg: numbe
   if (Atomics.exchange(words, slotBase(layout.segments, seg) + SEG_WAITERS, 0) === 0) return;
   const { spaces } = layout;
   const depth = layout.caps.depth;
-  for (let s = 0; s < spaces.capacity; s++) {
+  for (let s = 0, top = spaceTop(words); s < top; s++) {
     const base = slotBase(spaces, s);
     if (Atomics.load(words, base + SP_STATE) !== SPACE_LIVE) continue;
     let wake = Atomics.load(words, base + SP_WAIT_ANY) > 0;

@@ -14,7 +14,7 @@
  * simply stops counting its slots: the robust list of Linux's robust futexes, for free.
  */
 import { ring } from './doorbell.js';
-import { HELD_GRANTED, HELD_WANT, SEG_DRAINER, SEG_SEQ, SP_HELD, SP_STATE, SPACE_LIVE, slotBase, type Layout } from '../segment/layout.js';
+import { HELD_GRANTED, HELD_WANT, SEG_DRAINER, SEG_SEQ, SP_HELD, SP_STATE, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../segment/layout.js';
 
 /**
  * Publishes a shared hold of segment `seg` in held word `held` and checks the window.
@@ -71,7 +71,7 @@ export function holderOf(words: Int32Array, layout: Layout, seg: number, except:
   const { spaces } = layout;
   const depth = layout.caps.depth;
   const granted = (seg + 1) | HELD_WANT | HELD_GRANTED;
-  for (let s = 0; s < spaces.capacity; s++) {
+  for (let s = 0, top = spaceTop(words); s < top; s++) {
     if (s === except) continue;
     const base = slotBase(spaces, s);
     if (Atomics.load(words, base + SP_STATE) !== SPACE_LIVE) continue;

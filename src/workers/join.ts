@@ -5,7 +5,7 @@
 import { threadId } from 'node:worker_threads';
 import { invalidArgType, xpmemError } from '../errors.js';
 import { ControlBlock, allocSlot, type DomainHandle } from '../segment/control.js';
-import { SP_AGE, SP_EVENTS, SP_GEN, SP_HELD, SP_NOTIFIERS, SP_THREAD, SP_WAIT_ANY, H_CLOSED, slotBase } from '../segment/layout.js';
+import { SP_AGE, SP_EVENTS, SP_GEN, SP_HELD, SP_NOTIFIERS, SP_THREAD, SP_WAIT_ANY, H_CLOSED, H_SPACE_TOP, slotBase } from '../segment/layout.js';
 import { Mm } from '../mm.js';
 import { Space } from '../space.js';
 
@@ -45,6 +45,7 @@ export function joinMm(handle: DomainHandle): { mm: Mm; space: Space } {
     const s = allocSlot(tx, cb.spaceList);
     if (s < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `space table full (${layout.spaces.capacity} threads); raise capacity.spaces`);
     const base = slotBase(layout.spaces, s);
+    if (s >= tx.get(H_SPACE_TOP)) tx.set(H_SPACE_TOP, s + 1);
     tx.set(base + SP_THREAD, threadId);
     tx.set(base + SP_NOTIFIERS, 0);
     return { slot: s, gen: tx.get(base + SP_GEN) };
