@@ -13,7 +13,7 @@ import {
   AT_LENGTH, AT_NEXT, AT_OFFSET, AT_SEG, AT_SPACE, AT_STATE, AT_NOTIFIERS, GR_SEG, GR_SPACE, GR_STATE,
   H_ARENA_UNITS, H_LIMIT_UNITS, IV_ORPHAN, SEG_FLAGS, SEGF_SWAPPABLE, SEGF_SWAPPED, IV_STATE, IV_INVALIDATOR, NT_ATT, NT_SPACE, NT_STATE, SEG_BLOCK, SEG_BYTES, SEG_LIVE,
   SEG_OPLOCK, SEG_OWNER, SEG_RMAP, SEG_SEQ, SEG_STATE, SEG_UNIT, SP_HELD, SP_NOTIFIERS, SP_STATE, SPACE_LIVE, UNIT, slotBase,
-  AT_GRANT, GR_SEGGEN, HELD_GRANTED, HELD_SEG_MASK, HELD_WANT, IV_SEG, IV_START, SEG_DRAINER, SEG_GEN, idOf,
+  AT_GRANT, GR_SEGGEN, GR_SNEXT, SEG_GRANTS, HELD_GRANTED, HELD_SEG_MASK, HELD_WANT, IV_SEG, IV_START, SEG_DRAINER, SEG_GEN, idOf,
 } from './layout.js';
 import type { Tx } from '../sync/mutex.js';
 import { statSync } from 'node:fs';
@@ -122,6 +122,18 @@ function checkUsers(tx: Tx, cb: ControlBlock, errors: string[]): void {
       inRmap.add(a);
       if (live(tx, attachments, a, AT_SEG) !== s) errors.push(`attachment ${a} is in the reverse map of segment slot ${s} but names ${live(tx, attachments, a, AT_SEG)}`);
     }
+  }
+  const inGrantList = new Set<number>();
+  for (let s = 0; s < segments.capacity; s++) {
+    if (live(tx, segments, s, SEG_STATE) === 0) continue;
+    for (let g = live(tx, segments, s, SEG_GRANTS), n = 0; g >= 0; g = live(tx, grants, g, GR_SNEXT), n++) {
+      if (n > grants.capacity || inGrantList.has(g)) { errors.push(`segment slot ${s}: grant list is cyclic`); break; }
+      inGrantList.add(g);
+      if (live(tx, grants, g, GR_SEG) !== s || live(tx, grants, g, GR_STATE) === 0) errors.push(`grant ${g} is in the grant list of segment slot ${s} but is not a live grant on it`);
+    }
+  }
+  for (let g = 0; g < grants.capacity; g++) {
+    if (live(tx, grants, g, GR_STATE) !== 0 && !inGrantList.has(g)) errors.push(`grant ${g} is live but in no segment's grant list`);
   }
   const attNotifiers = new Map<number, number>();
   const spaceNotifiers = new Map<number, number>();

@@ -97,7 +97,8 @@ export const SEG_DRAINER = 13;  // [atomic] space slot + 1 draining this segment
 export const SEG_WAITERS = 14;  // [atomic] 1 while some space waits for the window to end
 export const SEG_OPLOCK = 15;   // [atomic] space slot + 1 running a VM operation on it
 export const SEG_REF = 16;      // [atomic] referenced bit: set by sections, map(), touch(); cleared by the clock
-export const SEG_NAME = 17;     // [tx] NAME_WORDS words: the make() name, UTF-8, zero-padded (maps())
+export const SEG_GRANTS = 17;   // [tx] first grant slot on this segment (-1 = none): its grant list
+export const SEG_NAME = 18;     // [tx] NAME_WORDS words: the make() name, UTF-8, zero-padded (maps())
 export const NAME_WORDS = 6;
 export const SEG_FIELDS = SEG_NAME + NAME_WORDS;
 
@@ -120,7 +121,9 @@ export const GR_SEG = 3;        // [tx] segment slot
 export const GR_SEGGEN = 4;     // [tx] segment generation at get()
 export const GR_MODE = 5;       // [tx] PERMIT_RO / PERMIT_RW
 export const GR_NEXT = 6;       // [tx] free-list link
-export const GR_FIELDS = 7;
+export const GR_SNEXT = 7;      // [tx] the segment's grant list: next grant on the same segment (-1 = last)
+export const GR_SPREV = 8;      // [tx] previous grant on the same segment (-1 = first)
+export const GR_FIELDS = 9;
 
 // ---- attachment table (the reverse map's entries) ----------------------------------------
 export const AT_STATE = 0;      // [tx] 0 free, 1 live

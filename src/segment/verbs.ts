@@ -9,7 +9,7 @@ import {
   AT_GRANT, AT_LENGTH, AT_NEXT, AT_NOTIFIERS, AT_OFFSET, AT_PREV, AT_SEG, AT_SPACE, GR_GEN, GR_MODE, GR_SEG,
   GR_SEGGEN, GR_SPACE, GR_STATE, H_ARENA_UNITS, H_LIMIT_UNITS, H_MAX_ARENA_UNITS, NAME_WORDS, SEG_NAME, SEG_REF, NT_ATT, NT_STATE, PERMIT_RW, SEG_BLOCK,
   SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OWNER, SEG_PERMIT, SEG_PROT, SEG_RMAP, SEG_STATE, SEG_UNIT,
-  SEG_VIEWGEN, AT_GEN, AT_STATE, UNIT, idOf, slotBase,
+  SEG_VIEWGEN, AT_GEN, AT_STATE, GR_SNEXT, GR_SPREV, SEG_GRANTS, UNIT, idOf, slotBase,
 } from './layout.js';
 import { allocSlot, freeSlot, type ControlBlock } from './control.js';
 import type { Tx } from '../sync/mutex.js';
@@ -110,6 +110,7 @@ export function makeSegment(mm: Mm, bytes: number, permit: number, flags: number
     tx.set(base + SEG_PROT, PERMIT_RW);
     tx.set(base + SEG_FLAGS, flags);
     tx.set(base + SEG_RMAP, -1);
+    tx.set(base + SEG_GRANTS, -1);
     tx.set(base + SEG_VIEWGEN, tx.get(base + SEG_VIEWGEN) + 1);
     const packed = packName(name);
     for (let w = 0; w < NAME_WORDS; w++) tx.set(base + SEG_NAME + w, packed[w]!);
@@ -161,10 +162,15 @@ export function getGrant(mm: Mm, segId: number, writable: boolean): GrantSlot {
     const slot = allocSlot(tx, cb.grantList);
     if (slot < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `grant table full (${layout.grants.capacity}); release accesses or raise capacity.grants`);
     const base = slotBase(layout.grants, slot);
+    const head = tx.get(segBase + SEG_GRANTS);
     tx.set(base + GR_SPACE, mm.slot);
     tx.set(base + GR_SEG, seg.slot);
     tx.set(base + GR_SEGGEN, seg.gen);
     tx.set(base + GR_MODE, writable ? PERMIT_RW : 1);
+    tx.set(base + GR_SPREV, -1);
+    tx.set(base + GR_SNEXT, head);
+    if (head >= 0) tx.set(slotBase(layout.grants, head) + GR_SPREV, slot);
+    tx.set(segBase + SEG_GRANTS, slot);
     return { slot, gen: tx.get(base + GR_GEN), seg: seg.slot, segGen: seg.gen, segId, writable };
   });
 }
@@ -239,17 +245,25 @@ export function detachAttachment(mm: Mm, a: AttachmentSlot): void {
 /** release: drops grant `g` (its attachments must be detached first by the caller). */
 export function releaseGrant(mm: Mm, g: GrantSlot): void {
   mm.cb.transact(mm.slot, (tx) => {
-    if (grantLive(tx, mm.cb, g)) freeSlot(tx, mm.cb.grantList, g.slot);
+    if (grantLive(tx, mm.cb, g)) unlinkGrant(tx, mm.cb, g.slot);
   });
 }
 
-/** Drops every grant and attachment on segment `seg` (its removal). Caller holds the mutex. */
-export function dropSegmentUsers(tx: Tx, cb: ControlBlock, seg: number): void {
+/** Unlinks live grant `g` from its segment's grant list and frees it. Caller holds the mutex. */
+export function unlinkGrant(tx: Tx, cb: ControlBlock, g: number): void {
   const { layout } = cb;
-  const segBase = slotBase(layout.segments, seg);
+  const base = slotBase(layout.grants, g);
+  const prev = tx.get(base + GR_SPREV);
+  const next = tx.get(base + GR_SNEXT);
+  if (prev >= 0) tx.set(slotBase(layout.grants, prev) + GR_SNEXT, next);
+  else tx.set(slotBase(layout.segments, tx.get(base + GR_SEG)) + SEG_GRANTS, next);
+  if (next >= 0) tx.set(slotBase(layout.grants, next) + GR_SPREV, prev);
+  freeSlot(tx, cb.grantList, g);
+}
+
+/** Drops every grant and attachment on segment `seg` (its removal): O(its users). Caller holds the mutex. */
+export function dropSegmentUsers(tx: Tx, cb: ControlBlock, seg: number): void {
+  const segBase = slotBase(cb.layout.segments, seg);
   while (tx.get(segBase + SEG_RMAP) >= 0) unlinkAttachment(tx, cb, tx.get(segBase + SEG_RMAP));
-  for (let g = 0; g < layout.grants.capacity; g++) {
-    const base = slotBase(layout.grants, g);
-    if (tx.get(base + GR_STATE) !== 0 && tx.get(base + GR_SEG) === seg) freeSlot(tx, cb.grantList, g);
-  }
+  while (tx.get(segBase + SEG_GRANTS) >= 0) unlinkGrant(tx, cb, tx.get(segBase + SEG_GRANTS));
 }

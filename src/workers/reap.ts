@@ -26,7 +26,7 @@ import { writeEnd } from '../sync/seqcount.js';
 import { ENDED, STARTED, TARGETS, hasBit, setBit } from '../notifier/record.js';
 import { invalidate } from '../notifier/invalidate.js';
 import { removal } from '../segment/vm.js';
-import { unlinkAttachment } from '../segment/verbs.js';
+import { unlinkAttachment, unlinkGrant } from '../segment/verbs.js';
 import type { Mm } from '../mm.js';
 
 /** Live space slots whose thread is `threadId`. Any thread. */
@@ -152,7 +152,7 @@ function dropUsers(cb: ControlBlock, self: number, dead: number): { slot: number
     }
     for (let g = 0; g < layout.grants.capacity; g++) {
       const base = slotBase(layout.grants, g);
-      if (tx.get(base + GR_STATE) !== 0 && tx.get(base + GR_SPACE) === dead) freeSlot(tx, cb.grantList, g);
+      if (tx.get(base + GR_STATE) !== 0 && tx.get(base + GR_SPACE) === dead) unlinkGrant(tx, cb, g);
     }
     tx.set(slotBase(layout.spaces, dead) + SP_NOTIFIERS, 0);
     const owned: { slot: number; gen: number; id: number }[] = [];
