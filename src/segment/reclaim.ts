@@ -17,7 +17,7 @@
  * yielded: a synchronous caller blocks, an asynchronous one awaits).
  */
 import {
-  H_CLOCK, SEG_BLOCK, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OPLOCK, SEG_REF, SEG_STATE, SEGF_SWAPPABLE, SEGF_SWAPPED,
+  H_CLOCK, H_LIMIT_UNITS, SEG_BLOCK, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OPLOCK, SEG_REF, SEG_STATE, SEGF_SWAPPABLE, SEGF_SWAPPED,
   SP_AGE, UNIT, idOf, slotBase,
 } from './layout.js';
 import { post } from '../sync/doorbell.js';
@@ -42,9 +42,13 @@ const PAUSE_MS = 2;
  * segment slot `exclude`, the one it allocates for) and tries again, until `bounds.deadline`.
  * When nothing could be freed but some candidate was only busy, it pauses briefly (answering its
  * own events) and tries again; it throws the attempt's ERR_XPMEM_NO_MEMORY when nothing is
- * reclaimable at all, or at the deadline. May sleep.
+ * reclaimable at all, or at the deadline. Without a memoryLimit it is `attempt()` itself. May sleep.
  */
-export function* reclaiming<T>(mm: Mm, exclude: number, bounds: Bounds, attempt: () => Waits<T>): Waits<T> {
+export function reclaiming<T>(mm: Mm, exclude: number, bounds: Bounds, attempt: () => Waits<T>): Waits<T> {
+  return Atomics.load(mm.words, H_LIMIT_UNITS) === 0 ? attempt() : retried(mm, exclude, bounds, attempt);
+}
+
+function* retried<T>(mm: Mm, exclude: number, bounds: Bounds, attempt: () => Waits<T>): Waits<T> {
   for (;;) {
     try {
       return yield* attempt();

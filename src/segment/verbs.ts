@@ -121,10 +121,12 @@ export function makeSegment(mm: Mm, bytes: number, permit: number, flags: number
   return { slot: made.slot, gen: made.gen, id: idOf(layout.segments, made.slot, made.gen) };
 }
 
+const encoder = new TextEncoder();
+
 /** `name` as NAME_WORDS words of UTF-8 (cut at a character boundary), zero-padded. */
 function packName(name: string): Int32Array {
   const words = new Int32Array(NAME_WORDS);
-  new TextEncoder().encodeInto(name, new Uint8Array(words.buffer));
+  if (name !== '') encoder.encodeInto(name, new Uint8Array(words.buffer));
   return words;
 }
 
