@@ -55,6 +55,8 @@ interface Inflight {
   pending: boolean;
   /** Callbacks of this record are running (synchronously, or their promises pending). */
   busy: boolean;
+  /** A delivery passed this record over while it was busy: step it again once not. */
+  skipped: boolean;
   /** START until the start callbacks finished, then END. */
   phase: 'start' | 'end';
 }
@@ -186,6 +188,7 @@ export class Delivery {
     if (f.busy) {
       // Never nested or concurrent with this record's own callbacks: re-stepped when they finish.
       if (f.phase === 'start') f.abort.abort(); // the invalidator moved on while our start still runs
+      f.skipped = true;
       return;
     }
     f.phase = 'end';
@@ -212,7 +215,7 @@ export class Delivery {
     const paired = release ? notifiers.filter((n) => n.callbacks.release === undefined) : notifiers;
     const f: Inflight = {
       gen: Atomics.load(words, base + IV_GEN), seg, segGen, removal: release || event === 'remove', notifiers, paired,
-      abort: new AbortController(), pending: false, busy: false, phase: 'start',
+      abort: new AbortController(), pending: false, busy: false, skipped: false, phase: 'start',
     };
     for (const n of notifiers) n.inflight++;
     this.#inflight.set(r, f);
@@ -223,7 +226,8 @@ export class Delivery {
   /**
    * Calls `calls` in order; `done` runs when every returned promise settled (or at once). While
    * they run, the record is busy: a nested delivery (a callback calling into the library) skips
-   * it, and a re-check is kicked once they finish.
+   * it, and a re-check is kicked once they finish if one did, or if promises were awaited (no
+   * self-wake otherwise: the delivery that called us goes on scanning).
    */
   #run(f: Inflight, calls: (((range: Range) => CallbackResult) | undefined)[], range: Range, done: () => void): void {
     f.busy = true;
@@ -240,7 +244,8 @@ export class Delivery {
     if (promises.length === 0) {
       f.busy = false;
       done();
-      this.#kick();
+      if (f.skipped) this.#kick();
+      f.skipped = false;
       return;
     }
     f.pending = true;
