@@ -6,14 +6,15 @@
  */
 import { xpmemError, type XpmemError } from '../errors.js';
 import {
-  AT_GRANT, AT_LENGTH, AT_NEXT, AT_NOTIFIERS, AT_OFFSET, AT_PREV, AT_SEG, AT_SPACE, GR_GEN, GR_MODE, GR_SEG,
+  AT_GRANT, AT_LENGTH, AT_NOTIFIERS, AT_OFFSET, AT_SEG, AT_SPACE, GR_GEN, GR_MODE, GR_SEG,
   GR_SEGGEN, GR_SPACE, GR_STATE, H_ARENA_UNITS, H_LIMIT_UNITS, H_MAX_ARENA_UNITS, NAME_WORDS, SEG_NAME, SEG_REF, NT_ATT, NT_STATE, PERMIT_RW, SEG_BLOCK,
   SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OWNER, SEG_PERMIT, SEG_PROT, SEG_RMAP, SEG_STATE, SEG_UNIT,
-  SEG_VIEWGEN, AT_GEN, AT_STATE, GR_SNEXT, GR_SPREV, SEG_GRANTS, UNIT, idOf, slotBase,
+  SEG_VIEWGEN, AT_GEN, AT_STATE, SEG_GRANTS, UNIT, idOf, slotBase,
 } from './layout.js';
 import { allocSlot, freeSlot, type ControlBlock } from './control.js';
 import type { Tx } from '../sync/mutex.js';
 import type { Words } from './arena.js';
+import { GRANTS, linkFront, RMAP, unlinkFrom } from './lists.js';
 import type { Mm } from '../mm.js';
 import type { AttachmentSlot } from './attachment.js';
 
@@ -164,15 +165,11 @@ export function getGrant(mm: Mm, segId: number, writable: boolean): GrantSlot {
     const slot = allocSlot(tx, cb.grantList);
     if (slot < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `grant table full (${layout.grants.capacity}); release accesses or raise capacity.grants`);
     const base = slotBase(layout.grants, slot);
-    const head = tx.get(segBase + SEG_GRANTS);
     tx.set(base + GR_SPACE, mm.slot);
     tx.set(base + GR_SEG, seg.slot);
     tx.set(base + GR_SEGGEN, seg.gen);
     tx.set(base + GR_MODE, writable ? PERMIT_RW : 1);
-    tx.set(base + GR_SPREV, -1);
-    tx.set(base + GR_SNEXT, head);
-    if (head >= 0) tx.set(slotBase(layout.grants, head) + GR_SPREV, slot);
-    tx.set(segBase + SEG_GRANTS, slot);
+    linkFront(tx, layout, GRANTS, seg.slot, slot);
     return { slot, gen: tx.get(base + GR_GEN), seg: seg.slot, segGen: seg.gen, segId, writable };
   });
 }
@@ -199,17 +196,13 @@ export function attachRange(mm: Mm, g: GrantSlot, offset: number, length: number
     const slot = allocSlot(tx, cb.attachmentList);
     if (slot < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `attachment table full (${layout.attachments.capacity}); detach or raise capacity.attachments`);
     const base = slotBase(layout.attachments, slot);
-    const head = tx.get(segBase + SEG_RMAP);
     tx.set(base + AT_SPACE, mm.slot);
     tx.set(base + AT_SEG, g.seg);
     tx.set(base + AT_GRANT, g.slot);
     tx.set(base + AT_OFFSET, offset);
     tx.set(base + AT_LENGTH, len);
     tx.set(base + AT_NOTIFIERS, 0);
-    tx.set(base + AT_PREV, -1);
-    tx.set(base + AT_NEXT, head);
-    if (head >= 0) tx.set(slotBase(layout.attachments, head) + AT_PREV, slot);
-    tx.set(segBase + SEG_RMAP, slot);
+    linkFront(tx, layout, RMAP, g.seg, slot);
     return { slot, gen: tx.get(base + AT_GEN), seg: g.seg, segGen: g.segGen, segId: g.segId, offset, length: len, writable: g.writable };
   });
 }
@@ -218,11 +211,7 @@ export function attachRange(mm: Mm, g: GrantSlot, offset: number, length: number
 export function unlinkAttachment(tx: Tx, cb: ControlBlock, a: number): void {
   const { layout } = cb;
   const base = slotBase(layout.attachments, a);
-  const prev = tx.get(base + AT_PREV);
-  const next = tx.get(base + AT_NEXT);
-  if (prev >= 0) tx.set(slotBase(layout.attachments, prev) + AT_NEXT, next);
-  else tx.set(slotBase(layout.segments, tx.get(base + AT_SEG)) + SEG_RMAP, next);
-  if (next >= 0) tx.set(slotBase(layout.attachments, next) + AT_PREV, prev);
+  unlinkFrom(tx, layout, RMAP, a);
   if (tx.get(base + AT_NOTIFIERS) > 0) {
     for (let n = 0; n < layout.notifiers.capacity; n++) {
       const nb = slotBase(layout.notifiers, n);
@@ -253,13 +242,7 @@ export function releaseGrant(mm: Mm, g: GrantSlot): void {
 
 /** Unlinks live grant `g` from its segment's grant list and frees it. Caller holds the mutex. */
 export function unlinkGrant(tx: Tx, cb: ControlBlock, g: number): void {
-  const { layout } = cb;
-  const base = slotBase(layout.grants, g);
-  const prev = tx.get(base + GR_SPREV);
-  const next = tx.get(base + GR_SNEXT);
-  if (prev >= 0) tx.set(slotBase(layout.grants, prev) + GR_SNEXT, next);
-  else tx.set(slotBase(layout.segments, tx.get(base + GR_SEG)) + SEG_GRANTS, next);
-  if (next >= 0) tx.set(slotBase(layout.grants, next) + GR_SPREV, prev);
+  unlinkFrom(tx, cb.layout, GRANTS, g);
   freeSlot(tx, cb.grantList, g);
 }
 

@@ -40,6 +40,18 @@ function whole(cb: ControlBlock, s: SegmentRef): { offset: number; length: numbe
   return { offset: 0, length: field(cb, s, SEG_BYTES) };
 }
 
+/**
+ * prepare() of an operation that allocates the segment's whole size (migrate, swap-in, a
+ * compaction move): the whole range, or null when `idle` says there is nothing to do; throws the
+ * memoryLimit shortfall before anything starts, so the caller can reclaim first.
+ */
+function allocating(cb: ControlBlock, s: SegmentRef, idle: () => boolean): { offset: number; length: number } | null {
+  const range = whole(cb, s);
+  if (idle()) return null;
+  checkHeadroom(cb, unitsFor(range.length));
+  return range;
+}
+
 /** True when the segment's bytes are in its swap file, not in the arena. */
 export function swappedOut(cb: ControlBlock, s: SegmentRef): boolean {
   return (field(cb, s, SEG_FLAGS) & SEGF_SWAPPED) !== 0;
@@ -80,12 +92,7 @@ export function compaction(cb: ControlBlock, self: number, s: SegmentRef): Opera
     seg: s.slot,
     id: s.id,
     event: 'migrate',
-    prepare: () => {
-      const range = whole(cb, s);
-      if (swappedOut(cb, s) || !cb.transact(self, lowerHole)) return null;
-      checkHeadroom(cb, unitsFor(range.length));
-      return range;
-    },
+    prepare: () => allocating(cb, s, () => swappedOut(cb, s) || !cb.transact(self, lowerHole)),
     apply: () => cb.transact(self, (tx) => {
       const bytes = tx.get(base + SEG_BYTES);
       checkHeadroom(cb, unitsFor(bytes), tx);
@@ -135,12 +142,7 @@ export function migration(cb: ControlBlock, self: number, s: SegmentRef): Operat
     seg: s.slot,
     id: s.id,
     event: 'migrate',
-    prepare: () => {
-      const range = whole(cb, s);
-      if (swappedOut(cb, s)) return null; // nothing in the arena to move
-      checkHeadroom(cb, unitsFor(range.length));
-      return range;
-    },
+    prepare: () => allocating(cb, s, () => swappedOut(cb, s)), // swapped out: nothing in the arena to move
     apply: () => cb.transact(self, (tx) => {
       const bytes = tx.get(slotBase(cb.layout.segments, s.slot) + SEG_BYTES);
       relocate(tx, cb, s, unitsFor(bytes), bytes);
@@ -259,12 +261,7 @@ export function swapIn(cb: ControlBlock, self: number, s: SegmentRef): Operation
     seg: s.slot,
     id: s.id,
     event: 'swap',
-    prepare: () => {
-      const range = whole(cb, s);
-      if (!swappedOut(cb, s)) return null;
-      checkHeadroom(cb, unitsFor(range.length));
-      return range;
-    },
+    prepare: () => allocating(cb, s, () => !swappedOut(cb, s)),
     apply: () => {
       const path = swapFileOf(cb, s);
       cb.transact(self, (tx) => {
