@@ -151,6 +151,7 @@ describe('swap I/O faults', () => {
       await seg.swapOut();
       const path = swapFile(d.handle().swapDir);
       await seg.swapIn();
+      rmSync(path);
       symlinkSync('/dev/full', path); // every write to the swap file now fails with ENOSPC
       await expect(seg.swapOut()).rejects.toThrow(/ENOSPC/);
       expect(seg.swapped).toBe(false);

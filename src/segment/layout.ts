@@ -108,6 +108,7 @@ export const SEG_REMOVED = 2;   // revoked; slot freed once its last invalidatio
 
 export const SEGF_SWAPPABLE = 1;
 export const SEGF_SWAPPED = 2;  // not resident: its bytes are in its swap file, SEG_BLOCK = -1
+export const SEGF_SWAPFILE = 4; // its swap file exists (kept after a swap-in as its swap slot; deleted with the segment)
 
 export const PERMIT_NONE = 0;
 export const PERMIT_RO = 1;

@@ -7,7 +7,7 @@ import { xpmemError } from '../errors.js';
 import { truncateSync } from 'node:fs';
 import {
   SEG_BLOCK, SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_PROT, SEG_REF, SEG_REMOVED, SEG_STATE, SEG_UNIT, SEG_VIEWGEN,
-  SEGF_SWAPPABLE, SEGF_SWAPPED, UNIT, slotBase,
+  SEGF_SWAPFILE, SEGF_SWAPPABLE, SEGF_SWAPPED, UNIT, slotBase,
 } from './layout.js';
 import { freeSlot, type ControlBlock } from './control.js';
 import type { Tx } from '../sync/mutex.js';
@@ -120,7 +120,7 @@ export function removal(cb: ControlBlock, self: number, s: SegmentRef, event: In
     event,
     prepare: () => whole(cb, s),
     apply: () => {
-      const swapped = cb.transact(self, (tx) => {
+      const swapFile = cb.transact(self, (tx) => {
         const base = slotBase(cb.layout.segments, s.slot);
         dropSegmentUsers(tx, cb, s.slot);
         const block = tx.get(base + SEG_BLOCK);
@@ -128,9 +128,9 @@ export function removal(cb: ControlBlock, self: number, s: SegmentRef, event: In
         tx.set(base + SEG_BLOCK, -1);
         tx.set(base + SEG_STATE, SEG_REMOVED);
         bumpViews(tx, cb, s);
-        return block < 0;
+        return (tx.get(base + SEG_FLAGS) & SEGF_SWAPFILE) !== 0;
       });
-      if (swapped) discardSwap(swapFileOf(cb, s));
+      if (swapFile) discardSwap(swapFileOf(cb, s));
     },
     finish: () => cb.transact(self, (tx) => freeSlot(tx, cb.segmentList, s.slot)),
   };
@@ -238,7 +238,7 @@ export function swapOut(cb: ControlBlock, self: number, s: SegmentRef): Operatio
           const base = slotBase(cb.layout.segments, s.slot);
           cb.allocator.free(tx, tx.get(base + SEG_BLOCK));
           tx.set(base + SEG_BLOCK, -1);
-          tx.set(base + SEG_FLAGS, tx.get(base + SEG_FLAGS) | SEGF_SWAPPED);
+          tx.set(base + SEG_FLAGS, tx.get(base + SEG_FLAGS) | SEGF_SWAPPED | SEGF_SWAPFILE);
           bumpViews(tx, cb, s);
         });
       } catch (error) {
@@ -253,7 +253,8 @@ export function swapOut(cb: ControlBlock, self: number, s: SegmentRef): Operatio
 /**
  * swap in: step 4 allocates a range (within memoryLimit: checkHeadroom first, so the caller can
  * reclaim) and reads the swap file into it inside one transaction, so the segment is published
- * only with its bytes. A read error is ERR_XPMEM_SWAP_IO and leaves it swapped out; a missing or
+ * only with its bytes. The file stays as the segment's swap slot (the next swap-out rewrites it;
+ * removal deletes it), so a swap-in costs no unlink. A read error is ERR_XPMEM_SWAP_IO and leaves it swapped out; a missing or
  * resized file means its data is lost, and every fault reports that. Null when already resident.
  */
 export function swapIn(cb: ControlBlock, self: number, s: SegmentRef): Operation {
@@ -277,7 +278,6 @@ export function swapIn(cb: ControlBlock, self: number, s: SegmentRef): Operation
         tx.set(base + SEG_FLAGS, tx.get(base + SEG_FLAGS) & ~SEGF_SWAPPED);
         bumpViews(tx, cb, s);
       });
-      discardSwap(path);
       Atomics.store(cb.words, slotBase(cb.layout.segments, s.slot) + SEG_REF, 1); // just used: a fault is an access
       count(cb.words, ST_SWAP_INS);
     },
