@@ -263,4 +263,23 @@ describe('invalidation protocol', () => {
     await a!.call('detach', { att });
     await teardown(d, [a!]);
   });
+
+  it('a range notifier on an attachment of a removed segment is ERR_XPMEM_REMOVED and leaves the tables intact', async () => {
+    const d = await domain();
+    const seg = d.space.make(64);
+    const att = d.space.get(seg.id).attach();
+    await seg.remove();
+    await expectCode(() => att.notifier({}), 'ERR_XPMEM_REMOVED');
+    expect(d.check().errors).toEqual([]);
+    // The freed attachment slot is taken again: the stale handle must not count on it.
+    const next = d.space.make(64);
+    const reused = d.space.get(next.id).attach();
+    await expectCode(() => att.notifier({}), 'ERR_XPMEM_REMOVED');
+    const n = reused.notifier({});
+    expect(d.check().errors).toEqual([]);
+    await next.remove();
+    expect(n.registered).toBe(false);
+    expect(d.check().errors).toEqual([]);
+    await d.close();
+  });
 });

@@ -9,7 +9,7 @@
  * side: it returns once no callback of the notifier is in flight.
  */
 import { checkFunction, checkOptions, invalidArgType } from '../errors.js';
-import { AT_NOTIFIERS, H_REGSEQ, NT_ATT, NT_GEN, NT_REGSEQ, NT_SPACE, NT_STATE, SP_NOTIFIERS, slotBase } from '../segment/layout.js';
+import { AT_GEN, AT_NOTIFIERS, AT_STATE, H_REGSEQ, NT_ATT, NT_GEN, NT_REGSEQ, NT_SPACE, NT_STATE, SP_NOTIFIERS, slotBase } from '../segment/layout.js';
 import { allocSlot, freeSlot } from '../segment/control.js';
 import { xpmemError } from '../errors.js';
 import type { Mm } from '../mm.js';
@@ -68,8 +68,9 @@ export class Notifier {
 /**
  * Registers `callbacks` for space-wide scope (`att` undefined: memory owned by the space) or
  * for one attachment's range. One transaction; may sleep briefly on the domain mutex.
+ * ERR_XPMEM_REMOVED when the attachment is gone (its segment was removed).
  */
-export function registerNotifier(mm: Mm, callbacks: NotifierCallbacks, att: { slot: number; seg: number; segGen: number; offset: number; length: number } | undefined, onGone: () => void = () => {}): Notifier {
+export function registerNotifier(mm: Mm, callbacks: NotifierCallbacks, att: { slot: number; gen: number; seg: number; segGen: number; segId: number; offset: number; length: number } | undefined, onGone: () => void = () => {}): Notifier {
   checkOptions('callbacks', callbacks);
   if (callbacks === undefined) throw invalidArgType('callbacks', 'of type object', callbacks);
   for (const name of CALLBACKS) if (callbacks[name] !== undefined) checkFunction(`callbacks.${name}`, callbacks[name]);
@@ -78,6 +79,14 @@ export function registerNotifier(mm: Mm, callbacks: NotifierCallbacks, att: { sl
   const { layout } = cb;
   const countAt = att === undefined ? slotBase(layout.spaces, mm.slot) + SP_NOTIFIERS : slotBase(layout.attachments, att.slot) + AT_NOTIFIERS;
   const { slot, gen, regSeq } = cb.transact(mm.slot, (tx) => {
+    if (att !== undefined) {
+      // The segment's removal freed the attachment slot (and may have reused it): counting a
+      // notifier there would corrupt another attachment's count and leak the notifier slot.
+      const at = slotBase(layout.attachments, att.slot);
+      if (tx.get(at + AT_STATE) === 0 || tx.get(at + AT_GEN) !== att.gen) {
+        throw xpmemError('ERR_XPMEM_REMOVED', `segment ${att.segId} was removed by its owner; this attachment is gone`);
+      }
+    }
     const n = allocSlot(tx, cb.notifierList);
     if (n < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `notifier table full (${layout.notifiers.capacity}); unregister some or raise capacity.notifiers`);
     const base = slotBase(layout.notifiers, n);
