@@ -102,6 +102,27 @@ describe('swap', () => {
     }
   });
 
+  it('sizes past 2^31 - 1 bytes are ERR_OUT_OF_RANGE, also resizing a swapped-out segment, which needs no arena', async () => {
+    const d = await domain({ maxArenaBytes: 4 << 20 });
+    try {
+      const seg = d.space.make(64);
+      await seg.swapOut();
+      await expectCode(() => seg.resize(2 ** 31), 'ERR_OUT_OF_RANGE');
+      await expectCode(() => seg.resizeSync(2 ** 32), 'ERR_OUT_OF_RANGE');
+      await expectCode(() => d.space.make(2 ** 31), 'ERR_OUT_OF_RANGE');
+      expect(seg.bytes).toBe(64);
+      await seg.resize(2 ** 31 - 1); // the largest: a sparse swap file, never resident in a 4 MiB arena
+      expect(seg.bytes).toBe(2 ** 31 - 1);
+      expect(d.maps()[0]).toMatchObject({ length: 2 ** 31 - 1, state: 'swapped' });
+      expect(d.check().errors).toEqual([]);
+      await expectCode(() => seg.swapIn(), 'ERR_XPMEM_NO_MEMORY');
+      await seg.remove();
+      expect(readdirSync(d.handle().swapDir)).toEqual([]);
+    } finally {
+      await d.close();
+    }
+  });
+
   it('never swaps a segment made swappable: false', async () => {
     const d = await domain({ memoryLimit: 128 * 1024 });
     try {

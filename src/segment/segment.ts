@@ -151,10 +151,16 @@ export class Segment {
   }
 }
 
-/** Validates a segment size. */
+/**
+ * Validates a segment size: 1 to 2^31 - 1 bytes. Sizes live in 32-bit control-block words; a
+ * larger one would wrap (a swapped-out segment needs no arena, so no allocation refuses it).
+ */
 export function checkBytes(bytes: unknown): number {
-  return checkIndex('bytes', bytes, 1, 2 ** 32);
+  return checkIndex('bytes', bytes, 1, MAX_SEGMENT_BYTES);
 }
+
+/** The largest segment, in bytes. */
+export const MAX_SEGMENT_BYTES = 2 ** 31 - 1;
 
 /** Validates a permit name and returns its PERMIT_* value. */
 export function checkPermit(name: string, value: unknown): number {
