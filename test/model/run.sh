@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Checks the Promela model of the invalidation protocol (test/model/xpmem.pml) with spin.
+# See test/model/README.md.
+#
+#   bash test/model/run.sh              the model: 3 scenarios with deadlines, 3 with strict liveness
+#   bash test/model/run.sh --mutants    every deliberate break (BREAK_*) must give a counterexample
+#   bash test/model/run.sh --as-is      strict liveness of the code as it is (no FIX_RETRY):
+#                                       shows the lost wake-up described in README.md
+#   bash test/model/run.sh --keep ...   keep the working directory (pan, trails)
+#
+# Exhaustive search (-DSAFETY, -DCOLLAPSE compression). Exits non-zero on any error, on an
+# incomplete search, and in --mutants mode on a break that is not caught.
+# Environment: XPMEM_MODEL_MEM (MiB for pan, default 3072), XPMEM_MODEL_HASH (-w, default 25).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+model="$here/xpmem.pml"
+mem=${XPMEM_MODEL_MEM:-3072}
+hash=${XPMEM_MODEL_HASH:-25}
+
+mode=model
+keep=0
+for arg in "$@"; do
+  case "$arg" in
+    --mutants) mode=mutants ;;
+    --as-is) mode=as-is ;;
+    --keep) keep=1 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+for tool in spin gcc; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "run.sh: $tool not found (Debian/Ubuntu: apt-get install -y spin gcc)" >&2
+    exit 2
+  fi
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/xpmem-model.XXXXXX")
+cleanup() {
+  if [ "$keep" = 1 ]; then echo "working directory kept: $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+# verify NAME FLAGS...: generates, compiles and runs pan in $work/NAME; leaves its output in
+# $work/NAME/pan.out and sets: errors, stored, transitions, depth, memory, seconds, complete, first.
+verify() {
+  local name=$1; shift
+  local dir="$work/$name"
+  mkdir -p "$dir"
+  (
+    cd "$dir"
+    spin -a "$@" "$model" >spin.out 2>&1 || { cat spin.out >&2; exit 1; }
+    gcc -O0 -w -DSAFETY -DCOLLAPSE -DMEMLIM="$mem" -o pan pan.c >gcc.out 2>&1 || { cat gcc.out >&2; exit 1; }
+    ./pan -n -m1000000 -w"$hash" >pan.out 2>&1 || true
+  )
+  local out="$dir/pan.out"
+  errors=$(sed -nE 's/.*errors: ([0-9]+).*/\1/p' "$out" | tail -1)
+  stored=$(sed -nE 's/^ *([0-9.e+]+) states, stored.*/\1/p' "$out" | tail -1)
+  transitions=$(sed -nE 's/^ *([0-9.e+]+) transitions.*/\1/p' "$out" | tail -1)
+  depth=$(sed -nE 's/.*depth reached ([0-9]+).*/\1/p' "$out" | tail -1)
+  memory=$(sed -nE 's/^ *([0-9.]+)[[:space:]]+total actual memory usage.*/\1/p' "$out" | tail -1)
+  seconds=$(sed -nE 's/^pan: elapsed time ([0-9.e+]+) seconds.*/\1/p' "$out" | tail -1)
+  first=$(grep -m1 -E '^pan:1: ' "$out" || true)
+  complete=1
+  if grep -qE 'Search not completed|max search depth too small|reached -DMEMLIM' "$out"; then complete=0; fi
+  if [ -z "$errors" ]; then errors=?; complete=0; fi
+}
+
+# replay NAME FLAGS...: the counterexample found in NAME, one step per line, loop noise dropped.
+replay() {
+  local name=$1; shift
+  local dir="$work/$name"
+  [ -f "$dir/xpmem.pml.trail" ] || return 0
+  (
+    cd "$dir"
+    # steps that write the protocol's shared words, then where every process stopped
+    spin -t -p -k xpmem.pml.trail "$@" "$model" 2>&1 |
+      sed -E "s#$model:#L#" |
+      grep -E '\[(seq|held|segWaiters|oplock|drainer|rstate|spLive|dead2|phase|inSec|applies|events)\[?[^]=]*\]? = |\[(held|oplock)\[[^]]*\]==|\[m?t = seq|trail ends|^ *[0-9]+:[[:space:]]+proc +[0-9]+ \([^)]*\) L[0-9]+ \(state [0-9]+\)( <valid end state>)?$' |
+      cut -c1-150 >replay.txt || true
+  )
+  echo "  counterexample (abridged: writes to shared words; full: cd $dir && spin -t -p -k xpmem.pml.trail $* $model):"
+  tail -60 "$dir/replay.txt" | sed 's/^/    /'
+}
+
+line() { # LABEL
+  printf '  %-46s %s states stored, %s transitions, depth %s, %s MiB, %s s\n' \
+    "$1" "$stored" "$transitions" "$depth" "$memory" "$seconds"
+}
+
+scenarios=(1 2 3)
+names=([1]="window" [2]="an attacher dies" [3]="an invalidator dies")
+status=0
+start=$SECONDS
+
+case "$mode" in
+model)
+  echo "spin model of the invalidation protocol ($(spin -V | head -1)), exhaustive (-DSAFETY)"
+  for s in "${scenarios[@]}"; do
+    for kind in deadlines strict; do
+      flags=(-DSCENARIO="$s")
+      label="scenario $s (${names[$s]}), $kind"
+      # strict liveness holds only with the proposed retryShared fix (README.md, "Finding")
+      [ "$kind" = strict ] && flags+=(-DNOTIMEOUT -DFIX_RETRY)
+      verify "s$s-$kind" "${flags[@]}"
+      if [ "$errors" = 0 ] && [ "$complete" = 1 ]; then
+        line "$label:"
+      else
+        echo "  $label: FAILED (errors: $errors${first:+, $first})"
+        if [ "$errors" = 0 ]; then echo "    search incomplete: see $work/s$s-$kind/pan.out"; fi
+        replay "s$s-$kind" "${flags[@]}"
+        keep=1
+        status=1
+      fi
+    done
+  done
+  echo "errors: $([ $status = 0 ] && echo 0 || echo 'see above'); $((SECONDS - start)) s"
+  ;;
+mutants)
+  # break, scenario, mode, what spin must report (ERE on its first error line)
+  mutants=(
+    "BREAK_HOLDOFF           1 deadlines phase\\[0\\]==0"
+    "BREAK_DRAIN             1 deadlines inSec\\[0\\]"
+    "BREAK_GRANT_UNCOUNTED   1 deadlines inSec\\[0\\]|phase\\[0\\]!=2"
+    "BREAK_SEQ_REUSE         1 deadlines applies\\[0\\]==ma"
+    "BREAK_ROLLBACK_END      1 deadlines gStart\\[n\\]==gEnd\\[n\\]"
+    "BREAK_END_SET           1 deadlines \\(gStart\\[n_\\]&"
+    "BREAK_SNAPSHOT          1 deadlines regAfter"
+    "BREAK_TARGETS_UNLOCKED  1 deadlines mustStart"
+    "BREAK_UNREG_EARLY       1 deadlines unregDone"
+    "BREAK_REAP_ORPHAN       3 deadlines gStart\\[n\\]==gEnd\\[n\\]"
+    "BREAK_WAKE_DRAINER      1 strict    invalid end state"
+    "BREAK_REAP_HELD         2 strict    invalid end state"
+    "BREAK_DEAD_WAIT         2 strict    invalid end state"
+    "BREAK_REAP_OPLOCK       3 strict    invalid end state"
+  )
+  echo "mutants: each break must make spin find a counterexample"
+  for m in "${mutants[@]}"; do
+    read -r brk s kind expect <<<"$m"
+    flags=(-DSCENARIO="$s" -D"$brk")
+    [ "$kind" = strict ] && flags+=(-DNOTIMEOUT -DFIX_RETRY)
+    verify "$brk" "${flags[@]}"
+    if [ "$errors" != 0 ] && [ "$errors" != ? ] && grep -qE -- "$expect" <<<"$first"; then
+      printf '  caught  %-24s scenario %s, %-9s %s\n' "$brk" "$s" "$kind" "${first#pan:1: }"
+    else
+      printf '  MISSED  %-24s scenario %s, %-9s errors: %s %s (expected: %s)\n' "$brk" "$s" "$kind" "$errors" "$first" "$expect"
+      keep=1
+      status=1
+    fi
+  done
+  echo "$([ $status = 0 ] && echo 'every break caught' || echo 'some break was not caught'); $((SECONDS - start)) s"
+  ;;
+as-is)
+  echo "strict liveness (no deadline expires) of the code as it is, without FIX_RETRY"
+  for s in "${scenarios[@]}"; do
+    flags=(-DSCENARIO="$s" -DNOTIMEOUT)
+    verify "s$s-as-is" "${flags[@]}"
+    if [ "$errors" = 0 ] && [ "$complete" = 1 ]; then
+      line "scenario $s (${names[$s]}):"
+    else
+      echo "  scenario $s (${names[$s]}): errors: $errors ${first}"
+      replay "s$s-as-is" "${flags[@]}"
+      keep=1
+      status=1
+    fi
+  done
+  ;;
+esac
+exit $status
