@@ -14,7 +14,7 @@
  * simply stops counting its slots: the robust list of Linux's robust futexes, for free.
  */
 import { ring } from './doorbell.js';
-import { HELD_GRANTED, HELD_WANT, SEG_DRAINER, SEG_SEQ, SP_HELD, SP_STATE, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../segment/layout.js';
+import { HELD_GRANTED, HELD_WANT, SEG_DRAINER, SEG_SEQ, SEG_WAITERS, SP_HELD, SP_STATE, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../segment/layout.js';
 
 /**
  * Publishes a shared hold of segment `seg` in held word `held` and checks the window.
@@ -42,21 +42,36 @@ export function exitShared(words: Int32Array, layout: Layout, held: number, segB
 /**
  * Retries an entry parked by enterShared: takes the hold if the window's end granted it, or if
  * no window is open now; else parks again and returns false. Own thread only; never sleeps.
+ *
+ * While the word is briefly unparked (between the compare-exchange and parking again), a
+ * window's end may pass it over: it clears SEG_WAITERS and neither grants nor rings a word it
+ * does not see parked. So after parking again the entry sets SEG_WAITERS itself and, if the
+ * window closed meanwhile, tries again instead of sleeping on a doorbell nobody will ring (a
+ * lost wake-up the protocol's model check found: test/model/README.md).
  */
 export function retryShared(words: Int32Array, layout: Layout, held: number, seg: number, segBase: number): boolean {
   const parked = (seg + 1) | HELD_WANT;
-  if (Atomics.compareExchange(words, held, parked, seg + 1) !== parked) {
-    Atomics.store(words, held, seg + 1); // granted: the grant already counted as a hold
-    return true;
+  for (;;) {
+    if (Atomics.compareExchange(words, held, parked, seg + 1) !== parked) {
+      Atomics.store(words, held, seg + 1); // granted: the grant already counted as a hold
+      return true;
+    }
+    if ((Atomics.load(words, segBase + SEG_SEQ) & 1) === 0) return true;
+    Atomics.store(words, held, parked);
+    Atomics.store(words, segBase + SEG_WAITERS, 1);
+    if ((Atomics.load(words, segBase + SEG_SEQ) & 1) === 0) continue; // closed meanwhile: take it
+    ringDrainer(words, layout, segBase); // our brief hold may be what a drainer waits for
+    return false;
   }
-  if ((Atomics.load(words, segBase + SEG_SEQ) & 1) === 0) return true;
-  leaveShared(words, layout, held, segBase, parked);
-  return false;
 }
 
 function leaveShared(words: Int32Array, layout: Layout, held: number, segBase: number, parked: number): void {
   Atomics.store(words, held, parked);
-  if ((Atomics.load(words, segBase + SEG_SEQ) & 1) === 0) return;
+  if ((Atomics.load(words, segBase + SEG_SEQ) & 1) !== 0) ringDrainer(words, layout, segBase);
+}
+
+/** Rings the space draining the segment, if any. */
+function ringDrainer(words: Int32Array, layout: Layout, segBase: number): void {
   const drainer = Atomics.load(words, segBase + SEG_DRAINER) - 1;
   if (drainer >= 0) ring(words, layout, drainer);
 }

@@ -4,8 +4,6 @@
 #
 #   bash test/model/run.sh              the model: 3 scenarios with deadlines, 3 with strict liveness
 #   bash test/model/run.sh --mutants    every deliberate break (BREAK_*) must give a counterexample
-#   bash test/model/run.sh --as-is      strict liveness of the code as it is (no FIX_RETRY):
-#                                       shows the lost wake-up described in README.md
 #   bash test/model/run.sh --keep ...   keep the working directory (pan, trails)
 #
 # Exhaustive search (-DSAFETY, -DCOLLAPSE compression). Exits non-zero on any error, on an
@@ -23,9 +21,8 @@ keep=0
 for arg in "$@"; do
   case "$arg" in
     --mutants) mode=mutants ;;
-    --as-is) mode=as-is ;;
     --keep) keep=1 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -102,8 +99,7 @@ model)
     for kind in deadlines strict; do
       flags=(-DSCENARIO="$s")
       label="scenario $s (${names[$s]}), $kind"
-      # strict liveness holds only with the proposed retryShared fix (README.md, "Finding")
-      [ "$kind" = strict ] && flags+=(-DNOTIMEOUT -DFIX_RETRY)
+      [ "$kind" = strict ] && flags+=(-DNOTIMEOUT)
       verify "s$s-$kind" "${flags[@]}"
       if [ "$errors" = 0 ] && [ "$complete" = 1 ]; then
         line "$label:"
@@ -135,12 +131,13 @@ mutants)
     "BREAK_REAP_HELD         2 strict    invalid end state"
     "BREAK_DEAD_WAIT         2 strict    invalid end state"
     "BREAK_REAP_OPLOCK       3 strict    invalid end state"
+    "BREAK_RETRY_REARM       1 strict    invalid end state"
   )
   echo "mutants: each break must make spin find a counterexample"
   for m in "${mutants[@]}"; do
     read -r brk s kind expect <<<"$m"
     flags=(-DSCENARIO="$s" -D"$brk")
-    [ "$kind" = strict ] && flags+=(-DNOTIMEOUT -DFIX_RETRY)
+    [ "$kind" = strict ] && flags+=(-DNOTIMEOUT)
     verify "$brk" "${flags[@]}"
     if [ "$errors" != 0 ] && [ "$errors" != ? ] && grep -qE -- "$expect" <<<"$first"; then
       printf '  caught  %-24s scenario %s, %-9s %s\n' "$brk" "$s" "$kind" "${first#pan:1: }"
@@ -151,21 +148,6 @@ mutants)
     fi
   done
   echo "$([ $status = 0 ] && echo 'every break caught' || echo 'some break was not caught'); $((SECONDS - start)) s"
-  ;;
-as-is)
-  echo "strict liveness (no deadline expires) of the code as it is, without FIX_RETRY"
-  for s in "${scenarios[@]}"; do
-    flags=(-DSCENARIO="$s" -DNOTIMEOUT)
-    verify "s$s-as-is" "${flags[@]}"
-    if [ "$errors" = 0 ] && [ "$complete" = 1 ]; then
-      line "scenario $s (${names[$s]}):"
-    else
-      echo "  scenario $s (${names[$s]}): errors: $errors ${first}"
-      replay "s$s-as-is" "${flags[@]}"
-      keep=1
-      status=1
-    fi
-  done
   ;;
 esac
 exit $status

@@ -20,8 +20,6 @@
  *   NOTIMEOUT    no deadline ever expires: every wait must be ended by the protocol itself
  *                (strict liveness). Default: every wait that has a deadline in the code may time
  *                out at any moment (a nondeterministic choice), so no result depends on timing.
- *   FIX_RETRY    rwlock.ts retryShared as proposed in README.md: the strict check finds a lost
- *                wake-up in the code as it is (README.md, "Finding").
  *   BREAK_*      one deliberate break of one rule each (README.md, "Breaks"); `run.sh --mutants`
  *                checks that spin finds a counterexample for every one.
  */
@@ -392,17 +390,17 @@ inline retryShared(me, mebit, i, g) {
      :: ok -> break
      :: else ->
         held[HIDX(me, i)] = PARKED(g);                  /* leaveShared(parked) */
-#ifdef FIX_RETRY
+#ifndef BREAK_RETRY_REARM
         segWaiters[g] = 1;                              /* re-arm: a window's end that passed the word unparked must look again */
 #endif
         atomic { t = seq[g]; RINGDRAINER(g) }
         if
         :: (t & 1) -> break                             /* still open: false, the caller sleeps */
         :: else ->                                      /* closed meanwhile */
-#ifdef FIX_RETRY
+#ifndef BREAK_RETRY_REARM
            atomic { if :: held[HIDX(me, i)] == PARKED(g) -> held[HIDX(me, i)] = g + 1; t = 1 :: else -> t = 0 fi }
 #else
-           break                                        /* false all the same */
+           break                                        /* false all the same: the lost wake-up */
 #endif
         fi
      fi
