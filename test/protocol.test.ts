@@ -264,6 +264,23 @@ describe('invalidation protocol', () => {
     await teardown(d, [a!]);
   });
 
+  it('remove ends a range notifier whose attachment lies past a shrunk end, and unregisters it', async () => {
+    const d = await domain();
+    const gates = new Gates();
+    const [a] = await agents(d, gates, 1);
+    const seg = d.space.make(4096);
+    const att = await a!.call('attach', { access: await a!.call('get', { segId: seg.id }), range: { offset: 3000, length: 100 } });
+    const n = await a!.call('notifier', { att, how: 'plain', tag: 1 });
+    await seg.resize(1000); // the attachment is now past the end: its notifier heard this shrink
+    await a!.until((e) => e.event === 'end' && e.type === 'resize', 'the shrink\'s end');
+    await seg.remove();
+    await a!.until((e) => e.event === 'end' && e.type === 'remove', 'the removal\'s end');
+    expect(a!.events.filter((e) => e.event === 'start').map((e) => e.type)).toEqual(['resize', 'remove']);
+    expect(await a!.call('registered', { notifier: n })).toBe(false);
+    expect(d.check().errors).toEqual([]);
+    await teardown(d, [a!]);
+  });
+
   it('a range notifier on an attachment of a removed segment is ERR_XPMEM_REMOVED and leaves the tables intact', async () => {
     const d = await domain();
     const seg = d.space.make(64);

@@ -208,10 +208,12 @@ export class Delivery {
     const segGen = Atomics.load(words, segBase + SEG_GEN);
     const offset = Atomics.load(words, base + IV_OFFSET);
     const length = Atomics.load(words, base + IV_LENGTH);
-    const notifiers = this.#notifiers.filter((n) => n.live && n.regSeq <= snap &&
-      (n.scope === null ? owner : n.scope.seg === seg && n.scope.segGen === segGen && overlaps(n.scope.offset, n.scope.length, offset, length)));
     const event = EVENTS[Atomics.load(words, base + IV_EVENT)]!;
     const release = event === 'release';
+    // A removal ends every range notifier on the segment, also one whose range lies past a shrunk end.
+    const everyRange = release || event === 'remove';
+    const notifiers = this.#notifiers.filter((n) => n.live && n.regSeq <= snap && (n.scope === null ? owner :
+      n.scope.seg === seg && n.scope.segGen === segGen && (everyRange || overlaps(n.scope.offset, n.scope.length, offset, length))));
     const paired = release ? notifiers.filter((n) => n.callbacks.release === undefined) : notifiers;
     const f: Inflight = {
       gen: Atomics.load(words, base + IV_GEN), seg, segGen, removal: release || event === 'remove', notifiers, paired,

@@ -127,7 +127,7 @@ function* holdOff(me: Invalidator, op: Operation, range: { offset: number; lengt
   let r = -1;
   try {
     r = yield* transaction(me, bounds, bounds.deadline, (tx) => {
-      targets = targetsOf(cb, tx.get.bind(tx), op.seg, range);
+      targets = targetsOf(cb, tx.get.bind(tx), op.seg, range, op.event === 'remove' || op.event === 'release');
       if (targets.length === 0) return -1; // nobody to tell: no record, no thread hop
       const rec = allocRecord(tx, cb);
       if (rec < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `too many invalidations in flight (capacity ${layout.invalidations.capacity}); raise capacity.invalidations`);
@@ -153,8 +153,11 @@ function* holdOff(me: Invalidator, op: Operation, range: { offset: number; lengt
   return r;
 }
 
-/** Spaces with a notifier overlapping the range: the owner's space-wide ones, then the rmap's. */
-export function targetsOf(cb: ControlBlock, get: (i: number) => number, seg: number, range: { offset: number; length: number }): number[] {
+/**
+ * Spaces with a notifier overlapping the range: the owner's space-wide ones, then the rmap's.
+ * `everyRange` (a removal): every range notifier on the segment, also one past a shrunk end.
+ */
+export function targetsOf(cb: ControlBlock, get: (i: number) => number, seg: number, range: { offset: number; length: number }, everyRange = false): number[] {
   const { layout } = cb;
   const targets = new Set<number>();
   const owner = get(slotBase(layout.segments, seg) + SEG_OWNER);
@@ -163,7 +166,7 @@ export function targetsOf(cb: ControlBlock, get: (i: number) => number, seg: num
     const base = slotBase(layout.attachments, a);
     if (get(base + AT_NOTIFIERS) === 0) continue;
     const off = get(base + AT_OFFSET);
-    if (off < range.offset + range.length && range.offset < off + get(base + AT_LENGTH)) targets.add(get(base + AT_SPACE));
+    if (everyRange || (off < range.offset + range.length && range.offset < off + get(base + AT_LENGTH))) targets.add(get(base + AT_SPACE));
   }
   return [...targets];
 }
