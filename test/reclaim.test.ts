@@ -81,6 +81,28 @@ describe('reclaim', () => {
     }
   });
 
+  it('a segment grown in place stays within memoryLimit even when memory was taken after the resize began', async () => {
+    const d = await domain({ memoryLimit: KIB64 });
+    try {
+      const hole = d.space.make(8 << 10);
+      d.space.make(40 << 10, { swappable: false });
+      const grown = d.space.make(16 << 10, { swappable: false }); // free space after it: it grows in place
+      await hole.remove();
+      let taken = false;
+      d.space.get(grown.id).attach().notifier({
+        // Inside the window, before the resize applies: 4 KiB more resident (60 of 64 KiB).
+        invalidateStart() { if (!taken) { taken = true; d.space.make(4 << 10, { swappable: false }); } },
+        invalidateEnd() {},
+      });
+      await expectCode(() => grown.resize(24 << 10), 'ERR_XPMEM_NO_MEMORY'); // 8 KiB more would be 68 KiB
+      expect(grown.bytes).toBe(16 << 10);
+      expect(d.stats().residentBytes).toBeLessThanOrEqual(KIB64);
+      expect(d.check().errors).toEqual([]);
+    } finally {
+      await d.close();
+    }
+  });
+
   it('keeps resident bytes under a limit 4x smaller than the working set while writers fault, and loses no write', async () => {
     const d = await domain({ memoryLimit: 4 * KIB64, arenaBytes: 2 << 20 });
     const list = await agents(d, new Gates(), 2);

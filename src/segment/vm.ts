@@ -173,7 +173,12 @@ export function resizing(cb: ControlBlock, self: number, s: SegmentRef, bytes: n
       const units = unitsFor(bytes);
       const have = cb.allocator.length(tx, block);
       if (units < have) cb.allocator.shrink(tx, block, units);
-      else if (units > have && !cb.allocator.extend(tx, block, units)) relocate(tx, cb, s, units, Math.min(old, bytes));
+      else if (units > have) {
+        // Growing in place allocates too: within memoryLimit, checked here (prepare's check was
+        // only a hint, and memory may have been taken since); moving checks in allocUnits.
+        checkHeadroom(cb, units - have, tx);
+        if (!cb.allocator.extend(tx, block, units)) relocate(tx, cb, s, units, Math.min(old, bytes));
+      }
       if (bytes > old) {
         const unit = tx.get(base + SEG_UNIT);
         new Uint8Array(cb.arena).fill(0, unit * UNIT + old, (unit + units) * UNIT);
