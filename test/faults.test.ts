@@ -154,7 +154,7 @@ describe('fault injection', () => {
         expect(d.check().errors, `${name} (fault ${f})`).toEqual([]);
         await survivor!.worker.terminate();
         await d.settled();
-        expect(d.stats().residentBytes, `${name} (fault ${f}): memory left after every reap`).toBe(0);
+        expect(d.stats().residentBytes, `${name} (fault ${f}): memory left after every reap (survivors: ${codes.join(', ')})\n${d.formatMaps()}`).toBe(0);
         expect(d.check().errors).toEqual([]);
         survived[name] = (survived[name] ?? 0) + 1;
       } finally {

@@ -93,17 +93,14 @@ export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Wai
     if (failure === undefined) failure = yield* drain(me, op.seg, bounds);
     if (failure === undefined) {
       try {
-        yield* mutexFree(me, bounds, bounds.deadline);
-        op.apply();
+        yield* transaction(me, bounds, bounds.deadline, () => op.apply());
       } catch (error) {
         failure = error;
       }
     }
     yield* end(me, op.seg, r, bounds);
-    if (failure === undefined && op.finish !== undefined) {
-      yield* mutexFree(me, bounds, deadlineIn(me.cb.deadlineMs));
-      op.finish(); // under the lock: a death before it is the reaper's to finish
-    }
+    // Under the lock: a death before it is the reaper's to finish.
+    if (failure === undefined && op.finish !== undefined) yield* transaction(me, bounds, deadlineIn(me.cb.deadlineMs), op.finish);
   } finally {
     unlockOperation(me, op.seg);
   }
@@ -126,7 +123,7 @@ function* holdOff(me: Invalidator, op: Operation, range: { offset: number; lengt
   let targets: number[] = [];
   let r = -1;
   try {
-    r = yield* transaction(me, bounds, bounds.deadline, (tx) => {
+    r = yield* transacted(me, bounds, bounds.deadline, (tx) => {
       targets = targetsOf(cb, tx.get.bind(tx), op.seg, range, op.event === 'remove' || op.event === 'release');
       if (targets.length === 0) return -1; // nobody to tell: no record, no thread hop
       const rec = allocRecord(tx, cb);
@@ -229,7 +226,7 @@ function* end(me: Invalidator, seg: number, r: number, bounds: Bounds): Waits<vo
   wakeSegmentWaiters(words, layout, seg, true);
   if (r < 0) return;
   const base = slotBase(layout.invalidations, r);
-  yield* transaction(me, bounds, deadlineIn(cb.deadlineMs), (tx) => tx.set(base + IV_STATE, IV_END));
+  yield* transacted(me, bounds, deadlineIn(cb.deadlineMs), (tx) => tx.set(base + IV_STATE, IV_END));
   for (let t = 0; t < layout.spaces.capacity; t++) if (hasBit(words, layout, r, TARGETS, t)) post(words, layout, t);
   let done = true;
   try {
@@ -237,27 +234,35 @@ function* end(me: Invalidator, seg: number, r: number, bounds: Bounds): Waits<vo
   } catch {
     done = false;
   }
-  yield* transaction(me, bounds, deadlineIn(cb.deadlineMs), (tx) => (done ? freeRecord(tx, cb, r) : tx.set(base + IV_STATE, IV_ORPHAN)));
+  yield* transacted(me, bounds, deadlineIn(cb.deadlineMs), (tx) => (done ? freeRecord(tx, cb, r) : tx.set(base + IV_STATE, IV_ORPHAN)));
 }
 
 /** How long an asynchronous run blocks on the mutex before it goes back to waiting without blocking. */
 const MUTEX_TRY_MS = 20;
 
 /**
- * Runs `fn` as one transaction. A synchronous run blocks on the mutex (bounded by the domain's
- * deadline). An asynchronous run waits without blocking until the mutex is free and retries a
- * brief blocking try until `deadline`: a holder that died is seized by its reaper, which may
- * run on this very thread's event loop, so blocking here could only end at the deadline.
+ * Runs `run`, whose transactions either all happen or change nothing when they throw (a step of
+ * the protocol, or an operation's apply or finish). A synchronous run blocks on the mutex
+ * (bounded by the domain's deadline). An asynchronous run waits without blocking until the
+ * mutex is free, blocks on it only briefly, and tries again until `deadline`: a holder that died
+ * is seized by its reaper, which may run on this very thread's event loop, so blocking here
+ * could only end at the deadline.
  */
-function* transaction<T>(me: Invalidator, bounds: Bounds, deadline: number, fn: (tx: Tx) => T): Waits<T> {
+function* transaction<T>(me: Invalidator, bounds: Bounds, deadline: number, run: () => T): Waits<T> {
+  if (bounds.sync) return run();
   for (;;) {
     yield* mutexFree(me, bounds, deadline);
     try {
-      return me.cb.transact(me.slot, fn, bounds.sync ? undefined : MUTEX_TRY_MS);
+      return me.cb.patiently(MUTEX_TRY_MS, run);
     } catch (error) {
-      if (bounds.sync || (error as { code?: string }).code !== 'ERR_XPMEM_TIMEOUT' || remaining(deadline) === 0) throw error;
+      if ((error as { code?: string }).code !== 'ERR_XPMEM_TIMEOUT' || remaining(deadline) === 0) throw error;
     }
   }
+}
+
+/** One transaction of `fn`, run as transaction() runs. */
+function transacted<T>(me: Invalidator, bounds: Bounds, deadline: number, fn: (tx: Tx) => T): Waits<T> {
+  return transaction(me, bounds, deadline, () => me.cb.transact(me.slot, fn));
 }
 
 /** For an asynchronous run: waits without blocking until the domain mutex is free (see transaction). */

@@ -55,6 +55,8 @@ export class ControlBlock {
   readonly attachmentList: FreeList;
   readonly notifierList: FreeList;
   readonly invalidationList: FreeList;
+  /** This thread's current mutex patience (patiently()); undefined: the domain deadline. */
+  #patienceMs: number | undefined;
 
   private constructor(handle: DomainHandle) {
     this.words = new Int32Array(handle.control);
@@ -121,8 +123,22 @@ export class ControlBlock {
   }
 
   /** Runs `fn` as one journaled transaction for space `self` (see mutex.ts). May sleep on the mutex. */
-  transact<T>(self: number, fn: (tx: Tx) => T, deadlineMs = this.deadlineMs): T {
+  transact<T>(self: number, fn: (tx: Tx) => T, deadlineMs = this.#patienceMs ?? this.deadlineMs): T {
     return transact(this.words, this.layout, self, deadlineMs, fn);
+  }
+
+  /**
+   * Runs `fn` (synchronous) with transactions that give up on a taken mutex after `ms` instead
+   * of the domain deadline, so an asynchronous caller can go back to waiting without blocking.
+   */
+  patiently<T>(ms: number, fn: () => T): T {
+    const before = this.#patienceMs;
+    this.#patienceMs = ms;
+    try {
+      return fn();
+    } finally {
+      this.#patienceMs = before;
+    }
   }
 
   /** Word index of field `field` of slot `slot` in `table`. */
