@@ -103,6 +103,26 @@ describe('reclaim', () => {
     }
   });
 
+  it('a resize that must move under memoryLimit reclaims first and runs one invalidation, not a rolled-back one and a retry', async () => {
+    const d = await domain({ memoryLimit: KIB64 });
+    try {
+      const grown = d.space.make(16 << 10);
+      d.space.make(64, { swappable: false }); // right after it: it cannot grow in place
+      const victim = d.space.make(40 << 10);
+      const starts: string[] = [];
+      d.space.get(grown.id).attach().notifier({ invalidateStart: (r) => { starts.push(r.event); }, invalidateEnd() {} });
+      const before = d.stats().invalidations;
+      await grown.resize(20 << 10); // moving holds 16 + 20 KiB: the victim must go first
+      expect(grown.bytes).toBe(20 << 10);
+      expect(victim.swapped).toBe(true);
+      expect(starts).toEqual(['resize']);
+      expect(d.stats().invalidations - before).toBe(2); // the victim's swap-out and the resize
+      expect(d.check().errors).toEqual([]);
+    } finally {
+      await d.close();
+    }
+  });
+
   it('keeps resident bytes under a limit 4x smaller than the working set while writers fault, and loses no write', async () => {
     const d = await domain({ memoryLimit: 4 * KIB64, arenaBytes: 2 << 20 });
     const list = await agents(d, new Gates(), 2);

@@ -231,6 +231,14 @@ export class ArenaAllocator {
   }
 
   /** Grows used block `b` in place to `units` when the next block is free and large enough. */
+  /** Whether extend(b, units) would succeed: the next block is free and long enough. Changes nothing. */
+  canExtend(w: Words, b: number, units: number): boolean {
+    const need = units - this.#get(w, b, BL_LENGTH);
+    if (need <= 0) return need === 0;
+    const next = this.#get(w, b, BL_NEXT);
+    return next >= 0 && this.#get(w, next, BL_KIND) === K_FREE && this.#get(w, next, BL_LENGTH) >= need;
+  }
+
   extend(w: Words, b: number, units: number): boolean {
     const need = units - this.#get(w, b, BL_LENGTH);
     const next = this.#get(w, b, BL_NEXT);

@@ -163,7 +163,7 @@ export function resizing(cb: ControlBlock, self: number, s: SegmentRef, bytes: n
     event: 'resize',
     prepare: () => {
       const { length } = whole(cb, s);
-      if (bytes > length && !swappedOut(cb, s)) checkHeadroom(cb, unitsFor(bytes) - unitsFor(length));
+      if (bytes > length && !swappedOut(cb, s)) checkHeadroom(cb, growth(cb, self, s, unitsFor(bytes)));
       return bytes < length ? { offset: bytes, length: length - bytes } : { offset: 0, length };
     },
     apply: () => swappedOut(cb, s) ? resizeSwapped(cb, self, s, bytes) : cb.transact(self, (tx) => {
@@ -187,6 +187,19 @@ export function resizing(cb: ControlBlock, self: number, s: SegmentRef, bytes: n
       bumpViews(tx, cb, s);
     }),
   };
+}
+
+/**
+ * The units growing segment `s` to `units` allocates: the extra ones when its block can grow in
+ * place, else all of them (the move holds the old and the new block at once). Asked for in
+ * prepare, so reclaim runs before the window instead of after one rolled back for lack of room.
+ */
+function growth(cb: ControlBlock, self: number, s: SegmentRef, units: number): number {
+  return cb.transact(self, (tx) => {
+    const block = tx.get(slotBase(cb.layout.segments, s.slot) + SEG_BLOCK);
+    const have = cb.allocator.length(tx, block);
+    return units <= have ? 0 : cb.allocator.canExtend(tx, block, units) ? units - have : units;
+  });
 }
 
 /** protect: changes what sections may do ('none' | 'ro' | 'rw'), for every attacher and the owner. */
