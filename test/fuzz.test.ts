@@ -6,7 +6,8 @@
  * agents. A reference model says what should exist (segments with size, permit, protection and
  * swap state, grants, attachments, notifiers, mappings and the bytes every segment holds) and
  * predicts each call's value or typed error code; after every command the notifier callbacks
- * counted (start, end, event and range), domain.check(), maps() and stats() must agree with it.
+ * counted (start, end, event and range), domain.check(), maps(), stats() and the bytes of every
+ * live segment (read from the arena, or from its swap file) must agree with it.
  *
  * Each run gets a fresh domain that the long-lived agents join (so ids replay the same when a
  * failure shrinks); the run ends by releasing and removing everything, which must leave the
@@ -26,8 +27,10 @@
  */
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import fc from 'fast-check';
-import { readdirSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readSync } from 'node:fs';
+import { join } from 'node:path';
 import { Domain, type MapRow } from '../src/index.js';
+import { H_ID } from '../src/segment/layout.js';
 import { agents, Gates, teardown, type Agent } from './helpers.js';
 import {
   EVENT_CODES, FuzzSpace, TALLY_WORDS, T_BAD, T_ENDS, T_EVENT, T_LENGTH, T_OFFSET, T_OPEN, T_SEG, T_STARTS, writePattern,
@@ -75,7 +78,7 @@ const RANK: Record<Permit, number> = { none: 0, ro: 1, rw: 2 };
 // The model
 // ---------------------------------------------------------------------------------------------
 
-interface MSeg { key: number; id: number; owner: number; bytes: number; permit: Permit; prot: Permit; swappable: boolean; swapped: boolean; removed: boolean; name: string; stored: string; data: Uint8Array }
+interface MSeg { key: number; id: number; owner: number; bytes: number; before: number; permit: Permit; prot: Permit; swappable: boolean; swapped: boolean; removed: boolean; name: string; stored: string; data: Uint8Array }
 interface MAccess { key: number; space: number; seg: MSeg; mode: 'ro' | 'rw'; released: boolean }
 interface MAtt { key: number; space: number; access: MAccess; seg: MSeg; offset: number; length: number; detached: boolean }
 interface MNote {
@@ -182,6 +185,7 @@ class Model {
   }
 
   resize(seg: MSeg, bytes: number): void {
+    seg.before = seg.bytes;
     const data = new Uint8Array(Math.min(bytes, DATA_CAP));
     data.set(seg.data.subarray(0, Math.min(data.length, seg.bytes)));
     seg.data = data;
@@ -352,6 +356,7 @@ async function verifyState(m: Model, r: Real): Promise<void> {
   const want = expectedRows(m);
   const got = maps.map(rowKey).sort();
   if (JSON.stringify(got) !== JSON.stringify(want)) failRun(m, `maps() differs from the model:\n  got  ${got.join('\n       ')}\n  want ${want.join('\n       ')}`);
+  verifyBytes(m, r, maps);
   const stats = r.d.stats();
   const live = m.liveSegs();
   const resident = live.filter((s) => !s.swapped);
@@ -365,6 +370,34 @@ async function verifyState(m: Model, r: Real): Promise<void> {
   };
   const actual = { segments: stats.segments, attachments: stats.attachments, residentBytes: stats.residentBytes, swappedBytes: stats.swappedBytes, swappedSegments: stats.swappedSegments };
   if (JSON.stringify(actual) !== JSON.stringify(expected)) failRun(m, `stats() ${JSON.stringify(actual)}, the model says ${JSON.stringify(expected)}`);
+}
+
+/**
+ * Every live segment's bytes, read where they are (the arena at its maps() offset, or its swap
+ * file, the first MiB of a huge one), against the model: a call that loses or exposes bytes
+ * fails at once, whether or not a later section reads them.
+ */
+function verifyBytes(m: Model, r: Real, maps: MapRow[]): void {
+  const { arena, control, swapDir } = r.d.handle();
+  const bytes = new Uint8Array(arena);
+  for (const s of m.liveSegs()) {
+    let got: Uint8Array;
+    const n = s.swapped ? Math.min(s.bytes, 1 << 20) : s.bytes;
+    if (!s.swapped) {
+      const offset = maps.find((row) => row.kind === 'segment' && row.segId === s.id)!.offset;
+      got = bytes.subarray(offset, offset + n);
+    } else {
+      got = new Uint8Array(n);
+      const fd = openSync(join(swapDir, `xpmem-${new Int32Array(control)[H_ID]}-${s.id}.swap`), 'r');
+      try {
+        readSync(fd, got, 0, n, 0);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    const problem = sameBytes(s.data.subarray(0, n), got);
+    if (problem !== undefined) failRun(m, `segment ${s.id} (${s.swapped ? 'in its swap file' : 'resident'}) differs from the model: ${problem}`);
+  }
 }
 
 function tallyDiffs(m: Model, r: Real): string[] {
@@ -745,7 +778,8 @@ function vmCmd(m: Model, space: number, g: Record<string, unknown>): { seg: MSeg
   const what = g.what as string;
   const cmd: FuzzCmd = { op: 'vm', seg: seg.key, what, sync: g.sync as boolean };
   let arg: unknown;
-  if (what === 'resize') arg = g.bytesFrac === undefined ? g.bytes : Math.max(1, frac(g.bytesFrac as number, seg.bytes * 2));
+  // A size relative to the current one, given, or the one before the last resize (shrink, then grow back).
+  if (what === 'resize') arg = g.sizeMode === 'back' ? seg.before : g.sizeMode === 'given' ? g.bytes : Math.max(1, frac(g.bytesFrac as number, seg.bytes * 2));
   else if (what === 'protect') arg = g.prot;
   if (arg !== undefined) cmd.arg = arg;
   if (g.opts !== undefined) cmd.opts = g.opts;
@@ -773,7 +807,7 @@ const RUNNERS: Record<string, Runner> = {
     const bytes = g.bytes as number;
     const name = (opts?.name as string | undefined) ?? '';
     m.segs.push({
-      key, id: got.value as number, owner: space, bytes, permit: (opts?.permit as Permit | undefined) ?? 'rw', prot: 'rw',
+      key, id: got.value as number, owner: space, bytes, before: bytes, permit: (opts?.permit as Permit | undefined) ?? 'rw', prot: 'rw',
       swappable: opts?.swappable !== false, swapped: false, removed: false, name, stored: storedName(name), data: new Uint8Array(Math.min(bytes, DATA_CAP)),
     });
   },
@@ -814,6 +848,9 @@ const RUNNERS: Record<string, Runner> = {
       case 'range': { const offset = frac(g.a as number, bytes); opts = { offset, length: Math.max(1, frac(g.b as number, bytes - offset)) }; break; }
       case 'aligned': { const offset = frac(g.a as number, bytes) & ~7; opts = { offset, length: Math.max(8, frac(g.b as number, bytes - offset) & ~7) }; break; }
       case 'past': opts = { offset: frac(g.a as number, bytes), length: bytes + 1 + (g.b as number) }; break;
+      // Boundaries: to the last byte less one, exactly, or one past; the last byte, or none.
+      case 'edge': { const offset = frac(g.a as number, bytes); opts = { offset, length: bytes - offset + ((g.b as number) % 3) - 1 }; break; }
+      case 'tail': opts = { offset: bytes - 1 + ((g.b as number) % 2), length: 1 }; break;
       case 'end': opts = { offset: bytes + (g.b as number) % 3 }; break;
       default: opts = g.bad;
     }
@@ -1191,7 +1228,8 @@ const vmGen = {
   what: fc.constantFrom('migrate', 'resize', 'resize', 'protect', 'protect', 'swapOut', 'swapOut', 'swapIn', 'remove'),
   sync: fc.boolean(),
   bytes: fc.oneof({ weight: 6, arbitrary: sizeArb }, { weight: 2, arbitrary: hugeArb }, { weight: 1, arbitrary: badSizeArb }),
-  bytesFrac: fc.oneof(fc.constant(undefined), fracArb),
+  sizeMode: fc.constantFrom('relative', 'relative', 'given', 'back'),
+  bytesFrac: fracArb,
   prot: fc.oneof({ weight: 8, arbitrary: permitArb }, { weight: 1, arbitrary: fc.constantFrom<unknown>('x', 2, null) }),
   opts: waitArb,
 };
@@ -1216,7 +1254,7 @@ const commandsFor = (limited: boolean): fc.Arbitrary<Step>[] => [
   })),
   ...times(3, step('attach', {
     pick: pickArb,
-    shape: fc.constantFrom('whole', 'whole', 'offset', 'length', 'range', 'range', 'aligned', 'aligned', 'past', 'end', 'bad'),
+    shape: fc.constantFrom('whole', 'whole', 'offset', 'length', 'range', 'range', 'aligned', 'aligned', 'edge', 'edge', 'tail', 'past', 'end', 'bad'),
     a: fracArb,
     b: fracArb,
     bad: fc.constantFrom<unknown>(5, null, { offset: -1 }, { offset: '0' }, { length: 0 }, { length: 1.5 }, { offset: 2 ** 32 + 1 }),
