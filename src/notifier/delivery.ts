@@ -23,7 +23,7 @@ import {
 import type { ControlBlock } from '../segment/control.js';
 import { waitAsync } from '../sync/futex.js';
 import { EVENTS, type CallbackResult, type NotifierCallbacks, type Range } from './range.js';
-import { ENDED, STARTED, TARGETS, hasBit, setBit } from './record.js';
+import { ENDED, STARTED, TARGETS, firstPending, hasBit, setBit } from './record.js';
 import { ring } from '../sync/doorbell.js';
 
 /** A notifier as its own thread knows it. */
@@ -271,10 +271,15 @@ export class Delivery {
     };
   }
 
+  /**
+   * Acks phase `which` of record `r`. Only the last target to ack rings the invalidator (it
+   * re-checks every mask when it wakes, and acks dead targets itself; the reaper rings it too):
+   * with many targets it wakes once per phase, not once per target.
+   */
   #ack(r: number, which: number): void {
     const { words, layout } = this.#cb;
     setBit(words, layout, r, which, this.#self);
-    ring(words, layout, Atomics.load(words, slotBase(layout.invalidations, r) + IV_INVALIDATOR));
+    if (firstPending(words, layout, r, which) < 0) ring(words, layout, Atomics.load(words, slotBase(layout.invalidations, r) + IV_INVALIDATOR));
   }
 
   #finish(r: number, f: Inflight): void {
