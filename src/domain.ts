@@ -109,7 +109,10 @@ export class Domain {
     if (!(worker instanceof Worker)) throw invalidArgType('worker', 'an instance of Worker', worker);
     const threadId = worker.threadId;
     worker.once('exit', () => {
-      const done = this.reapThread(threadId);
+      const done = this.reapThread(threadId).catch((error: unknown) => {
+        process.emitWarning(`xpmem-threads: reaping thread ${threadId} failed: ${String(error)}`, 'XpmemReapWarning');
+        return 0;
+      });
       this.#reaps.add(done);
       void done.finally(() => this.#reaps.delete(done));
     });

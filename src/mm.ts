@@ -39,6 +39,8 @@ export class Mm implements Waiting, Invalidator {
   readonly layout: ControlBlock['layout'];
   /** Word index of this space's first held-section slot. */
   readonly #held: number;
+  /** Word index of this space's generation. */
+  readonly #genAt: number;
   readonly slot: number;
   readonly gen: number;
   readonly delivery: Delivery;
@@ -55,6 +57,7 @@ export class Mm implements Waiting, Invalidator {
     this.words = cb.words;
     this.layout = cb.layout;
     this.#held = slotBase(cb.layout.spaces, slot) + SP_HELD;
+    this.#genAt = slotBase(cb.layout.spaces, slot) + SP_GEN;
     this.slot = slot;
     this.gen = gen;
     this.delivery = new Delivery(cb, slot);
@@ -68,11 +71,11 @@ export class Mm implements Waiting, Invalidator {
   }
 
   /**
-   * One load: true once the domain was closed or this membership left (the section fast path;
-   * checkLive() says which).
+   * Two loads: true once the domain was closed, this membership left, or this space was reaped
+   * (the reaper bumps its generation): the section fast path; checkLive() says which.
    */
   closed(): boolean {
-    return this.#gone || Atomics.load(this.words, H_CLOSED) !== 0;
+    return this.#gone || Atomics.load(this.words, H_CLOSED) !== 0 || Atomics.load(this.words, this.#genAt) !== this.gen;
   }
 
   /** Throws ERR_XPMEM_CLOSED / ERR_XPMEM_SPACE_DEAD when this membership is over. */

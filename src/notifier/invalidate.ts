@@ -85,7 +85,7 @@ export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Wai
   let failure: unknown;
   let targets = 0;
   try {
-    const range = op.prepare();
+    const range = yield* transaction(me, bounds, bounds.deadline, () => op.prepare()); // prepare may take the mutex
     if (range === null) return false;
     const r = yield* holdOff(me, op, range, bounds);
     targets = r < 0 ? 0 : targetCount(me.cb, r);
@@ -248,7 +248,7 @@ const MUTEX_TRY_MS = 20;
  * is seized by its reaper, which may run on this very thread's event loop, so blocking here
  * could only end at the deadline.
  */
-function* transaction<T>(me: Invalidator, bounds: Bounds, deadline: number, run: () => T): Waits<T> {
+export function* transaction<T>(me: Invalidator, bounds: Bounds, deadline: number, run: () => T): Waits<T> {
   if (bounds.sync) return run();
   for (;;) {
     yield* mutexFree(me, bounds, deadline);
@@ -261,7 +261,7 @@ function* transaction<T>(me: Invalidator, bounds: Bounds, deadline: number, run:
 }
 
 /** One transaction of `fn`, run as transaction() runs. */
-function transacted<T>(me: Invalidator, bounds: Bounds, deadline: number, fn: (tx: Tx) => T): Waits<T> {
+export function transacted<T>(me: Invalidator, bounds: Bounds, deadline: number, fn: (tx: Tx) => T): Waits<T> {
   return transaction(me, bounds, deadline, () => me.cb.transact(me.slot, fn));
 }
 

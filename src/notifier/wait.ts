@@ -104,8 +104,8 @@ export function waitSync(s: Waiting, w: WaitFor): void {
   try {
     const self = w.self ?? w.seg;
     for (;;) {
+      const seen = Atomics.load(s.words, bell); // before arming: a waker that takes our arm then rings a changed bell
       arm(s, w);
-      const seen = Atomics.load(s.words, bell);
       s.deliverInline();
       if ((entered = w.until())) return;
       if (self >= 0 && s.unsettledFor(self)) {
@@ -127,8 +127,8 @@ export async function waitAsyncFor(s: Waiting, w: WaitFor): Promise<void> {
   let since = -1;
   try {
     for (;;) {
-      arm(s, w);
       const seen = Atomics.load(s.words, bell);
+      arm(s, w);
       if ((entered = w.until())) return;
       checkWait(s, w);
       if (since < 0) since = performance.now();

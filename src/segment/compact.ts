@@ -6,7 +6,8 @@
  * length. Runs in the calling thread; may sleep (async).
  */
 import { SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_STATE, SEG_UNIT, SEGF_SWAPPED, idOf, slotBase } from './layout.js';
-import { invalidate } from '../notifier/invalidate.js';
+import { invalidate, transacted } from '../notifier/invalidate.js';
+import type { Tx } from '../sync/mutex.js';
 import { compaction, type SegmentRef } from './vm.js';
 import { count, ST_COMPACTED } from '../stats.js';
 import type { Mm, WaitOptions } from '../mm.js';
@@ -26,10 +27,11 @@ export async function compact(mm: Mm, opts: WaitOptions | undefined): Promise<Co
   let moved = 0;
   let movedBytes = 0;
   let skipped = 0;
-  for (const ref of residentByOffset(mm)) {
+  const bounds = { ...mm.bounds(opts, false), nonblocking: true };
+  for (const ref of await mm.runAsync(transacted(mm, bounds, bounds.deadline, (tx) => residentByOffset(mm, tx)))) {
     if (opts?.signal?.aborted) break;
     try {
-      if (!(await mm.runAsync(invalidate(mm, compaction(mm.cb, mm.slot, ref), { ...mm.bounds(opts, false), nonblocking: true })))) continue;
+      if (!(await mm.runAsync(invalidate(mm, compaction(mm.cb, mm.slot, ref), bounds)))) continue;
     } catch {
       skipped++;
       continue;
@@ -41,17 +43,15 @@ export async function compact(mm: Mm, opts: WaitOptions | undefined): Promise<Co
   return { moved, movedBytes, skipped };
 }
 
-/** Resident live segments, highest arena offset first. Takes the mutex briefly. */
-function residentByOffset(mm: Mm): SegmentRef[] {
+/** Resident live segments, highest arena offset first. Caller holds the mutex. */
+function residentByOffset(mm: Mm, tx: Tx): SegmentRef[] {
   const { segments } = mm.layout;
-  return mm.cb.transact(mm.slot, (tx) => {
-    const found: { ref: SegmentRef; unit: number }[] = [];
-    for (let s = 0; s < segments.capacity; s++) {
-      const base = slotBase(segments, s);
-      if (tx.get(base + SEG_STATE) !== SEG_LIVE || (tx.get(base + SEG_FLAGS) & SEGF_SWAPPED) !== 0) continue;
-      const gen = tx.get(base + SEG_GEN);
-      found.push({ ref: { slot: s, gen, id: idOf(segments, s, gen) }, unit: tx.get(base + SEG_UNIT) });
-    }
-    return found.sort((a, b) => b.unit - a.unit).map((f) => f.ref);
-  });
+  const found: { ref: SegmentRef; unit: number }[] = [];
+  for (let s = 0; s < segments.capacity; s++) {
+    const base = slotBase(segments, s);
+    if (tx.get(base + SEG_STATE) !== SEG_LIVE || (tx.get(base + SEG_FLAGS) & SEGF_SWAPPED) !== 0) continue;
+    const gen = tx.get(base + SEG_GEN);
+    found.push({ ref: { slot: s, gen, id: idOf(segments, s, gen) }, unit: tx.get(base + SEG_UNIT) });
+  }
+  return found.sort((a, b) => b.unit - a.unit).map((f) => f.ref);
 }

@@ -21,7 +21,7 @@ import {
   SP_AGE, UNIT, idOf, slotBase,
 } from './layout.js';
 import { post } from '../sync/doorbell.js';
-import { invalidate, targetsOf, type Bounds } from '../notifier/invalidate.js';
+import { invalidate, targetsOf, transaction, type Bounds } from '../notifier/invalidate.js';
 import type { Waits } from '../notifier/wait.js';
 import { deadlineIn, remaining } from '../sync/futex.js';
 import { xpmemError } from '../errors.js';
@@ -33,6 +33,12 @@ import type { Mm } from '../mm.js';
 
 /** Turns of the clock per reclaim; the last one takes referenced segments too (the kernel's lowest priority). */
 const TURNS = 3;
+
+/**
+ * After a turn that cleared referenced bits, how long the clock waits for the covering spaces'
+ * `referenced` answers before the next turn (an idle space answers within microseconds).
+ */
+const AGE_MS = 1;
 
 /** Pause before reclaiming again when every candidate was busy (another thread is mid-operation on it). */
 const PAUSE_MS = 2;
@@ -55,9 +61,10 @@ function* retried<T>(mm: Mm, exclude: number, bounds: Bounds, attempt: () => Wai
     } catch (error) {
       const short = shortfallOf(error);
       if (short === 0) throw error;
-      const { freed, busy } = yield* reclaim(mm, short, exclude, bounds.sync);
+      if (remaining(bounds.deadline) === 0) throw error;
+      const { freed, busy } = yield* reclaim(mm, short, exclude, bounds);
       if (freed > 0) continue;
-      if (!busy || remaining(bounds.deadline) === 0) throw error;
+      if (!busy) throw error;
       yield* pause(PAUSE_MS, bounds.deadline);
     }
   }
@@ -80,18 +87,19 @@ function* pause(ms: number, deadline: number): Waits<void> {
  * Swaps out unreferenced victims until `short` units are free. Returns the units freed, and
  * whether some candidate was skipped only for being busy (worth another try). May sleep.
  */
-export function* reclaim(mm: Mm, short: number, exclude: number, sync: boolean): Waits<{ freed: number; busy: boolean }> {
+export function* reclaim(mm: Mm, short: number, exclude: number, caller: Bounds): Waits<{ freed: number; busy: boolean }> {
   const began = performance.now();
   const victims: number[] = [];
   let freed = 0;
   let aged = 0;
   let busy = false;
   for (let turn = 0; turn < TURNS && freed < short; turn++) {
-    const scan = sweep(mm, short - freed, exclude, turn === TURNS - 1);
+    if (turn > 0 && aged > 0) yield* pause(AGE_MS, caller.deadline); // let the asked spaces answer
+    const scan = yield* transaction(mm, caller, caller.deadline, () => sweep(mm, short - freed, exclude, turn === TURNS - 1));
     aged += scan.aged;
     busy ||= scan.busy;
     for (const v of scan.victims) {
-      const bounds: Bounds = { deadline: deadlineIn(mm.cb.deadlineMs), sync, nonblocking: true };
+      const bounds: Bounds = { deadline: deadlineIn(mm.cb.deadlineMs), sync: caller.sync, nonblocking: true };
       try {
         if (!(yield* invalidate(mm, swapOut(mm.cb, mm.slot, v.ref), bounds))) continue;
       } catch (error) {
@@ -130,8 +138,9 @@ function sweep(mm: Mm, short: number, exclude: number, force: boolean): { victim
       const base = slotBase(segments, hand);
       if (hand === exclude || tx.get(base + SEG_STATE) !== SEG_LIVE) continue;
       if ((tx.get(base + SEG_FLAGS) & (SEGF_SWAPPABLE | SEGF_SWAPPED)) !== SEGF_SWAPPABLE) continue;
-      if (mm.holds(hand)) continue;
-      if (Atomics.load(words, base + SEG_OPLOCK) !== 0) {
+      const oplock = Atomics.load(words, base + SEG_OPLOCK);
+      if (mm.holds(hand) || oplock === mm.slot + 1 || mm.unsettledFor(hand)) continue; // this thread's: it could only wait for itself
+      if (oplock !== 0) {
         busy = true; // another thread swaps, moves or faults it right now
         continue;
       }

@@ -86,7 +86,7 @@ function atomicWords(words: Int32Array): Words {
   return { get: (i) => Atomics.load(words, i), set: () => { throw new Error('read-only'); } };
 }
 
-/** Zero-fills a fresh range, like a new SharedArrayBuffer. Only before the range is published. */
+/** Zero-fills a fresh range, like a new SharedArrayBuffer. Only before the transaction that publishes it commits. */
 export function zero(cb: ControlBlock, unit: number, units: number): void {
   new Uint8Array(cb.arena, unit * UNIT, units * UNIT).fill(0);
 }
@@ -115,10 +115,11 @@ export function makeSegment(mm: Mm, bytes: number, permit: number, flags: number
     tx.set(base + SEG_VIEWGEN, tx.get(base + SEG_VIEWGEN) + 1);
     const packed = packName(name);
     for (let w = 0; w < NAME_WORDS; w++) tx.set(base + SEG_NAME + w, packed[w]!);
+    // Before the commit publishes it (reclaim and compaction scan live segments): zeroed and young.
+    zero(cb, unit, units);
+    Atomics.store(cb.words, base + SEG_REF, 1);
     return { slot, gen: tx.get(base + SEG_GEN), unit };
   });
-  zero(cb, made.unit, units);
-  Atomics.store(cb.words, slotBase(layout.segments, made.slot) + SEG_REF, 1);
   return { slot: made.slot, gen: made.gen, id: idOf(layout.segments, made.slot, made.gen) };
 }
 

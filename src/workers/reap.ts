@@ -16,7 +16,7 @@
 import {
   AT_SPACE, AT_STATE, GR_SPACE, GR_STATE, IV_INVALIDATOR, IV_ORPHAN, IV_STATE, NT_ATT, NT_SPACE, NT_STATE,
   SEG_DRAINER, SEG_GEN, SEG_LIVE, SEG_OPLOCK, SEG_REMOVED, SEG_OWNER, SEG_SEQ, SEG_STATE, SP_HELD, SP_NOTIFIERS, SP_STATE,
-  SP_THREAD, SPACE_DEAD, SPACE_LIVE, idOf, slotBase, spaceIdAt,
+  SP_GEN, SP_THREAD, SPACE_DEAD, SPACE_LIVE, idOf, slotBase, spaceIdAt,
 } from '../segment/layout.js';
 import { reapChannel, type ReapMessage } from '../diagnostics.js';
 import { freeSlot, type ControlBlock } from '../segment/control.js';
@@ -24,7 +24,9 @@ import { seize } from '../sync/mutex.js';
 import { post, ring, wakeSegmentWaiters } from '../sync/doorbell.js';
 import { writeEnd } from '../sync/seqcount.js';
 import { ENDED, STARTED, TARGETS, hasBit, setBit } from '../notifier/record.js';
-import { invalidate } from '../notifier/invalidate.js';
+import { invalidate, transacted } from '../notifier/invalidate.js';
+import { deadlineIn } from '../sync/futex.js';
+import type { Tx } from '../sync/mutex.js';
 import { removal } from '../segment/vm.js';
 import { unlinkAttachment, unlinkGrant } from '../segment/verbs.js';
 import type { Mm } from '../mm.js';
@@ -50,15 +52,24 @@ export async function reap(me: Mm, dead: number): Promise<number> {
   const space = spaceIdAt(words, layout, dead);
   const threadId = Atomics.load(words, slotBase(layout.spaces, dead) + SP_THREAD);
   seize(words, layout, dead, me.slot);
-  cb.transact(me.slot, (tx) => tx.set(slotBase(layout.spaces, dead) + SP_STATE, SPACE_DEAD));
+  // Waits for the mutex without blocking: another dead holder is seized by its own reap, on this thread.
+  const transact: Transact = (fn) => {
+    const deadline = deadlineIn(cb.deadlineMs);
+    return me.runAsync(transacted(me, { deadline, sync: false }, deadline, fn));
+  };
+  await transact((tx) => {
+    const base = slotBase(layout.spaces, dead);
+    tx.set(base + SP_STATE, SPACE_DEAD);
+    tx.set(base + SP_GEN, (tx.get(base + SP_GEN) + 1) & 0x3fffffff); // its thread, if still running, sees it at its next section
+  });
   const spBase = slotBase(layout.spaces, dead);
   for (let d = 0; d < layout.caps.depth; d++) Atomics.store(words, spBase + SP_HELD + d, 0);
   wakeAll(cb); // drains, ack waits and lock waits re-check: the dead space no longer counts
-  releaseOperations(cb, me.slot, dead); // windows close before their ends are posted
-  settleRecords(cb, me.slot, dead);
-  const owned = dropUsers(cb, me.slot, dead);
+  await releaseOperations(cb, transact, dead); // windows close before their ends are posted
+  await settleRecords(cb, transact, dead);
+  const owned = await transact((tx) => dropUsers(cb, tx, dead));
   for (const ref of owned) await release(me, ref);
-  cb.transact(me.slot, (tx) => freeSlot(tx, cb.spaceList, dead));
+  await transact((tx) => freeSlot(tx, cb.spaceList, dead));
   if (reapChannel.hasSubscribers) reapChannel.publish({ space, threadId, segments: owned.length } satisfies ReapMessage);
   return owned.length;
 }
@@ -96,8 +107,11 @@ function wakeAll(cb: ControlBlock): void {
   }
 }
 
+/** Runs one transaction for the reaper (may wait, without blocking, for the mutex). */
+type Transact = <T>(fn: (tx: Tx) => T) => Promise<T>;
+
 /** Acks on the dead space's behalf; ends records it was invalidating. */
-function settleRecords(cb: ControlBlock, self: number, dead: number): void {
+async function settleRecords(cb: ControlBlock, transact: Transact, dead: number): Promise<void> {
   const { words, layout } = cb;
   const ended: number[] = [];
   for (let r = 0; r < layout.invalidations.capacity; r++) {
@@ -111,7 +125,7 @@ function settleRecords(cb: ControlBlock, self: number, dead: number): void {
     if (Atomics.load(words, base + IV_INVALIDATOR) === dead) ended.push(r);
   }
   if (ended.length === 0) return;
-  cb.transact(self, (tx) => {
+  await transact((tx) => {
     for (const r of ended) tx.set(slotBase(layout.invalidations, r) + IV_STATE, IV_ORPHAN);
   });
   for (const r of ended) {
@@ -120,7 +134,7 @@ function settleRecords(cb: ControlBlock, self: number, dead: number): void {
 }
 
 /** Closes windows the dead space left open and frees its operation locks. */
-function releaseOperations(cb: ControlBlock, self: number, dead: number): void {
+async function releaseOperations(cb: ControlBlock, transact: Transact, dead: number): Promise<void> {
   const { words, layout } = cb;
   for (let s = 0; s < layout.segments.capacity; s++) {
     const base = slotBase(layout.segments, s);
@@ -131,39 +145,37 @@ function releaseOperations(cb: ControlBlock, self: number, dead: number): void {
       wakeSegmentWaiters(words, layout, s, true); // grant while no other window can open
     }
     // Died between a removal's apply and its finish: free the slot before anyone takes the lock.
-    cb.transact(self, (tx) => { if (tx.get(base + SEG_STATE) === SEG_REMOVED) freeSlot(tx, cb.segmentList, s); });
+    await transact((tx) => { if (tx.get(base + SEG_STATE) === SEG_REMOVED) freeSlot(tx, cb.segmentList, s); });
     Atomics.store(words, base + SEG_DRAINER, 0);
     Atomics.store(words, base + SEG_OPLOCK, 0);
     wakeSegmentWaiters(words, layout, s, false);
   }
 }
 
-/** Drops the dead space's notifiers, attachments and grants; returns the segments it owned. */
-function dropUsers(cb: ControlBlock, self: number, dead: number): { slot: number; gen: number; id: number }[] {
+/** Drops the dead space's notifiers, attachments and grants; returns the segments it owned. Caller holds the mutex. */
+function dropUsers(cb: ControlBlock, tx: Tx, dead: number): { slot: number; gen: number; id: number }[] {
   const { layout } = cb;
-  return cb.transact(self, (tx) => {
-    for (let a = 0; a < layout.attachments.capacity; a++) {
-      const base = slotBase(layout.attachments, a);
-      if (tx.get(base + AT_STATE) !== 0 && tx.get(base + AT_SPACE) === dead) unlinkAttachment(tx, cb, a);
+  for (let a = 0; a < layout.attachments.capacity; a++) {
+    const base = slotBase(layout.attachments, a);
+    if (tx.get(base + AT_STATE) !== 0 && tx.get(base + AT_SPACE) === dead) unlinkAttachment(tx, cb, a);
+  }
+  for (let n = 0; n < layout.notifiers.capacity; n++) {
+    const base = slotBase(layout.notifiers, n);
+    if (tx.get(base + NT_STATE) !== 0 && tx.get(base + NT_SPACE) === dead && tx.get(base + NT_ATT) < 0) freeSlot(tx, cb.notifierList, n);
+  }
+  for (let g = 0; g < layout.grants.capacity; g++) {
+    const base = slotBase(layout.grants, g);
+    if (tx.get(base + GR_STATE) !== 0 && tx.get(base + GR_SPACE) === dead) unlinkGrant(tx, cb, g);
+  }
+  tx.set(slotBase(layout.spaces, dead) + SP_NOTIFIERS, 0);
+  const owned: { slot: number; gen: number; id: number }[] = [];
+  for (let s = 0; s < layout.segments.capacity; s++) {
+    const base = slotBase(layout.segments, s);
+    if (tx.get(base + SEG_STATE) === SEG_LIVE && tx.get(base + SEG_OWNER) === dead) {
+      const gen = tx.get(base + SEG_GEN);
+      owned.push({ slot: s, gen, id: idOf(layout.segments, s, gen) });
     }
-    for (let n = 0; n < layout.notifiers.capacity; n++) {
-      const base = slotBase(layout.notifiers, n);
-      if (tx.get(base + NT_STATE) !== 0 && tx.get(base + NT_SPACE) === dead && tx.get(base + NT_ATT) < 0) freeSlot(tx, cb.notifierList, n);
-    }
-    for (let g = 0; g < layout.grants.capacity; g++) {
-      const base = slotBase(layout.grants, g);
-      if (tx.get(base + GR_STATE) !== 0 && tx.get(base + GR_SPACE) === dead) unlinkGrant(tx, cb, g);
-    }
-    tx.set(slotBase(layout.spaces, dead) + SP_NOTIFIERS, 0);
-    const owned: { slot: number; gen: number; id: number }[] = [];
-    for (let s = 0; s < layout.segments.capacity; s++) {
-      const base = slotBase(layout.segments, s);
-      if (tx.get(base + SEG_STATE) === SEG_LIVE && tx.get(base + SEG_OWNER) === dead) {
-        const gen = tx.get(base + SEG_GEN);
-        owned.push({ slot: s, gen, id: idOf(layout.segments, s, gen) });
-      }
-    }
-    return owned;
-  });
+  }
+  return owned;
 }
 
