@@ -18,12 +18,6 @@
  * outcomes). STRESS=long runs many more and longer sequences. FUZZ_RUNS=n sets the runs of
  * each property, FUZZ_SEED=s (and FUZZ_PATH=p) replays a reported failure, FUZZ_STATS=1 prints
  * the outcomes seen per call, FUZZ_TRACE=1 every run's calls.
- *
- * Known deviations, in src/segment/attachment.ts (left alone here, reported), that the model
- * accepts: map()/refresh() on a detached attachment answers ERR_XPMEM_REMOVED, not
- * ERR_XPMEM_DETACHED; att.notifier() with bad callbacks on a detached attachment answers
- * ERR_XPMEM_DETACHED before the argument error; touch() on an attachment of a removed segment
- * succeeds (it checks detach only).
  */
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import fc from 'fast-check';
@@ -671,7 +665,7 @@ function planMap(m: Model, space: number, att: MAtt, argCode: string | undefined
   const noop = (): void => {};
   if (argCode !== undefined) return { want: fail(argCode), apply: noop };
   const seg = att.seg;
-  if (att.detached) return { want: fail(KNOWN_MAP_DETACHED), apply: noop };
+  if (att.detached) return { want: fail('ERR_XPMEM_DETACHED'), apply: noop };
   if (seg.removed) return { want: fail('ERR_XPMEM_REMOVED'), apply: noop };
   const { code: faultCode, apply } = planFault(m, space, seg, true, held);
   if (faultCode !== undefined) return { want: fail(faultCode), apply };
@@ -679,13 +673,6 @@ function planMap(m: Model, space: number, att: MAtt, argCode: string | undefined
   if (att.offset + att.length > seg.bytes) return { want: fail('ERR_XPMEM_RANGE'), apply };
   return { want: ok(), apply };
 }
-
-/**
- * map() of a detached attachment (a known deviation, see the top): the contract's "use after
- * detach gives typed errors" reads as ERR_XPMEM_DETACHED; Attachment.map() does not check the
- * detach and finds the attachment's slot gone.
- */
-const KNOWN_MAP_DETACHED = 'ERR_XPMEM_REMOVED';
 
 /** A VM operation by the owner: its outcome and effects. `held`: segments this thread holds sections on. */
 function planVm(m: Model, space: number, seg: MSeg, what: string, arg: unknown, sync: boolean, held: MSeg[], argCode: string | undefined): { want: Expect; apply: (got?: Outcome) => void } {
@@ -888,8 +875,7 @@ const RUNNERS: Record<string, Runner> = {
   async touch(m, r, g) {
     const { space } = g;
     const att = pickMostlyLive(m.of(m.atts, space), g.pick as number, liveAtt)!;
-    // touch() only sets a word: it checks detach, not removal (a known deviation, see the top).
-    await call(m, r, space, { op: 'touch', att: att.key }, att.detached ? fail('ERR_XPMEM_DETACHED') : ok());
+    await call(m, r, space, { op: 'touch', att: att.key }, att.detached ? fail('ERR_XPMEM_DETACHED') : att.seg.removed ? fail('ERR_XPMEM_REMOVED') : ok());
   },
 
   async section(m, r, g) {
@@ -1161,12 +1147,6 @@ async function registerNotifier(m: Model, r: Real, g: Gen, att: MAtt | undefined
   if (att !== undefined) cmd.att = att.key;
   if (g.bad !== undefined) cmd.bad = g.bad;
   let code: string | undefined = g.bad === undefined ? undefined : 'ERR_INVALID_ARG_TYPE';
-  if (code !== undefined && att?.detached) {
-    // A known deviation (see the top): att.notifier() checks detach before its callbacks.
-    const got = await call(m, r, space, cmd, fail(code, 'ERR_XPMEM_DETACHED'));
-    if (got.ok) failRun(m, 'registered bad callbacks');
-    return;
-  }
   if (code === undefined && att?.detached) code = 'ERR_XPMEM_DETACHED';
   if (code === undefined && att?.seg.removed) code = 'ERR_XPMEM_REMOVED';
   if (code === undefined && m.notifiers() >= CAPS.notifiers) code = 'ERR_XPMEM_NO_MEMORY';

@@ -65,15 +65,23 @@ export class Notifier {
   }
 }
 
+/** Validates a notifier's callbacks object (argument errors come before any state error). */
+export function checkCallbacks(callbacks: unknown): void {
+  checkOptions('callbacks', callbacks);
+  if (callbacks === undefined) throw invalidArgType('callbacks', 'of type object', callbacks);
+  for (const name of CALLBACKS) {
+    const fn = (callbacks as Record<string, unknown>)[name];
+    if (fn !== undefined) checkFunction(`callbacks.${name}`, fn);
+  }
+}
+
 /**
  * Registers `callbacks` for space-wide scope (`att` undefined: memory owned by the space) or
  * for one attachment's range. One transaction; may sleep briefly on the domain mutex.
  * ERR_XPMEM_REMOVED when the attachment is gone (its segment was removed).
  */
 export function registerNotifier(mm: Mm, callbacks: NotifierCallbacks, att: { slot: number; gen: number; seg: number; segGen: number; segId: number; offset: number; length: number } | undefined, onGone: () => void = () => {}): Notifier {
-  checkOptions('callbacks', callbacks);
-  if (callbacks === undefined) throw invalidArgType('callbacks', 'of type object', callbacks);
-  for (const name of CALLBACKS) if (callbacks[name] !== undefined) checkFunction(`callbacks.${name}`, callbacks[name]);
+  checkCallbacks(callbacks);
   mm.checkLive();
   const { cb } = mm;
   const { layout } = cb;

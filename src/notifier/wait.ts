@@ -120,6 +120,18 @@ export function waitSync(s: Waiting, w: WaitFor): void {
   }
 }
 
+let sleeping = 0;
+let keepAlive: ReturnType<typeof setInterval> | undefined;
+
+/** While an operation's async wait sleeps, the thread must not exit under it: a ref'd timer. */
+function holdOpen(): void {
+  if (sleeping++ === 0) keepAlive = setInterval(() => {}, 2 ** 30);
+}
+
+function letGo(): void {
+  if (--sleeping === 0) clearInterval(keepAlive);
+}
+
 /** Waits without blocking the event loop until `w.until()`. See the file contract. */
 export async function waitAsyncFor(s: Waiting, w: WaitFor): Promise<void> {
   const bell = w.word ?? register(s, w);
@@ -132,7 +144,12 @@ export async function waitAsyncFor(s: Waiting, w: WaitFor): Promise<void> {
       if ((entered = w.until())) return;
       checkWait(s, w);
       if (since < 0) since = performance.now();
-      await waitAsync(s.words, bell, seen, w.deadline, w.signal);
+      holdOpen(); // a pending waitAsync does not keep the thread alive (nodejs/node#61941)
+      try {
+        await waitAsync(s.words, bell, seen, w.deadline, w.signal);
+      } finally {
+        letGo();
+      }
     }
   } finally {
     unregister(s, w, entered, since);

@@ -20,7 +20,8 @@ import type { Waits } from '../notifier/wait.js';
 import type { Bounds } from '../notifier/invalidate.js';
 import { faultIn } from './fault.js';
 import type { NotifierCallbacks } from '../notifier/range.js';
-import { Notifier, registerNotifier } from '../notifier/notifier.js';
+import { Notifier, checkCallbacks, registerNotifier } from '../notifier/notifier.js';
+import { checkSegment } from './vm.js';
 import { detachAttachment } from './verbs.js';
 
 /** A section opened with `att.section(mode)`, ended by `using` (Symbol.dispose) or end(). */
@@ -128,6 +129,8 @@ export class Attachment {
 
   /** Mapped mode (a secondary MMU): a view with no lock held, checked with retry(). May sleep (sync). */
   map(opts?: WaitOptions): Mapping {
+    checkWaitOptions(opts);
+    this.#usable();
     return new Mapping(this.#mm, this.#a, this.#views, { check: this.#check.bind(this), fault: this.#fault.bind(this) }, opts);
   }
 
@@ -138,11 +141,13 @@ export class Attachment {
    */
   touch(): void {
     this.#usable();
-    Atomics.store(this.#mm.words, slotBase(this.#mm.layout.segments, this.#a.seg) + SEG_REF, 1);
+    checkSegment(this.#mm.cb, { slot: this.#a.seg, gen: this.#a.segGen, id: this.#a.segId }); // never another segment's bit
+    Atomics.store(this.#mm.words, this.#refAt, 1);
   }
 
   /** Registers range notifiers for exactly this attachment's range. */
   notifier(callbacks: NotifierCallbacks): Notifier {
+    checkCallbacks(callbacks);
     this.#usable();
     const n = registerNotifier(this.#mm, callbacks, this.#a, () => this.#notifiers.delete(n));
     this.#notifiers.add(n);
@@ -169,7 +174,7 @@ export class Attachment {
    */
   #check(write: boolean): boolean {
     const { words, layout } = this.#mm;
-    this.#mm.checkLive();
+    this.#usable();
     const segBase = this.#segBase;
     const attBase = slotBase(layout.attachments, this.#a.slot);
     if (Atomics.load(words, segBase + SEG_GEN) !== this.#a.segGen || Atomics.load(words, segBase + SEG_STATE) !== SEG_LIVE ||
