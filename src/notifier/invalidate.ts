@@ -15,7 +15,7 @@
  */
 import { xpmemError, type XpmemError } from '../errors.js';
 import {
-  AT_LENGTH, AT_NEXT, AT_NOTIFIERS, AT_OFFSET, AT_SPACE, H_MUTEX, H_MUTEX_WAITERS, H_REGSEQ, IV_END, IV_EVENT, IV_INVALIDATOR, IV_LENGTH,
+  AT_LENGTH, AT_NEXT, AT_NOTIFIERS, AT_OFFSET, AT_SPACE, H_MUTEX, H_REGSEQ, IV_END, IV_EVENT, IV_INVALIDATOR, IV_LENGTH,
   IV_OFFSET, IV_ORPHAN, IV_SEG, IV_SNAP, IV_STATE, SEG_DRAINER, SEG_OPLOCK, SEG_OWNER, SEG_RMAP, SEG_SEQ,
   SP_NOTIFIERS, SP_STATE, SPACE_LIVE, slotBase, spaceIdAt,
 } from '../segment/layout.js';
@@ -23,7 +23,7 @@ import type { ControlBlock } from '../segment/control.js';
 import { holderOf } from '../sync/rwlock.js';
 import { writeBegin, writeEnd } from '../sync/seqcount.js';
 import { deadlineIn, remaining } from '../sync/futex.js';
-import type { Tx } from '../sync/mutex.js';
+import { sleeping, type Tx } from '../sync/mutex.js';
 import { post, wakeSegmentWaiters } from '../sync/doorbell.js';
 import { EVENTS, type InvalidateEvent } from './range.js';
 import { allocRecord, ENDED, firstPending, freeRecord, hasBit, maskAt, setBit, STARTED, TARGETS } from './record.js';
@@ -270,16 +270,18 @@ function* mutexFree(me: Invalidator, bounds: Bounds, deadline: number): Waits<vo
   const { words } = me.cb;
   if (bounds.sync || Atomics.load(words, H_MUTEX) === 0) return;
   let holder = 0;
-  yield {
-    seg: -1,
-    word: H_MUTEX,
-    deadline,
-    until: () => {
-      Atomics.store(words, H_MUTEX_WAITERS, 1); // before the check: the unlock then notifies the word
-      return (holder = Atomics.load(words, H_MUTEX)) === 0;
-    },
-    timeout: () => (holder > 0 ? unresponsive(me, holder - 1, 'held the domain mutex past the deadline') : xpmemError('ERR_XPMEM_TIMEOUT', 'the domain mutex stayed taken past the deadline')),
-  };
+  sleeping(words, 1); // counted before it sleeps: every unlock from now on notifies it
+  try {
+    yield {
+      seg: -1,
+      word: { index: H_MUTEX, value: () => holder }, // the holder seen, never 0: nobody would notify a free mutex
+      deadline,
+      until: () => (holder = Atomics.load(words, H_MUTEX)) === 0,
+      timeout: () => (holder > 0 ? unresponsive(me, holder - 1, 'held the domain mutex past the deadline') : xpmemError('ERR_XPMEM_TIMEOUT', 'the domain mutex stayed taken past the deadline')),
+    };
+  } finally {
+    sleeping(words, -1);
+  }
 }
 
 /** Waits until every target of `r` acked `which`; a target no longer live counts as acked. */

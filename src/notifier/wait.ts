@@ -32,11 +32,12 @@ export interface WaitFor {
    */
   readonly held?: number;
   /**
-   * Asynchronous waits only: sleep on this control-block word instead of the space's doorbell
-   * (whoever changes it notifies it, as the domain mutex's unlock does). Never yielded to a
-   * synchronous run, which must keep sleeping on its doorbell to answer its own events.
+   * Asynchronous waits only: sleep on control-block word `index` while it holds `value()`, the
+   * value the last until() saw there, instead of on the space's doorbell (whoever changes the
+   * word notifies it, as the domain mutex's unlock does). Never yielded to a synchronous run,
+   * which must keep sleeping on its doorbell to answer its own events.
    */
-  readonly word?: number;
+  readonly word?: { readonly index: number; value(): number };
   /** performance.now() deadline. */
   readonly deadline: number;
   readonly signal?: AbortSignal | undefined;
@@ -134,19 +135,19 @@ function letGo(): void {
 
 /** Waits without blocking the event loop until `w.until()`. See the file contract. */
 export async function waitAsyncFor(s: Waiting, w: WaitFor): Promise<void> {
-  const bell = w.word ?? register(s, w);
+  const bell = w.word?.index ?? register(s, w);
   let entered = false;
   let since = -1;
   try {
     for (;;) {
-      const seen = Atomics.load(s.words, bell);
+      const seen = Atomics.load(s.words, bell); // a doorbell: read before arming (see waitSync)
       arm(s, w);
       if ((entered = w.until())) return;
       checkWait(s, w);
       if (since < 0) since = performance.now();
       holdOpen(); // a pending waitAsync does not keep the thread alive (nodejs/node#61941)
       try {
-        await waitAsync(s.words, bell, seen, w.deadline, w.signal);
+        await waitAsync(s.words, bell, w.word?.value() ?? seen, w.deadline, w.signal);
       } finally {
         letGo();
       }

@@ -31,7 +31,7 @@ export const H_MAX_DEPTH = 8;        // held-section slots per space (max sectio
 export const H_MAX_BLOCKS = 9;       // allocator block records
 export const H_JOURNAL_CAP = 10;     // journal capacity in (index, value) pairs
 export const H_MUTEX = 11;           // [atomic] domain mutex: holder space slot + 1, 0 = free
-export const H_MUTEX_WAITERS = 12;   // [atomic] 1 while some space sleeps on the mutex
+export const H_MUTEX_WAITERS = 12;   // [atomic] how many threads sleep on the mutex word (mutex.ts sleeping())
 export const H_JOURNAL_LEN = 13;     // [atomic] committed journal pairs not yet fully applied
 export const H_REGSEQ = 14;          // [tx] notifier registration sequence
 export const H_CLOSED = 15;          // [atomic] 1 once domain.close() began

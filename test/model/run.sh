@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Checks the Promela model of the invalidation protocol (test/model/xpmem.pml) with spin.
-# See test/model/README.md.
+# Checks the Promela models of the invalidation protocol (test/model/xpmem.pml) and of the
+# domain mutex's sleepers (test/model/mutex.pml) with spin. See test/model/README.md.
 #
-#   bash test/model/run.sh              the model: 3 scenarios with deadlines, 3 with strict liveness
+#   bash test/model/run.sh              the models: 3 scenarios with deadlines, 3 with strict liveness, the mutex
 #   bash test/model/run.sh --mutants    every deliberate break (BREAK_*) must give a counterexample
 #   bash test/model/run.sh --keep ...   keep the working directory (pan, trails)
 #
@@ -12,7 +12,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-model="$here/xpmem.pml"
+model="$here/xpmem.pml" # verify and replay check this one; the mutex checks set it to mutex.pml
 mem=${XPMEM_MODEL_MEM:-3072}
 hash=${XPMEM_MODEL_HASH:-25}
 
@@ -69,16 +69,16 @@ verify() {
 replay() {
   local name=$1; shift
   local dir="$work/$name"
-  [ -f "$dir/xpmem.pml.trail" ] || return 0
+  [ -f "$dir/$(basename "$model").trail" ] || return 0
   (
     cd "$dir"
     # steps that write the protocol's shared words, then where every process stopped
-    spin -t -p -k xpmem.pml.trail "$@" "$model" 2>&1 |
+    spin -t -p -k "$(basename "$model").trail" "$@" "$model" 2>&1 |
       sed -E "s#$model:#L#" |
-      grep -E '\[(seq|held|segWaiters|oplock|drainer|rstate|spLive|dead2|phase|inSec|applies|events)\[?[^]=]*\]? = |\[(held|oplock)\[[^]]*\]==|\[m?t = seq|trail ends|^ *[0-9]+:[[:space:]]+proc +[0-9]+ \([^)]*\) L[0-9]+ \(state [0-9]+\)( <valid end state>)?$' |
+      grep -E '\[(seq|held|segWaiters|oplock|drainer|rstate|spLive|dead2|phase|inSec|applies|events|M|W|asleep|inside)\[?[^]=]*\]? = |\[(held|oplock)\[[^]]*\]==|\[m?t = seq|trail ends|^ *[0-9]+:[[:space:]]+proc +[0-9]+ \([^)]*\) L[0-9]+ \(state [0-9]+\)( <valid end state>)?$' |
       cut -c1-150 >replay.txt || true
   )
-  echo "  counterexample (abridged: writes to shared words; full: cd $dir && spin -t -p -k xpmem.pml.trail $* $model):"
+  echo "  counterexample (abridged: writes to shared words; full: cd $dir && spin -t -p -k $(basename "$model").trail $* $model):"
   tail -60 "$dir/replay.txt" | sed 's/^/    /'
 }
 
@@ -94,28 +94,31 @@ start=$SECONDS
 
 case "$mode" in
 model)
-  echo "spin model of the invalidation protocol ($(spin -V | head -1)), exhaustive (-DSAFETY)"
+  echo "spin models of the invalidation protocol and the mutex ($(spin -V | head -1)), exhaustive (-DSAFETY)"
+  # check NAME LABEL FLAGS...: one exhaustive search of $model that must find nothing
+  check() {
+    local name=$1 label=$2; shift 2
+    verify "$name" "$@"
+    if [ "$errors" = 0 ] && [ "$complete" = 1 ]; then
+      line "$label:"
+    else
+      echo "  $label: FAILED (errors: $errors${first:+, $first})"
+      if [ "$errors" = 0 ]; then echo "    search incomplete: see $work/$name/pan.out"; fi
+      replay "$name" "$@"
+      keep=1
+      status=1
+    fi
+  }
   for s in "${scenarios[@]}"; do
-    for kind in deadlines strict; do
-      flags=(-DSCENARIO="$s")
-      label="scenario $s (${names[$s]}), $kind"
-      [ "$kind" = strict ] && flags+=(-DNOTIMEOUT)
-      verify "s$s-$kind" "${flags[@]}"
-      if [ "$errors" = 0 ] && [ "$complete" = 1 ]; then
-        line "$label:"
-      else
-        echo "  $label: FAILED (errors: $errors${first:+, $first})"
-        if [ "$errors" = 0 ]; then echo "    search incomplete: see $work/s$s-$kind/pan.out"; fi
-        replay "s$s-$kind" "${flags[@]}"
-        keep=1
-        status=1
-      fi
-    done
+    check "s$s-deadlines" "scenario $s (${names[$s]}), deadlines" -DSCENARIO="$s"
+    check "s$s-strict" "scenario $s (${names[$s]}), strict" -DSCENARIO="$s" -DNOTIMEOUT
   done
+  model="$here/mutex.pml"
+  check mutex "the mutex's sleepers, strict"
   echo "errors: $([ $status = 0 ] && echo 0 || echo 'see above'); $((SECONDS - start)) s"
   ;;
 mutants)
-  # break, scenario, mode, what spin must report (ERE on its first error line)
+  # break, scenario (m: mutex.pml), mode, what spin must report (ERE on its first error line)
   mutants=(
     "BREAK_HOLDOFF           1 deadlines phase\\[0\\]==0"
     "BREAK_DRAIN             1 deadlines inSec\\[0\\]"
@@ -132,11 +135,15 @@ mutants)
     "BREAK_DEAD_WAIT         2 strict    invalid end state"
     "BREAK_REAP_OPLOCK       3 strict    invalid end state"
     "BREAK_RETRY_REARM       1 strict    invalid end state"
+    "BREAK_MUTEX_FLAG        m strict    invalid end state"
+    "BREAK_MUTEX_SEEN        m strict    invalid end state"
   )
   echo "mutants: each break must make spin find a counterexample"
   for m in "${mutants[@]}"; do
     read -r brk s kind expect <<<"$m"
+    model="$here/xpmem.pml"
     flags=(-DSCENARIO="$s" -D"$brk")
+    [ "$s" = m ] && { model="$here/mutex.pml"; flags=(-D"$brk"); }
     [ "$kind" = strict ] && flags+=(-DNOTIMEOUT)
     verify "$brk" "${flags[@]}"
     if [ "$errors" != 0 ] && [ "$errors" != ? ] && grep -qE -- "$expect" <<<"$first"; then
