@@ -4,7 +4,7 @@
  */
 import type { ControlBlock } from './segment/control.js';
 import {
-  AT_GRANT, AT_LENGTH, AT_OFFSET, AT_SEG, AT_SPACE, AT_STATE, GR_MODE, H_ARENA_UNITS, H_LIMIT_UNITS, IV_STATE,
+  AT_GRANT, AT_LENGTH, AT_OFFSET, AT_SEG, AT_SPACE, AT_STATE, GR_MODE, GR_STATE, H_ARENA_UNITS, H_LIMIT_UNITS, IV_STATE,
   SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OWNER, SEG_PROT, SEG_STATE, SEG_UNIT, SEGF_SWAPPED, SP_GEN, SP_STATE,
   SPACE_LIVE, UNIT, idOf, slotBase, type Table,
 } from './segment/layout.js';
@@ -36,6 +36,8 @@ export interface MapRow {
 export interface DomainStats {
   readonly spaces: number;
   readonly segments: number;
+  /** Permits held (get() not yet released), by every space. */
+  readonly grants: number;
   readonly attachments: number;
   readonly invalidationsInFlight: number;
   readonly arenaBytes: number;
@@ -90,6 +92,7 @@ export function statsOf(cb: ControlBlock, self: number): DomainStats {
     return {
       spaces: countSlots(tx, layout.spaces, SP_STATE, SPACE_LIVE),
       segments: countSlots(tx, layout.segments, SEG_STATE),
+      grants: countSlots(tx, layout.grants, GR_STATE),
       attachments: countSlots(tx, layout.attachments, AT_STATE),
       invalidationsInFlight: countSlots(tx, layout.invalidations, IV_STATE),
       arenaBytes: arenaUnits * UNIT,

@@ -1,7 +1,7 @@
 /** Space: one thread's address space in a domain (an mm_struct): the XPMEM verbs start here. */
 import { checkOneOf, checkOptions, invalidArgType, xpmemError } from './errors.js';
 import { SEGF_SWAPPABLE, idOf } from './segment/layout.js';
-import type { Mm } from './mm.js';
+import { checkWaitOptions, type Mm } from './mm.js';
 import { Access } from './segment/access.js';
 import { Segment, checkBytes, checkPermit, type MakeOptions } from './segment/segment.js';
 import { getGrant, makeSegment } from './segment/verbs.js';
@@ -26,8 +26,9 @@ export class Space {
   /**
    * Exports `bytes` of new zero-filled memory (xpmem_make). Synchronous: one transaction, which
    * may grow the arena. Under memoryLimit it first swaps out unreferenced segments on the
-   * non-blocking path (it may then wait for their notifiers, never for this thread);
-   * ERR_XPMEM_NO_MEMORY when nothing more can be reclaimed or the arena or segment table is full.
+   * non-blocking path (it may then wait for their notifiers, never for this thread, bounded by
+   * `opts.deadlineMs` / `opts.signal`); ERR_XPMEM_NO_MEMORY when nothing more can be reclaimed,
+   * the size alone passes the limit, or the arena or segment table is full.
    */
   make(bytes: number, opts: MakeOptions = {}): Segment {
     checkBytes(bytes);
@@ -35,10 +36,11 @@ export class Space {
     const permit = checkPermit('options.permit', opts.permit ?? 'rw');
     if (opts.swappable !== undefined && typeof opts.swappable !== 'boolean') throw invalidArgType('options.swappable', 'of type boolean', opts.swappable);
     if (opts.name !== undefined && typeof opts.name !== 'string') throw invalidArgType('options.name', 'of type string', opts.name);
+    checkWaitOptions(opts);
     this.#mm.checkLive();
     const mm = this.#mm;
     const flags = opts.swappable === false ? 0 : SEGF_SWAPPABLE;
-    const made = mm.runSync(reclaiming(mm, -1, mm.bounds(undefined, true), function* () {
+    const made = mm.runSync(reclaiming(mm, -1, mm.bounds(opts, true), function* () {
       return makeSegment(mm, bytes, permit, flags, opts.name ?? '');
     }));
     return new Segment(this.#mm, made, opts.name ?? '');
@@ -54,7 +56,7 @@ export class Space {
     this.#mm.checkLive();
     if (!Number.isSafeInteger(segId) || segId < 0) throw xpmemError('ERR_XPMEM_NO_SEGMENT', `no segment ${segId}: segment ids are non-negative integers from Segment.id`);
     const access = new Access(this.#mm, getGrant(this.#mm, segId, writable));
-    track(() => access.release());
+    track(() => access.releaseWhenIdle());
     return access;
   }
 

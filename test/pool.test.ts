@@ -67,6 +67,26 @@ describe('createPool', () => {
     }
   });
 
+  it('a task that returns with an async section open: its attachment and permit go when that section ends', async () => {
+    const d = await domain();
+    const gates = new Gates();
+    const words = new Int32Array(gates.buffer);
+    const pool = createPool(d, { filename: TASK.pathname, minThreads: 1, maxThreads: 1, workerData: { gates: gates.buffer } });
+    try {
+      const seg = d.space.make(4096);
+      const slot = gates.take();
+      const gate = gates.take();
+      expect(await pool.run({ op: 'straggle', segId: seg.id, slot, gate })).toBe('returned');
+      await until(words, slot, 1, 'the section is open');
+      expect(d.stats()).toMatchObject({ grants: 1, attachments: 1 }); // in use: not torn away under the section
+      gates.open(gate);
+      await until(words, slot, 2, 'the section ended');
+      expect(d.stats()).toMatchObject({ grants: 0, attachments: 0 });
+    } finally {
+      await closeAll(d, () => pool.close());
+    }
+  });
+
   it("refuses atomics: 'sync' and a task module that is not a path", async () => {
     const d = await domain();
     try {
@@ -121,6 +141,7 @@ describe('createPool', () => {
   it('destroying the pool mid-task leaves the domain consistent and every pool space reaped', async () => {
     const d = await domain();
     const gates = new Gates();
+    const listeners = process.listenerCount('worker');
     const pool = createPool(d, { filename: TASK.pathname, minThreads: 2, maxThreads: 2, workerData: { gates: gates.buffer } });
     try {
       const seg = d.space.make(4096);
@@ -133,6 +154,7 @@ describe('createPool', () => {
       for (const failed of await Promise.all(tasks)) expect(failed).toBeInstanceOf(Error);
       await reaped;
       expect(d.stats().spaces).toBe(1);
+      expect(process.listenerCount('worker')).toBe(listeners); // the pool stopped watching new workers
       await seg.migrate({ deadlineMs: 1000 });
     } finally {
       await closeAll(d, () => pool.close());

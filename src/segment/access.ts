@@ -60,7 +60,7 @@ export class Access {
     if (this.#released) throw xpmemError('ERR_XPMEM_DETACHED', `access to segment ${this.segId} was released; get() it again`);
     const att = new Attachment(this.#mm, attachRange(this.#mm, this.#grant, offset, length));
     this.#attachments.add(att);
-    track(() => att.detach());
+    track(() => att.detachWhenIdle());
     return att;
   }
 
@@ -70,5 +70,16 @@ export class Access {
     for (const att of this.#attachments) att.detach();
     this.#released = true;
     releaseGrant(this.#mm, this.#grant);
+  }
+
+  /**
+   * @internal A task scope's cleanup: release() now, or, while a section of one of its
+   * attachments is still open, once the last of them has ended. Runs in this access's thread.
+   */
+  releaseWhenIdle(): void {
+    const open = [...this.#attachments].filter((att) => !att.detached && att.inSection);
+    let left = open.length;
+    if (left === 0) return this.release();
+    for (const att of open) att.detachWhenIdle(() => { if (--left === 0) this.release(); });
   }
 }

@@ -23,6 +23,7 @@ import type { NotifierCallbacks } from '../notifier/range.js';
 import { Notifier, checkCallbacks, registerNotifier } from '../notifier/notifier.js';
 import { checkSegment } from './vm.js';
 import { detachAttachment } from './verbs.js';
+import { quietly } from '../workers/scope.js';
 
 /** A section opened with `att.section(mode)`, ended by `using` (Symbol.dispose) or end(). */
 export interface Section<V = Uint8Array> extends Disposable {
@@ -49,6 +50,8 @@ export class Attachment {
   readonly #notifiers = new Set<Notifier>();
   #detached = false;
   #inside = 0;
+  /** Set by detachWhenIdle while a section is open: the last section's exit runs it. */
+  #atIdle: (() => void) | undefined;
   /**
    * Seqcount values at the last full check that passed for a read / a write section (-1: none).
    * Every VM operation moves the seqcount, so while it reads the same, that check still holds
@@ -87,6 +90,25 @@ export class Attachment {
   /** True once detach() ran (or the access was released). */
   get detached(): boolean {
     return this.#detached;
+  }
+
+  /** @internal True while a section of this attachment is open (an async one may be). */
+  get inSection(): boolean {
+    return this.#inside > 0;
+  }
+
+  /**
+   * @internal A task scope's cleanup: detach() now, or when the last open section of this
+   * attachment ends (an async section its task did not await); then runs `then`. A failure
+   * there is a process warning. Runs in the attaching thread.
+   */
+  detachWhenIdle(then?: () => void): void {
+    const close = (): void => {
+      this.detach();
+      then?.();
+    };
+    if (this.#inside === 0) close();
+    else this.#atIdle = () => quietly(close);
   }
 
   /** Runs `fn` inside a read section. May sleep (sync) while an invalidation window is open. */
@@ -353,6 +375,11 @@ export class Attachment {
     this.#inside--;
     exitShared(mm.words, mm.layout, mm.heldAt(i), this.#segBase);
     mm.deliverInline();
+    if (this.#atIdle !== undefined && this.#inside === 0) {
+      const close = this.#atIdle;
+      this.#atIdle = undefined;
+      close();
+    }
   }
 }
 

@@ -16,8 +16,8 @@ export type Permit = 'none' | 'ro' | 'rw';
 
 export const PERMITS: readonly Permit[] = ['none', 'ro', 'rw'];
 
-/** What make() accepts. */
-export interface MakeOptions {
+/** What make() accepts (the wait options bound a reclaim under memoryLimit). */
+export interface MakeOptions extends WaitOptions {
   /** What others may get(): 'rw' (default), 'ro' or 'none' (owner only). */
   permit?: Permit;
   /** May be swapped out under memoryLimit (default true). */

@@ -3,7 +3,8 @@
  * swapDir, named by domain id and segment id so that several domains may share a directory and a
  * reused segment slot never meets a stale file. Written and read with synchronous `fs` calls by
  * the thread running the swap (a page fault may come from a synchronous section entry), with no
- * fsync: a swap file is worthless after the process ends, so durability buys nothing.
+ * fsync: a swap file is worthless after the process ends, so durability buys nothing. A file may
+ * be longer than its segment (a shrink that could not cut it): only its prefix is read back.
  *
  * Every failure is ERR_XPMEM_SWAP_IO with the fs error as `cause`. A file that is missing or
  * has the wrong size when read back is reported, never read as if it were the segment.
@@ -43,15 +44,15 @@ export function writeSwap(path: string, bytes: Uint8Array): void {
 }
 
 /**
- * Reads the swap file at `path` into `into`, which must be exactly its size. Throws
- * ERR_XPMEM_SWAP_IO when it cannot be read, is missing, or does not hold exactly those bytes.
+ * Reads the first `into.length` bytes of the swap file at `path` into `into`. Throws
+ * ERR_XPMEM_SWAP_IO when it cannot be read, is missing, or is shorter.
  */
 export function readSwap(path: string, into: Uint8Array): void {
   let fd = -1;
   try {
     fd = openSync(path, 'r');
     const size = fstatSync(fd).size;
-    if (size !== into.length) throw Object.assign(new Error(`it holds ${size} bytes, the segment ${into.length}: it was changed behind the domain's back`), { code: 'EBADF' });
+    if (size < into.length) throw Object.assign(new Error(`it holds ${size} bytes, the segment ${into.length}: it was changed behind the domain's back`), { code: 'EBADF' });
     for (let at = 0; at < into.length;) {
       const n = readSync(fd, into, at, Math.min(CHUNK, into.length - at), at);
       if (n === 0) throw Object.assign(new Error('it ended early'), { code: 'EIO' });

@@ -77,6 +77,7 @@ export function shortfallOf(error: unknown): number {
 export function checkHeadroom(cb: ControlBlock, units: number, tx: Words = atomicWords(cb.words)): void {
   const limit = tx.get(H_LIMIT_UNITS);
   if (limit === 0) return;
+  if (units > limit) throw xpmemError('ERR_XPMEM_NO_MEMORY', `${units * UNIT} bytes can never be resident under memoryLimit (${limit * UNIT} bytes)`);
   const used = cb.allocator.totalUnits(tx) - cb.allocator.freeUnits(tx);
   if (used + units > limit) throw shortfall(used + units - limit, limit);
 }

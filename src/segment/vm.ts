@@ -220,15 +220,30 @@ export function protection(cb: ControlBlock, self: number, s: SegmentRef, prot: 
 /** resize of a swapped-out segment: its swap file takes the new size (zero-extended). */
 function resizeSwapped(cb: ControlBlock, self: number, s: SegmentRef, bytes: number): void {
   const path = swapFileOf(cb, s);
+  const grow = bytes > field(cb, s, SEG_BYTES);
+  // A swap file may be longer than its segment (only the prefix is read back): grow the file
+  // before the transaction and shrink it after, so a failure between them loses nothing.
+  if (grow) resizeFile(path, bytes);
+  cb.transact(self, (tx) => {
+    tx.set(slotBase(cb.layout.segments, s.slot) + SEG_BYTES, bytes);
+    bumpViews(tx, cb, s);
+  });
+  if (!grow) {
+    try {
+      resizeFile(path, bytes);
+    } catch {
+      // a longer file is only disk space
+    }
+  }
+}
+
+/** Truncates or zero-extends the swap file at `path`; ERR_XPMEM_SWAP_IO when it cannot. */
+function resizeFile(path: string, bytes: number): void {
   try {
     truncateSync(path, bytes);
   } catch (error) {
     throw swapIo('resizing', path, error);
   }
-  cb.transact(self, (tx) => {
-    tx.set(slotBase(cb.layout.segments, s.slot) + SEG_BYTES, bytes);
-    bumpViews(tx, cb, s);
-  });
 }
 
 /**

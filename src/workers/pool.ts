@@ -4,10 +4,10 @@
  * - Join on start: the pool's `filename` is our pool-worker module, which joins with the handle
  *   at `workerData.xpmem` (the caller's own workerData object is kept beside it) and then loads
  *   the caller's task module; `name` picks its handler (default: its default export).
- * - Reap on exit: every Worker started in this thread while the pool is open (until close()) is
- *   watched (process 'worker' event); when Piscina destroys one (workerDestroy: idle timeout, an
- *   aborted task, destroy()) its thread exits and the domain reaps its space. Watching is by
- *   threadId, so a worker that never joined costs nothing.
+ * - Reap on exit: every Worker started in this thread while the pool is open (until close() or
+ *   destroy()) is watched (process 'worker' event); when Piscina destroys one (workerDestroy:
+ *   idle timeout, an aborted task, destroy()) its thread exits and the domain reaps its space.
+ *   Watching is by threadId, so a worker that never joined costs nothing.
  * - atomics: Piscina's default 'sync' parks idle workers in a blocking Atomics.wait, where the
  *   space's dispatcher cannot run and every invalidation touching that worker would time out.
  *   The pool uses 'async' (idle workers wait in their event loop); 'disabled' is accepted too,
@@ -56,7 +56,14 @@ export function createPool(domain: Domain, options: PoolOptions): Piscina {
       atomics: options.atomics ?? 'async',
       workerData: { ...data, xpmem: domain.handle(), xpmemTask } satisfies PoolWorkerData,
     });
-    pool.once('close', () => watchWorkers(domain, -1));
+    let open = true;
+    const closed = (): void => {
+      if (open) watchWorkers(domain, -1);
+      open = false;
+    };
+    pool.once('close', closed);
+    const destroy = pool.destroy.bind(pool); // Piscina's destroy() does not emit 'close'
+    pool.destroy = () => destroy().finally(closed);
     return pool;
   } catch (error) {
     watchWorkers(domain, -1);

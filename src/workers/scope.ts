@@ -15,20 +15,24 @@ export function track(close: () => void): void {
 
 /**
  * Runs `fn` in a fresh scope; when it settles, closes what it opened, newest first (attachments
- * before the accesses they came from). A close that fails (an async section of the task still
- * open) is reported as a process warning.
+ * before the accesses they came from). An attachment with a section still open (an async
+ * section the task did not await) is detached when that section ends, and its access released
+ * after it (Attachment.detachWhenIdle, Access.releaseWhenIdle).
  */
 export async function inScope<T>(fn: () => T | Promise<T>): Promise<T> {
   const opened: (() => void)[] = [];
   try {
     return await scopes.run(opened, fn);
   } finally {
-    for (const close of opened.reverse()) {
-      try {
-        close();
-      } catch (error) {
-        process.emitWarning(`xpmem-threads: cleaning up after a pool task failed: ${String(error)}`, 'XpmemPoolWarning');
-      }
-    }
+    for (const close of opened.reverse()) quietly(close);
+  }
+}
+
+/** Runs a cleanup; its failure (e.g. a timeout on the domain mutex) becomes a process warning. */
+export function quietly(close: () => void): void {
+  try {
+    close();
+  } catch (error) {
+    process.emitWarning(`xpmem-threads: cleaning up after a pool task failed: ${String(error)}`, 'XpmemPoolWarning');
   }
 }
