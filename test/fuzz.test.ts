@@ -574,12 +574,13 @@ function planSection(m: Model, space: number, a: SectionArgs, held: MSeg[]): Sec
   if (held.some((h) => h.id >= seg.id)) return early('ERR_XPMEM_WOULD_DEADLOCK');
   if (seg.removed) return early('ERR_XPMEM_REMOVED');
   if (write && att.access.mode === 'ro') return early('ERR_XPMEM_PERMISSION');
+  // Refused by protection or range: refused before any fault (a swapped segment stays out).
+  if (RANK[seg.prot] < (write ? 2 : 1)) return early('ERR_XPMEM_PERMISSION');
+  if (att.offset + att.length > seg.bytes) return early('ERR_XPMEM_RANGE');
   const fault = seg.swapped;
   const { code: faultCode, apply: faultIn } = planFault(m, space, seg, a.how !== 'async', held);
   const plan = (want: Expect, body = noop): SectionPlan => ({ want, fault, faultCode, faultIn, body });
   if (faultCode !== undefined) return plan(fail(faultCode));
-  if (RANK[seg.prot] < (write ? 2 : 1)) return plan(fail('ERR_XPMEM_PERMISSION'));
-  if (att.offset + att.length > seg.bytes) return plan(fail('ERR_XPMEM_RANGE'));
   if (a.how === 'typed' && (att.offset % TYPES[a.type!]! !== 0 || att.length % TYPES[a.type!]! !== 0)) return plan(fail('ERR_XPMEM_RANGE'));
   if (!write) return plan(ok((v) => sameBytes(seg.data.subarray(att.offset, att.offset + att.length), v)));
   return plan(ok(), () => writeModel(seg, att, a));
@@ -660,17 +661,17 @@ function planFault(m: Model, space: number, seg: MSeg, sync: boolean, held: MSeg
   };
 }
 
-/** map() or refresh() by `space` on `att`: sync, lock-free entry; faults a swapped segment in. */
+/** map() or refresh() by `space` on `att`: sync, lock-free entry; faults a swapped segment in (once allowed). */
 function planMap(m: Model, space: number, att: MAtt, argCode: string | undefined, held: MSeg[] = []): { want: Expect; apply: () => void } {
   const noop = (): void => {};
   if (argCode !== undefined) return { want: fail(argCode), apply: noop };
   const seg = att.seg;
   if (att.detached) return { want: fail('ERR_XPMEM_DETACHED'), apply: noop };
   if (seg.removed) return { want: fail('ERR_XPMEM_REMOVED'), apply: noop };
+  if (seg.prot === 'none') return { want: fail('ERR_XPMEM_PERMISSION'), apply: noop }; // before any fault
+  if (att.offset + att.length > seg.bytes) return { want: fail('ERR_XPMEM_RANGE'), apply: noop };
   const { code: faultCode, apply } = planFault(m, space, seg, true, held);
   if (faultCode !== undefined) return { want: fail(faultCode), apply };
-  if (seg.prot === 'none') return { want: fail('ERR_XPMEM_PERMISSION'), apply };
-  if (att.offset + att.length > seg.bytes) return { want: fail('ERR_XPMEM_RANGE'), apply };
   return { want: ok(), apply };
 }
 

@@ -81,6 +81,23 @@ describe('reclaim', () => {
     }
   });
 
+  it('make() refuses at once a size the limit can never hold, and bad wait options, swapping nothing out', async () => {
+    const d = await domain({ memoryLimit: 2 * KIB64 });
+    try {
+      const a = d.space.make(KIB64);
+      await expectCode(() => d.space.make(3 * KIB64), 'ERR_XPMEM_NO_MEMORY');
+      await expectCode(() => d.space.make(KIB64, { deadlineMs: -1 }), 'ERR_OUT_OF_RANGE');
+      await expectCode(() => d.space.make(KIB64, { signal: 'stop' as unknown as AbortSignal }), 'ERR_INVALID_ARG_TYPE');
+      expect(a.swapped).toBe(false);
+      expect(d.stats()).toMatchObject({ segments: 1, swappedSegments: 0 });
+      d.space.make(2 * KIB64, { deadlineMs: 1000 }); // exactly the limit: the other one goes
+      expect(a.swapped).toBe(true);
+      expect(d.check().errors).toEqual([]);
+    } finally {
+      await d.close();
+    }
+  });
+
   it('a segment grown in place stays within memoryLimit even when memory was taken after the resize began', async () => {
     const d = await domain({ memoryLimit: KIB64 });
     try {

@@ -94,6 +94,19 @@ describe('swap', () => {
       });
       await expectCode(() => att.write(() => {}), 'ERR_XPMEM_PERMISSION');
       await seg.swapOut();
+      await seg.resize(500);
+      await seg.resize(1200); // grown again: what the shrink cut reads as zeros, never as the old bytes
+      expect(seg.swapped).toBe(true);
+      const again = d.space.get(seg.id, 'ro').attach();
+      again.read((v) => {
+        for (let i = 0; i < 500; i++) if (v[i] !== at(1000, i)) throw new Error(`byte ${i} lost`);
+        expect(v.subarray(500).every((x) => x === 0)).toBe(true);
+      });
+      await seg.swapOut();
+      await seg.protect('none');
+      await expectCode(() => again.read(() => {}), 'ERR_XPMEM_PERMISSION');
+      await expectCode(() => again.map(), 'ERR_XPMEM_PERMISSION');
+      expect(seg.swapped).toBe(true); // refused without swapping it in
       await seg.remove();
       expect(readdirSync(d.handle().swapDir)).toEqual([]);
       expect(d.check().ok).toBe(true);

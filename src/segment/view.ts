@@ -29,8 +29,8 @@ export class ViewCache {
 
   /**
    * Revalidates against the segment's words (caller holds a section or the seqcount is stable)
-   * and checks the access: false when the segment is swapped out (the caller faults it in),
-   * else throws ERR_XPMEM_PERMISSION or ERR_XPMEM_RANGE, or returns true.
+   * and checks the access: throws ERR_XPMEM_PERMISSION or ERR_XPMEM_RANGE, else returns false
+   * when the segment is swapped out (the caller faults it in) and true when it is resident.
    */
   check(words: Int32Array, segBase: number, offset: number, length: number, write: boolean, arena: SharedArrayBuffer): boolean {
     const gen = Atomics.load(words, segBase + SEG_VIEWGEN);
@@ -42,12 +42,11 @@ export class ViewCache {
       this.#fits = offset + length <= Atomics.load(words, segBase + SEG_BYTES);
       this.#u8 = this.#fits && this.#resident ? new Uint8Array(arena, Atomics.load(words, segBase + SEG_UNIT) * UNIT + offset, length) : undefined;
     }
-    if (!this.#resident) return false;
     if (this.#prot < (write ? PERMIT_RW : PERMIT_RO)) {
       throw xpmemError('ERR_XPMEM_PERMISSION', `the segment's owner protected it '${['none', 'ro', 'rw'][this.#prot]}'; a ${write ? 'write' : 'read'} section is not allowed`);
     }
     if (!this.#fits) throw xpmemError('ERR_XPMEM_RANGE', 'the segment shrank below this attachment; detach and attach a range inside its new size');
-    return true;
+    return this.#resident; // last: an access that would be refused never swaps the segment in
   }
 
   get bytes(): Uint8Array {

@@ -220,10 +220,15 @@ export function protection(cb: ControlBlock, self: number, s: SegmentRef, prot: 
 /** resize of a swapped-out segment: its swap file takes the new size (zero-extended). */
 function resizeSwapped(cb: ControlBlock, self: number, s: SegmentRef, bytes: number): void {
   const path = swapFileOf(cb, s);
-  const grow = bytes > field(cb, s, SEG_BYTES);
+  const now = field(cb, s, SEG_BYTES);
+  const grow = bytes > now;
   // A swap file may be longer than its segment (only the prefix is read back): grow the file
-  // before the transaction and shrink it after, so a failure between them loses nothing.
-  if (grow) resizeFile(path, bytes);
+  // before the transaction and shrink it after, so a failure between them loses nothing. A
+  // grow first cuts what an earlier shrink could not, so the new bytes read as zeros.
+  if (grow) {
+    resizeFile(path, now);
+    resizeFile(path, bytes);
+  }
   cb.transact(self, (tx) => {
     tx.set(slotBase(cb.layout.segments, s.slot) + SEG_BYTES, bytes);
     bumpViews(tx, cb, s);
