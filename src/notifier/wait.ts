@@ -38,6 +38,11 @@ export interface WaitFor {
    * which must keep sleeping on its doorbell to answer its own events.
    */
   readonly word?: { readonly index: number; value(): number };
+  /**
+   * Before its first sleep, re-check the condition for up to this many ms (a phase wait whose
+   * answer usually comes within about a wake-up's time): see spun().
+   */
+  readonly spinMs?: number;
   /** performance.now() deadline. */
   readonly deadline: number;
   readonly signal?: AbortSignal | undefined;
@@ -97,6 +102,23 @@ function aborted(w: WaitFor): XpmemError {
   return xpmemError('ERR_XPMEM_ABORTED', `wait aborted: ${String(w.signal?.reason ?? 'signal aborted')}`);
 }
 
+/**
+ * Spins up to `w.spinMs` re-checking `w.until()` (a sync wait delivers its own events between
+ * checks; an async one holds its event loop that long). On a machine whose idle cores sleep
+ * deeply, waking a parked thread costs far more than the answer takes: the answer from a
+ * target woken by our ring then arrives while we spin, and we need no wake-up ourselves.
+ * True when the condition came true.
+ */
+function spun(s: Waiting, w: WaitFor, sync: boolean): boolean {
+  if (w.spinMs === undefined) return false;
+  const end = performance.now() + w.spinMs;
+  do {
+    if (sync) s.deliverInline();
+    if (w.until()) return true;
+  } while (performance.now() < end);
+  return false;
+}
+
 /** Blocks the thread until `w.until()`. May sleep; see the file contract. */
 export function waitSync(s: Waiting, w: WaitFor): void {
   const bell = register(s, w);
@@ -113,7 +135,10 @@ export function waitSync(s: Waiting, w: WaitFor): void {
         throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `a synchronous wait on segment slot ${self} depends on this thread's own notifier callback for it (running, or its promise pending); wait after the callback returns, or use the async variant`);
       }
       checkWait(s, w);
-      if (since < 0) since = performance.now();
+      if (since < 0) {
+        since = performance.now();
+        if ((entered = spun(s, w, true))) return;
+      }
       wait(s.words, bell, seen, w.deadline);
     }
   } finally {
@@ -144,7 +169,10 @@ export async function waitAsyncFor(s: Waiting, w: WaitFor): Promise<void> {
       arm(s, w);
       if ((entered = w.until())) return;
       checkWait(s, w);
-      if (since < 0) since = performance.now();
+      if (since < 0) {
+        since = performance.now();
+        if ((entered = spun(s, w, false))) return;
+      }
       holdOpen(); // a pending waitAsync does not keep the thread alive (nodejs/node#61941)
       try {
         await waitAsync(s.words, bell, w.word?.value() ?? seen, w.deadline, w.signal);
