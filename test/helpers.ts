@@ -66,13 +66,13 @@ export class Agent {
     worker.on('error', (e) => { throw e; });
   }
 
-  /** Runs one command in the agent; rejects with the agent's error (code preserved). */
-  call<T = unknown>(op: string, args: Record<string, unknown> = {}): Promise<T> {
+  /** Runs one command in the agent within `ms`; rejects with the agent's error (code preserved). */
+  call<T = unknown>(op: string, args: Record<string, unknown> = {}, ms = BOUND): Promise<T> {
     const id = ++this.#id;
     return bounded(new Promise<T>((resolve, reject) => {
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       this.worker.postMessage({ id, op, ...args });
-    }), `agent command ${op}`);
+    }), `agent command ${op}`, ms);
   }
 
   /** Sends a command without waiting for its answer (the agent may block in it). */

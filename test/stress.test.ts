@@ -10,6 +10,8 @@ import { agents, BOUND, domain, Gates, teardown } from './helpers.js';
 
 const LONG = process.env.STRESS === 'long';
 const TIMES = LONG ? 5_000_000 : 20_000;
+/** Bound of the whole run (the long one takes about a minute on a busy 2-core machine). */
+const LIMIT = LONG ? 20 * BOUND : BOUND;
 
 describe('no lost write across VM operations', () => {
   it(`${2 * TIMES} increments survive migrate, resize, protect, swap and compaction windows`, async () => {
@@ -19,7 +21,7 @@ describe('no lost write across VM operations', () => {
     const seg = d.space.make(4096);
     const atts = await Promise.all(writers.map(async (w) => w.call('attach', { access: await w.call('get', { segId: seg.id }), range: { offset: 0, length: 64 } })));
     let done = false;
-    const running = Promise.all(writers.map((w, i) => w.call(i === 0 ? 'increment' : 'incrementAsync', { att: atts[i], index: i, times: TIMES }))).finally(() => { done = true; });
+    const running = Promise.all(writers.map((w, i) => w.call(i === 0 ? 'increment' : 'incrementAsync', { att: atts[i], index: i, times: TIMES }, LIMIT))).finally(() => { done = true; });
     const sizes = [4096, 8192, 128, 65536];
     const kinds: Record<string, number> = {};
     const mix: [string, () => Promise<unknown>][] = [
@@ -43,5 +45,5 @@ describe('no lost write across VM operations', () => {
     expect(d.stats().faults).toBeGreaterThan(0);
     if (LONG) console.log(`stress: ${2 * TIMES} increments, ${ops} VM operations`, kinds, d.stats());
     await teardown(d, writers);
-  }, LONG ? 40 * BOUND : BOUND);
+  }, LIMIT + BOUND);
 });

@@ -77,9 +77,12 @@ export class Access {
    * attachments is still open, once the last of them has ended. Runs in this access's thread.
    */
   releaseWhenIdle(): void {
-    const open = [...this.#attachments].filter((att) => !att.detached && att.inSection);
-    let left = open.length;
-    if (left === 0) return this.release();
-    for (const att of open) att.detachWhenIdle(() => { if (--left === 0) this.release(); });
+    const list = [...this.#attachments];
+    let left = list.length + 1;
+    const detached = (): void => {
+      if (--left === 0) this.release();
+    };
+    for (const att of list) att.detachWhenIdle(detached);
+    detached();
   }
 }

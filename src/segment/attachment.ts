@@ -92,11 +92,6 @@ export class Attachment {
     return this.#detached;
   }
 
-  /** @internal True while a section of this attachment is open (an async one may be). */
-  get inSection(): boolean {
-    return this.#inside > 0;
-  }
-
   /**
    * @internal A task scope's cleanup: detach() now, or when the last open section of this
    * attachment ends (an async section its task did not await); then runs `then`. A failure
