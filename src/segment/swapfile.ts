@@ -10,7 +10,7 @@
  * has the wrong size when read back is reported, never read as if it were the segment.
  * Any thread; every function blocks the thread on the file system (never on another space).
  */
-import { closeSync, fstatSync, openSync, readSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, readdirSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { xpmemError, type XpmemError } from '../errors.js';
 
@@ -28,12 +28,17 @@ export function swapIo(what: string, path: string, error: unknown): XpmemError {
   return Object.assign(xpmemError('ERR_XPMEM_SWAP_IO', `${what} swap file ${path} failed${code === undefined ? '' : ` (${code})`}: ${String((error as Error).message ?? error)}`), { cause: error });
 }
 
-/** Writes `bytes` as the whole swap file at `path` (replacing any old one). Throws ERR_XPMEM_SWAP_IO. */
+/**
+ * Writes `bytes` as the whole swap file at `path`. An old file (the segment's swap slot, kept
+ * after a swap-in) is overwritten in place and then cut to size: truncating it first would free
+ * its blocks only to allocate them again, which measured ten times slower. Throws ERR_XPMEM_SWAP_IO.
+ */
 export function writeSwap(path: string, bytes: Uint8Array): void {
   let fd = -1;
   try {
-    fd = openSync(path, 'w', 0o600);
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o600);
     for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at, Math.min(CHUNK, bytes.length - at), at);
+    ftruncateSync(fd, bytes.length);
     closeSync(fd);
     fd = -1;
   } catch (error) {
