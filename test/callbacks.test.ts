@@ -98,6 +98,30 @@ describe('callback delivery', () => {
     await d.close();
   });
 
+  it('range.signal aborts when the invalidator gives up while a start still runs, also for a signal first read after that', async () => {
+    const d = await domain();
+    const seg = d.space.make(4096);
+    const other = d.space.make(4096);
+    const release = deferred();
+    const ended = deferred();
+    const seen: boolean[] = [];
+    const n = d.space.notifier({
+      invalidateStart: async (r) => {
+        if (r.segId !== seg.id) return;
+        await release.promise;
+        seen.push(r.signal.aborted); // read only now, after the invalidator gave up
+      },
+      invalidateEnd: (r) => { if (r.segId === seg.id) ended.resolve(); },
+    });
+    await expectCode(() => seg.migrate({ deadlineMs: 100 }), 'ERR_XPMEM_TIMEOUT');
+    await other.migrate(); // its delivery passes over every record: the given-up start hears of it
+    release.resolve();
+    await ended.promise;
+    expect(seen).toEqual([true]);
+    await n.unregister();
+    await d.close();
+  });
+
   it('an end never runs inside its own start: a start blocked in a library wait defers the end until it returns', async () => {
     const d = await domain();
     const gates = new Gates();

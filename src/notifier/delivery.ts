@@ -50,7 +50,8 @@ interface Inflight {
   readonly notifiers: LocalNotifier[];
   /** Those of `notifiers` whose invalidateStart ran (release-only ones are not paired). */
   readonly paired: LocalNotifier[];
-  readonly abort: AbortController;
+  /** Made when a callback first reads range.signal (an AbortSignal costs microseconds to create). */
+  abort: AbortController | undefined;
   /** A start or end promise has not settled. */
   pending: boolean;
   /** Callbacks of this record are running (synchronously, or their promises pending). */
@@ -187,7 +188,7 @@ export class Delivery {
     }
     if (f.busy) {
       // Never nested or concurrent with this record's own callbacks: re-stepped when they finish.
-      if (f.phase === 'start') f.abort.abort(); // the invalidator moved on while our start still runs
+      if (f.phase === 'start') (f.abort ??= new AbortController()).abort(); // the invalidator moved on while our start still runs (a signal first read later is aborted too)
       f.skipped = true;
       return;
     }
@@ -217,7 +218,7 @@ export class Delivery {
     const paired = release ? notifiers.filter((n) => n.callbacks.release === undefined) : notifiers;
     const f: Inflight = {
       gen: Atomics.load(words, base + IV_GEN), seg, segGen, removal: release || event === 'remove', notifiers, paired,
-      abort: new AbortController(), pending: false, busy: false, skipped: false, phase: 'start',
+      abort: undefined, pending: false, busy: false, skipped: false, phase: 'start',
     };
     for (const n of notifiers) n.inflight++;
     this.#inflight.set(r, f);
@@ -267,7 +268,9 @@ export class Delivery {
       length: Atomics.load(words, base + IV_LENGTH),
       event: EVENTS[Atomics.load(words, base + IV_EVENT)]!,
       blockable,
-      signal: f.abort.signal,
+      get signal() {
+        return (f.abort ??= new AbortController()).signal;
+      },
     };
   }
 

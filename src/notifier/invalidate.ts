@@ -13,7 +13,6 @@
  * runs step 5; the operation then fails with ERR_XPMEM_TIMEOUT naming the space that did not
  * answer. VM operations on one segment are serialized by its operation lock (SEG_OPLOCK).
  */
-import { availableParallelism } from 'node:os';
 import { xpmemError, type XpmemError } from '../errors.js';
 import {
   AT_LENGTH, AT_NEXT, AT_NOTIFIERS, AT_OFFSET, AT_SPACE, H_MUTEX, H_REGSEQ, IV_END, IV_EVENT, IV_INVALIDATOR, IV_LENGTH,
@@ -30,6 +29,7 @@ import { EVENTS, type InvalidateEvent } from './range.js';
 import { allocRecord, ENDED, firstPending, freeRecord, hasBit, maskAt, setBit, STARTED, TARGETS } from './record.js';
 import type { WaitFor, Waits } from './wait.js';
 import { count, ST_INVALIDATIONS } from '../stats.js';
+import { SPIN_MS, spinForAnswers } from './spin.js';
 import { invalidateChannel, published } from '../diagnostics.js';
 
 /** One VM operation on one segment. */
@@ -186,24 +186,12 @@ function* start(me: Invalidator, r: number, bounds: Bounds): Waits<unknown> {
 const NONBLOCKING_DRAIN_MS = 100;
 
 /**
- * How long a phase or drain wait spins before it sleeps: targets answer from their event loop or
- * at their next section boundary, usually within a few µs of our ring, while waking a thread
- * parked on an idle core can cost 100 µs on a virtual machine (bench/results: wake-up round trips).
- */
-const SPIN_MS = 0.1;
-
-/** Cores: a phase spins only while its targets can all run beside the spinning thread. */
-const CORES = availableParallelism();
-
-/**
- * The spin of a phase wait on record `r`: none when more targets than cores must run (they would
- * wait for the core we spin on: measured slower from 4 targets on 2 cores) or when we are a target
- * ourselves (an async run's own dispatcher cannot answer while it spins).
+ * The spin of a phase wait on record `r` (notifier/spin.ts): none when we are a target ourselves
+ * (an async run's own dispatcher cannot answer while it spins).
  */
 function spinFor(me: Invalidator, r: number): number | undefined {
   const { words, layout } = me.cb;
-  if (hasBit(words, layout, r, TARGETS, me.slot)) return undefined;
-  return targetCount(me.cb, r) <= CORES ? SPIN_MS : undefined;
+  return hasBit(words, layout, r, TARGETS, me.slot) ? undefined : spinForAnswers(targetCount(me.cb, r));
 }
 
 /** Spaces targeted by record `r` (for diagnostics). */
