@@ -41,6 +41,12 @@ describe('XPMEM verbs in one space', () => {
       const mapped = d.space.make(4096);
       const map = d.space.get(mapped.id).attach().map();
       const before = d.stats().invalidations;
+      const left = d.space.make(4096);
+      const access = d.space.get(left.id);
+      const stale = access.attach().map(); // a mapping outlives its attachment: no lock, no grant
+      access.release();
+      left.removeSync();
+      expect(stale.retry()).toBe(true); // the seqcount moved: its view is of freed memory
       d.space.make(4096, { name: 'alone' }).removeSync();
       const swapped = d.space.make(4096);
       await swapped.swapOut();
@@ -49,10 +55,10 @@ describe('XPMEM verbs in one space', () => {
       expect(d.stats().invalidations - before).toBe(1); // only the swap-out
       expect(map.retry()).toBe(false); // no window anywhere near the mapped segment either
       const granted = d.space.make(4096);
-      const access = d.space.get(granted.id, 'ro'); // a permit, nothing attached: it must be revoked in a window
+      const permit = d.space.get(granted.id, 'ro'); // a permit, nothing attached: it must be revoked in a window
       await granted.remove();
       expect(d.stats().invalidations - before).toBe(2);
-      await expectCode(() => access.attach(), 'ERR_XPMEM_REMOVED');
+      await expectCode(() => permit.attach(), 'ERR_XPMEM_REMOVED');
       const events: string[] = [];
       d.space.notifier({ invalidateStart: (r) => { events.push(`start ${r.event}`); }, invalidateEnd: (r) => { events.push(`end ${r.event}`); } });
       await d.space.make(4096).remove();

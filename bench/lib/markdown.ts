@@ -8,7 +8,7 @@ function met(r: Row): string {
   return r.met === undefined ? '' : r.met ? 'yes' : '**no**';
 }
 
-function figures(rows: readonly Row[]): string[] {
+export function figures(rows: readonly Row[]): string[] {
   const lines = [
     '| figure | value | ± % | baseline (same run) | baseline value | ratio | goal | met |',
     '| --- | ---: | ---: | --- | ---: | ---: | --- | :---: |',
@@ -35,7 +35,7 @@ function curve(c: Curve): string[] {
   ];
 }
 
-function footer(m: Meta): string {
+export function footer(m: Meta): string {
   return `Node ${m.node}, ${m.platform}, ${m.cpu}; ${m.date}; load average ${m.load[0].toFixed(2)} at the start, ${m.load[1].toFixed(2)} at the end; ` +
     `${m.seconds.toFixed(0)} s; ${m.timeMs} ms per task. Each value is the median of batched tinybench samples per operation; ± is the relative margin of error of the mean sample. ` +
     'Ratios compare a value with a baseline measured in the same run (for GB/s a ratio above 1 is faster, for times below 1 is faster).';

@@ -6,10 +6,11 @@
 import { xpmemError } from '../errors.js';
 import { truncateSync } from 'node:fs';
 import {
-  SEG_BLOCK, SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_GRANTS, SEG_LIVE, SEG_OWNER, SEG_PROT, SEG_REF, SEG_REMOVED, SEG_STATE, SEG_UNIT, SEG_VIEWGEN,
+  SEG_BLOCK, SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_GRANTS, SEG_LIVE, SEG_OWNER, SEG_PROT, SEG_REF, SEG_REMOVED, SEG_SEQ, SEG_STATE, SEG_UNIT, SEG_VIEWGEN,
   SEGF_SWAPFILE, SEGF_SWAPPABLE, SEGF_SWAPPED, SP_NOTIFIERS, UNIT, slotBase,
 } from './layout.js';
 import { freeSlot, type ControlBlock } from './control.js';
+import { writeBegin, writeEnd } from '../sync/seqcount.js';
 import type { Tx } from '../sync/mutex.js';
 import type { Operation } from '../notifier/invalidate.js';
 import type { InvalidateEvent } from '../notifier/range.js';
@@ -134,22 +135,30 @@ export function removal(cb: ControlBlock, self: number, s: SegmentRef, event: In
 }
 
 /**
- * Removes segment `s` in one transaction, with no invalidation window, when nobody but its owner
- * could observe it: no grant (so no attachment, section, mapping or range notifier; get() and
- * attach() take the mutex, so none can appear meanwhile) and no space-wide notifier of its owner.
- * Returns false (nothing done) otherwise. Throws ERR_XPMEM_REMOVED for a segment already gone.
- * Caller holds the segment's operation lock; takes the mutex.
+ * Removes segment `s` in one transaction, with no callbacks and nothing to drain, when nobody
+ * but its owner could observe it: no grant (so no attachment, section or range notifier; get()
+ * and attach() take the mutex, so none can appear meanwhile) and no space-wide notifier of its
+ * owner. The seqcount still moves around it: a mapping left by a detached attachment reads
+ * retry() true. Returns false (nothing done) otherwise. Throws ERR_XPMEM_REMOVED for a segment
+ * already gone. Caller holds the segment's operation lock; takes the mutex.
  */
 function unobservedRemoval(cb: ControlBlock, self: number, s: SegmentRef): boolean {
   const { segments, spaces } = cb.layout;
-  const swapFile = cb.transact(self, (tx) => {
-    const base = slotBase(segments, s.slot);
-    if (tx.get(base + SEG_GEN) !== s.gen || tx.get(base + SEG_STATE) !== SEG_LIVE) checkSegment(cb, s);
-    if (tx.get(base + SEG_GRANTS) >= 0 || tx.get(slotBase(spaces, tx.get(base + SEG_OWNER)) + SP_NOTIFIERS) > 0) return undefined;
-    const file = release(tx, cb, s);
-    freeSlot(tx, cb.segmentList, s.slot);
-    return file;
-  });
+  const base = slotBase(segments, s.slot);
+  if (Atomics.load(cb.words, base + SEG_GRANTS) >= 0) return false; // observed: the whole protocol
+  let swapFile: boolean | undefined;
+  writeBegin(cb.words, base + SEG_SEQ);
+  try {
+    swapFile = cb.transact(self, (tx) => {
+      if (tx.get(base + SEG_GEN) !== s.gen || tx.get(base + SEG_STATE) !== SEG_LIVE) checkSegment(cb, s);
+      if (tx.get(base + SEG_GRANTS) >= 0 || tx.get(slotBase(spaces, tx.get(base + SEG_OWNER)) + SP_NOTIFIERS) > 0) return undefined;
+      const file = release(tx, cb, s);
+      freeSlot(tx, cb.segmentList, s.slot);
+      return file;
+    });
+  } finally {
+    writeEnd(cb.words, base + SEG_SEQ);
+  }
   if (swapFile === undefined) return false;
   if (swapFile) discardSwap(swapFileOf(cb, s));
   return true;
