@@ -167,6 +167,12 @@ class Model {
     return this.liveSegs().filter((s) => !s.swapped && (!s.swappable || s === own || held.includes(s))).reduce((n, s) => n + unitsFor(s.bytes), 0);
   }
 
+  /** Whether allocating `need` more units under memoryLimit makes reclaim swap something out. */
+  reclaims(need: number): boolean {
+    const resident = this.liveSegs().filter((s) => !s.swapped).reduce((n, s) => n + unitsFor(s.bytes), 0);
+    return this.limit > 0 && resident + need > this.limit;
+  }
+
   /** Whether `need` more units fit under memoryLimit once reclaim swapped out all it can. */
   fits(need: number, own: MSeg | undefined, held: MSeg[]): boolean {
     return this.limit === 0 || this.pinned(own, held) + need <= this.limit;
@@ -1016,7 +1022,10 @@ const RUNNERS: Record<string, Runner> = {
         innerCmd = sectionArgs(pickMostlyLive(m.of(m.atts, space), inner.pick as number, liveAtt)!, inner).cmd;
         break;
       case 'vm':
-        innerCmd = vmCmd(m, space, { ...inner, sync: true })?.cmd ?? detach(pick(m.of(m.atts, space), inner.seg as number)!);
+        // Not after a fault that reclaims: its victims are learned only after the command (maps()),
+        // and the inner operation's outcome may depend on which they were.
+        if (outerAtt.seg.swapped && m.reclaims(unitsFor(outerAtt.seg.bytes))) innerCmd = { op: 'map', key: m.key(), att: outerAtt.key };
+        else innerCmd = vmCmd(m, space, { ...inner, sync: true })?.cmd ?? detach(pick(m.of(m.atts, space), inner.seg as number)!);
         break;
       case 'map':
         innerCmd = { op: 'map', key: m.key(), att: pickMostlyLive(m.of(m.atts, space), inner.pick as number, liveAtt)!.key };
