@@ -745,11 +745,11 @@ function planVm(m: Model, space: number, seg: MSeg, what: string, arg: unknown, 
   if (failFast) code = 'ERR_XPMEM_WOULD_DEADLOCK';
   else if (sync && held.includes(seg)) code = 'ERR_XPMEM_WOULD_DEADLOCK';
   else code = applyCode;
-  const want = code === undefined ? { ...ok(), codes: alsoCodes } : fail(code);
+  const want = code === undefined ? { ...ok(), codes: alsoCodes } : fail(code, ...alsoCodes);
   return {
     want,
     apply: (got?: Outcome) => {
-      if (alsoCodes.length > 0 && got !== undefined && !got.ok) return; // refused in prepare
+      if (got !== undefined && !got.ok && alsoCodes.includes(got.code)) return; // refused in prepare (a drain's WOULD_DEADLOCK came after its window's callbacks)
       m.invalidate(seg, window, event, failFast ? space : undefined);
       if (code === undefined && (got === undefined || got.ok)) change();
     },
