@@ -63,6 +63,15 @@ describe('XPMEM verbs in one space', () => {
       d.space.notifier({ invalidateStart: (r) => { events.push(`start ${r.event}`); }, invalidateEnd: (r) => { events.push(`end ${r.event}`); } });
       await d.space.make(4096).remove();
       expect(events).toEqual(['start remove', 'end remove']); // the owner's space-wide notifier hears it
+      const gone = d.space.make(64);
+      await gone.remove();
+      const reused = d.space.make(64); // the freed slot again
+      const reusedAccess = d.space.get(reused.id);
+      const fresh = reusedAccess.attach().map();
+      reusedAccess.release(); // nobody observes it now but the mapping
+      await expectCode(() => gone.remove(), 'ERR_XPMEM_REMOVED');
+      expect(fresh.retry()).toBe(false); // a stale handle's call touched nothing of the new segment
+      await reused.remove();
       expect(d.stats()).toMatchObject({ segments: 1, grants: 1, attachments: 1 }); // the mapped one
       expect(d.check().errors).toEqual([]);
     } finally {

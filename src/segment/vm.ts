@@ -145,12 +145,13 @@ export function removal(cb: ControlBlock, self: number, s: SegmentRef, event: In
 function unobservedRemoval(cb: ControlBlock, self: number, s: SegmentRef): boolean {
   const { segments, spaces } = cb.layout;
   const base = slotBase(segments, s.slot);
+  // Ours for as long as we hold its operation lock: a stale handle must not touch a reused slot.
+  checkSegment(cb, s);
   if (Atomics.load(cb.words, base + SEG_GRANTS) >= 0) return false; // observed: the whole protocol
   let swapFile: boolean | undefined;
   writeBegin(cb.words, base + SEG_SEQ);
   try {
     swapFile = cb.transact(self, (tx) => {
-      if (tx.get(base + SEG_GEN) !== s.gen || tx.get(base + SEG_STATE) !== SEG_LIVE) checkSegment(cb, s);
       if (tx.get(base + SEG_GRANTS) >= 0 || tx.get(slotBase(spaces, tx.get(base + SEG_OWNER)) + SP_NOTIFIERS) > 0) return undefined;
       const file = release(tx, cb, s);
       freeSlot(tx, cb.segmentList, s.slot);
