@@ -90,7 +90,8 @@ export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Wai
     if (range === null) return false;
     const r = yield* holdOff(me, op, range, bounds);
     targets = r < 0 ? 0 : targetCount(me.cb, r);
-    if (r >= 0) failure = yield* start(me, r, bounds);
+    const spinMs = r < 0 ? undefined : spinFor(me, r, targets);
+    if (r >= 0) failure = yield* start(me, r, bounds, spinMs);
     if (failure === undefined) failure = yield* drain(me, op.seg, bounds);
     if (failure === undefined) {
       try {
@@ -99,7 +100,7 @@ export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Wai
         failure = error;
       }
     }
-    yield* end(me, op.seg, r, bounds);
+    yield* end(me, op.seg, r, bounds, spinMs);
     // Under the lock: a death before it is the reaper's to finish.
     if (failure === undefined && op.finish !== undefined) yield* transaction(me, bounds, deadlineIn(me.cb.deadlineMs), op.finish);
   } finally {
@@ -170,9 +171,9 @@ export function targetsOf(cb: ControlBlock, get: (i: number) => number, seg: num
 }
 
 /** Step 2. Returns the timeout error instead of throwing it, so step 5 still runs. */
-function* start(me: Invalidator, r: number, bounds: Bounds): Waits<unknown> {
+function* start(me: Invalidator, r: number, bounds: Bounds, spinMs: number | undefined): Waits<unknown> {
   try {
-    yield acks(me, r, STARTED, bounds, 'invalidateStart');
+    yield acks(me, r, STARTED, bounds, 'invalidateStart', spinMs);
     return undefined;
   } catch (error) {
     return error;
@@ -186,12 +187,12 @@ function* start(me: Invalidator, r: number, bounds: Bounds): Waits<unknown> {
 const NONBLOCKING_DRAIN_MS = 100;
 
 /**
- * The spin of a phase wait on record `r` (notifier/spin.ts): none when we are a target ourselves
- * (an async run's own dispatcher cannot answer while it spins).
+ * The spin of the phase waits on record `r`, which has `targets` targets (notifier/spin.ts):
+ * none when we are a target ourselves (an async run's own dispatcher cannot answer while it spins).
  */
-function spinFor(me: Invalidator, r: number): number | undefined {
+function spinFor(me: Invalidator, r: number, targets: number): number | undefined {
   const { words, layout } = me.cb;
-  return hasBit(words, layout, r, TARGETS, me.slot) ? undefined : spinForAnswers(targetCount(me.cb, r));
+  return hasBit(words, layout, r, TARGETS, me.slot) ? undefined : spinForAnswers(targets);
 }
 
 /** Spaces targeted by record `r` (for diagnostics). */
@@ -228,7 +229,7 @@ function* drain(me: Invalidator, seg: number, bounds: Bounds): Waits<unknown> {
 }
 
 /** Step 5. Never fails: a target that does not ack its end in time leaves the record orphaned (`r` -1: no record). */
-function* end(me: Invalidator, seg: number, r: number, bounds: Bounds): Waits<void> {
+function* end(me: Invalidator, seg: number, r: number, bounds: Bounds, spinMs: number | undefined): Waits<void> {
   const { cb } = me;
   const { words, layout } = cb;
   const segBase = slotBase(layout.segments, seg);
@@ -241,7 +242,7 @@ function* end(me: Invalidator, seg: number, r: number, bounds: Bounds): Waits<vo
   for (let t = 0; t < layout.spaces.capacity; t++) if (hasBit(words, layout, r, TARGETS, t)) post(words, layout, t);
   let done = true;
   try {
-    yield acks(me, r, ENDED, { ...bounds, signal: undefined }, 'invalidateEnd');
+    yield acks(me, r, ENDED, { ...bounds, signal: undefined }, 'invalidateEnd', spinMs);
   } catch {
     done = false;
   }
@@ -295,14 +296,14 @@ function* mutexFree(me: Invalidator, bounds: Bounds, deadline: number): Waits<vo
   }
 }
 
-/** Waits until every target of `r` acked `which`; a target no longer live counts as acked. */
-function acks(me: Invalidator, r: number, which: number, bounds: Bounds, what: string): WaitFor {
+/** Waits until every target of `r` acked `which` (spinning up to `spinMs` first); a target no longer live counts as acked. */
+function acks(me: Invalidator, r: number, which: number, bounds: Bounds, what: string, spinMs: number | undefined): WaitFor {
   const { words, layout } = me.cb;
   let pending = -1;
   return {
     seg: -1,
     self: Atomics.load(words, slotBase(layout.invalidations, r) + IV_SEG), // our own callbacks may be among them
-    spinMs: spinFor(me, r),
+    spinMs,
     deadline: bounds.deadline,
     signal: bounds.signal,
     until: () => {
