@@ -279,12 +279,13 @@ export class Attachment {
 
   /**
    * Checks the entry may proceed and claims a held index before any wait, so entries of one
-   * thread that interleave (async sections) never share a held word.
+   * thread that interleave (async sections) never share a held word. Events are delivered at
+   * the exit, not here: a loop of sections still checks once per section, and an entry held off
+   * by a window delivers while it waits.
    */
   #begin(): number {
     const mm = this.#mm;
     if (this.#detached || mm.closed()) this.#usable(); // throws the right error
-    mm.deliverInline();
     if (mm.holding > 0 && mm.highestHeld() >= this.#a.segId) {
       throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `sections nest in increasing segment id order: this thread holds a section on segment ${mm.highestHeld()}, not below ${this.#a.segId}`);
     }

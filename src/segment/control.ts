@@ -55,6 +55,8 @@ export class ControlBlock {
   readonly attachmentList: FreeList;
   readonly notifierList: FreeList;
   readonly invalidationList: FreeList;
+  /** This thread's transaction buffer, reused by each of its transactions. */
+  readonly #tx: Tx;
   /** This thread's current mutex patience (patiently()); undefined: the domain deadline. */
   #patienceMs: number | undefined;
 
@@ -65,6 +67,7 @@ export class ControlBlock {
     this.swapDir = handle.swapDir;
     this.layout = layoutFor(capacitiesOf(this.words));
     this.allocator = new ArenaAllocator(this.layout);
+    this.#tx = new Tx(this.words);
     const l = this.layout;
     this.spaceList = { table: l.spaces, head: H_SPACE_FREE, next: SP_NEXT };
     this.segmentList = { table: l.segments, head: H_SEG_FREE, next: SEG_NEXT };
@@ -124,7 +127,7 @@ export class ControlBlock {
 
   /** Runs `fn` as one journaled transaction for space `self` (see mutex.ts). May sleep on the mutex. */
   transact<T>(self: number, fn: (tx: Tx) => T, deadlineMs = this.#patienceMs ?? this.deadlineMs): T {
-    return transact(this.words, this.layout, self, deadlineMs, fn);
+    return transact(this.#tx, this.words, this.layout, self, deadlineMs, fn);
   }
 
   /**

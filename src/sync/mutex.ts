@@ -18,23 +18,54 @@ import { deadlineIn, remaining } from './futex.js';
 
 const SPIN = 64;
 
-/** Buffered writes over the control block; reads see the buffer first. */
+/**
+ * Buffered writes over the control block; reads see the buffer first. One Tx per thread and
+ * control block, reused by each of its transactions (which never nest: the mutex is not
+ * re-entrant): an open-addressed table of (word, value) whose slots count as empty unless they
+ * carry the current transaction's stamp, so starting a transaction clears nothing and a
+ * transaction allocates nothing. Writes are published in the order they were first made.
+ */
 export class Tx {
   readonly #cb: Int32Array;
-  readonly #overlay = new Map<number, number>();
-  readonly #after: (() => void)[] = [];
+  /** Table slots: the word written, its value, and the stamp of the transaction that wrote it. */
+  #words = new Int32Array(MIN_SLOTS);
+  #values = new Int32Array(MIN_SLOTS);
+  #stamps = new Uint32Array(MIN_SLOTS);
+  /** Table slots in first-write order; #n of them are this transaction's. */
+  #order = new Int32Array(MIN_SLOTS / 2);
+  #n = 0;
+  /** 32 - log2(table slots). */
+  #shift = 32 - Math.log2(MIN_SLOTS);
+  #stamp = 1;
+  #after: (() => void)[] = [];
 
   constructor(cb: Int32Array) {
     this.#cb = cb;
   }
 
+  /** Starts a transaction: forgets every buffered write. Caller holds the mutex. */
+  begin(): void {
+    this.#n = 0;
+    this.#after = [];
+    if (++this.#stamp > 0xffffffff) {
+      this.#stamps.fill(0);
+      this.#stamp = 1;
+    }
+  }
+
   get(index: number): number {
-    const v = this.#overlay.get(index);
-    return v === undefined ? Atomics.load(this.#cb, index) : v;
+    const slot = this.#find(index);
+    return this.#stamps[slot] === this.#stamp ? this.#values[slot]! : Atomics.load(this.#cb, index);
   }
 
   set(index: number, value: number): void {
-    this.#overlay.set(index, value | 0);
+    const slot = this.#find(index);
+    this.#values[slot] = value;
+    if (this.#stamps[slot] === this.#stamp) return;
+    this.#stamps[slot] = this.#stamp;
+    this.#words[slot] = index;
+    this.#order[this.#n++] = slot;
+    if (2 * this.#n > this.#order.length) this.#grow();
   }
 
   /** Runs `fn` after commit and unlock (wakeups, notifications): never inside the mutex. */
@@ -42,26 +73,56 @@ export class Tx {
     this.#after.push(fn);
   }
 
-  /** Caller holds the mutex. Publishes the overlay through the journal. */
+  /** Caller holds the mutex. Publishes the buffered writes through the journal. */
   commit(layout: Layout): void {
-    const n = this.#overlay.size;
+    const n = this.#n;
     if (n === 0) return;
     if (n > layout.caps.journal) throw xpmemError('ERR_XPMEM_NO_MEMORY', `operation needs ${n} control-block writes, journal holds ${layout.caps.journal}; raise capacity.journal`);
     const cb = this.#cb;
-    let j = layout.journal;
-    for (const [index, value] of this.#overlay) {
-      cb[j++] = index;
-      cb[j++] = value;
+    const order = this.#order;
+    for (let k = 0, j = layout.journal; k < n; k++, j += 2) {
+      cb[j] = this.#words[order[k]!]!;
+      cb[j + 1] = this.#values[order[k]!]!;
     }
     Atomics.store(cb, H_JOURNAL_LEN, n);
-    for (const [index, value] of this.#overlay) Atomics.store(cb, index, value);
+    for (let k = 0; k < n; k++) Atomics.store(cb, this.#words[order[k]!]!, this.#values[order[k]!]!);
     Atomics.store(cb, H_JOURNAL_LEN, 0);
   }
 
-  runAfter(): void {
-    for (const fn of this.#after) fn();
+  /** The functions registered with after(), handed over once (a later transaction may begin while they run). */
+  takeAfter(): (() => void)[] {
+    const after = this.#after;
+    this.#after = [];
+    return after;
+  }
+
+  /** The table slot holding `index` in this transaction, or the empty slot where it would go. */
+  #find(index: number): number {
+    const mask = this.#stamps.length - 1;
+    let slot = Math.imul(index, 0x9e3779b1) >>> this.#shift; // Fibonacci hashing: the product's top bits
+    while (this.#stamps[slot] === this.#stamp && this.#words[slot] !== index) slot = (slot + 1) & mask;
+    return slot;
+  }
+
+  /** Doubles the table (kept at most half full) and re-inserts this transaction's writes. */
+  #grow(): void {
+    const { length } = this.#stamps;
+    const words = this.#words;
+    const values = this.#values;
+    const order = this.#order.subarray(0, this.#n);
+    this.#words = new Int32Array(2 * length);
+    this.#values = new Int32Array(2 * length);
+    this.#stamps = new Uint32Array(2 * length);
+    this.#order = new Int32Array(length);
+    this.#shift--;
+    const n = this.#n;
+    this.#n = 0;
+    for (let k = 0; k < n; k++) this.set(words[order[k]!]!, values[order[k]!]!);
   }
 }
+
+/** Table slots of a fresh Tx (a power of two). */
+const MIN_SLOTS = 128;
 
 /** Replays a committed journal left by a holder that died. Caller owns the mutex word. */
 function recover(cb: Int32Array, layout: Layout): void {
@@ -72,16 +133,19 @@ function recover(cb: Int32Array, layout: Layout): void {
 
 /**
  * Takes the mutex for space `self` (a thread not yet joined passes -(threadId + 2)). May sleep
- * (synchronously, on the mutex word) until `deadline`; throws ERR_XPMEM_TIMEOUT naming the
- * holder when it passes.
+ * (synchronously, on the mutex word) for `deadlineMs`, counted from when it stops spinning (an
+ * uncontended lock never reads the clock); throws ERR_XPMEM_TIMEOUT naming the holder when it
+ * passes.
  */
-export function lock(cb: Int32Array, self: number, deadline: number): void {
+export function lock(cb: Int32Array, self: number, deadlineMs: number): void {
   const mine = self >= 0 ? self + 1 : self;
+  let deadline = NaN;
   for (let i = 0; ; i++) {
     const holder = Atomics.compareExchange(cb, H_MUTEX, 0, mine);
     if (holder === 0) return;
     if (holder === mine) throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', 'the domain mutex is already held by this thread (a library call from inside a library critical section)');
     if (i < SPIN) continue;
+    if (i === SPIN) deadline = deadlineIn(deadlineMs);
     const ms = remaining(deadline);
     if (ms === 0) throw xpmemError('ERR_XPMEM_TIMEOUT', `the domain mutex is held by space ${holder - 1} past the deadline`, holder - 1);
     sleeping(cb, 1);
@@ -123,20 +187,22 @@ export function seize(cb: Int32Array, layout: Layout, dead: number, self: number
 }
 
 /**
- * Runs `fn` under the domain mutex with a fresh Tx and commits it; if `fn` throws, nothing is
- * written. Callbacks registered with `tx.after` run once the mutex is released.
+ * Runs `fn` under the domain mutex with `tx` (this thread's, begun afresh) and commits it; if
+ * `fn` throws, nothing is written. Callbacks registered with `tx.after` run once the mutex is released.
  * May sleep waiting for the mutex (bounded by `deadlineMs`).
  */
-export function transact<T>(cb: Int32Array, layout: Layout, self: number, deadlineMs: number, fn: (tx: Tx) => T): T {
-  lock(cb, self, deadlineIn(deadlineMs));
-  const tx = new Tx(cb);
+export function transact<T>(tx: Tx, cb: Int32Array, layout: Layout, self: number, deadlineMs: number, fn: (tx: Tx) => T): T {
+  lock(cb, self, deadlineMs);
   let result: T;
+  let after: (() => void)[];
   try {
+    tx.begin();
     result = fn(tx);
     tx.commit(layout);
   } finally {
+    after = tx.takeAfter();
     unlock(cb);
   }
-  tx.runAfter();
+  for (const fn of after) fn();
   return result;
 }
