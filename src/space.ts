@@ -4,8 +4,8 @@ import { SEGF_SWAPPABLE, idOf } from './segment/layout.js';
 import { checkWaitOptions, type Mm } from './mm.js';
 import { Access } from './segment/access.js';
 import { Segment, checkBytes, checkPermit, type MakeOptions } from './segment/segment.js';
-import { getGrant, makeSegment } from './segment/verbs.js';
-import { reclaiming } from './segment/reclaim.js';
+import { getGrant, makeSegment, type Made } from './segment/verbs.js';
+import { limited, reclaiming } from './segment/reclaim.js';
 import { track } from './workers/scope.js';
 import { Notifier, registerNotifier } from './notifier/notifier.js';
 import type { NotifierCallbacks } from './notifier/range.js';
@@ -40,9 +40,8 @@ export class Space {
     this.#mm.checkLive();
     const mm = this.#mm;
     const flags = opts.swappable === false ? 0 : SEGF_SWAPPABLE;
-    const made = mm.runSync(reclaiming(mm, -1, mm.bounds(opts, true), function* () {
-      return makeSegment(mm, bytes, permit, flags, opts.name ?? '');
-    }));
+    const attempt = (): Made => makeSegment(mm, bytes, permit, flags, opts.name ?? '');
+    const made = limited(mm) ? mm.runSync(reclaiming(mm, -1, mm.bounds(opts, true), function* () { return attempt(); })) : attempt();
     return new Segment(this.#mm, made, opts.name ?? '');
   }
 

@@ -51,7 +51,12 @@ const PAUSE_MS = 2;
  * reclaimable at all, or at the deadline. Without a memoryLimit it is `attempt()` itself. May sleep.
  */
 export function reclaiming<T>(mm: Mm, exclude: number, bounds: Bounds, attempt: () => Waits<T>): Waits<T> {
-  return Atomics.load(mm.words, H_LIMIT_UNITS) === 0 ? attempt() : retried(mm, exclude, bounds, attempt);
+  return limited(mm) ? retried(mm, exclude, bounds, attempt) : attempt();
+}
+
+/** True when the domain has a memoryLimit (without one, nothing is ever reclaimed). Never sleeps. */
+export function limited(mm: Mm): boolean {
+  return Atomics.load(mm.words, H_LIMIT_UNITS) !== 0;
 }
 
 function* retried<T>(mm: Mm, exclude: number, bounds: Bounds, attempt: () => Waits<T>): Waits<T> {

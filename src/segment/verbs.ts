@@ -99,8 +99,15 @@ export function zero(arena: SharedArrayBuffer, from: number, to: number): void {
   for (let at = 0; at < bytes.length; at += ZEROS.length) bytes.set(bytes.length - at >= ZEROS.length ? ZEROS : ZEROS.subarray(0, bytes.length - at), at);
 }
 
-/** make: a new live segment owned by `mm`, referenced. Returns its slot, generation and id. */
-export function makeSegment(mm: Mm, bytes: number, permit: number, flags: number, name: string): { slot: number; gen: number; id: number } {
+/** A segment just made: its slot, generation and id. */
+export interface Made {
+  readonly slot: number;
+  readonly gen: number;
+  readonly id: number;
+}
+
+/** make: a new live segment owned by `mm`, referenced. One transaction; may sleep on the mutex. */
+export function makeSegment(mm: Mm, bytes: number, permit: number, flags: number, name: string): Made {
   const { cb } = mm;
   const { layout } = cb;
   const units = unitsFor(bytes);
@@ -135,10 +142,14 @@ const encoder = new TextEncoder();
 
 /** `name` as NAME_WORDS words of UTF-8 (cut at a character boundary), zero-padded. */
 function packName(name: string): Int32Array {
+  if (name === '') return NO_NAME;
   const words = new Int32Array(NAME_WORDS);
-  if (name !== '') encoder.encodeInto(name, new Uint8Array(words.buffer));
+  encoder.encodeInto(name, new Uint8Array(words.buffer));
   return words;
 }
+
+/** packName('') (read only). */
+const NO_NAME = new Int32Array(NAME_WORDS);
 
 /** The name stored by packName, read through `get`. */
 export function unpackName(get: (i: number) => number, base: number): string {
