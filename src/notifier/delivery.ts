@@ -137,7 +137,13 @@ export class Delivery {
     const at = this.#eventsAt;
     if (Atomics.exchange(words, at, 0) === 0) return;
     if (Atomics.exchange(words, at + SP_AGE - SP_EVENTS, 0) !== 0) this.#age(blockable);
-    for (let r = 0; r < this.#cb.layout.invalidations.capacity; r++) this.#step(r, blockable);
+    const { invalidations } = this.#cb.layout;
+    for (let r = 0; r < invalidations.capacity; r++) {
+      // A plain load skips free records: a record posted to us was committed before the post
+      // that the exchange above read, so it is not seen free here.
+      if (words[slotBase(invalidations, r) + IV_STATE] === IV_FREE && (this.#inflight.size === 0 || !this.#inflight.has(r))) continue;
+      this.#step(r, blockable);
+    }
   }
 
   /**
