@@ -302,7 +302,7 @@ export function* transaction<T>(me: Invalidator, bounds: Bounds, until: number |
   if (bounds.sync) return run();
   const deadline = until ?? deadlineIn(me.cb.deadlineMs);
   for (;;) {
-    yield* mutexFree(me, bounds, deadline);
+    if (Atomics.load(me.cb.words, H_MUTEX) !== 0) yield* mutexFree(me, deadline);
     try {
       return me.cb.patiently(MUTEX_TRY_MS, run);
     } catch (error) {
@@ -317,9 +317,8 @@ export function transacted<T>(me: Invalidator, bounds: Bounds, deadline: number 
 }
 
 /** For an asynchronous run: waits without blocking until the domain mutex is free (see transaction). */
-function* mutexFree(me: Invalidator, bounds: Bounds, deadline: number): Waits<void> {
+function* mutexFree(me: Invalidator, deadline: number): Waits<void> {
   const { words } = me.cb;
-  if (bounds.sync || Atomics.load(words, H_MUTEX) === 0) return;
   let holder = 0;
   sleeping(words, 1); // counted before it sleeps: every unlock from now on notifies it
   try {

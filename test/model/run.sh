@@ -2,7 +2,7 @@
 # Checks the Promela models of the invalidation protocol (test/model/xpmem.pml) and of the
 # domain mutex's sleepers (test/model/mutex.pml) with spin. See test/model/README.md.
 #
-#   bash test/model/run.sh              the models: 3 scenarios with deadlines, 3 with strict liveness, the mutex
+#   bash test/model/run.sh              the models: 4 scenarios with deadlines, 4 with strict liveness, the mutex
 #   bash test/model/run.sh --mutants    every deliberate break (BREAK_*) must give a counterexample
 #   bash test/model/run.sh --keep ...   keep the working directory (pan, trails)
 #
@@ -87,8 +87,8 @@ line() { # LABEL
     "$1" "$stored" "$transitions" "$depth" "$memory" "$seconds"
 }
 
-scenarios=(1 2 3)
-names=([1]="window" [2]="an attacher dies" [3]="an invalidator dies")
+scenarios=(1 2 3 4)
+names=([1]="window" [2]="an attacher dies" [3]="an invalidator dies" [4]="an attach races an unwatched invalidation")
 status=0
 start=$SECONDS
 
@@ -128,6 +128,8 @@ mutants)
     "BREAK_END_SET           1 deadlines \\(gStart\\[n_\\]&"
     "BREAK_SNAPSHOT          1 deadlines regAfter"
     "BREAK_TARGETS_UNLOCKED  1 deadlines mustStart"
+    "BREAK_UNWATCHED_RMAP    1 deadlines mustWin"
+    "BREAK_UNWATCHED_EARLY   4 deadlines mustWin"
     "BREAK_UNREG_EARLY       1 deadlines unregDone"
     "BREAK_REAP_ORPHAN       3 deadlines gStart\\[n\\]==gEnd\\[n\\]"
     "BREAK_WAKE_DRAINER      1 strict    invalid end state"

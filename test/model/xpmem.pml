@@ -16,7 +16,8 @@
  * Which of these roles run is chosen by SCENARIO (1, 2, 3: see "scenarios" below).
  *
  * Build switches (run.sh passes them with -D):
- *   SCENARIO=n   1 "window" (default), 2 "an attacher dies", 3 "an invalidator dies".
+ *   SCENARIO=n   1 "window" (default), 2 "an attacher dies", 3 "an invalidator dies",
+ *                4 "an attach races an unwatched invalidation".
  *   NOTIMEOUT    no deadline ever expires: every wait must be ended by the protocol itself
  *                (strict liveness). Default: every wait that has a deadline in the code may time
  *                out at any moment (a nondeterministic choice), so no result depends on timing.
@@ -130,6 +131,7 @@ byte hoDone;                /* records published (holdOff transaction committed)
 byte regd;                  /* notifiers registered (register returned, not unregistered) */
 byte mustStart[NREC];       /* notifiers registered and overlapping when record r was published */
 byte applied;               /* records whose operation was applied */
+byte mustWin;               /* notifiers registered and on the segment when the open window opened */
 bool unregDone[NNOT];       /* unregister() of n resolved */
 
 /* ---------------------------------------------------------------- helpers ------------- */
@@ -414,7 +416,7 @@ inline retryShared(me, mebit, i, g) {
  * The section's fn runs between the two ghost steps.
  */
 inline section(me, mebit, i, g, att) {
-  atomic { deliverBody(me); held[HIDX(me, i)] = g + 1 }  /* #begin: deliverInline; #publish: enterShared */
+  held[HIDX(me, i)] = g + 1;                            /* #begin; #publish: enterShared */
   atomic { t = seq[g]; if :: (t & 1) == 0 -> assert(phase[g] == 0); ok = 1 :: else fi; t = 0 }
   if
   :: !ok ->
@@ -539,6 +541,12 @@ inline acked(r, w) {
   s_ = 0
 }
 
+/*
+ * invalidate.ts unwatched(): no attachment of segment g is live, so no notifier can hear its
+ * invalidation (the owner's space-wide notifiers, the other half of the check, are not modeled).
+ */
+#define UNWATCHED(g) ((g) == 0 -> (!attLive[0] && !attLive[2]) : (!attLive[1] && !attLive[3]))
+
 /* rwlock.ts holderOf, one space per step: h = the first live space holding segment g, else 9 */
 #define HOLDS(s, g) (LIVEHOLDER(s) && COUNTS(held[HIDX(s, 0)], g))
 
@@ -569,15 +577,29 @@ inline invalidate(me, mebit, g, r, removal) {
   if
   :: fail == 0 && !segLive[g] -> fail = 3                /* prepare(): ERR_XPMEM_REMOVED */
   :: fail == 0 && segLive[g] ->
-     /* step 1, holdOff: writeBegin, then the record's transaction, then post its targets */
-#ifdef BREAK_HOLDOFF
-     atomic { phase[g] = 1 }                             /* the window does not open here ... */
-#else
-     atomic { SEQNEXT(g); phase[g] = 1 }
+     /* step 1, openWindow: writeBegin, then unwatched(): nobody to tell skips the record */
+#ifdef BREAK_UNWATCHED_EARLY
+     atomic { u_ = UNWATCHED(g) }                        /* checked before the window opens */
 #endif
+#ifdef BREAK_HOLDOFF
+     atomic { phase[g] = 1; mustWin = regd & ONSEG(g) }  /* the window does not open here ... */
+#else
+     atomic { SEQNEXT(g); phase[g] = 1; mustWin = regd & ONSEG(g) }
+#endif
+#if defined(BREAK_UNWATCHED_RMAP)
+     u_ = 1;                                             /* attachments not looked at */
+#elif !defined(BREAK_UNWATCHED_EARLY)
+     atomic { u_ = UNWATCHED(g) }
+#endif
+     assert(!u_ || mustWin == 0);                        /* nobody registered before the window is passed over */
+     mustWin = 0;
+     /* step 1, holdOff: the record's transaction, then post its targets */
 #ifdef BREAK_TARGETS_UNLOCKED
      atomic { h = TARGETS(g) }                           /* targets chosen outside the transaction */
 #endif
+     if
+     :: u_
+     :: else ->
      atomic {
        if
        :: rstate[r] == IV_ORPHAN && (rtgt[r] & ~ACKS(ENDED, r)) == 0 -> FREEREC(r)  /* allocRecord frees a done orphan */
@@ -612,6 +634,7 @@ inline invalidate(me, mebit, g, r, removal) {
        :: else -> fail = 4                               /* ERR_XPMEM_NO_MEMORY */
        fi
      }
+     fi;
      if
      :: fail == 4 ->                                     /* holdOff's catch: the window closes again */
         atomic {
@@ -624,7 +647,9 @@ inline invalidate(me, mebit, g, r, removal) {
      :: else ->
         /* step 2, start: wait for every target's STARTED ack */
         do
-        :: atomic { ARM(mebit); deliverBody(me); acked(r, STARTED); WAITED(mebit) }
+        :: u_ -> break
+        :: else ->
+           atomic { ARM(mebit); deliverBody(me); acked(r, STARTED); WAITED(mebit) }
            if
            :: ok -> break
            :: else -> SLEEP(mebit, fail = 1)
@@ -658,7 +683,7 @@ inline invalidate(me, mebit, g, r, removal) {
              assert(RUNNING(g) == 0);                    /* never applied while a section runs */
              phase[g] = 2;
              applies[g]++;
-             applied = applied | B(r);
+             if :: !u_ -> applied = applied | B(r) :: else fi;
              if
              :: removal ->                               /* vm.ts removal(): dropSegmentUsers, SEG_REMOVED */
                 segLive[g] = 0;
@@ -681,9 +706,12 @@ inline invalidate(me, mebit, g, r, removal) {
           phase[g] = 0;
           wakeSeg(g, 1)
         }
-#ifdef BREAK_ROLLBACK_END
         if
-        :: fail -> atomic { FREEREC(r) }                 /* rolled back: the record dropped, no ends */
+        :: u_                                            /* no record: nobody to end */
+#ifdef BREAK_ROLLBACK_END
+        :: !u_ && fail -> atomic { FREEREC(r) }          /* rolled back: the record dropped, no ends */
+        :: !u_ && !fail ->
+#else
         :: else ->
 #endif
         atomic { rstate[r] = IV_END; postAll(rtgt[r]) }
@@ -695,9 +723,8 @@ inline invalidate(me, mebit, g, r, removal) {
            fi
         od;
         atomic { if :: orph -> rstate[r] = IV_ORPHAN :: else -> FREEREC(r) fi; orph = 0; ok = 0 }
-#ifdef BREAK_ROLLBACK_END
-        fi
-#endif
+        fi;
+        u_ = 0
      fi;
      /* unlockOperation */
      atomic { oplock[g] = 0; wakeSeg(g, 0) }
@@ -717,6 +744,9 @@ inline invalidate(me, mebit, g, r, removal) {
  * SCENARIO 3 "an invalidator dies": space 2 invalidates seg 1 (its own; N4 of space 0 is a
  *   target) and may die at any step; space 1 enters a section on seg 1; the reaper closes
  *   what it left open and releases seg 1.
+ * SCENARIO 4 "an attach races an unwatched invalidation": seg 0 starts with no attachment, so
+ *   the owner's operation on it may skip its record (unwatched); meanwhile space 2 attaches
+ *   seg 0, enters a section on it and registers N3; nobody dies.
  */
 #ifndef SCENARIO
 #define SCENARIO 1
@@ -744,7 +774,7 @@ inline invalidate(me, mebit, g, r, removal) {
 #define U2_MAP 0
 #define U2_INV 0
 #define DEATH 1
-#else
+#elif SCENARIO == 3
 #define OPS0 0
 #define U1_N1 0
 #define U1_REG 0
@@ -755,11 +785,26 @@ inline invalidate(me, mebit, g, r, removal) {
 #define U2_MAP 0
 #define U2_INV 1
 #define DEATH 1
+#else
+#define OPS0 1
+#define U1_N1 0
+#define U1_REG 0
+#define U1_SEC0 0
+#define U1_SEC1 0
+#define U2_ATTACH 1
+#define U2_SEC 1
+#define U2_REG 1
+#define U2_MAP 0
+#define U2_INV 0
+#define DEATH 0
+#endif
+#ifndef U2_ATTACH
+#define U2_ATTACH 0
 #endif
 
 /* ---------------------------------------------------------------- processes ---------- */
 
-#define LOCALS byte t, ok, fail, orph, h, mt, ma, r_, n_, m_, s_, d_, w_, x_
+#define LOCALS byte t, ok, fail, orph, h, mt, ma, r_, n_, m_, s_, d_, w_, x_, u_
 
 /* space 0, main thread: the owner of seg 0 runs its VM operations, then idles */
 proctype Owner() {
@@ -801,6 +846,9 @@ end_idle:
 proctype User2() {
   LOCALS;
   {
+#if U2_ATTACH
+    atomic { attLive[2] = 1 }                            /* attach(): one transaction links A2 into seg 0's rmap */
+#endif
 #if U2_SEC
     section(2, U2BIT, 0, 0, 2);
 #endif
@@ -936,7 +984,10 @@ init {
   atomic {
     spLive[0] = 1; spLive[1] = 1; spLive[2] = 1;
     segLive[0] = 1; segLive[1] = 1;
-    attLive[0] = 1; attLive[1] = 1; attLive[2] = 1; attLive[3] = 1;
+    attLive[1] = 1; attLive[3] = 1;
+#if !U2_ATTACH
+    attLive[0] = 1; attLive[2] = 1;                      /* scenario 4: seg 0 starts with no attachment */
+#endif
     /* N4 (and in scenario 1, N1) were registered before */
     regseq = 2;
 #if U1_N1
