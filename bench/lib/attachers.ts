@@ -8,7 +8,7 @@
  */
 import type { Worker } from 'node:worker_threads';
 import type { Domain } from '../../src/index.js';
-import { ANSWER, RING, STOP, WORDS, type Command } from '../fixtures/protocol.js';
+import { ANSWERS, RING, STOP, WORDS, type Command } from '../fixtures/protocol.js';
 import { bounded } from './bounded.js';
 
 export const BOUND_MS = 20_000;
@@ -92,14 +92,14 @@ export class Attachers {
   /** Ends busy and echo loops. */
   stop(): void {
     Atomics.store(this.words, STOP, 1);
-    this.#ring();
+    this.#ring(0);
   }
 
-  /** One ring answered by an echoing attacher, waiting with Atomics.waitAsync. */
-  async ring(): Promise<void> {
-    const ring = this.#ring();
-    for (let seen = Atomics.load(this.words, ANSWER); seen < ring; seen = Atomics.load(this.words, ANSWER)) {
-      const w = Atomics.waitAsync(this.words, ANSWER, seen);
+  /** One ring answered by `echoes` echoing attachers, waiting with Atomics.waitAsync. */
+  async ring(echoes = 1): Promise<void> {
+    const all = this.#ring(echoes);
+    for (let seen = Atomics.load(this.words, ANSWERS); seen < all; seen = Atomics.load(this.words, ANSWERS)) {
+      const w = Atomics.waitAsync(this.words, ANSWERS, seen);
       if (w.async) await w.value;
     }
   }
@@ -109,18 +109,19 @@ export class Attachers {
    * sleep); with `spinMs`, first spinning that long on the answer word (a waker that spins).
    */
   ringSync(spinMs = 0): void {
-    const ring = this.#ring();
-    for (const until = performance.now() + spinMs; Atomics.load(this.words, ANSWER) < ring && performance.now() < until;);
-    for (let seen = Atomics.load(this.words, ANSWER); seen < ring; seen = Atomics.load(this.words, ANSWER)) {
-      if (Atomics.wait(this.words, ANSWER, seen, BOUND_MS) === 'timed-out') throw new Error(`no answer to a ring within ${BOUND_MS} ms`);
+    const all = this.#ring(1);
+    for (const until = performance.now() + spinMs; Atomics.load(this.words, ANSWERS) < all && performance.now() < until;);
+    for (let seen = Atomics.load(this.words, ANSWERS); seen < all; seen = Atomics.load(this.words, ANSWERS)) {
+      if (Atomics.wait(this.words, ANSWERS, seen, BOUND_MS) === 'timed-out') throw new Error(`no answer to a ring within ${BOUND_MS} ms`);
     }
   }
 
-  /** Rings; returns the ring's number, which the answer reaches. */
-  #ring(): number {
-    const ring = Atomics.add(this.words, RING, 1) + 1;
+  /** Rings; returns the answer count that `echoes` answers reach (each echo answers a ring once). */
+  #ring(echoes: number): number {
+    const all = Atomics.load(this.words, ANSWERS) + echoes;
+    Atomics.add(this.words, RING, 1);
     Atomics.notify(this.words, RING);
-    return ring;
+    return all;
   }
 
   /** Terminates every attacher and waits until the domain has reaped their spaces. */

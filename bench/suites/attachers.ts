@@ -15,6 +15,7 @@ import type { Suite } from '../lib/suite.js';
 
 /** Attacher counts of the curve. 64 idle workers fit a 2-core machine: they only wake per event. */
 const POINTS = [1, 2, 4, 8, 16, 32, 64];
+const EIGHT = 8;
 const RTT = 'postMessage round trip to that worker';
 const ROUND_TRIPS = 64;
 /** How long a spinning waker spins before it sleeps: longer than a wake-up takes. */
@@ -48,6 +49,19 @@ async function roundTrips(crew: Attachers, first: Attacher): Promise<Map<string,
   return t;
 }
 
+/**
+ * The wake-up round trip of EIGHT idle workers at once (each echoes the ring from its event
+ * loop, as a delivery phase answers; this thread waits with Atomics.waitAsync, as an awaited
+ * invalidation with more targets than cores does): the floor of one phase with 8 targets.
+ */
+async function ringAll(crew: Attachers): Promise<Timing> {
+  crew.go();
+  await Promise.all(crew.list.slice(0, EIGHT).map((a) => a.call('echo')));
+  const t = await measure([trips('ring8', () => crew.ring(EIGHT))]);
+  crew.stop();
+  return t.get('ring8')!;
+}
+
 /** Awaited invalidations while the attacher `first` runs sections in a loop. */
 async function busyInvalidations(crew: Attachers, first: Attacher, seg: Segment): Promise<Timing> {
   crew.go();
@@ -76,16 +90,19 @@ export const attachers: Suite = {
     const busy = await busyInvalidations(crew, first, seg);
     const async: Point[] = [{ x: 1, y: idle.async.ns, rme: idle.async.rme }];
     const sync: Point[] = [{ x: 1, y: idle.sync.ns, rme: idle.sync.rme }];
+    let eightRings: Timing | undefined;
     for (const n of POINTS.slice(1)) {
       await grow(n);
       const t = await invalidations(seg, n);
       async.push({ x: n, y: t.async.ns, rme: t.async.rme });
       sync.push({ x: n, y: t.sync.ns, rme: t.sync.rme });
+      if (n === EIGHT) eightRings = await ringAll(crew);
     }
     await crew.retire();
     await domain.close();
 
-    const eight = async.find((p) => p.x === 8)!;
+    const eight = async.find((p) => p.x === EIGHT)!;
+    const floor8 = ns(eightRings!);
     const one = ns(idle.async);
     const rtt = ns(trip.get('ping')!);
     const wake = ns(trip.get('ring')!);
@@ -99,6 +116,8 @@ export const attachers: Suite = {
         row('attachers', 'invalidation, 1 idle callback attacher, in wake-up round trips', one, 'Atomics.waitAsync wake-up round trip', wake),
         row('attachers', 'invalidation, 1 callback attacher busy in a loop of sections', ns(busy), `${RTT} (idle)`, rtt, atMost(0.1)),
         row('attachers', 'invalidation, 8 callback attachers vs 1', { value: eight.y, unit: 'ns/op', rme: eight.rme }, 'the 1-attacher figure', one, atMost(2)),
+        row('attachers', 'Atomics.waitAsync wake-up round trip of 8 idle workers at once (one phase)', floor8, 'the 1-attacher figure', one),
+        row('attachers', 'invalidation, 8 callback attachers, in 8-worker wake-up round trips (two phases: floor 2x)', { value: eight.y, unit: 'ns/op', rme: eight.rme }, '8-worker wake-up round trip', floor8),
       ],
       curves: [{
         name: 'invalidation cost vs callback attachers',

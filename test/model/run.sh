@@ -83,7 +83,7 @@ replay() {
 }
 
 line() { # LABEL
-  printf '  %-46s %s states stored, %s transitions, depth %s, %s MiB, %s s\n' \
+  printf '  %-64s %s states stored, %s transitions, depth %s, %s MiB, %s s\n' \
     "$1" "$stored" "$transitions" "$depth" "$memory" "$seconds"
 }
 
