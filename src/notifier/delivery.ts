@@ -25,6 +25,7 @@ import { waitAsync } from '../sync/futex.js';
 import { EVENTS, type CallbackResult, type NotifierCallbacks, type Range } from './range.js';
 import { ENDED, STARTED, TARGETS, firstPending, hasBit, setBit } from './record.js';
 import { ring } from '../sync/doorbell.js';
+import { spinForWindow } from './spin.js';
 
 /** A notifier as its own thread knows it. */
 export interface LocalNotifier {
@@ -355,6 +356,21 @@ export class Delivery {
     this.#disarm();
   }
 
+  /**
+   * Spins briefly (notifier/spin.ts) while the doorbell reads `seen` and every record started
+   * here has acked its start and awaits its end: the end usually follows within microseconds,
+   * and a ring that finds this thread parked in waitAsync costs the invalidator an expensive
+   * cross-core wake-up, and this thread another one. Blocks the event loop for the spin only;
+   * never while a callback's promise is pending (it would need the event loop to settle).
+   */
+  #expectEnd(bell: number, seen: number): void {
+    if (this.#inflight.size === 0) return;
+    for (const f of this.#inflight.values()) if (f.busy) return;
+    const spinMs = spinForWindow(this.#words, this.#cb.layout);
+    if (spinMs === undefined) return;
+    for (const until = performance.now() + spinMs; Atomics.load(this.#words, bell) === seen && performance.now() < until;);
+  }
+
   /** The idle-time dispatcher: one waitAsync armed per idle period. */
   async #dispatch(): Promise<void> {
     this.#dispatching = true;
@@ -367,6 +383,7 @@ export class Delivery {
         this.deliver(true);
         this.#settle();
         if (this.#keepAlive === undefined) break;
+        this.#expectEnd(bell, seen);
         await waitAsync(words, bell, seen, Infinity);
       }
     } finally {

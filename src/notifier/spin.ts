@@ -12,8 +12,8 @@ import { SP_STATE, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../segmen
 /** How long a wait spins before it sleeps, in ms. */
 export const SPIN_MS = 0.1;
 
-/** How long a section entry spins for a window's end before it sleeps, in ms. */
-const ENTRY_SPIN_MS = 0.05;
+/** How long a wait for a window's end spins before it sleeps, in ms. */
+const WINDOW_SPIN_MS = 0.05;
 
 const CORES = availableParallelism();
 
@@ -23,13 +23,14 @@ export function spinForAnswers(targets: number): number | undefined {
 }
 
 /**
- * The spin of a section entry waiting for a window to end: none when more live spaces than
- * twice the cores could be spinning or running (the invalidator would wait for a core).
+ * The spin of a wait for a window to end (a section entry held off, or a dispatcher whose space
+ * acked a start and expects its end): none when more live spaces than twice the cores could be
+ * spinning or running (the invalidator would wait for a core).
  */
-export function spinForEntry(words: Int32Array, layout: Layout): number | undefined {
+export function spinForWindow(words: Int32Array, layout: Layout): number | undefined {
   let live = 0;
   for (let s = 0, top = spaceTop(words); s < top; s++) {
     if (Atomics.load(words, slotBase(layout.spaces, s) + SP_STATE) === SPACE_LIVE && ++live > 2 * CORES) return undefined;
   }
-  return ENTRY_SPIN_MS;
+  return WINDOW_SPIN_MS;
 }

@@ -24,7 +24,7 @@ import { Notifier, checkCallbacks, registerNotifier } from '../notifier/notifier
 import { checkSegment } from './vm.js';
 import { detachAttachment } from './verbs.js';
 import { quietly } from '../workers/scope.js';
-import { spinForEntry } from '../notifier/spin.js';
+import { spinForWindow } from '../notifier/spin.js';
 
 /** A section opened with `att.section(mode)`, ended by `using` (Symbol.dispose) or end(). */
 export interface Section<V = Uint8Array> extends Disposable {
@@ -311,7 +311,7 @@ export class Attachment {
     yield {
       seg,
       held: at,
-      spinMs: spinForEntry(words, layout),
+      spinMs: spinForWindow(words, layout),
       deadline: bounds.deadline,
       signal: bounds.signal,
       until: () => this.#detached || retryShared(words, layout, at, seg, segBase),
