@@ -3,6 +3,7 @@ import type { Curve } from './curve.js';
 import { quantity, ratio } from './format.js';
 import type { Meta, Report } from './report.js';
 import { goalText, type Row } from './rows.js';
+import { ROUNDS } from './measure.js';
 
 function met(r: Row): string {
   return r.met === undefined ? '' : r.met ? 'yes' : '**no**';
@@ -37,7 +38,7 @@ function curve(c: Curve): string[] {
 
 export function footer(m: Meta): string {
   return `Node ${m.node}, ${m.platform}, ${m.cpu}; ${m.date}; load average ${m.load[0].toFixed(2)} at the start, ${m.load[1].toFixed(2)} at the end; ` +
-    `${m.seconds.toFixed(0)} s; ${m.timeMs} ms per task. Each value is the median of batched tinybench samples per operation; ± is the relative margin of error of the mean sample. ` +
+    `${m.seconds.toFixed(0)} s; ${m.timeMs} ms per task. Each value is the median of batched tinybench samples per operation, pooled over ${ROUNDS} rounds that interleave a figure with its baseline; ± is the relative margin of error of the mean sample. ` +
     'Ratios compare a value with a baseline measured in the same run (for GB/s a ratio above 1 is faster, for times below 1 is faster).';
 }
 

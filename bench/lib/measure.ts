@@ -1,7 +1,8 @@
 /**
  * Batched timing on tinybench: one sample runs `batch` operations, so costs far below the
  * timer's resolution are measured; a task's figure is its median sample over `batch` (the
- * median, because the benchmarks share a small machine and a few samples get preempted).
+ * median, because the benchmarks share a small machine and a few samples get preempted),
+ * pooled over interleaved rounds (see ROUNDS).
  */
 import { Bench } from 'tinybench';
 
@@ -34,19 +35,44 @@ export interface Budget {
 
 export const TIME_MS = Number(process.env.BENCH_TIME_MS ?? 1000);
 
-/** Runs `tasks` one after another and returns their timings by name. */
+/**
+ * Rounds per measurement: the task list runs ROUNDS times, each task for a share of its time,
+ * and each task's samples are pooled over the rounds. A figure and the baseline it is divided
+ * by are then sampled across the same stretch of wall-clock time, so a slow minute of a shared
+ * host weighs on both instead of on whichever task it happened to hit.
+ */
+export const ROUNDS = 4;
+
+/** Runs `tasks` in interleaved rounds and returns their timings by name. */
 export async function measure(tasks: readonly Task[], budget: Budget = {}): Promise<Map<string, Timing>> {
-  const time = budget.timeMs ?? TIME_MS;
-  const bench = new Bench({ time, iterations: budget.iterations ?? 16, warmupTime: Math.min(200, time / 2), warmupIterations: 2, throws: true });
-  for (const t of tasks) bench.add(t.name, t.run, { async: t.async === true });
-  await bench.run();
-  const timings = new Map<string, Timing>();
-  for (const [i, task] of bench.tasks.entries()) {
-    const r = task.result;
-    if (r.state !== 'completed') throw new Error(`benchmark ${task.name}: ${r.state}${'error' in r ? `: ${String(r.error)}` : ''}`);
-    timings.set(task.name, { ns: (r.latency.p50 * 1e6) / tasks[i]!.batch, rme: r.latency.rme, samples: r.latency.samplesCount });
+  const time = (budget.timeMs ?? TIME_MS) / ROUNDS;
+  const iterations = Math.ceil((budget.iterations ?? 16) / ROUNDS);
+  const pooled = new Map<string, number[]>(tasks.map((t) => [t.name, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    const bench = new Bench({
+      time, iterations, warmup: round === 0, warmupTime: Math.min(200, time), warmupIterations: 2, retainSamples: true, throws: true,
+    });
+    for (const t of tasks) bench.add(t.name, t.run, { async: t.async === true });
+    await bench.run();
+    for (const [i, task] of bench.tasks.entries()) {
+      const r = task.result;
+      if (r.state !== 'completed') throw new Error(`benchmark ${task.name}: ${r.state}${'error' in r ? `: ${String(r.error)}` : ''}`);
+      const perOp = (r.latency.samples ?? []).map((ms) => (ms * 1e6) / tasks[i]!.batch);
+      pooled.get(task.name)!.push(...perOp);
+    }
   }
-  return timings;
+  return new Map(tasks.map((t) => [t.name, timing(t.name, pooled.get(t.name)!)]));
+}
+
+/** The median of `ns` samples, and the relative margin of error of their mean (95 %, normal approximation). */
+function timing(name: string, ns: number[]): Timing {
+  if (ns.length === 0) throw new Error(`benchmark ${name}: no samples`);
+  const sorted = [...ns].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  const mean = ns.reduce((a, b) => a + b, 0) / ns.length;
+  const sd = Math.sqrt(ns.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, ns.length - 1));
+  return { ns: median, rme: mean === 0 ? 0 : (196 * sd) / Math.sqrt(ns.length) / mean, samples: ns.length };
 }
 
 /** Measures one task. */
