@@ -6,19 +6,19 @@ import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { discardAll } from './segment/swapfile.js';
+import { discardAll } from './control/swapfile.js';
 import { checkIndex, checkOptions, invalidArgType } from './errors.js';
-import { ControlBlock, type DomainHandle } from './segment/control.js';
-import { H_CLOSED, SP_STATE, SPACE_LIVE, UNIT, slotBase, type Capacities } from './segment/layout.js';
+import { ControlBlock, type DomainHandle } from './control/control.js';
+import { H_CLOSED, SP_STATE, SPACE_LIVE, UNIT, slotBase, type Capacities } from './layout.js';
 import { ring } from './sync/doorbell.js';
-import { checkControlBlock, type CheckReport } from './segment/check.js';
+import { checkControlBlock, type CheckReport } from './control/check.js';
 import { forget, joinerOf, joinMm } from './workers/join.js';
 import { seize } from './sync/mutex.js';
 import { reap, spacesOfThread } from './workers/reap.js';
-import type { Space } from './space.js';
+import type { Space } from './segment/space.js';
 import { formatRows, mapsOf, statsOf, type DomainStats, type MapRow } from './observe.js';
 import { checkWaitOptions, type Mm, type WaitOptions } from './mm.js';
-import { compact, type CompactReport } from './segment/compact.js';
+import { compact, type CompactReport } from './vm/compact.js';
 
 /** Options of Domain.create. */
 export interface DomainOptions {

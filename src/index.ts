@@ -1,19 +1,19 @@
 // The main entry: create a domain, spawn or watch workers, and every public type.
 export { Domain, type DomainOptions } from './domain.js';
 export type { DomainStats, MapRow } from './observe.js';
-export type { CompactReport } from './segment/compact.js';
+export type { CompactReport } from './vm/compact.js';
 export type { InvalidateMessage, FaultMessage, ReclaimMessage, ReapMessage } from './diagnostics.js';
-export { Space } from './space.js';
+export { Space } from './segment/space.js';
 export { Segment, type MakeOptions, type Permit } from './segment/segment.js';
 export { Access, type AttachOptions } from './segment/access.js';
 export { Attachment, type Section } from './segment/attachment.js';
 export { Mapping } from './segment/mapping.js';
 export { Notifier } from './notifier/notifier.js';
 export type { Range, NotifierCallbacks, InvalidateEvent, CallbackResult } from './notifier/range.js';
-export type { CheckReport } from './segment/check.js';
-export type { DomainHandle } from './segment/control.js';
+export type { CheckReport } from './control/check.js';
+export type { DomainHandle } from './control/control.js';
 export type { WaitOptions } from './mm.js';
 export type { ViewType } from './segment/view.js';
-export type { Capacities } from './segment/layout.js';
+export type { Capacities } from './layout.js';
 export { XpmemError, type XpmemErrorCode } from './errors.js';
 export { join } from './workers/join.js';

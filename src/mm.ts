@@ -4,8 +4,8 @@
  * Every method runs in the thread that joined; none is safe to call from another thread.
  */
 import { checkIndex, checkOptions, invalidArgType, xpmemError } from './errors.js';
-import { H_CLOSED, SP_GEN, SP_HELD, SP_STATE, SPACE_LIVE, slotBase } from './segment/layout.js';
-import type { ControlBlock } from './segment/control.js';
+import { H_CLOSED, SP_GEN, SP_HELD, SP_STATE, SPACE_LIVE, slotBase } from './layout.js';
+import type { ControlBlock } from './control/control.js';
 import { Delivery } from './notifier/delivery.js';
 import { runAsync, runSync, type Waiting, type Waits } from './notifier/wait.js';
 import type { Bounds, Invalidator } from './notifier/invalidate.js';

@@ -2,12 +2,12 @@
  * What domain.stats(), domain.maps() and domain.formatMaps() report: read from the control block
  * in one transaction each (a consistent snapshot), so they may sleep briefly on the domain mutex.
  */
-import type { ControlBlock } from './segment/control.js';
+import type { ControlBlock } from './control/control.js';
 import {
   AT_GRANT, AT_LENGTH, AT_OFFSET, AT_SEG, AT_SPACE, AT_STATE, GR_MODE, GR_STATE, H_ARENA_UNITS, H_LIMIT_UNITS, IV_STATE,
   SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OWNER, SEG_PROT, SEG_STATE, SEG_UNIT, SEGF_SWAPPED, SP_GEN, SP_STATE,
   SPACE_LIVE, UNIT, idOf, slotBase, type Table,
-} from './segment/layout.js';
+} from './layout.js';
 import { PERMITS, type Permit } from './segment/segment.js';
 import { unpackName } from './segment/verbs.js';
 import {

@@ -3,7 +3,7 @@
  * Atomics.add by whichever thread does the counted thing, read by domain.stats(). Any thread;
  * nothing here sleeps or takes a lock.
  */
-import { H_STATS } from './segment/layout.js';
+import { H_STATS } from './layout.js';
 
 export const ST_FAULTS = 0;        // swap-ins done by a section or map() entering a swapped-out segment
 export const ST_SWAP_OUTS = 1;     // segments swapped out (by swapOut() or reclaim)

@@ -2,11 +2,11 @@
 import { workerData } from 'node:worker_threads';
 import { invalidArgType } from './errors.js';
 import { join } from './workers/join.js';
-import type { Space } from './space.js';
+import type { Space } from './segment/space.js';
 
 export { join } from './workers/join.js';
 export { XpmemError, type XpmemErrorCode } from './errors.js';
-export type { Space } from './space.js';
+export type { Space } from './segment/space.js';
 
 /** Joins with the handle domain.spawn() put at workerData.xpmem. */
 export function joinFromWorkerData(): Space {

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import {
   AT_GRANT, GR_STATE, H_ALLOC, SEG_GRANTS, H_LIMIT_UNITS, H_SEG_FREE, HELD_GRANTED, SEG_DRAINER, SEG_FLAGS, SEG_NEXT, SEG_OPLOCK, SEG_SEQ,
   SEG_UNIT, SEGF_SWAPPED, SP_HELD, SP_STATE, SPACE_DEAD, capacitiesOf, layoutFor, slotBase,
-} from '../src/segment/layout.js';
+} from '../src/layout.js';
 import { domain } from './helpers.js';
 
 describe('domain.check()', () => {

@@ -24,7 +24,7 @@ import fc from 'fast-check';
 import { closeSync, openSync, readdirSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { Domain, type MapRow } from '../src/index.js';
-import { H_ID } from '../src/segment/layout.js';
+import { H_ID } from '../src/layout.js';
 import { agents, Gates, teardown, type Agent } from './helpers.js';
 import {
   EVENT_CODES, FuzzSpace, TALLY_WORDS, T_BAD, T_ENDS, T_EVENT, T_LENGTH, T_OFFSET, T_OPEN, T_SEG, T_STARTS, writePattern,

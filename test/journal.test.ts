@@ -6,8 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { ControlBlock } from '../src/segment/control.js';
-import { H_JOURNAL_LEN, type Capacities } from '../src/segment/layout.js';
+import { ControlBlock } from '../src/control/control.js';
+import { H_JOURNAL_LEN, type Capacities } from '../src/layout.js';
 
 const CAPS: Capacities = { spaces: 4, segments: 64, grants: 64, attachments: 64, notifiers: 64, invalidations: 4, depth: 2, journal: 4096 };
 

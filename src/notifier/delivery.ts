@@ -19,8 +19,8 @@ import {
   IV_EVENT, IV_GEN, IV_INVALIDATOR, IV_LENGTH, IV_OFFSET, IV_SEG, IV_SNAP, IV_START, IV_STATE, IV_FREE,
   H_CLOSED, SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OWNER, SEG_REF, SEG_STATE, SEGF_SWAPPED, SP_AGE, SP_DOORBELL,
   SP_EVENTS, idOf, slotBase,
-} from '../segment/layout.js';
-import type { ControlBlock } from '../segment/control.js';
+} from '../layout.js';
+import type { ControlBlock } from '../control/control.js';
 import { waitAsync } from '../sync/futex.js';
 import { EVENTS, type CallbackResult, type NotifierCallbacks, type Range } from './range.js';
 import { ENDED, STARTED, TARGETS, firstPending, hasBit, setBit } from './record.js';

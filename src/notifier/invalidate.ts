@@ -18,8 +18,8 @@ import {
   AT_LENGTH, AT_NEXT, AT_NOTIFIERS, AT_OFFSET, AT_SPACE, H_MUTEX, H_REGSEQ, IV_END, IV_EVENT, IV_INVALIDATOR, IV_LENGTH,
   IV_OFFSET, IV_ORPHAN, IV_SEG, IV_SNAP, IV_STATE, SEG_DRAINER, SEG_OPLOCK, SEG_OWNER, SEG_RMAP, SEG_SEQ,
   SP_NOTIFIERS, SP_STATE, SPACE_LIVE, slotBase, spaceIdAt,
-} from '../segment/layout.js';
-import type { ControlBlock } from '../segment/control.js';
+} from '../layout.js';
+import type { ControlBlock } from '../control/control.js';
 import { holderOf } from '../sync/rwlock.js';
 import { writeBegin, writeEnd } from '../sync/seqcount.js';
 import { deadlineIn, remaining } from '../sync/futex.js';

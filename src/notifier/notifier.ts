@@ -9,8 +9,8 @@
  * side: it returns once no callback of the notifier is in flight.
  */
 import { checkFunction, checkOptions, invalidArgType } from '../errors.js';
-import { AT_GEN, AT_NOTIFIERS, AT_STATE, H_REGSEQ, NT_ATT, NT_GEN, NT_REGSEQ, NT_SPACE, NT_STATE, SP_NOTIFIERS, slotBase } from '../segment/layout.js';
-import { allocSlot, freeSlot } from '../segment/control.js';
+import { AT_GEN, AT_NOTIFIERS, AT_STATE, H_REGSEQ, NT_ATT, NT_GEN, NT_REGSEQ, NT_SPACE, NT_STATE, SP_NOTIFIERS, slotBase } from '../layout.js';
+import { allocSlot, freeSlot } from '../control/control.js';
 import { xpmemError } from '../errors.js';
 import type { Mm } from '../mm.js';
 import type { LocalNotifier } from './delivery.js';

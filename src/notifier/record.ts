@@ -5,8 +5,8 @@
  * A record is freed when every target has ENDED; if its invalidator stopped waiting earlier
  * (deadline), it is left IV_ORPHAN and freed by the next record allocation that finds it done.
  */
-import { IV_MASKS, IV_STATE, IV_ORPHAN, slotBase, type Layout } from '../segment/layout.js';
-import { allocSlot, freeSlot, type ControlBlock } from '../segment/control.js';
+import { IV_MASKS, IV_STATE, IV_ORPHAN, slotBase, type Layout } from '../layout.js';
+import { allocSlot, freeSlot, type ControlBlock } from '../control/control.js';
 import type { Tx } from '../sync/mutex.js';
 
 export const TARGETS = 0;

@@ -7,7 +7,7 @@
  * busy, got slower when they spun. Every function here may run in any thread and never sleeps.
  */
 import { availableParallelism } from 'node:os';
-import { SP_STATE, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../segment/layout.js';
+import { SP_STATE, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../layout.js';
 
 /** How long a wait spins before it sleeps, in ms. */
 export const SPIN_MS = 0.1;

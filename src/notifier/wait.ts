@@ -10,7 +10,7 @@
  * Both end with the caller's timeout error at the deadline and ERR_XPMEM_ABORTED on abort.
  */
 import { xpmemError, type XpmemError } from '../errors.js';
-import { H_CLOSED, SEG_WAITERS, SP_DOORBELL, SP_WAIT_ANY, slotBase, type Layout } from '../segment/layout.js';
+import { H_CLOSED, SEG_WAITERS, SP_DOORBELL, SP_WAIT_ANY, slotBase, type Layout } from '../layout.js';
 import { exitShared } from '../sync/rwlock.js';
 import { remaining, wait, waitAsync } from '../sync/futex.js';
 import { recordWait } from '../stats.js';

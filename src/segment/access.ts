@@ -3,9 +3,9 @@ import { checkIndex, checkOptions, xpmemError } from '../errors.js';
 import type { Mm } from '../mm.js';
 import { Attachment } from './attachment.js';
 import { attachRange, releaseGrant, type GrantSlot } from './verbs.js';
-import { track } from '../workers/scope.js';
-import { checkSegment } from './vm.js';
-import { SEG_BYTES } from './layout.js';
+import { track } from './scope.js';
+import { checkSegment } from '../vm/operations.js';
+import { SEG_BYTES } from '../layout.js';
 
 /** The range to attach; defaults to the whole segment. */
 export interface AttachOptions {

@@ -11,19 +11,19 @@
  * ERR_XPMEM_WOULD_DEADLOCK. Every method runs in the attaching thread only.
  */
 import { xpmemError, checkFunction, checkOneOf } from '../errors.js';
-import { AT_GEN, AT_STATE, SEG_GEN, SEG_LIVE, SEG_REF, SEG_STATE, slotBase } from './layout.js';
+import { AT_GEN, AT_STATE, SEG_GEN, SEG_LIVE, SEG_REF, SEG_STATE, slotBase } from '../layout.js';
 import { checkWaitOptions, type Mm, type WaitOptions } from '../mm.js';
 import { enterShared, exitShared, retryShared } from '../sync/rwlock.js';
 import { checkViewType, ViewCache, type ViewType } from './view.js';
 import { Mapping } from './mapping.js';
 import type { Waits } from '../notifier/wait.js';
 import type { Bounds } from '../notifier/invalidate.js';
-import { faultIn } from './fault.js';
+import { faultIn } from '../vm/fault.js';
 import type { NotifierCallbacks } from '../notifier/range.js';
 import { Notifier, checkCallbacks, registerNotifier } from '../notifier/notifier.js';
-import { checkSegment } from './vm.js';
+import { checkSegment } from '../vm/operations.js';
 import { detachAttachment } from './verbs.js';
-import { quietly } from '../workers/scope.js';
+import { quietly } from './scope.js';
 import { spinForWindow } from '../notifier/spin.js';
 
 /** A section opened with `att.section(mode)`, ended by `using` (Symbol.dispose) or end(). */

@@ -5,7 +5,7 @@
  * user's bug, exactly as with a device that ignores its notifier: they may land in memory that
  * now belongs to someone else. Check `retry()` after each unit of work and `refresh()` when true.
  */
-import { SEG_SEQ, slotBase } from './layout.js';
+import { SEG_SEQ, slotBase } from '../layout.js';
 import { checkWaitOptions, type Mm, type WaitOptions } from '../mm.js';
 import { readBegin, readRetry } from '../sync/seqcount.js';
 import { xpmemError } from '../errors.js';

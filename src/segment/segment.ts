@@ -4,12 +4,12 @@
  * the thread (and refuse with ERR_XPMEM_WOULD_DEADLOCK where they would wait for themselves).
  */
 import { checkIndex, checkOneOf } from '../errors.js';
-import { PERMIT_NONE, PERMIT_RO, PERMIT_RW, SEG_BYTES, SEG_PROT, slotBase } from './layout.js';
+import { PERMIT_NONE, PERMIT_RO, PERMIT_RW, SEG_BYTES, SEG_PROT, slotBase } from '../layout.js';
 import { checkWaitOptions, type Mm, type WaitOptions } from '../mm.js';
 import { invalidate, type Bounds, type Operation } from '../notifier/invalidate.js';
 import type { Waits } from '../notifier/wait.js';
-import { checkSegment, migration, protection, removal, resizing, swapIn, swapOut, swappedOut, type SegmentRef } from './vm.js';
-import { reclaiming } from './reclaim.js';
+import { checkSegment, migration, protection, removal, resizing, swapIn, swapOut, swappedOut, type SegmentRef } from '../vm/operations.js';
+import { reclaiming } from '../vm/reclaim.js';
 
 /** Protection and permit names. */
 export type Permit = 'none' | 'ro' | 'rw';

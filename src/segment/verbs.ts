@@ -10,11 +10,11 @@ import {
   GR_SEGGEN, GR_SPACE, GR_STATE, H_ARENA_UNITS, H_LIMIT_UNITS, H_MAX_ARENA_UNITS, NAME_WORDS, SEG_NAME, SEG_REF, NT_ATT, NT_STATE, PERMIT_RW, SEG_BLOCK,
   SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OWNER, SEG_PERMIT, SEG_PROT, SEG_RMAP, SEG_STATE, SEG_UNIT,
   SEG_VIEWGEN, AT_GEN, AT_STATE, SEG_GRANTS, UNIT, idOf, slotBase,
-} from './layout.js';
-import { allocSlot, freeSlot, type ControlBlock } from './control.js';
+} from '../layout.js';
+import { allocSlot, freeSlot, type ControlBlock } from '../control/control.js';
 import type { Tx } from '../sync/mutex.js';
-import type { Words } from './arena.js';
-import { GRANTS, linkFront, RMAP, unlinkFrom } from './lists.js';
+import type { Words } from '../control/arena.js';
+import { GRANTS, linkFront, RMAP, unlinkFrom } from '../control/lists.js';
 import type { Mm } from '../mm.js';
 import type { AttachmentSlot } from './attachment.js';
 

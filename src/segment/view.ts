@@ -4,7 +4,7 @@
  * where SEG_VIEWGEN cannot change underneath.
  */
 import { invalidArgType, xpmemError } from '../errors.js';
-import { PERMIT_RO, PERMIT_RW, SEG_BYTES, SEG_FLAGS, SEG_PROT, SEG_UNIT, SEG_VIEWGEN, SEGF_SWAPPED, UNIT } from './layout.js';
+import { PERMIT_RO, PERMIT_RW, SEG_BYTES, SEG_FLAGS, SEG_PROT, SEG_UNIT, SEG_VIEWGEN, SEGF_SWAPPED, UNIT } from '../layout.js';
 
 /** A typed-array constructor sections can hand out. */
 export type ViewType<V> = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): V; readonly BYTES_PER_ELEMENT: number };

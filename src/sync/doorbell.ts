@@ -6,7 +6,7 @@
  */
 import {
   HELD_GRANTED, HELD_SEG_MASK, HELD_WANT, SEG_WAITERS, SP_DOORBELL, SP_EVENTS, SP_HELD, SP_STATE, SP_WAIT_ANY, SPACE_LIVE, slotBase, spaceTop, type Layout,
-} from '../segment/layout.js';
+} from '../layout.js';
 import { notify } from './futex.js';
 
 /** Wakes space `space` (sync and async sleepers alike). */

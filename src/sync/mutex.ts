@@ -12,7 +12,7 @@
  * absolute, so replaying twice is harmless). A function that throws inside `transact` leaves
  * the control block exactly as it was: this is how a failed call leaves the domain unchanged.
  */
-import { H_JOURNAL_LEN, H_MUTEX, H_MUTEX_WAITERS, type Layout } from '../segment/layout.js';
+import { H_JOURNAL_LEN, H_MUTEX, H_MUTEX_WAITERS, type Layout } from '../layout.js';
 import { xpmemError } from '../errors.js';
 import { deadlineIn, remaining } from './futex.js';
 

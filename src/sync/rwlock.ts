@@ -14,7 +14,7 @@
  * simply stops counting its slots: the robust list of Linux's robust futexes, for free.
  */
 import { ring } from './doorbell.js';
-import { HELD_GRANTED, HELD_WANT, SEG_DRAINER, SEG_SEQ, SEG_WAITERS, SP_HELD, SP_STATE, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../segment/layout.js';
+import { HELD_GRANTED, HELD_WANT, SEG_DRAINER, SEG_SEQ, SEG_WAITERS, SP_HELD, SP_STATE, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../layout.js';
 
 /**
  * Publishes a shared hold of segment `seg` in held word `held` and checks the window.

@@ -4,10 +4,10 @@
  */
 import { threadId } from 'node:worker_threads';
 import { invalidArgType, xpmemError } from '../errors.js';
-import { ControlBlock, allocSlot, type DomainHandle } from '../segment/control.js';
-import { SP_AGE, SP_EVENTS, SP_GEN, SP_HELD, SP_NOTIFIERS, SP_THREAD, SP_WAIT_ANY, H_CLOSED, H_SPACE_TOP, slotBase } from '../segment/layout.js';
+import { ControlBlock, allocSlot, type DomainHandle } from '../control/control.js';
+import { SP_AGE, SP_EVENTS, SP_GEN, SP_HELD, SP_NOTIFIERS, SP_THREAD, SP_WAIT_ANY, H_CLOSED, H_SPACE_TOP, slotBase } from '../layout.js';
 import { Mm } from '../mm.js';
-import { Space } from '../space.js';
+import { Space } from '../segment/space.js';
 
 const joined = new Map<number, { mm: Mm; space: Space }>();
 

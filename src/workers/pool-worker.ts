@@ -1,13 +1,13 @@
 /**
  * The module every pool worker loads first (createPool gives it to Piscina as `filename`, which
  * Piscina loads when the worker starts): it joins the domain, imports the user's task module, and
- * runs each task through the chosen handler inside a task scope (workers/scope.ts).
+ * runs each task through the chosen handler inside a task scope (segment/scope.ts).
  * Runs in the pool worker's thread only.
  */
 import { workerData } from 'node:worker_threads';
 import { invalidArgType } from '../errors.js';
 import { join } from './join.js';
-import { inScope } from './scope.js';
+import { inScope } from '../segment/scope.js';
 import type { PoolWorkerData } from './pool.js';
 
 const data = workerData as PoolWorkerData;

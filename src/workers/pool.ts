@@ -22,7 +22,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { checkOptions, invalidArgType } from '../errors.js';
 import type { Domain } from '../domain.js';
-import type { DomainHandle } from '../segment/control.js';
+import type { DomainHandle } from '../control/control.js';
 
 /** Piscina's options, with `filename` (the task module) required. */
 export type PoolOptions = NonNullable<ConstructorParameters<typeof Piscina>[0]> & { filename: string };

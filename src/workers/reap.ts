@@ -17,9 +17,9 @@ import {
   AT_SPACE, AT_STATE, GR_SPACE, GR_STATE, IV_INVALIDATOR, IV_ORPHAN, IV_STATE, NT_ATT, NT_SPACE, NT_STATE,
   SEG_DRAINER, SEG_GEN, SEG_LIVE, SEG_OPLOCK, SEG_REMOVED, SEG_OWNER, SEG_SEQ, SEG_STATE, SP_HELD, SP_NOTIFIERS, SP_STATE,
   SP_GEN, SP_THREAD, SPACE_DEAD, SPACE_LIVE, idOf, slotBase, spaceIdAt,
-} from '../segment/layout.js';
+} from '../layout.js';
 import { reapChannel, type ReapMessage } from '../diagnostics.js';
-import { freeSlot, type ControlBlock } from '../segment/control.js';
+import { freeSlot, type ControlBlock } from '../control/control.js';
 import { seize } from '../sync/mutex.js';
 import { post, ring, wakeSegmentWaiters } from '../sync/doorbell.js';
 import { writeEnd } from '../sync/seqcount.js';
@@ -27,7 +27,7 @@ import { ENDED, STARTED, TARGETS, hasBit, setBit } from '../notifier/record.js';
 import { invalidate, transacted } from '../notifier/invalidate.js';
 import { deadlineIn } from '../sync/futex.js';
 import type { Tx } from '../sync/mutex.js';
-import { removal } from '../segment/vm.js';
+import { removal } from '../vm/operations.js';
 import { unlinkAttachment, unlinkGrant } from '../segment/verbs.js';
 import type { Mm } from '../mm.js';
 

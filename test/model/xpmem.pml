@@ -685,7 +685,7 @@ inline invalidate(me, mebit, g, r, removal) {
              applies[g]++;
              if :: !u_ -> applied = applied | B(r) :: else fi;
              if
-             :: removal ->                               /* vm.ts removal(): dropSegmentUsers, SEG_REMOVED */
+             :: removal ->                               /* vm/operations.ts removal(): dropSegmentUsers, SEG_REMOVED */
                 segLive[g] = 0;
                 attLive[1] = 0; attLive[3] = 0; atN[1] = 0; atN[3] = 0;
                 nslot[N4] = 0;

@@ -8,14 +8,14 @@ import { truncateSync } from 'node:fs';
 import {
   SEG_BLOCK, SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_GRANTS, SEG_LIVE, SEG_OWNER, SEG_PROT, SEG_REF, SEG_REMOVED, SEG_SEQ, SEG_STATE, SEG_UNIT, SEG_VIEWGEN,
   SEGF_SWAPFILE, SEGF_SWAPPABLE, SEGF_SWAPPED, SP_NOTIFIERS, UNIT, slotBase,
-} from './layout.js';
-import { freeSlot, type ControlBlock } from './control.js';
+} from '../layout.js';
+import { freeSlot, type ControlBlock } from '../control/control.js';
 import { writeBegin, writeEnd } from '../sync/seqcount.js';
 import type { Tx } from '../sync/mutex.js';
 import type { Operation } from '../notifier/invalidate.js';
 import type { InvalidateEvent } from '../notifier/range.js';
-import { allocUnits, checkHeadroom, dropSegmentUsers, unitsFor, zero } from './verbs.js';
-import { discardSwap, readSwap, swapIo, swapPath, writeSwap } from './swapfile.js';
+import { allocUnits, checkHeadroom, dropSegmentUsers, unitsFor, zero } from '../segment/verbs.js';
+import { discardSwap, readSwap, swapIo, swapPath, writeSwap } from '../control/swapfile.js';
 import { count, ST_SWAP_INS, ST_SWAP_OUTS } from '../stats.js';
 
 /** The segment an operation targets: slot, generation and public id. */

@@ -14,7 +14,7 @@ import {
   H_ARENA_UNITS, H_LIMIT_UNITS, IV_ORPHAN, SEG_FLAGS, SEGF_SWAPPABLE, SEGF_SWAPPED, IV_STATE, IV_INVALIDATOR, NT_ATT, NT_SPACE, NT_STATE, SEG_BLOCK, SEG_BYTES, SEG_LIVE,
   SEG_OPLOCK, SEG_OWNER, SEG_RMAP, SEG_SEQ, SEG_STATE, SEG_UNIT, SP_HELD, SP_NOTIFIERS, SP_STATE, SPACE_LIVE, UNIT, slotBase,
   AT_GRANT, GR_SEGGEN, GR_SNEXT, SEG_GRANTS, HELD_GRANTED, HELD_SEG_MASK, HELD_WANT, IV_SEG, IV_START, SEG_DRAINER, SEG_GEN, idOf,
-} from './layout.js';
+} from '../layout.js';
 import type { Tx } from '../sync/mutex.js';
 import { statSync } from 'node:fs';
 import { swapPath } from './swapfile.js';

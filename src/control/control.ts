@@ -10,7 +10,7 @@ import {
   H_NOTIFIER_FREE, H_SEG_FREE, H_SPACE_FREE, H_VERSION, layoutFor, MAGIC, slotBase, UNIT, VERSION,
   AT_NEXT, GR_NEXT, IV_NEXT, NT_NEXT, SEG_NEXT, SP_NEXT,
   type Capacities, type Layout, type Table,
-} from './layout.js';
+} from '../layout.js';
 import { Tx, transact } from '../sync/mutex.js';
 
 /** What a thread needs to join a domain; structured-cloneable. */

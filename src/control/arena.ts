@@ -13,7 +13,7 @@
  * Stateless beyond the layout: every thread builds its own ArenaAllocator over the same words.
  * Every method is called with the domain mutex held (through a Tx) and never sleeps.
  */
-import { H_ALLOC, slotBase, type Layout } from './layout.js';
+import { H_ALLOC, slotBase, type Layout } from '../layout.js';
 
 /** Word access the allocator writes through (a Tx, or a raw array in format and tests). */
 export interface Words {

@@ -1,14 +1,14 @@
 /**
  * domain.compact(): closes holes in the arena by moving segments down, highest first, each into
- * the lowest free range below it that holds it (vm.ts compaction). Every move is one 'migrate'
+ * the lowest free range below it that holds it (operations.ts compaction). Every move is one 'migrate'
  * invalidation on the non-blocking path: a segment whose operation lock is taken, on which a
  * section stays held, or whose notifiers do not answer in time is skipped, never waited for at
  * length. Runs in the calling thread; may sleep (async).
  */
-import { SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_STATE, SEG_UNIT, SEGF_SWAPPED, idOf, slotBase } from './layout.js';
+import { SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_STATE, SEG_UNIT, SEGF_SWAPPED, idOf, slotBase } from '../layout.js';
 import { invalidate, transacted } from '../notifier/invalidate.js';
 import type { Tx } from '../sync/mutex.js';
-import { compaction, type SegmentRef } from './vm.js';
+import { compaction, type SegmentRef } from './operations.js';
 import { count, ST_COMPACTED } from '../stats.js';
 import type { Mm, WaitOptions } from '../mm.js';
 

@@ -10,9 +10,9 @@ import { invalidate } from '../notifier/invalidate.js';
 import type { Waits } from '../notifier/wait.js';
 import { count, ST_FAULTS } from '../stats.js';
 import { faultChannel, type FaultMessage } from '../diagnostics.js';
-import { idOf, SEG_BYTES, slotBase } from './layout.js';
+import { idOf, SEG_BYTES, slotBase } from '../layout.js';
 import { reclaiming } from './reclaim.js';
-import { swapIn, type SegmentRef } from './vm.js';
+import { swapIn, type SegmentRef } from './operations.js';
 import type { Mm } from '../mm.js';
 
 /** Swaps segment `s` in for this thread (unless another thread already did). May sleep. */

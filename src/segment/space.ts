@@ -1,14 +1,14 @@
 /** Space: one thread's address space in a domain (an mm_struct): the XPMEM verbs start here. */
-import { checkOneOf, checkOptions, invalidArgType, xpmemError } from './errors.js';
-import { SEGF_SWAPPABLE, idOf } from './segment/layout.js';
-import { checkWaitOptions, type Mm } from './mm.js';
-import { Access } from './segment/access.js';
-import { Segment, checkBytes, checkPermit, type MakeOptions } from './segment/segment.js';
-import { getGrant, makeSegment, type Made } from './segment/verbs.js';
-import { limited, reclaiming } from './segment/reclaim.js';
-import { track } from './workers/scope.js';
-import { Notifier, registerNotifier } from './notifier/notifier.js';
-import type { NotifierCallbacks } from './notifier/range.js';
+import { checkOneOf, checkOptions, invalidArgType, xpmemError } from '../errors.js';
+import { SEGF_SWAPPABLE, idOf } from '../layout.js';
+import { checkWaitOptions, type Mm } from '../mm.js';
+import { Access } from './access.js';
+import { Segment, checkBytes, checkPermit, type MakeOptions } from './segment.js';
+import { getGrant, makeSegment, type Made } from './verbs.js';
+import { limited, reclaiming } from '../vm/reclaim.js';
+import { track } from './scope.js';
+import { Notifier, registerNotifier } from '../notifier/notifier.js';
+import type { NotifierCallbacks } from '../notifier/range.js';
 
 export class Space {
   readonly #mm: Mm;

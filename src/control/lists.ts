@@ -4,7 +4,7 @@
  */
 import {
   AT_NEXT, AT_PREV, AT_SEG, GR_SEG, GR_SNEXT, GR_SPREV, SEG_GRANTS, SEG_RMAP, slotBase, type Layout, type Table,
-} from './layout.js';
+} from '../layout.js';
 import type { Tx } from '../sync/mutex.js';
 
 /** Where one kind of list lives: its head in the segment, its links and segment in the entry. */

@@ -19,7 +19,7 @@
 import {
   H_CLOCK, H_LIMIT_UNITS, SEG_BLOCK, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OPLOCK, SEG_REF, SEG_STATE, SEGF_SWAPPABLE, SEGF_SWAPPED,
   SP_AGE, UNIT, idOf, slotBase,
-} from './layout.js';
+} from '../layout.js';
 import { post } from '../sync/doorbell.js';
 import { invalidate, targetsOf, transaction, type Bounds } from '../notifier/invalidate.js';
 import type { Waits } from '../notifier/wait.js';
@@ -27,8 +27,8 @@ import { deadlineIn, remaining } from '../sync/futex.js';
 import { xpmemError } from '../errors.js';
 import { count, ST_RECLAIMS } from '../stats.js';
 import { reclaimChannel, type ReclaimMessage } from '../diagnostics.js';
-import { shortfallOf } from './verbs.js';
-import { swapOut, type SegmentRef } from './vm.js';
+import { shortfallOf } from '../segment/verbs.js';
+import { swapOut, type SegmentRef } from './operations.js';
 import type { Mm } from '../mm.js';
 
 /** Turns of the clock per reclaim; the last one takes referenced segments too (the kernel's lowest priority). */
