@@ -4,7 +4,7 @@
  * the work (subscribe in that thread: channels are per thread). Never sleeps.
  */
 import { channel } from 'node:diagnostics_channel';
-import type { InvalidateEvent } from './notifier/range.js';
+import type { InvalidateEvent } from './layout.js';
 
 /** Message of `xpmem:invalidate`: one invalidation, applied or rolled back. */
 export interface InvalidateMessage {

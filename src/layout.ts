@@ -165,6 +165,11 @@ export const IV_START = 1;
 export const IV_END = 2;
 export const IV_ORPHAN = 3;
 
+/** Why a range is being invalidated; IV_EVENT holds its index in EVENTS. */
+export type InvalidateEvent = 'remove' | 'migrate' | 'resize' | 'protect' | 'swap' | 'release';
+
+export const EVENTS: readonly InvalidateEvent[] = ['remove', 'migrate', 'resize', 'protect', 'swap', 'release'];
+
 // ---- allocator block records (arena.ts) ------------------------------------------------------
 export const BLOCK_FIELDS = 7;
 

@@ -1,4 +1,9 @@
 /**
+ * Floor 3 of src/ (docs/LAYERS.md), control/: the shared state, written only in journaled
+ * transactions: the control block (this file), its tables' free lists and per-segment lists,
+ * the arena allocator and its bounds, the swap files that hold swapped-out segments, and the
+ * invariant checker. Uses floors 1 and 2; knows nothing of notifiers, spaces or operations.
+ *
  * The control block as one thread sees it: the shared words, their layout, the arena buffer and
  * the allocator. Constructed *from* shared memory (format() writes a fresh one, open() adopts a
  * handle), never owning it: every joined thread builds its own ControlBlock over the same SABs.

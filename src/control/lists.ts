@@ -1,11 +1,13 @@
 /**
  * Per-segment lists threaded through table entries: the reverse map (a segment's attachments)
- * and its grant list. Doubly linked so an entry leaves in O(1). Caller holds the domain mutex.
+ * and its grant list, and the unlinking of their entries (detach, release, a removal, the
+ * reaper). Doubly linked so an entry leaves in O(1). Caller holds the domain mutex.
  */
 import {
-  AT_NEXT, AT_PREV, AT_SEG, GR_SEG, GR_SNEXT, GR_SPREV, SEG_GRANTS, SEG_RMAP, slotBase, type Layout, type Table,
+  AT_NEXT, AT_NOTIFIERS, AT_PREV, AT_SEG, GR_SEG, GR_SNEXT, GR_SPREV, NT_ATT, NT_STATE, SEG_GRANTS, SEG_RMAP, slotBase, type Layout, type Table,
 } from '../layout.js';
 import type { Tx } from '../sync/mutex.js';
+import { freeSlot, type ControlBlock } from './control.js';
 
 /** Where one kind of list lives: its head in the segment, its links and segment in the entry. */
 export interface SegmentList {
@@ -46,3 +48,30 @@ export const RMAP: SegmentList = { table: (l) => l.attachments, head: SEG_RMAP, 
 
 /** A segment's grants (what its removal revokes). */
 export const GRANTS: SegmentList = { table: (l) => l.grants, head: SEG_GRANTS, next: GR_SNEXT, prev: GR_SPREV, seg: GR_SEG };
+
+/** Unlinks and frees attachment `a` with its notifier slots, if still live. Caller holds the mutex. */
+export function unlinkAttachment(tx: Tx, cb: ControlBlock, a: number): void {
+  const { layout } = cb;
+  const base = slotBase(layout.attachments, a);
+  unlinkFrom(tx, layout, RMAP, a);
+  if (tx.get(base + AT_NOTIFIERS) > 0) {
+    for (let n = 0; n < layout.notifiers.capacity; n++) {
+      const nb = slotBase(layout.notifiers, n);
+      if (tx.get(nb + NT_STATE) !== 0 && tx.get(nb + NT_ATT) === a) freeSlot(tx, cb.notifierList, n);
+    }
+  }
+  freeSlot(tx, cb.attachmentList, a);
+}
+
+/** Unlinks live grant `g` from its segment's grant list and frees it. Caller holds the mutex. */
+export function unlinkGrant(tx: Tx, cb: ControlBlock, g: number): void {
+  unlinkFrom(tx, cb.layout, GRANTS, g);
+  freeSlot(tx, cb.grantList, g);
+}
+
+/** Drops every grant and attachment on segment `seg` (its removal): O(its users). Caller holds the mutex. */
+export function dropSegmentUsers(tx: Tx, cb: ControlBlock, seg: number): void {
+  const segBase = slotBase(cb.layout.segments, seg);
+  while (tx.get(segBase + SEG_RMAP) >= 0) unlinkAttachment(tx, cb, tx.get(segBase + SEG_RMAP));
+  while (tx.get(segBase + SEG_GRANTS) >= 0) unlinkGrant(tx, cb, tx.get(segBase + SEG_GRANTS));
+}

@@ -18,11 +18,11 @@
 import {
   IV_EVENT, IV_GEN, IV_INVALIDATOR, IV_LENGTH, IV_OFFSET, IV_SEG, IV_SNAP, IV_START, IV_STATE, IV_FREE,
   H_CLOSED, SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OWNER, SEG_REF, SEG_STATE, SEGF_SWAPPED, SP_AGE, SP_DOORBELL,
-  SP_EVENTS, idOf, slotBase,
+  SP_EVENTS, EVENTS, idOf, slotBase,
 } from '../layout.js';
 import type { ControlBlock } from '../control/control.js';
 import { waitAsync } from '../sync/futex.js';
-import { EVENTS, type CallbackResult, type NotifierCallbacks, type Range } from './range.js';
+import type { CallbackResult, NotifierCallbacks, Range } from './range.js';
 import { ENDED, STARTED, TARGETS, firstPending, hasBit, setBit } from './record.js';
 import { ring } from '../sync/doorbell.js';
 import { spinForWindow } from './spin.js';

@@ -1,4 +1,9 @@
 /**
+ * Floor 4 of src/ (docs/LAYERS.md), notifier/: MMU notifiers over the control block: records,
+ * registration, delivery in the target's thread, the library wait, and the invalidation that
+ * every VM operation runs through (this file). Uses floors 1 to 3; the space it runs for is an
+ * interface (Invalidator here, Waiting in wait.ts, Registrar in notifier.ts), which mm.ts implements.
+ *
  * The invalidation protocol: every VM operation on a segment runs through `invalidate`, whose
  * five steps read top to bottom (DESIGN section 4):
  *
@@ -17,7 +22,7 @@ import { xpmemError, type XpmemError } from '../errors.js';
 import {
   AT_LENGTH, AT_NEXT, AT_NOTIFIERS, AT_OFFSET, AT_SPACE, H_MUTEX, H_REGSEQ, IV_END, IV_EVENT, IV_INVALIDATOR, IV_LENGTH,
   IV_OFFSET, IV_ORPHAN, IV_SEG, IV_SNAP, IV_STATE, SEG_DRAINER, SEG_OPLOCK, SEG_OWNER, SEG_RMAP, SEG_SEQ,
-  SP_NOTIFIERS, SP_STATE, SPACE_LIVE, slotBase, spaceIdAt,
+  SP_NOTIFIERS, SP_STATE, SPACE_LIVE, EVENTS, slotBase, spaceIdAt, type InvalidateEvent,
 } from '../layout.js';
 import type { ControlBlock } from '../control/control.js';
 import { holderOf } from '../sync/rwlock.js';
@@ -25,7 +30,6 @@ import { writeBegin, writeEnd } from '../sync/seqcount.js';
 import { deadlineIn, remaining } from '../sync/futex.js';
 import { sleeping, type Tx } from '../sync/mutex.js';
 import { post, wakeSegmentWaiters } from '../sync/doorbell.js';
-import { EVENTS, type InvalidateEvent } from './range.js';
 import { allocRecord, ENDED, firstPending, freeRecord, hasBit, maskAt, setBit, STARTED, TARGETS } from './record.js';
 import type { WaitFor, Waits } from './wait.js';
 import { count, ST_INVALIDATIONS } from '../stats.js';

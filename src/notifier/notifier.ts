@@ -12,15 +12,24 @@ import { checkFunction, checkOptions, invalidArgType } from '../errors.js';
 import { AT_GEN, AT_NOTIFIERS, AT_STATE, H_REGSEQ, NT_ATT, NT_GEN, NT_REGSEQ, NT_SPACE, NT_STATE, SP_NOTIFIERS, slotBase } from '../layout.js';
 import { allocSlot, freeSlot } from '../control/control.js';
 import { xpmemError } from '../errors.js';
-import type { Mm } from '../mm.js';
-import type { LocalNotifier } from './delivery.js';
+import type { ControlBlock } from '../control/control.js';
+import type { Delivery, LocalNotifier } from './delivery.js';
 import type { NotifierCallbacks } from './range.js';
+
+/** The registering space, as registration sees it (an Mm, mm.ts). Its own thread only. */
+export interface Registrar {
+  readonly cb: ControlBlock;
+  readonly slot: number;
+  readonly delivery: Delivery;
+  /** Throws ERR_XPMEM_CLOSED / ERR_XPMEM_SPACE_DEAD when the membership is over. */
+  checkLive(): void;
+}
 
 const CALLBACKS = ['invalidateStart', 'invalidateEnd', 'release', 'referenced'] as const;
 
 /** A registered notifier. */
 export class Notifier {
-  readonly #mm: Mm;
+  readonly #mm: Registrar;
   readonly #local: LocalNotifier;
   readonly #gen: number;
   readonly #countAt: number;
@@ -28,7 +37,7 @@ export class Notifier {
   #gone: Promise<void> | undefined;
 
   /** @internal built by registerNotifier */
-  constructor(mm: Mm, local: LocalNotifier, gen: number, countAt: number, onGone: () => void) {
+  constructor(mm: Registrar, local: LocalNotifier, gen: number, countAt: number, onGone: () => void) {
     this.#mm = mm;
     this.#local = local;
     this.#gen = gen;
@@ -80,7 +89,7 @@ export function checkCallbacks(callbacks: unknown): void {
  * for one attachment's range. One transaction; may sleep briefly on the domain mutex.
  * ERR_XPMEM_REMOVED when the attachment is gone (its segment was removed).
  */
-export function registerNotifier(mm: Mm, callbacks: NotifierCallbacks, att: { slot: number; gen: number; seg: number; segGen: number; segId: number; offset: number; length: number } | undefined, onGone: () => void = () => {}): Notifier {
+export function registerNotifier(mm: Registrar, callbacks: NotifierCallbacks, att: { slot: number; gen: number; seg: number; segGen: number; segId: number; offset: number; length: number } | undefined, onGone: () => void = () => {}): Notifier {
   checkCallbacks(callbacks);
   mm.checkLive();
   const { cb } = mm;

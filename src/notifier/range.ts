@@ -1,9 +1,5 @@
 /** The range and callback shapes notifiers see (mmu_notifier_range and mmu_notifier_ops). */
-
-/** Why a range is being invalidated. */
-export type InvalidateEvent = 'remove' | 'migrate' | 'resize' | 'protect' | 'swap' | 'release';
-
-export const EVENTS: readonly InvalidateEvent[] = ['remove', 'migrate', 'resize', 'protect', 'swap', 'release'];
+import type { InvalidateEvent } from '../layout.js';
 
 /** What a notifier callback is told about one invalidation. */
 export interface Range {

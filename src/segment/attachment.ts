@@ -22,7 +22,7 @@ import { faultIn } from '../vm/fault.js';
 import type { NotifierCallbacks } from '../notifier/range.js';
 import { Notifier, checkCallbacks, registerNotifier } from '../notifier/notifier.js';
 import { checkSegment } from '../vm/operations.js';
-import { detachAttachment } from './verbs.js';
+import { detachAttachment, type AttachmentSlot } from './verbs.js';
 import { quietly } from './scope.js';
 import { spinForWindow } from '../notifier/spin.js';
 
@@ -30,18 +30,6 @@ import { spinForWindow } from '../notifier/spin.js';
 export interface Section<V = Uint8Array> extends Disposable {
   readonly view: V;
   end(): void;
-}
-
-/** What an Attachment knows about itself; built by Access.attach. */
-export interface AttachmentSlot {
-  readonly slot: number;
-  readonly gen: number;
-  readonly seg: number;
-  readonly segGen: number;
-  readonly segId: number;
-  readonly offset: number;
-  readonly length: number;
-  readonly writable: boolean;
 }
 
 export class Attachment {

@@ -12,7 +12,7 @@ import { xpmemError } from '../errors.js';
 import type { ViewCache } from './view.js';
 import type { Waits } from '../notifier/wait.js';
 import type { Bounds } from '../notifier/invalidate.js';
-import type { AttachmentSlot } from './attachment.js';
+import type { AttachmentSlot } from './verbs.js';
 
 /** What a Mapping needs from its attachment. */
 export interface MappedAccess {

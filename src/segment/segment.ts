@@ -1,4 +1,8 @@
 /**
+ * Floor 7 of src/ (docs/LAYERS.md), segment/: XPMEM's verbs (make, get, attach, detach,
+ * release, remove) and the handles they give users: Space, Segment (this file), Access,
+ * Attachment, Mapping, views, and the task scopes that release them. Uses floors 1 to 6.
+ *
  * Segment: the owner's handle on memory it made (xpmem_make). Its VM operations each run one
  * invalidation (notifier/invalidate.ts); async forms wait without blocking, sync forms block
  * the thread (and refuse with ERR_XPMEM_WOULD_DEADLOCK where they would wait for themselves).

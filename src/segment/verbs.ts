@@ -4,19 +4,30 @@
  * writing anything, so a failed verb leaves the domain as it was. All may sleep briefly on
  * the domain mutex; none waits for another space.
  */
-import { xpmemError, type XpmemError } from '../errors.js';
+import { xpmemError } from '../errors.js';
 import {
   AT_GRANT, AT_LENGTH, AT_NOTIFIERS, AT_OFFSET, AT_SEG, AT_SPACE, GR_GEN, GR_MODE, GR_SEG,
-  GR_SEGGEN, GR_SPACE, GR_STATE, H_ARENA_UNITS, H_LIMIT_UNITS, H_MAX_ARENA_UNITS, NAME_WORDS, SEG_NAME, SEG_REF, NT_ATT, NT_STATE, PERMIT_RW, SEG_BLOCK,
+  GR_SEGGEN, GR_SPACE, GR_STATE, NAME_WORDS, SEG_NAME, SEG_REF, PERMIT_RW, SEG_BLOCK,
   SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OWNER, SEG_PERMIT, SEG_PROT, SEG_RMAP, SEG_STATE, SEG_UNIT,
   SEG_VIEWGEN, AT_GEN, AT_STATE, SEG_GRANTS, UNIT, idOf, slotBase,
 } from '../layout.js';
-import { allocSlot, freeSlot, type ControlBlock } from '../control/control.js';
+import { allocSlot, type ControlBlock } from '../control/control.js';
+import { allocUnits, unitsFor, zero } from '../control/alloc.js';
 import type { Tx } from '../sync/mutex.js';
-import type { Words } from '../control/arena.js';
-import { GRANTS, linkFront, RMAP, unlinkFrom } from '../control/lists.js';
+import { GRANTS, linkFront, RMAP, unlinkAttachment, unlinkGrant } from '../control/lists.js';
 import type { Mm } from '../mm.js';
-import type { AttachmentSlot } from './attachment.js';
+
+/** What an Attachment knows about itself; built by attachRange. */
+export interface AttachmentSlot {
+  readonly slot: number;
+  readonly gen: number;
+  readonly seg: number;
+  readonly segGen: number;
+  readonly segId: number;
+  readonly offset: number;
+  readonly length: number;
+  readonly writable: boolean;
+}
 
 /** Where a grant lives and what it allows. */
 export interface GrantSlot {
@@ -26,77 +37,6 @@ export interface GrantSlot {
   readonly segGen: number;
   readonly segId: number;
   readonly writable: boolean;
-}
-
-/** Units of arena for `bytes` (at least one). */
-export function unitsFor(bytes: number): number {
-  return Math.max(1, Math.ceil(bytes / UNIT));
-}
-
-/**
- * Allocates `units` of arena, growing the arena when no free block fits.
- * Caller holds the mutex (tx); throws ERR_XPMEM_NO_MEMORY past maxArenaBytes.
- */
-export function allocUnits(tx: Tx, cb: ControlBlock, units: number): number {
-  checkHeadroom(cb, units, tx);
-  let block = cb.allocator.alloc(tx, units);
-  if (block >= 0) return block;
-  const total = tx.get(H_ARENA_UNITS);
-  const max = tx.get(H_MAX_ARENA_UNITS);
-  const want = Math.min(max, Math.max(total * 2, total + units));
-  if (want > total) {
-    if (cb.arena.byteLength < want * UNIT) cb.arena.grow(want * UNIT);
-    cb.allocator.grow(tx, want);
-    tx.set(H_ARENA_UNITS, want);
-    block = cb.allocator.alloc(tx, units);
-  }
-  if (block < 0) {
-    throw xpmemError('ERR_XPMEM_NO_MEMORY', `no ${units * UNIT} bytes free in the arena (${cb.allocator.freeUnits(tx) * UNIT} free of ${max * UNIT} max, largest hole ${cb.allocator.largestFree(tx) * UNIT}); remove segments, compact, or raise maxArenaBytes`);
-  }
-  return block;
-}
-
-/** ERR_XPMEM_NO_MEMORY over memoryLimit: reclaim may cure it by freeing `shortUnits`. */
-function shortfall(shortUnits: number, limit: number): XpmemError {
-  const error = xpmemError('ERR_XPMEM_NO_MEMORY', `resident memory would pass memoryLimit (${limit * UNIT} bytes) by ${shortUnits * UNIT} bytes and nothing more could be swapped out; remove or swap out segments, or raise memoryLimit`);
-  return Object.assign(error, { [SHORT]: shortUnits });
-}
-
-const SHORT = Symbol('shortUnits');
-
-/** Units a NO_MEMORY error over memoryLimit asks reclaim to free; 0 for any other error. */
-export function shortfallOf(error: unknown): number {
-  return (error as { [SHORT]?: number } | null)?.[SHORT] ?? 0;
-}
-
-/**
- * Throws the memoryLimit shortfall when allocating `units` more would pass the limit. Inside a
- * transaction (`tx`) this is the rule; without one it is an early hint (an operation's prepare,
- * so the caller can reclaim before any invalidation starts).
- */
-export function checkHeadroom(cb: ControlBlock, units: number, tx: Words = atomicWords(cb.words)): void {
-  const limit = tx.get(H_LIMIT_UNITS);
-  if (limit === 0) return;
-  if (units > limit) throw xpmemError('ERR_XPMEM_NO_MEMORY', `${units * UNIT} bytes can never be resident under memoryLimit (${limit * UNIT} bytes)`);
-  const used = cb.allocator.totalUnits(tx) - cb.allocator.freeUnits(tx);
-  if (used + units > limit) throw shortfall(used + units - limit, limit);
-}
-
-/** Read-only Words over the control block, outside the mutex. */
-function atomicWords(words: Int32Array): Words {
-  return { get: (i) => Atomics.load(words, i), set: () => { throw new Error('read-only'); } };
-}
-
-/** Zeros copied in: fill() on shared memory stores byte by byte, set() copies words (5x faster). */
-const ZEROS = new Uint8Array(64 * 1024);
-
-/**
- * Zero-fills arena bytes [from, to), like a new SharedArrayBuffer. Only on memory nobody else
- * can reach yet: a fresh range before the transaction that publishes it commits.
- */
-export function zero(arena: SharedArrayBuffer, from: number, to: number): void {
-  const bytes = new Uint8Array(arena, from, to - from);
-  for (let at = 0; at < bytes.length; at += ZEROS.length) bytes.set(bytes.length - at >= ZEROS.length ? ZEROS : ZEROS.subarray(0, bytes.length - at), at);
 }
 
 /** A segment just made: its slot, generation and id. */
@@ -227,20 +167,6 @@ export function attachRange(mm: Mm, g: GrantSlot, offset: number, length: number
   });
 }
 
-/** Unlinks and frees attachment `a` with its notifier slots, if still live. Caller holds the mutex. */
-export function unlinkAttachment(tx: Tx, cb: ControlBlock, a: number): void {
-  const { layout } = cb;
-  const base = slotBase(layout.attachments, a);
-  unlinkFrom(tx, layout, RMAP, a);
-  if (tx.get(base + AT_NOTIFIERS) > 0) {
-    for (let n = 0; n < layout.notifiers.capacity; n++) {
-      const nb = slotBase(layout.notifiers, n);
-      if (tx.get(nb + NT_STATE) !== 0 && tx.get(nb + NT_ATT) === a) freeSlot(tx, cb.notifierList, n);
-    }
-  }
-  freeSlot(tx, cb.attachmentList, a);
-}
-
 function attachmentLive(tx: Tx, cb: ControlBlock, a: AttachmentSlot): boolean {
   const base = slotBase(cb.layout.attachments, a.slot);
   return tx.get(base + AT_STATE) !== 0 && tx.get(base + AT_GEN) === a.gen;
@@ -258,17 +184,4 @@ export function releaseGrant(mm: Mm, g: GrantSlot): void {
   mm.cb.transact(mm.slot, (tx) => {
     if (grantLive(tx, mm.cb, g)) unlinkGrant(tx, mm.cb, g.slot);
   });
-}
-
-/** Unlinks live grant `g` from its segment's grant list and frees it. Caller holds the mutex. */
-export function unlinkGrant(tx: Tx, cb: ControlBlock, g: number): void {
-  unlinkFrom(tx, cb.layout, GRANTS, g);
-  freeSlot(tx, cb.grantList, g);
-}
-
-/** Drops every grant and attachment on segment `seg` (its removal): O(its users). Caller holds the mutex. */
-export function dropSegmentUsers(tx: Tx, cb: ControlBlock, seg: number): void {
-  const segBase = slotBase(cb.layout.segments, seg);
-  while (tx.get(segBase + SEG_RMAP) >= 0) unlinkAttachment(tx, cb, tx.get(segBase + SEG_RMAP));
-  while (tx.get(segBase + SEG_GRANTS) >= 0) unlinkGrant(tx, cb, tx.get(segBase + SEG_GRANTS));
 }

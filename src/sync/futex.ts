@@ -1,4 +1,8 @@
 /**
+ * Floor 2 of src/ (docs/LAYERS.md), sync/: the primitives every protocol above is built from:
+ * futex waits (this file), doorbells, the journaled domain mutex, the mapping lock's reader
+ * indicator and seqcounts. Uses only the control block's word map (layout.ts) and errors.ts.
+ *
  * The one place the library sleeps. Wraps Atomics.wait / Atomics.waitAsync / Atomics.notify
  * with absolute deadlines and AbortSignal support.
  *

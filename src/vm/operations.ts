@@ -1,4 +1,8 @@
 /**
+ * Floor 6 of src/ (docs/LAYERS.md), vm/: the owner's VM operations (this file), page faults,
+ * reclaim under memoryLimit and compaction, each run as invalidations by a space (mm.ts).
+ * Uses floors 1 to 5; hands out no user objects.
+ *
  * The owner's VM operations as invalidation Operations (see notifier/invalidate.ts):
  * what each invalidates, what it does in step 4 (drained and held off), and what it frees after.
  * `apply` either completes or throws having changed nothing.
@@ -7,14 +11,14 @@ import { xpmemError } from '../errors.js';
 import { truncateSync } from 'node:fs';
 import {
   SEG_BLOCK, SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_GRANTS, SEG_LIVE, SEG_OWNER, SEG_PROT, SEG_REF, SEG_REMOVED, SEG_SEQ, SEG_STATE, SEG_UNIT, SEG_VIEWGEN,
-  SEGF_SWAPFILE, SEGF_SWAPPABLE, SEGF_SWAPPED, SP_NOTIFIERS, UNIT, slotBase,
+  SEGF_SWAPFILE, SEGF_SWAPPABLE, SEGF_SWAPPED, SP_NOTIFIERS, UNIT, slotBase, type InvalidateEvent,
 } from '../layout.js';
 import { freeSlot, type ControlBlock } from '../control/control.js';
 import { writeBegin, writeEnd } from '../sync/seqcount.js';
 import type { Tx } from '../sync/mutex.js';
 import type { Operation } from '../notifier/invalidate.js';
-import type { InvalidateEvent } from '../notifier/range.js';
-import { allocUnits, checkHeadroom, dropSegmentUsers, unitsFor, zero } from '../segment/verbs.js';
+import { allocUnits, checkHeadroom, unitsFor, zero } from '../control/alloc.js';
+import { dropSegmentUsers } from '../control/lists.js';
 import { discardSwap, readSwap, swapIo, swapPath, writeSwap } from '../control/swapfile.js';
 import { count, ST_SWAP_INS, ST_SWAP_OUTS } from '../stats.js';
 

@@ -27,7 +27,7 @@ import { deadlineIn, remaining } from '../sync/futex.js';
 import { xpmemError } from '../errors.js';
 import { count, ST_RECLAIMS } from '../stats.js';
 import { reclaimChannel, type ReclaimMessage } from '../diagnostics.js';
-import { shortfallOf } from '../segment/verbs.js';
+import { shortfallOf } from '../control/alloc.js';
 import { swapOut, type SegmentRef } from './operations.js';
 import type { Mm } from '../mm.js';
 

@@ -1,4 +1,8 @@
 /**
+ * Floor 8 of src/ (docs/LAYERS.md), workers/: threads entering and leaving domains: joining
+ * (this file), reaping the spaces of a thread that exited, and piscina pools whose workers join
+ * on start. Uses floors 1 to 7; the domain it serves is an interface (pool.ts PoolDomain).
+ *
  * join: a thread becomes a space of a domain. Idempotent per (thread, domain): a pool task may
  * call it on every run and gets the same Space back.
  */

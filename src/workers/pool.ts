@@ -21,8 +21,13 @@ import type { Worker } from 'node:worker_threads';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { checkOptions, invalidArgType } from '../errors.js';
-import type { Domain } from '../domain.js';
 import type { DomainHandle } from '../control/control.js';
+
+/** What a pool needs of its domain (a Domain is one): the handle its workers join with, and a watch that reaps them. */
+export interface PoolDomain {
+  handle(): DomainHandle;
+  watch(worker: Worker): Worker;
+}
 
 /** Piscina's options, with `filename` (the task module) required. */
 export type PoolOptions = NonNullable<ConstructorParameters<typeof Piscina>[0]> & { filename: string };
@@ -36,7 +41,7 @@ export interface PoolWorkerData {
 const POOL_WORKER = new URL('./pool-worker.js', import.meta.url).href;
 
 /** A Piscina whose workers join `domain` on start and are reaped when they exit. */
-export function createPool(domain: Domain, options: PoolOptions): Piscina {
+export function createPool(domain: PoolDomain, options: PoolOptions): Piscina {
   checkOptions('options', options);
   if (options === undefined || (typeof options.filename !== 'string' && !((options.filename as unknown) instanceof URL))) {
     throw invalidArgType('options.filename', 'a path or file URL of the task module', options?.filename);
@@ -72,14 +77,14 @@ export function createPool(domain: Domain, options: PoolOptions): Piscina {
 }
 
 /** Open pools per domain; while any is open, every Worker this thread starts is watched by it. */
-const openPools = new Map<Domain, number>();
+const openPools = new Map<PoolDomain, number>();
 
 function onWorker(worker: Worker): void {
   for (const domain of openPools.keys()) domain.watch(worker);
 }
 
 /** Counts a pool of `domain` opening (+1) or closing (-1); one process listener serves them all. */
-function watchWorkers(domain: Domain, delta: number): void {
+function watchWorkers(domain: PoolDomain, delta: number): void {
   const open = (openPools.get(domain) ?? 0) + delta;
   if (open > 0) openPools.set(domain, open);
   else openPools.delete(domain);

@@ -28,7 +28,7 @@ import { invalidate, transacted } from '../notifier/invalidate.js';
 import { deadlineIn } from '../sync/futex.js';
 import type { Tx } from '../sync/mutex.js';
 import { removal } from '../vm/operations.js';
-import { unlinkAttachment, unlinkGrant } from '../segment/verbs.js';
+import { unlinkAttachment, unlinkGrant } from '../control/lists.js';
 import type { Mm } from '../mm.js';
 
 /** Live space slots whose thread is `threadId`. Any thread. */
