@@ -7,17 +7,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { discardAll } from './control/swapfile.js';
-import { checkIndex, checkOptions, invalidArgType } from './errors.js';
+import { checkIndex, checkOptions, invalidArgType, invalidArgValue, xpmemError, type XpmemError } from './errors.js';
 import { ControlBlock, type DomainHandle } from './control/control.js';
 import { H_CLOSED, SP_STATE, SPACE_LIVE, UNIT, slotBase, type Capacities } from './layout.js';
 import { ring } from './sync/doorbell.js';
+import { checkWaitOptions, within, type WaitOptions } from './sync/futex.js';
 import { checkControlBlock, type CheckReport } from './control/check.js';
 import { forget, joinerOf, joinMm } from './workers/join.js';
 import { seize } from './sync/mutex.js';
 import { reap, spacesOfThread } from './workers/reap.js';
 import type { Space } from './segment/space.js';
 import { formatRows, mapsOf, statsOf, type DomainStats, type MapRow } from './observe.js';
-import { checkWaitOptions, type Mm, type WaitOptions } from './mm.js';
+import type { Mm } from './mm.js';
 import { compact, type CompactReport } from './vm/compact.js';
 
 /** Options of Domain.create. */
@@ -50,6 +51,8 @@ export class Domain {
   /** The creating thread's own space. */
   readonly space: Space;
   readonly #reaps = new Set<Promise<unknown>>();
+  /** The last ERR_XPMEM_TIMEOUT a reap retried after (what settled() names at its deadline). */
+  #stalled: XpmemError | undefined;
   /** True when swapDir was made by create() (close() removes it). */
   readonly #ownSwapDir: boolean;
 
@@ -102,14 +105,17 @@ export class Domain {
   }
 
   /**
-   * Reaps the spaces of `worker`'s thread when it exits (spawn does this for you). The reap
-   * runs in this thread; see workers/reap.ts. Returns the worker.
+   * Reaps the spaces of `worker`'s thread when it exits (spawn does this for you): its 'exit'
+   * event is the only way a space is reaped, so a thread still running is never reaped under
+   * its feet. The reap runs in this thread; see workers/reap.ts. Returns the worker; a worker
+   * that has already exited is ERR_INVALID_ARG_VALUE (its thread can no longer be known).
    */
   watch(worker: Worker): Worker {
     if (!(worker instanceof Worker)) throw invalidArgType('worker', 'an instance of Worker', worker);
     const threadId = worker.threadId;
+    if (threadId < 0) throw invalidArgValue('worker', 'a Worker that has not exited (watch it before it exits, as domain.spawn() does)', 'an exited Worker');
     worker.once('exit', () => {
-      const done = this.reapThread(threadId).catch((error: unknown) => {
+      const done = this.#reapThread(threadId).catch((error: unknown) => {
         process.emitWarning(`xpmem-threads: reaping thread ${threadId} failed: ${String(error)}`, 'XpmemReapWarning');
         return 0;
       });
@@ -119,18 +125,29 @@ export class Domain {
     return worker;
   }
 
-  /** Reaps every live space of thread `threadId` now; resolves when their segments are removed. */
-  async reapThread(threadId: number): Promise<number> {
+  /** Reaps every live space of thread `threadId`, which has exited; resolves when their segments are removed. */
+  async #reapThread(threadId: number): Promise<number> {
     if (Atomics.load(this.#cb.words, H_CLOSED) !== 0) return 0;
     seize(this.#cb.words, this.#cb.layout, joinerOf(threadId), this.#mm.slot); // died inside its join
     let removed = 0;
-    for (const slot of spacesOfThread(this.#cb, threadId)) removed += await reap(this.#mm, slot);
+    for (const slot of spacesOfThread(this.#cb, threadId)) removed += await reap(this.#mm, slot, (error) => { this.#stalled = error; });
     return removed;
   }
 
-  /** Resolves when every reap started by a worker exit has finished. */
-  async settled(): Promise<void> {
-    while (this.#reaps.size > 0) await Promise.allSettled([...this.#reaps]);
+  /**
+   * Resolves when every reap started by a worker exit has finished. A reap waits only for live
+   * attachers of the dead space's segments, and retries past each deadline until they answer:
+   * settled() gives up at `opts.deadlineMs` (default: the domain's) with ERR_XPMEM_TIMEOUT
+   * naming the space a reap waited for last, or ERR_XPMEM_ABORTED (the reaps go on).
+   */
+  async settled(opts?: WaitOptions): Promise<void> {
+    checkWaitOptions(opts);
+    const { deadline, signal } = this.#mm.bounds(opts, false);
+    const all = (async () => { while (this.#reaps.size > 0) await Promise.allSettled([...this.#reaps]); })();
+    await within(all, deadline, signal, () => {
+      const stalled = this.#stalled;
+      return xpmemError('ERR_XPMEM_TIMEOUT', `reaps still running past the deadline${stalled === undefined ? '' : `: ${stalled.message}`}`, stalled?.space);
+    }, () => xpmemError('ERR_XPMEM_ABORTED', `settled() aborted: ${String(signal?.reason)}`));
   }
 
   /** Runs the invariant checker over the whole control block. */
@@ -174,7 +191,7 @@ export class Domain {
     const { words, layout } = this.#cb;
     if (Atomics.exchange(words, H_CLOSED, 1) !== 0) return;
     for (let s = 0; s < layout.spaces.capacity; s++) if (Atomics.load(words, slotBase(layout.spaces, s) + SP_STATE) === SPACE_LIVE) ring(words, layout, s);
-    await this.settled();
+    await this.settled({ deadlineMs: 2 ** 31 - 1 }); // the reaps see the domain closed and end
     forget(this.#cb.id);
     if (this.#ownSwapDir) rmSync(this.#cb.swapDir, { recursive: true, force: true });
     else discardAll(this.#cb.swapDir, this.#cb.id);

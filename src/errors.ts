@@ -50,6 +50,11 @@ export function invalidArgType(name: string, expected: string, actual: unknown):
   return codedError(new TypeError(`The "${name}" argument must be ${expected}. Received ${shown}`), 'ERR_INVALID_ARG_TYPE');
 }
 
+/** A TypeError shaped like Node core's ERR_INVALID_ARG_VALUE. */
+export function invalidArgValue(name: string, expected: string, shown: string): TypeError {
+  return codedError(new TypeError(`The "${name}" argument must be ${expected}. Received ${shown}`), 'ERR_INVALID_ARG_VALUE');
+}
+
 /** A RangeError shaped like Node core's ERR_OUT_OF_RANGE. */
 export function outOfRange(name: string, range: string, actual: unknown): RangeError {
   return codedError(new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${String(actual)}`), 'ERR_OUT_OF_RANGE');
@@ -65,9 +70,7 @@ export function checkIndex(name: string, value: unknown, min: number, max: numbe
 /** Validates one of a fixed set of strings. */
 export function checkOneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
   if (typeof value !== 'string') throw invalidArgType(name, 'of type string', value);
-  if (!(allowed as readonly string[]).includes(value)) {
-    throw codedError(new TypeError(`The "${name}" argument must be one of ${allowed.map((a) => `'${a}'`).join(', ')}. Received '${value}'`), 'ERR_INVALID_ARG_VALUE');
-  }
+  if (!(allowed as readonly string[]).includes(value)) throw invalidArgValue(name, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`, `'${value}'`);
   return value as T;
 }
 

@@ -13,7 +13,7 @@ export type { Range, NotifierCallbacks, CallbackResult } from './notifier/range.
 export type { InvalidateEvent, Capacities } from './layout.js';
 export type { CheckReport } from './control/check.js';
 export type { DomainHandle } from './control/control.js';
-export type { WaitOptions } from './mm.js';
+export type { WaitOptions } from './sync/futex.js';
 export type { ViewType } from './segment/view.js';
 export { XpmemError, type XpmemErrorCode } from './errors.js';
 export { join } from './workers/join.js';

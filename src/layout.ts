@@ -13,7 +13,7 @@
  */
 
 export const MAGIC = 0x58504d45; // 'XPME'
-export const VERSION = 2;
+export const VERSION = 3;
 
 /** Bytes per arena unit: a cache line. One 32-bit word of units addresses 128 GiB. */
 export const UNIT = 64;
@@ -62,9 +62,11 @@ export const SP_NOTIFIERS = 4;  // [tx] space-wide notifiers registered by this 
 export const SP_DOORBELL = 5;   // [atomic] the one word this space sleeps on; += 1 per ring
 export const SP_EVENTS = 6;     // [atomic] 1 when invalidation events may be pending for it
 export const SP_WAIT_ANY = 7;   // [atomic] waits of this space on a segment other than section entries
-export const SP_AGE = 8;        // [atomic] 1 when the reclaim clock asks its `referenced` callbacks (with SP_EVENTS)
-export const SP_HELD = 9;       // [atomic] MAX_DEPTH words: segment slot + 1 per held section, | HELD_*
-export const SP_FIXED = 9;
+export const SP_AGE = 8;        // [atomic] questions of the reclaim clock to its `referenced` callbacks: += 1 per ask (with SP_EVENTS)
+export const SP_AGED = 9;       // [atomic] the SP_AGE value this space last answered
+export const SP_AGER = 10;      // [atomic] space slot + 1 of the clock that asked last: rung when answered
+export const SP_HELD = 11;      // [atomic] MAX_DEPTH words: segment slot + 1 per held section, | HELD_*
+export const SP_FIXED = 11;
 
 /**
  * SP_HELD word flags. A section entry that must wait out a window parks in its own held word
@@ -149,7 +151,7 @@ export const NT_NEXT = 5;       // [tx] free-list link
 export const NT_FIELDS = 6;
 
 // ---- invalidation table: one record per VM operation in flight ------------------------------
-export const IV_STATE = 0;      // [tx] IV_FREE / IV_START / IV_END / IV_ORPHAN
+export const IV_STATE = 0;      // [tx] IV_FREE / IV_START, then [atomic] START -> END (record.ts), then [tx] FREE
 export const IV_GEN = 1;        // [tx]
 export const IV_SEG = 2;        // [tx] segment slot
 export const IV_OFFSET = 3;     // [tx] invalidated range, bytes
@@ -163,7 +165,6 @@ export const IV_MASKS = 9;      // then TARGETS [tx], STARTED [atomic], ENDED [a
 export const IV_FREE = 0;
 export const IV_START = 1;
 export const IV_END = 2;
-export const IV_ORPHAN = 3;
 
 /** Why a range is being invalidated; IV_EVENT holds its index in EVENTS. */
 export type InvalidateEvent = 'remove' | 'migrate' | 'resize' | 'protect' | 'swap' | 'release';

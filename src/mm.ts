@@ -3,35 +3,13 @@
  * objects (Space, Segment, Access, Attachment, Notifier) hold one and never expose it.
  * Every method runs in the thread that joined; none is safe to call from another thread.
  */
-import { checkIndex, checkOptions, invalidArgType, xpmemError } from './errors.js';
-import { H_CLOSED, SP_GEN, SP_HELD, SP_STATE, SPACE_LIVE, slotBase } from './layout.js';
+import { xpmemError } from './errors.js';
+import { H_CLOSED, HELD_GRANTED, SP_GEN, SP_HELD, SP_STATE, SPACE_LIVE, idOf, slotBase } from './layout.js';
 import type { ControlBlock } from './control/control.js';
 import { Delivery } from './notifier/delivery.js';
 import { runAsync, runSync, type Waiting, type Waits } from './notifier/wait.js';
 import type { Bounds, Invalidator } from './notifier/invalidate.js';
-import { deadlineIn } from './sync/futex.js';
-
-/** Options every blocking call takes. */
-export interface WaitOptions {
-  /** Give up after this many ms (default: the domain's deadlineMs). */
-  deadlineMs?: number;
-  /** Give up when aborted (async calls; sync calls check it at each wake). */
-  signal?: AbortSignal;
-}
-
-/**
- * Validates the options of a blocking call before anything changes: `deadlineMs` an integer
- * >= 0, `signal` an AbortSignal. A signal already aborted is ERR_XPMEM_ABORTED at once.
- */
-export function checkWaitOptions(opts: WaitOptions | undefined): void {
-  checkOptions('options', opts);
-  if (opts === undefined) return;
-  if (opts.deadlineMs !== undefined) checkIndex('options.deadlineMs', opts.deadlineMs, 0, 2 ** 31 - 1);
-  const { signal } = opts;
-  if (signal === undefined) return;
-  if (!(signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
-  if (signal.aborted) throw xpmemError('ERR_XPMEM_ABORTED', `aborted before it started: ${String(signal.reason)}`);
-}
+import { deadlineIn, type WaitOptions } from './sync/futex.js';
 
 export class Mm implements Waiting, Invalidator {
   readonly cb: ControlBlock;
@@ -48,6 +26,8 @@ export class Mm implements Waiting, Invalidator {
   readonly held: Int32Array;
   /** Segment id per held-section slot, -1 = free: sections nest in increasing id order. */
   readonly heldIds: Float64Array;
+  /** 1 where the held-section slot belongs to an async section (held across awaits). */
+  readonly heldAsync: Uint8Array;
   /** Number of sections this thread holds now. */
   holding = 0;
   #gone = false;
@@ -63,6 +43,7 @@ export class Mm implements Waiting, Invalidator {
     this.delivery = new Delivery(cb, slot);
     this.held = new Int32Array(cb.layout.caps.depth).fill(-1);
     this.heldIds = new Float64Array(cb.layout.caps.depth).fill(-1);
+    this.heldAsync = new Uint8Array(cb.layout.caps.depth);
   }
 
   /** Word index of held-section slot `i`. */
@@ -88,7 +69,7 @@ export class Mm implements Waiting, Invalidator {
     }
     const base = slotBase(this.cb.layout.spaces, this.slot);
     if (Atomics.load(this.words, base + SP_STATE) !== SPACE_LIVE || Atomics.load(this.words, base + SP_GEN) !== this.gen) {
-      throw xpmemError('ERR_XPMEM_SPACE_DEAD', `space ${this.slot} was reaped; join again`);
+      throw xpmemError('ERR_XPMEM_SPACE_DEAD', `space ${idOf(this.layout.spaces, this.slot, this.gen)} was reaped; join again`);
     }
   }
 
@@ -106,9 +87,19 @@ export class Mm implements Waiting, Invalidator {
     return this.delivery.unsettledFor(seg);
   }
 
-  holds(seg: number): boolean {
+  /**
+   * True if this thread is inside a section on segment `seg`: its hold published or granted.
+   * An entry still parked behind a window is not a hold (the window's end may grant it). With
+   * `sync` false, only async sections count: a sync one ends before the caller's first await.
+   */
+  holds(seg: number, sync = true): boolean {
     if (this.holding === 0) return false;
-    return this.held.includes(seg);
+    for (let i = 0; i < this.held.length; i++) {
+      if (this.held[i] !== seg || (!sync && this.heldAsync[i] === 0)) continue;
+      const v = Atomics.load(this.words, this.#held + i);
+      if (v === seg + 1 || (v & HELD_GRANTED) !== 0) return true;
+    }
+    return false;
   }
 
   /** Highest segment id this thread holds a section on, or -1. */

@@ -4,7 +4,7 @@
  */
 import type { ControlBlock } from './control/control.js';
 import {
-  AT_GRANT, AT_LENGTH, AT_OFFSET, AT_SEG, AT_SPACE, AT_STATE, GR_MODE, GR_STATE, H_ARENA_UNITS, H_LIMIT_UNITS, IV_STATE,
+  AT_GRANT, AT_LENGTH, AT_OFFSET, AT_SEG, AT_SPACE, AT_STATE, GR_MODE, GR_STATE, H_ARENA_UNITS, H_LIMIT_UNITS,
   SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OWNER, SEG_PROT, SEG_STATE, SEG_UNIT, SEGF_SWAPPED, SP_GEN, SP_STATE,
   SPACE_LIVE, UNIT, idOf, slotBase, type Table,
 } from './layout.js';
@@ -14,6 +14,7 @@ import {
   counter, ST_COMPACTED, ST_FAULTS, ST_INVALIDATIONS, ST_RECLAIMS, ST_SWAP_INS, ST_SWAP_OUTS, waitPercentiles,
 } from './stats.js';
 import type { Tx } from './sync/mutex.js';
+import { inFlight } from './notifier/record.js';
 
 /** One row of maps(): a segment as its owner sees it, or an attachment. */
 export interface MapRow {
@@ -94,7 +95,7 @@ export function statsOf(cb: ControlBlock, self: number): DomainStats {
       segments: countSlots(tx, layout.segments, SEG_STATE),
       grants: countSlots(tx, layout.grants, GR_STATE),
       attachments: countSlots(tx, layout.attachments, AT_STATE),
-      invalidationsInFlight: countSlots(tx, layout.invalidations, IV_STATE),
+      invalidationsInFlight: Array.from({ length: layout.invalidations.capacity }, (_, r) => inFlight(words, layout, r)).filter(Boolean).length,
       arenaBytes: arenaUnits * UNIT,
       freeBytes: freeUnits * UNIT,
       residentBytes: (arenaUnits - freeUnits) * UNIT,

@@ -17,8 +17,8 @@ describe('callback delivery', () => {
   it('a VM operation queued behind another on the same segment runs as soon as the first ends', async () => {
     const d = await domain({ deadlineMs: 4 * BOUND }); // a lost wake-up shows as a bounded() failure
     const seg = d.space.make(4096);
-    // A slow invalidateEnd: the first operation's window has closed but it still holds the lock.
-    const n = d.space.notifier({ invalidateEnd: () => new Promise<void>((resolve) => setTimeout(resolve, 20)) });
+    // A slow invalidateStart: the first operation holds the segment's lock while it waits for it.
+    const n = d.space.notifier({ invalidateStart: () => new Promise<void>((resolve) => setTimeout(resolve, 20)) });
     await bounded(Promise.all([seg.migrate(), seg.protect('rw'), seg.migrate()]), 'three queued operations');
     await n.unregister();
     expect(d.check().errors).toEqual([]);
@@ -63,17 +63,20 @@ describe('callback delivery', () => {
     const watched = d.space.get(seg.id).attach();
     const log: string[] = [];
     const n = watched.notifier({ invalidateStart: (r) => { log.push(`start ${r.event}`); }, invalidateEnd: (r) => { log.push(`end ${r.event}`); } });
-    const leave = deferred();
-    const held = d.space.get(seg.id).attach().readAsync(() => leave.promise);
+    const gates = new Gates();
+    const [holder] = await agents(d, gates, 1);
+    const gate = gates.take();
+    const att = await holder!.call('attach', { access: await holder!.call('get', { segId: seg.id }) });
+    const held = holder!.send('hold', { att, gate, tag: 1 });
+    await holder!.until((e) => e.event === 'holding');
     await expectCode(() => seg.remove({ deadlineMs: 100 }), 'ERR_XPMEM_TIMEOUT');
-    leave.resolve();
+    gates.open(gate);
     await held;
     expect(n.registered).toBe(true);
     await seg.migrate();
     expect(log).toEqual(['start remove', 'end remove', 'start migrate', 'end migrate']);
     await n.unregister();
-    expect(d.check().errors).toEqual([]);
-    await d.close();
+    await teardown(d, [holder!]);
   });
 
   it('range.signal aborts only when the invalidator gave up, not when other events pass by', async () => {

@@ -3,21 +3,73 @@ import { describe, expect, it } from 'vitest';
 import { agents, BOUND, bounded, domain, expectCode, Gates, teardown } from './helpers.js';
 
 describe('reaping dead spaces', () => {
-  it('a worker terminated inside a section: its hold is released and the owner\'s migrate completes', async () => {
-    const d = await domain({ deadlineMs: 10_000 });
+  it('a worker terminated inside a section: the migrate waits for it, then its hold is released by the reap and the migrate completes', async () => {
+    const d = await domain({ deadlineMs: 4 * BOUND });
     const gates = new Gates();
     const [holder] = await agents(d, gates, 1);
     const seg = d.space.make(64);
     const att = await holder!.call('attach', { access: await holder!.call('get', { segId: seg.id }) });
     void holder!.send('hold', { att, gate: gates.take(), tag: 1 }).catch(() => {});
     await holder!.until((e) => e.event === 'holding');
+    const before = d.maps().find((r) => r.kind === 'segment')!.offset;
     const migrated = seg.migrate();
+    await new Promise((resolve) => setImmediate(resolve)); // a migrate that did not drain would have moved it by now
+    expect(d.maps().find((r) => r.kind === 'segment')!.offset).toBe(before);
     await holder!.worker.terminate();
-    await migrated;
+    await bounded(migrated, 'the migrate, once the holder is reaped');
+    expect(d.maps().find((r) => r.kind === 'segment')!.offset).not.toBe(before);
     await d.settled();
     expect(d.maps().filter((r) => r.kind === 'attachment')).toEqual([]);
     expect(d.check().errors).toEqual([]);
     await teardown(d, []);
+  });
+
+  it('only a worker\'s exit reaps its space: no call reaps a running thread, and a worker that already exited cannot be watched', async () => {
+    const d = await domain();
+    const gates = new Gates();
+    const [a] = await agents(d, gates, 1);
+    expect('reapThread' in d).toBe(false);
+    await a!.worker.terminate();
+    await d.settled();
+    await expectCode(() => d.watch(a!.worker), 'ERR_INVALID_ARG_VALUE');
+    await teardown(d, []);
+  });
+
+  it('settled() gives up at its deadline naming the live space a reap waits for; the reap goes on and ends once it answers', async () => {
+    const d = await domain({ deadlineMs: 300 });
+    const gates = new Gates();
+    const [owner, spinner] = await agents(d, gates, 2);
+    const segId = await owner!.call<number>('make', { bytes: 64 });
+    const att = await spinner!.call('attach', { access: await spinner!.call('get', { segId }) });
+    await spinner!.call('notifier', { att, how: 'plain', tag: 1 });
+    const spinnerId = await spinner!.call<number>('space');
+    const gate = gates.take();
+    void spinner!.send('spin', { gate });
+    await spinner!.until((e) => e.event === 'spinning');
+    await owner!.worker.terminate(); // its segment's release needs the spinner's start
+    const error = await d.settled({ deadlineMs: 1000 }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'ERR_XPMEM_TIMEOUT', space: spinnerId });
+    gates.open(gate);
+    await d.settled({ deadlineMs: BOUND });
+    await spinner!.until((e) => e.event === 'end');
+    expect(d.check().errors).toEqual([]);
+    await teardown(d, [spinner!]);
+  });
+
+  it('closing the domain while a callback is in flight: the operation fails, the record ends, and an unregister() waiting for the callback resolves', async () => {
+    const d = await domain({ deadlineMs: 4 * BOUND });
+    const gates = new Gates();
+    const [a] = await agents(d, gates, 1);
+    const seg = d.space.make(64);
+    const att = await a!.call('attach', { access: await a!.call('get', { segId: seg.id }) });
+    const n = await a!.call('notifier', { att, how: 'async', gate: gates.take(), tag: 1 });
+    const migrated = seg.migrate().catch((e: unknown) => e);
+    await a!.until((e) => e.event === 'start');
+    const unregistered = a!.call('unregister', { notifier: n }); // waits for the start in flight
+    await d.close();
+    expect(await bounded(migrated, 'the migrate')).toMatchObject({ code: 'ERR_XPMEM_CLOSED' });
+    await unregistered; // bounded by the agent call
+    await a!.worker.terminate();
   });
 
   it('a third thread draining the dead space is woken by the reap, not left to its deadline', async () => {

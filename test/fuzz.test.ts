@@ -686,6 +686,7 @@ function planVm(m: Model, space: number, seg: MSeg, what: string, arg: unknown, 
   const noop = (): void => {};
   if (argCode !== undefined) return { want: fail(argCode), apply: noop };
   if (seg.removed) return { want: fail('ERR_XPMEM_REMOVED'), apply: noop };
+  if (sync && held.includes(seg)) return { want: fail('ERR_XPMEM_WOULD_DEADLOCK'), apply: noop }; // its own section: refused before anything
   let range: Range | null = whole(seg);
   let event = what;
   let applyCode: string | undefined;
@@ -740,16 +741,15 @@ function planVm(m: Model, space: number, seg: MSeg, what: string, arg: unknown, 
   if (range === null) return { want: ok(), apply: noop }; // nothing to do: no invalidation
   const window = range;
   let code: string | undefined;
-  // Its own async callback pending: fails fast in the start phase. Its own section: in the drain.
+  // Its own async callback pending: fails fast in the start phase.
   const failFast = sync && m.ownAsync(space, seg, window, event);
   if (failFast) code = 'ERR_XPMEM_WOULD_DEADLOCK';
-  else if (sync && held.includes(seg)) code = 'ERR_XPMEM_WOULD_DEADLOCK';
   else code = applyCode;
   const want = code === undefined ? { ...ok(), codes: alsoCodes } : fail(code, ...alsoCodes);
   return {
     want,
     apply: (got?: Outcome) => {
-      if (got !== undefined && !got.ok && alsoCodes.includes(got.code)) return; // refused in prepare (a drain's WOULD_DEADLOCK came after its window's callbacks)
+      if (got !== undefined && !got.ok && alsoCodes.includes(got.code)) return; // refused in prepare
       m.invalidate(seg, window, event, failFast ? space : undefined);
       if (code === undefined && (got === undefined || got.ok)) change();
     },

@@ -1,6 +1,7 @@
 /** Test harness: agents (scriptable worker spaces), bounded waits on real events, gates. */
 import type { Worker } from 'node:worker_threads';
 import { Domain, type DomainOptions } from '../src/index.js';
+import { capacitiesOf, layoutFor, SP_HELD, slotBase, slotOf } from '../src/layout.js';
 
 /** Every wait in tests is bounded by this (ms); the suite never sleeps to synchronize. */
 export const BOUND = 15_000;
@@ -103,6 +104,31 @@ export function bounded<T>(p: Promise<T>, what: string, ms = BOUND): Promise<T> 
     p.finally(() => clearTimeout(timer)),
     new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms); }),
   ]);
+}
+
+/** Resolves once `cond()` holds, looking once per event-loop turn (bounded). */
+export function until(cond: () => boolean, what: string, ms = BOUND): Promise<void> {
+  return bounded((async () => {
+    while (!cond()) await new Promise((resolve) => setImmediate(resolve));
+  })(), what, ms);
+}
+
+/** The held-section words of space `spaceId` in `d` (white box: what drains and grants see). */
+export function heldWords(d: Domain, spaceId: number): number[] {
+  const words = new Int32Array(d.handle().control);
+  const layout = layoutFor(capacitiesOf(words));
+  const base = slotBase(layout.spaces, spaceSlot(d, spaceId)) + SP_HELD;
+  return Array.from({ length: layout.caps.depth }, (_, i) => Atomics.load(words, base + i));
+}
+
+/** The slot of space `spaceId` in `d`'s space table. */
+export function spaceSlot(d: Domain, spaceId: number): number {
+  return slotOf(layoutFor(capacitiesOf(new Int32Array(d.handle().control))).spaces, spaceId);
+}
+
+/** The slot of segment `segId` in `d`'s segment table (what held words name, plus one). */
+export function segSlot(d: Domain, segId: number): number {
+  return slotOf(layoutFor(capacitiesOf(new Int32Array(d.handle().control))).segments, segId);
 }
 
 /** Spawns `n` agents on `domain` and waits until each has joined. */

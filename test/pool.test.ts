@@ -8,7 +8,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 // The pool runs the built pool-worker module in its workers, so this file tests the build throughout.
 import { createPool } from '../build/src/pool.js';
 import { Domain, type DomainOptions, type ReapMessage } from '../build/src/index.js';
-import { bounded, expectCode, Gates } from './helpers.js';
+import { BOUND, bounded, expectCode, Gates } from './helpers.js';
 
 function domain(opts: DomainOptions = {}): Promise<Domain> {
   return Domain.create({ arenaBytes: 1 << 20, deadlineMs: 5_000, ...opts });
@@ -118,20 +118,27 @@ describe('createPool', () => {
   });
 
   it('an aborted task terminates its worker, which is reaped: its section no longer holds the segment', async () => {
-    const d = await domain();
+    const d = await domain({ deadlineMs: 8 * BOUND }); // a drain left to its deadline would outlast bounded()
     const gates = new Gates();
-    const pool = createPool(d, { filename: TASK.pathname, minThreads: 1, maxThreads: 1, workerData: { gates: gates.buffer } });
+    // No replacement worker (minThreads 0): only the reap can clear the dead worker's held word.
+    const pool = createPool(d, { filename: TASK.pathname, minThreads: 0, maxThreads: 1, workerData: { gates: gates.buffer } });
     try {
       const seg = d.space.make(4096);
       const slot = gates.take();
       const abort = new AbortController();
       const task = pool.run({ op: 'hold', segId: seg.id, slot, gate: gates.take() }, { signal: abort.signal });
       await until(new Int32Array(gates.buffer), slot, 1, 'the task holds its section');
+      const before = d.maps().find((r) => r.kind === 'segment')!.offset;
+      const migrated = seg.migrate(); // drains: the task holds a section
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(d.maps().find((r) => r.kind === 'segment')!.offset).toBe(before);
       const reaped = nextReaps(1);
       abort.abort();
       await expect(task).rejects.toThrow(/abort/i);
       expect((await reaped)[0]!.segments).toBe(0);
-      await seg.migrate({ deadlineMs: 1000 }); // would time out if the dead worker's section still counted
+      await bounded(migrated, 'the migrate, once the dead worker is reaped'); // a section still counted would hold it forever
+      expect(d.stats().spaces).toBe(1); // no other worker joined meanwhile
+      expect(d.maps().find((r) => r.kind === 'segment')!.offset).not.toBe(before);
       expect(d.check().errors).toEqual([]);
     } finally {
       await closeAll(d, () => pool.close());

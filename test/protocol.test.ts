@@ -1,63 +1,122 @@
 /**
  * The rules of the invalidation protocol (DESIGN section 4), each with real workers. Orders are
  * read from a shared log every thread appends to with one Atomics.add (agent codes are
- * tag * 10 + 1 start, 2 start done, 3 end, 4 release, 5 unregistered; the main thread logs 9x).
+ * tag * 10 + 1 start, 2 start done, 3 end, 4 release, 5 unregistered, 6 end done; 7x are
+ * sections; the main thread logs 9x).
  */
 import { describe, expect, it } from 'vitest';
-import { agents, bounded, domain, expectCode, Gates, teardown } from './helpers.js';
+import { agents, BOUND, bounded, domain, expectCode, Gates, heldWords, segSlot, spaceSlot, teardown, until } from './helpers.js';
+import { H_MUTEX, HELD_WANT } from '../src/layout.js';
 
 const RESOLVED = 99;
 
 describe('invalidation protocol', () => {
-  it('no section runs inside an invalidation window: entries wait until invalidateEnd', async () => {
+  it('no section starts inside an invalidation window: entries of other threads and of the owner wait until its start returned and it closed', async () => {
     const d = await domain();
     const gates = new Gates();
     const [sleeper, reader] = await agents(d, gates, 2);
     const seg = d.space.make(64);
     const mine = d.space.get(seg.id).attach();
+    mine.write((v) => v.fill(7));
     const gate = gates.take();
     const att = await sleeper!.call('attach', { access: await sleeper!.call('get', { segId: seg.id }) });
     await sleeper!.call('notifier', { att, how: 'block', gate, tag: 1 });
     const ratt = await reader!.call('attach', { access: await reader!.call('get', { segId: seg.id }) });
+    const readerId = await reader!.call<number>('space');
     const migrated = seg.migrate();
-    await sleeper!.until((e) => e.event === 'start');
-    // The window is open until the sleeper's callback returns: every entry must wait it out.
-    await expectCode(() => reader!.call('read', { att: ratt, deadlineMs: 50 }), 'ERR_XPMEM_TIMEOUT');
-    await expectCode(() => mine.section('ro', { deadlineMs: 50 }), 'ERR_XPMEM_TIMEOUT');
+    await sleeper!.until((e) => e.event === 'start'); // the window is open; the start blocks in its callback
+    const read = reader!.send('enter', { att: ratt, code: 71 });
+    // The reader's entry parks in its held word (or, were the window not held off, gets in and logs 71).
+    await until(() => heldWords(d, readerId).includes(segSlot(d, seg.id) + 1 + HELD_WANT) || gates.log.includes(71), 'the reader to try its entry');
+    const own = mine.readAsync(() => gates.note(72));
+    await new Promise((resolve) => setImmediate(resolve)); // an entry not held off would be inside by now
     gates.open(gate);
     await migrated;
-    expect(await reader!.call('read', { att: ratt, to: 1 })).toEqual([0]);
+    await Promise.all([read, own]);
+    const log = gates.log;
+    expect(log.indexOf(12)).toBeGreaterThan(-1);
+    expect(log.indexOf(71)).toBeGreaterThan(log.indexOf(12)); // after the start returned
+    expect(log.indexOf(72)).toBeGreaterThan(log.indexOf(12));
+    expect(await reader!.call('read', { att: ratt, to: 4 })).toEqual([7, 7, 7, 7]); // the migrate copied the bytes
     await teardown(d, [sleeper!, reader!]);
   });
 
-  it('callbacks are balanced and ordered; the owner resolves only after sleeping callbacks finished (blocking and async)', async () => {
-    const d = await domain();
+  it('the owner resolves once every start returned (blocking and async), without waiting for the ends; each space gets one end after its start', async () => {
+    const d = await domain({ deadlineMs: 4 * BOUND }); // an owner that waited for the ends would outlast bounded()
     const gates = new Gates();
     const list = await agents(d, gates, 2);
     const seg = d.space.make(128);
     const g1 = gates.take();
     const g2 = gates.take();
+    const endGate = gates.take();
     for (const [i, a] of list.entries()) {
       const att = await a.call('attach', { access: await a.call('get', { segId: seg.id }), range: { offset: 64 * i, length: 64 } });
-      await a.call('notifier', { att, how: i === 0 ? 'block' : 'async', gate: i === 0 ? g1 : g2, tag: i + 1 });
+      await a.call('notifier', { att, how: i === 0 ? 'block' : 'async', gate: i === 0 ? g1 : g2, tag: i + 1, endHow: 'block', endGate });
     }
     const done = seg.migrate().then(() => gates.note(RESOLVED));
     await Promise.all(list.map((a) => a.until((e) => e.event === 'start')));
     gates.open(g1);
     gates.open(g2);
-    await done;
+    await bounded(done, 'the owner to resolve while the ends block'); // endGate is still closed
+    expect(gates.log.filter((c) => c === 16 || c === 26)).toEqual([]);
+    gates.open(endGate);
     await Promise.all(list.map((a) => a.until((e) => e.event === 'end')));
+    await until(() => gates.log.includes(16) && gates.log.includes(26), 'both ends to return');
     const log = gates.log;
     for (const tag of [1, 2]) {
       expect(log.indexOf(tag * 10 + 1)).toBeLessThan(log.indexOf(tag * 10 + 2));
       expect(log.indexOf(tag * 10 + 2)).toBeLessThan(log.indexOf(RESOLVED));
+      expect(log.indexOf(tag * 10 + 2)).toBeLessThan(log.indexOf(tag * 10 + 3));
       expect(log.filter((c) => c === tag * 10 + 1)).toHaveLength(1);
       expect(log.filter((c) => c === tag * 10 + 3)).toHaveLength(1);
     }
     const [s, e] = [list[0]!.events.find((x) => x.event === 'start')!, list[0]!.events.find((x) => x.event === 'end')!];
     expect({ ...s, event: 'x', blockable: 0 }).toEqual({ ...e, event: 'x', blockable: 0 });
     expect(s).toMatchObject({ segId: seg.id, offset: 0, length: 128, type: 'migrate', blockable: true });
+    expect(d.stats().invalidationsInFlight).toBe(0);
     await teardown(d, list);
+  });
+
+  it('a space never sees a later start of a segment before its earlier end: a start still settling holds back the next operation\'s start', async () => {
+    const d = await domain();
+    const gates = new Gates();
+    const [a] = await agents(d, gates, 1);
+    const seg = d.space.make(64);
+    const other = d.space.make(64);
+    const gate = gates.take();
+    const att = await a!.call('attach', { access: await a!.call('get', { segId: seg.id }) });
+    const oatt = await a!.call('attach', { access: await a!.call('get', { segId: other.id }) });
+    await a!.call('notifier', { att, how: 'async', gate, tag: 1 });
+    await expectCode(() => seg.migrate({ deadlineMs: 100 }), 'ERR_XPMEM_TIMEOUT'); // its start is still settling
+    const second = seg.migrate();
+    await a!.call('deliver', { att: oatt }); // a section exit delivers inline: the second start must stay back
+    expect(gates.log.filter((c) => c === 11)).toHaveLength(1);
+    gates.open(gate);
+    await second;
+    await a!.until((e) => e.event === 'end' && a!.count('end') === 2, 'the second end');
+    expect(gates.log.filter((c) => c % 10 !== 6)).toEqual([11, 12, 13, 11, 12, 13]);
+    await teardown(d, [a!]);
+  });
+
+  it('the hold-off ends when the window closes: another thread\'s section runs while an invalidateEnd still runs', async () => {
+    const d = await domain({ deadlineMs: 4 * BOUND }); // a window held open for the ends would outlast the agent call's bound
+    const gates = new Gates();
+    const [slow, reader] = await agents(d, gates, 2);
+    const seg = d.space.make(64);
+    const endGate = gates.take();
+    const att = await slow!.call('attach', { access: await slow!.call('get', { segId: seg.id }) });
+    await slow!.call('notifier', { att, how: 'plain', tag: 1, endHow: 'block', endGate });
+    const ratt = await reader!.call('attach', { access: await reader!.call('get', { segId: seg.id }) });
+    const migrated = seg.migrate();
+    await slow!.until((e) => e.event === 'end');
+    await reader!.call('enter', { att: ratt, code: 71 });
+    gates.open(endGate);
+    await migrated;
+    await until(() => gates.log.includes(16), 'the end to return');
+    const log = gates.log;
+    expect(log.indexOf(13)).toBeLessThan(log.indexOf(71));
+    expect(log.indexOf(71)).toBeLessThan(log.indexOf(16));
+    await teardown(d, [slow!, reader!]);
   });
 
   it('registration is race-free: a notifier registered during a window gets neither its start nor its end, then the next window whole', async () => {
@@ -185,19 +244,21 @@ describe('invalidation protocol', () => {
     const ay = d.space.get(y.id).attach();
     const xMigrated = x.migrate();
     await sleeper!.until((e) => e.event === 'start'); // x's window is open
-    const inX = ax.writeAsync((v) => { v[0] = 1; }); // waits out the window
+    const inX = ax.writeAsync((v) => { v[0] = 1; }); // waits out the window, parked in a held word
     let leaveY!: () => void;
     let enteredY!: () => void;
     const yEntered = new Promise<void>((resolve) => { enteredY = resolve; });
     const inY = ay.writeAsync(async () => { enteredY(); await new Promise<void>((resolve) => { leaveY = resolve; }); });
     await yEntered;
+    expect(heldWords(d, d.space.id).slice(0, 2)).toEqual([segSlot(d, x.id) + 1 + HELD_WANT, segSlot(d, y.id) + 1]); // two words: x parked, y held
     gates.open(gate);
     await xMigrated;
     await inX; // x's section came and went while y's is still open
-    const error = await y.migrate({ deadlineMs: 100 }).catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'ERR_XPMEM_TIMEOUT', space: d.space.id }); // y's drain still sees our hold
+    expect(heldWords(d, d.space.id).slice(0, 2)).toEqual([0, segSlot(d, y.id) + 1]);
+    await expectCode(() => y.migrate(), 'ERR_XPMEM_WOULD_DEADLOCK'); // at once: our own section holds it
     leaveY();
     await inY;
+    expect(heldWords(d, d.space.id).slice(0, 2)).toEqual([0, 0]);
     await y.migrate();
     await teardown(d, [sleeper!]);
   });
@@ -244,7 +305,140 @@ describe('invalidation protocol', () => {
     await a!.call('notifier', { att, how: 'throw', tag: 1 });
     await seg.migrate();
     await a!.until((e) => e.event === 'end');
+    const warning = await a!.until((e) => e.event === 'warning', 'the warning');
+    expect(warning).toMatchObject({ type: 'XpmemNotifierWarning', tag: expect.stringContaining('callback failure on purpose') });
     await teardown(d, [a!]);
+  });
+
+  it('callbacks delivered inline at a library wait say blockable: false; from the idle event loop, true', async () => {
+    const d = await domain();
+    const gates = new Gates();
+    const [blocker, waiter] = await agents(d, gates, 2);
+    const x = d.space.make(64);
+    const y = d.space.make(64);
+    const gate = gates.take();
+    const batt = await blocker!.call('attach', { access: await blocker!.call('get', { segId: y.id }) });
+    await blocker!.call('notifier', { att: batt, how: 'block', gate, tag: 1 });
+    const wx = await waiter!.call('attach', { access: await waiter!.call('get', { segId: x.id }) });
+    const wy = await waiter!.call('attach', { access: await waiter!.call('get', { segId: y.id }) });
+    await waiter!.call('notifier', { att: wx, how: 'plain', tag: 2 });
+    await x.migrate();
+    await waiter!.until((e) => e.event === 'start' && e.tag === 2);
+    const yMigrated = y.migrate();
+    await blocker!.until((e) => e.event === 'start'); // y's window stays open
+    const waiterId = await waiter!.call<number>('space');
+    const entered = waiter!.send('enter', { att: wy, code: 71 }); // blocks the waiter's thread in a library wait
+    await until(() => heldWords(d, waiterId).includes(segSlot(d, y.id) + 1 + HELD_WANT), 'the waiter to wait');
+    const xMigrated = x.migrate(); // its start reaches the waiter while it waits
+    await waiter!.until((e) => e.event === 'start' && e.tag === 2 && waiter!.count('start') === 2, 'the inline start');
+    await xMigrated;
+    gates.open(gate);
+    await Promise.all([yMigrated, entered]);
+    expect(waiter!.events.filter((e) => e.event === 'start').map((e) => e.blockable)).toEqual([true, false]);
+    await teardown(d, [blocker!, waiter!]);
+  });
+
+  it('an AbortSignal aborted while an operation waits ends it with ERR_XPMEM_ABORTED, rolled back, and the started space still gets its end', async () => {
+    const d = await domain({ deadlineMs: 4 * BOUND });
+    const gates = new Gates();
+    const [a] = await agents(d, gates, 1);
+    const seg = d.space.make(64);
+    const mine = d.space.get(seg.id).attach();
+    mine.write((v) => v.fill(5));
+    const before = d.maps().find((r) => r.kind === 'segment')!.offset;
+    const gate = gates.take();
+    const att = await a!.call('attach', { access: await a!.call('get', { segId: seg.id }) });
+    await a!.call('notifier', { att, how: 'block', gate, tag: 1 });
+    const abort = new AbortController();
+    const migrated = seg.migrate({ signal: abort.signal }).catch((e: unknown) => e);
+    await a!.until((e) => e.event === 'start');
+    abort.abort(new Error('the caller changed its mind'));
+    expect(await bounded(migrated, 'the aborted migrate')).toMatchObject({ code: 'ERR_XPMEM_ABORTED' });
+    expect(d.maps().find((r) => r.kind === 'segment')!.offset).toBe(before);
+    gates.open(gate);
+    await a!.until((e) => e.event === 'end');
+    expect(mine.read((v) => v[0])).toBe(5);
+    await teardown(d, [a!]);
+  });
+
+  it('await seg.migrate() inside an async section on the same segment fails at once with ERR_XPMEM_WOULD_DEADLOCK; one started inside a sync section waits for it', async () => {
+    const d = await domain({ deadlineMs: 4 * BOUND }); // a wait for itself would outlast bounded()
+    const seg = d.space.make(64);
+    const att = d.space.get(seg.id).attach();
+    const inside = att.writeAsync(async () => seg.migrate()).catch((e: unknown) => e);
+    expect(await bounded(inside, 'the refusal')).toMatchObject({ code: 'ERR_XPMEM_WOULD_DEADLOCK' });
+    let started!: Promise<void>;
+    att.write(() => { started = seg.migrate(); }); // not awaited inside: it runs once the section ended
+    await bounded(started, 'the migrate started inside a sync section');
+    expect(d.check().errors).toEqual([]);
+    await d.close();
+  });
+
+  it('awaiting operations in a loop lets the event loop run: a worker\'s message ends the loop', async () => {
+    const d = await domain();
+    const gates = new Gates();
+    const [a] = await agents(d, gates, 1);
+    const seg = d.space.make(64);
+    let done = false;
+    a!.worker.once('message', () => { done = true; });
+    const sent = a!.call('space'); // its answer is a message this loop must let in
+    const end = performance.now() + BOUND;
+    let runs = 0;
+    while (!done && performance.now() < end) {
+      await seg.migrate();
+      runs++;
+    }
+    expect(done).toBe(true);
+    expect(runs).toBeGreaterThan(0);
+    await sent;
+    await teardown(d, [a!]);
+  });
+
+  it('sections and unregister() wait only until their own deadline, not the domain\'s', async () => {
+    const d = await domain({ deadlineMs: 4 * BOUND }); // the domain's deadline would outlast bounded()
+    const gates = new Gates();
+    const [sleeper] = await agents(d, gates, 1);
+    const seg = d.space.make(64);
+    const gate = gates.take();
+    const att = await sleeper!.call('attach', { access: await sleeper!.call('get', { segId: seg.id }) });
+    await sleeper!.call('notifier', { att, how: 'block', gate, tag: 1 });
+    const mine = d.space.get(seg.id).attach();
+    let settle!: () => void;
+    const own = mine.notifier({ invalidateStart: () => new Promise<void>((resolve) => { settle = resolve; }) });
+    const migrated = seg.migrate();
+    await sleeper!.until((e) => e.event === 'start'); // the window is open
+    await expectCode(() => bounded(mine.readAsync(() => 0, { deadlineMs: 50 }), 'readAsync'), 'ERR_XPMEM_TIMEOUT');
+    await expectCode(() => bounded(own.unregister({ deadlineMs: 50 }), 'unregister'), 'ERR_XPMEM_TIMEOUT'); // its start is in flight
+    expect(own.registered).toBe(false);
+    gates.open(gate);
+    settle();
+    await migrated;
+    expect(mine.read(() => 1, { deadlineMs: 50 })).toBe(1);
+    await own.unregister();
+    await teardown(d, [sleeper!]);
+  });
+
+  it('XpmemError.space names the public space id of a mutex holder, and a synchronous call waits for the mutex only until its own deadline', async () => {
+    const d = await domain({ deadlineMs: 4 * BOUND }); // the domain's deadline would outlast the agent call's bound
+    const gates = new Gates();
+    const [holder, caller] = await agents(d, gates, 2);
+    await holder!.call('space');
+    const holderId = await holder!.call<number>('space');
+    const segId = await caller!.call<number>('make', { bytes: 64 });
+    const words = new Int32Array(d.handle().control);
+    const slot = spaceSlot(d, holderId);
+    expect(holderId).not.toBe(slot); // an id is not a slot: the generation shows
+    Atomics.store(words, H_MUTEX, slot + 1); // as if the holder's thread held the domain mutex
+    try {
+      const error = await caller!.call('migrateSync', { segId, opts: { deadlineMs: 50 } }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'ERR_XPMEM_TIMEOUT', message: expect.stringContaining(`space ${holderId} `) });
+      const made = await d.space.makeAsync(64, { deadlineMs: 50 }).catch((e: unknown) => e);
+      expect(made).toMatchObject({ code: 'ERR_XPMEM_TIMEOUT', space: holderId });
+    } finally {
+      Atomics.store(words, H_MUTEX, 0);
+      Atomics.notify(words, H_MUTEX);
+    }
+    await teardown(d, [holder!, caller!]);
   });
 
   it('remove revokes every attachment: waiters wake to ERR_XPMEM_REMOVED and range notifiers end with it', async () => {

@@ -4,7 +4,8 @@
  * larger and nothing is lost, compaction under writers loses nothing and closes the holes.
  */
 import { describe, expect, it } from 'vitest';
-import { agents, BOUND, domain, expectCode, Gates, teardown, type Agent } from './helpers.js';
+import { agents, BOUND, bounded, domain, expectCode, Gates, segSlot, spaceSlot, teardown, until, type Agent } from './helpers.js';
+import { capacitiesOf, layoutFor, SEG_SEQ, SP_AGE, slotBase } from '../src/layout.js';
 import type { Domain, Segment } from '../src/index.js';
 
 const KIB64 = 64 * 1024;
@@ -24,6 +25,17 @@ async function checkedBatches(d: Domain, times: number, batch: () => Promise<unk
     const report = d.check();
     if (!report.ok) throw new Error(report.errors.join('\n'));
   }
+}
+
+/** The seqcount of segment `segId` (white box: moves by two per invalidation window). */
+function segSeq(d: Domain, segId: number): number {
+  const words = new Int32Array(d.handle().control);
+  return Atomics.load(words, slotBase(layoutFor(capacitiesOf(words)).segments, segSlot(d, segId)) + SEG_SEQ);
+}
+
+/** First word of space `spaceId`'s slot in `d`'s control block. */
+function spaceBase(d: Domain, spaceId: number): number {
+  return slotBase(layoutFor(capacitiesOf(new Int32Array(d.handle().control))).spaces, spaceSlot(d, spaceId));
 }
 
 function counters(d: Domain, seg: Segment): number[] {
@@ -159,7 +171,148 @@ describe('reclaim', () => {
   }, 4 * BOUND);
 });
 
+describe('reclaim under contention (when it waits, when it fails)', () => {
+  it('two threads faulting two segments under a one-segment limit never starve each other into ERR_XPMEM_NO_MEMORY', async () => {
+    const d = await domain({ memoryLimit: KIB64, arenaBytes: 1 << 20 });
+    const list = await agents(d, new Gates(), 2);
+    try {
+      const segs = [d.space.make(KIB64), d.space.make(KIB64)];
+      const keys = await Promise.all(list.map((a) => attachAll(a, segs)));
+      const rounds = long ? 5_000 : 300;
+      await Promise.all(list.map((a, i) => a.call('incrementEach', { atts: keys[i], index: i, rounds }, 4 * BOUND)));
+      for (const s of segs) expect(counters(d, s).slice(0, 2)).toEqual([rounds, rounds]);
+      expect(d.stats().residentBytes).toBeLessThanOrEqual(KIB64);
+      expect(d.check().errors).toEqual([]);
+    } finally {
+      await teardown(d, list);
+    }
+  }, 8 * BOUND);
+
+  it('an allocation whose every victim is held by sections waits until one is released, then takes it', async () => {
+    const d = await domain({ memoryLimit: 2 * KIB64, deadlineMs: 4 * BOUND });
+    const gates = new Gates();
+    const holders = await agents(d, gates, 2);
+    try {
+      const segs = [d.space.make(KIB64), d.space.make(KIB64)];
+      const gate = [gates.take(), gates.take()];
+      const held = await Promise.all(holders.map(async (h, i) => {
+        const att = await h.call('attach', { access: await h.call('get', { segId: segs[i]!.id }) });
+        const holding = h.send('hold', { att, gate: gate[i], tag: i });
+        await h.until((e) => e.event === 'holding');
+        return { holding }; // not the promise itself: the async function would wait for it
+      }));
+      const before = segs.map((s) => segSeq(d, s.id));
+      const made = d.space.makeAsync(KIB64);
+      // Each victim's swap-out opened its window and rolled back (the seqcount moved by two): the
+      // first reclaim freed nothing, and the allocation now waits for a victim to come free.
+      await until(() => segs.every((s, i) => segSeq(d, s.id) - before[i]! >= 2), 'both victims tried and skipped');
+      expect([segs[0]!.swapped, segs[1]!.swapped]).toEqual([false, false]);
+      gates.open(gate[1]!);
+      await bounded(made, 'the allocation, once a victim is free');
+      expect([segs[0]!.swapped, segs[1]!.swapped]).toEqual([false, true]);
+      gates.open(gate[0]!);
+      await Promise.all(held.map((h) => h.holding));
+      expect(d.check().errors).toEqual([]);
+    } finally {
+      await teardown(d, holders);
+    }
+  });
+
+  it('an unanswering victim: make() gives up at its own deadline with ERR_XPMEM_TIMEOUT naming the space, not the domain\'s; its signal aborts it', async () => {
+    const d = await domain({ memoryLimit: 2 * KIB64, deadlineMs: 4 * BOUND }); // the domain's deadline would outlast bounded()
+    const gates = new Gates();
+    const [spinner] = await agents(d, gates, 1);
+    try {
+      const victim = d.space.make(KIB64);
+      d.space.make(KIB64, { swappable: false });
+      const att = await spinner!.call('attach', { access: await spinner!.call('get', { segId: victim.id }) });
+      await spinner!.call('notifier', { att, how: 'plain', tag: 1 });
+      const spinnerId = await spinner!.call<number>('space');
+      const gate = gates.take();
+      void spinner!.send('spin', { gate });
+      await spinner!.until((e) => e.event === 'spinning');
+      expect(() => d.space.make(KIB64, { deadlineMs: 50 })).toThrow(expect.objectContaining({ code: 'ERR_XPMEM_TIMEOUT', space: spinnerId }));
+      const late = await bounded(d.space.makeAsync(KIB64, { deadlineMs: 50 }).catch((e: unknown) => e), 'makeAsync at its deadline');
+      expect(late).toMatchObject({ code: 'ERR_XPMEM_TIMEOUT', space: spinnerId });
+      const abort = new AbortController();
+      const aborted = d.space.makeAsync(KIB64, { signal: abort.signal }).catch((e: unknown) => e);
+      await new Promise((resolve) => setImmediate(resolve));
+      abort.abort();
+      expect(await bounded(aborted, 'the aborted makeAsync')).toMatchObject({ code: 'ERR_XPMEM_ABORTED' });
+      expect(victim.swapped).toBe(false);
+      gates.open(gate);
+      await spinner!.call('space');
+      d.space.make(KIB64, { deadlineMs: BOUND }); // answered now: the victim goes
+      expect(victim.swapped).toBe(true);
+      expect(d.check().errors).toEqual([]);
+    } finally {
+      await teardown(d, [spinner!]);
+    }
+  });
+
+  it('ERR_XPMEM_NO_MEMORY at once when what this thread pins and unswappable memory leave no room, whatever others do', async () => {
+    const d = await domain({ memoryLimit: 2 * KIB64, deadlineMs: 4 * BOUND });
+    try {
+      const mine = d.space.make(KIB64);
+      d.space.make(KIB64, { swappable: false });
+      const att = d.space.get(mine.id).attach();
+      const refused = await bounded(att.writeAsync(() => d.space.makeAsync(KIB64).catch((e: unknown) => e)), 'the refusal');
+      expect(refused).toMatchObject({ code: 'ERR_XPMEM_NO_MEMORY' });
+      expect(mine.swapped).toBe(false);
+    } finally {
+      await d.close();
+    }
+  });
+
+  it('the clock waits for a busy space\'s referenced() answer before it passes again: a true answer keeps the segment', async () => {
+    const d = await domain({ memoryLimit: 3 * KIB64, deadlineMs: 4 * BOUND });
+    const gates = new Gates();
+    const [agent] = await agents(d, gates, 1);
+    try {
+      const [b, c] = [d.space.make(KIB64), d.space.make(KIB64)]; // b comes first on the clock
+      d.space.make(KIB64, { swappable: false });
+      const att = await agent!.call('attach', { access: await agent!.call('get', { segId: b!.id, mode: 'ro' }), range: {} });
+      await agent!.call('notifier', { att, how: 'plain', tag: 1, referenced: true });
+      const agentId = await agent!.call<number>('space');
+      const gate = gates.take();
+      void agent!.send('spin', { gate }); // busy: it answers only after the gate opens
+      await agent!.until((e) => e.event === 'spinning');
+      const asked = (): number => Atomics.load(new Int32Array(d.handle().control), spaceBase(d, agentId) + SP_AGE);
+      const before = asked();
+      const made = d.space.makeAsync(KIB64); // clears b's and c's bits, asks the agent about b
+      await until(() => asked() !== before, 'the clock to ask');
+      gates.open(gate);
+      await bounded(made, 'the allocation');
+      expect([b!.swapped, c!.swapped]).toEqual([false, true]); // b was answered for before the clock came back
+    } finally {
+      await teardown(d, [agent!]);
+    }
+  });
+});
+
 describe('compaction', () => {
+  it('a move whose hole was taken while its window was open is not counted as moved', async () => {
+    const d = await domain();
+    try {
+      const hole = d.space.make(KIB64);
+      const mover = d.space.make(KIB64);
+      await hole.remove(); // the only free range below the mover
+      let filler: Segment | undefined;
+      const n = d.space.notifier({
+        invalidateStart: (r) => { if (r.event === 'migrate' && filler === undefined) filler = d.space.make(KIB64, { swappable: false }); }, // takes the hole
+      });
+      const report = await d.compact();
+      expect(filler).toBeDefined();
+      expect(report).toEqual({ moved: 0, movedBytes: 0, skipped: 0 });
+      expect(d.stats().compacted).toBe(0);
+      expect(d.maps().find((r) => r.segId === mover.id && r.kind === 'segment')!.offset).toBe(KIB64);
+      await n.unregister();
+      expect(d.check().errors).toEqual([]);
+    } finally {
+      await d.close();
+    }
+  });
+
   it('closes the holes while writers run, and loses no write', async () => {
     const d = await domain({ arenaBytes: 2 << 20 });
     const list = await agents(d, new Gates(), 2);

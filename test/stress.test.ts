@@ -1,27 +1,36 @@
 /**
- * Lost-write stress: writers increment counters in write sections (one sync, one async) while
- * the owner runs a mix of VM operations under them: migrate, resize, protect, swap-out (the
- * writers fault it back in) and compaction (a filler made and removed below opens a hole).
- * Every increment must survive. STRESS=long: 10 million increments against at least 1,000
- * VM operations.
+ * Lost-write stress: writers increment counters in write sections (one sync, one async) until
+ * told to stop, while the owner runs rounds of VM operations under them: migrate, resize,
+ * protect, swap-out (the writers fault it back in) and compaction (a filler made and removed
+ * below opens a hole). Every operation runs between the writers' start and their stop, and every
+ * increment must survive. STRESS=long: at least 10 million increments.
  */
 import { describe, expect, it } from 'vitest';
-import { agents, BOUND, domain, Gates, teardown } from './helpers.js';
+import { agents, BOUND, bounded, domain, Gates, teardown, until } from './helpers.js';
 
 const LONG = process.env.STRESS === 'long';
-const TIMES = LONG ? 5_000_000 : 20_000;
+/** Rounds of the five operations in CI; the long run goes on until the writers made INCREMENTS. */
+const ROUNDS = 60;
+const INCREMENTS = 10_000_000;
+/** Increments per run of a writer's loop. */
+const BATCH = 100;
 /** Bound of the whole run (the long one takes about a minute on a busy 2-core machine). */
 const LIMIT = LONG ? 20 * BOUND : BOUND;
 
 describe('no lost write across VM operations', () => {
-  it(`${2 * TIMES} increments survive migrate, resize, protect, swap and compaction windows`, async () => {
+  it(`increments survive ${LONG ? 'at least 10 million' : `${5 * ROUNDS}`} migrate, resize, protect, swap and compaction windows`, async () => {
     const d = await domain({ deadlineMs: 30_000, arenaBytes: 4 << 20 });
     const gates = new Gates();
+    const words = new Int32Array(gates.buffer);
     const writers = await agents(d, gates, 2);
     const seg = d.space.make(4096);
     const atts = await Promise.all(writers.map(async (w) => w.call('attach', { access: await w.call('get', { segId: seg.id }), range: { offset: 0, length: 64 } })));
-    let done = false;
-    const running = Promise.all(writers.map((w, i) => w.call(i === 0 ? 'increment' : 'incrementAsync', { att: atts[i], index: i, times: TIMES }, LIMIT))).finally(() => { done = true; });
+    const stop = gates.take();
+    const progress = writers.map(() => gates.take());
+    const running = writers.map((w, i) => w.call<{ runs: number; code?: string }>('loop', {
+      body: { op: i === 0 ? 'increment' : 'incrementAsync', att: atts[i], index: i, times: BATCH }, progress: progress[i], stop,
+    }, LIMIT + BOUND));
+    await until(() => progress.every((p) => Atomics.load(words, p) > 0), 'both writers to start');
     const sizes = [4096, 8192, 128, 65536];
     const kinds: Record<string, number> = {};
     const mix: [string, () => Promise<unknown>][] = [
@@ -31,19 +40,26 @@ describe('no lost write across VM operations', () => {
       ['swap', () => seg.swapOut()],
       ['compact', async () => { await d.space.make(64 * 1024).remove(); return d.compact(); }],
     ];
+    const atFirst = progress.map((p) => Atomics.load(words, p));
+    const done = (round: number): boolean => LONG ? progress.every((p) => Atomics.load(words, p) * BATCH >= INCREMENTS / 2) : round >= ROUNDS;
     let ops = 0;
-    while (!done) {
-      await new Promise((resolve) => setImmediate(resolve)); // let the writers' answers in
-      const [kind, op] = mix[ops++ % mix.length]!;
-      await op();
-      kinds[kind] = (kinds[kind] ?? 0) + 1;
+    for (let round = 0; !done(round); round++) {
+      for (const [kind, op] of mix) {
+        await new Promise((resolve) => setImmediate(resolve)); // let the writers' answers in
+        await op();
+        kinds[kind] = (kinds[kind] ?? 0) + 1;
+        ops++;
+      }
     }
-    await running.catch(async (error) => { throw new Error(`writer failed after ${ops} VM operations: ${String(error)}`); });
+    const atLast = progress.map((p) => Atomics.load(words, p));
+    gates.open(stop);
+    const results = await bounded(Promise.all(running), 'the writers to stop', LIMIT + BOUND);
+    for (const r of results) expect(r.code, `a writer failed after ${ops} VM operations`).toBeUndefined();
     const counts = d.space.get(seg.id, 'ro').attach({ offset: 0, length: 64 }).read(Int32Array, (v) => [v[0], v[1]]);
-    expect(counts).toEqual([TIMES, TIMES]);
-    expect(ops).toBeGreaterThan(LONG ? 1_000 : 5);
+    expect(counts).toEqual(results.map((r) => r.runs * BATCH)); // no increment lost
+    for (let i = 0; i < 2; i++) expect(atLast[i], 'each writer kept writing while the operations ran').toBeGreaterThan(atFirst[i]!);
     expect(d.stats().faults).toBeGreaterThan(0);
-    if (LONG) console.log(`stress: ${2 * TIMES} increments, ${ops} VM operations`, kinds, d.stats());
+    if (LONG) console.log(`stress: ${counts[0]! + counts[1]!} increments, ${ops} VM operations`, kinds, d.stats());
     await teardown(d, writers);
-  }, LIMIT + BOUND);
+  }, LIMIT + 2 * BOUND);
 });

@@ -260,4 +260,17 @@ describe('XPMEM verbs in one space', () => {
     expect(m.view[0]).toBe(42);
     await d.close();
   });
+
+  it('a stale segment handle whose slot a new segment took says ERR_XPMEM_REMOVED, also inside a section on the new one', async () => {
+    const d = await Domain.create({ capacity: { segments: 1 } });
+    const old = d.space.make(64);
+    await old.remove();
+    const next = d.space.make(64); // the same slot, a new generation
+    const att = d.space.get(next.id).attach();
+    await expectCode(() => old.migrate(), 'ERR_XPMEM_REMOVED');
+    att.read(() => expect(() => old.migrateSync()).toThrow(expect.objectContaining({ code: 'ERR_XPMEM_REMOVED' })));
+    att.read(() => expect(() => next.migrateSync()).toThrow(expect.objectContaining({ code: 'ERR_XPMEM_WOULD_DEADLOCK' })));
+    expect(d.check().errors).toEqual([]);
+    await d.close();
+  });
 });

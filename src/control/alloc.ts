@@ -38,17 +38,23 @@ export function allocUnits(tx: Tx, cb: ControlBlock, units: number): number {
   return block;
 }
 
-/** ERR_XPMEM_NO_MEMORY over memoryLimit: reclaim may cure it by freeing `shortUnits`. */
-function shortfall(shortUnits: number, limit: number): XpmemError {
-  const error = xpmemError('ERR_XPMEM_NO_MEMORY', `resident memory would pass memoryLimit (${limit * UNIT} bytes) by ${shortUnits * UNIT} bytes and nothing more could be swapped out; remove or swap out segments, or raise memoryLimit`);
-  return Object.assign(error, { [SHORT]: shortUnits });
+/** What an allocation over memoryLimit lacked: `short` units to free for an allocation of `units`. */
+export interface Shortfall {
+  readonly short: number;
+  readonly units: number;
 }
 
-const SHORT = Symbol('shortUnits');
+/** ERR_XPMEM_NO_MEMORY over memoryLimit: reclaim may cure it by freeing `short` units. */
+function shortfall(lack: Shortfall, limit: number): XpmemError {
+  const error = xpmemError('ERR_XPMEM_NO_MEMORY', `resident memory would pass memoryLimit (${limit * UNIT} bytes) by ${lack.short * UNIT} bytes and nothing more could be swapped out; remove or swap out segments, or raise memoryLimit`);
+  return Object.assign(error, { [SHORT]: lack });
+}
 
-/** Units a NO_MEMORY error over memoryLimit asks reclaim to free; 0 for any other error. */
-export function shortfallOf(error: unknown): number {
-  return (error as { [SHORT]?: number } | null)?.[SHORT] ?? 0;
+const SHORT = Symbol('shortfall');
+
+/** What a NO_MEMORY error over memoryLimit asks reclaim to free; undefined for any other error. */
+export function shortfallOf(error: unknown): Shortfall | undefined {
+  return (error as { [SHORT]?: Shortfall } | null)?.[SHORT];
 }
 
 /**
@@ -61,7 +67,7 @@ export function checkHeadroom(cb: ControlBlock, units: number, tx: Words = atomi
   if (limit === 0) return;
   if (units > limit) throw xpmemError('ERR_XPMEM_NO_MEMORY', `${units * UNIT} bytes can never be resident under memoryLimit (${limit * UNIT} bytes)`);
   const used = cb.allocator.totalUnits(tx) - cb.allocator.freeUnits(tx);
-  if (used + units > limit) throw shortfall(used + units - limit, limit);
+  if (used + units > limit) throw shortfall({ short: used + units - limit, units }, limit);
 }
 
 /** Read-only Words over the control block, outside the mutex. */

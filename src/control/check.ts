@@ -11,7 +11,7 @@
 import type { ControlBlock, FreeList } from './control.js';
 import {
   AT_LENGTH, AT_NEXT, AT_OFFSET, AT_SEG, AT_SPACE, AT_STATE, AT_NOTIFIERS, GR_SEG, GR_SPACE, GR_STATE,
-  H_ARENA_UNITS, H_LIMIT_UNITS, IV_ORPHAN, SEG_FLAGS, SEGF_SWAPPABLE, SEGF_SWAPPED, IV_STATE, IV_INVALIDATOR, NT_ATT, NT_SPACE, NT_STATE, SEG_BLOCK, SEG_BYTES, SEG_LIVE,
+  H_ARENA_UNITS, H_LIMIT_UNITS, IV_END, SEG_FLAGS, SEGF_SWAPPABLE, SEGF_SWAPPED, IV_STATE, IV_INVALIDATOR, NT_ATT, NT_SPACE, NT_STATE, SEG_BLOCK, SEG_BYTES, SEG_LIVE,
   SEG_OPLOCK, SEG_OWNER, SEG_RMAP, SEG_SEQ, SEG_STATE, SEG_UNIT, SP_HELD, SP_NOTIFIERS, SP_STATE, SPACE_LIVE, UNIT, slotBase,
   AT_GRANT, GR_SEGGEN, GR_SNEXT, SEG_GRANTS, HELD_GRANTED, HELD_SEG_MASK, HELD_WANT, IV_SEG, IV_START, SEG_DRAINER, SEG_GEN, idOf,
 } from '../layout.js';
@@ -183,7 +183,7 @@ function checkUsers(tx: Tx, cb: ControlBlock, errors: string[]): void {
   for (let r = 0; r < invalidations.capacity; r++) {
     if (live(tx, invalidations, r, IV_STATE) === 0) continue;
     const inv = live(tx, invalidations, r, IV_INVALIDATOR);
-    if (!liveSpace(inv) && live(tx, invalidations, r, IV_STATE) !== IV_ORPHAN) errors.push(`invalidation record ${r} is run by space slot ${inv}, which is not live`);
+    if (!liveSpace(inv) && live(tx, invalidations, r, IV_STATE) !== IV_END) errors.push(`invalidation record ${r} is starting for space slot ${inv}, which is not live`);
   }
 }
 

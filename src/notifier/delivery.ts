@@ -9,6 +9,11 @@
  * A promise returned by a callback defers the ack until it settles. Callbacks of one record
  * never overlap; a thrown callback counts as done and is reported as a process warning.
  *
+ * Order: ends are run before starts, and a record's start waits while an earlier record on the
+ * same segment has not had its ends called here (its start still running, or not yet ended by
+ * its invalidator), so no notifier sees a later start of a segment before its earlier end
+ * returned (an async end may still be settling). Records of different segments are independent.
+ *
  * Runs from the dispatcher (Atomics.waitAsync on the doorbell while the thread is idle;
  * blockable = true) and inline from library waits and section boundaries (blockable = false).
  * While the space has notifiers, the dispatcher holds the event loop open (a pending
@@ -17,7 +22,7 @@
  */
 import {
   IV_EVENT, IV_GEN, IV_INVALIDATOR, IV_LENGTH, IV_OFFSET, IV_SEG, IV_SNAP, IV_START, IV_STATE, IV_FREE,
-  H_CLOSED, SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OWNER, SEG_REF, SEG_STATE, SEGF_SWAPPED, SP_AGE, SP_DOORBELL,
+  H_CLOSED, SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OWNER, SEG_REF, SEG_STATE, SEGF_SWAPPED, SP_AGE, SP_AGED, SP_AGER, SP_DOORBELL,
   SP_EVENTS, EVENTS, idOf, slotBase,
 } from '../layout.js';
 import type { ControlBlock } from '../control/control.js';
@@ -53,11 +58,11 @@ interface Inflight {
   readonly paired: LocalNotifier[];
   /** Made when a callback first reads range.signal (an AbortSignal costs microseconds to create). */
   abort: AbortController | undefined;
-  /** A start or end promise has not settled. */
+  /** Callbacks of this record are on this thread's stack now. */
+  running: boolean;
+  /** A start or end promise of this record has not settled. */
   pending: boolean;
-  /** Callbacks of this record are running (synchronously, or their promises pending). */
-  busy: boolean;
-  /** A delivery passed this record over while it was busy: step it again once not. */
+  /** A delivery passed this record (or a later one on its segment) over while busy: deliver again once not. */
   skipped: boolean;
   /** START until the start callbacks finished, then END. */
   phase: 'start' | 'end';
@@ -109,11 +114,12 @@ export class Delivery {
   }
 
   /**
-   * True if a callback for an invalidation of segment `seg` is running in this thread (we are
-   * inside it) or returned a promise that has not settled: that invalidation waits for us.
+   * True if an invalidation of segment `seg` waits for a callback of this thread: a start still
+   * running or whose promise has not settled (its invalidator waits for the ack), or an end
+   * running now (a later start on the segment waits for it to return).
    */
   unsettledFor(seg: number): boolean {
-    for (const f of this.#inflight.values()) if (f.busy && f.seg === seg) return true;
+    for (const f of this.#inflight.values()) if (f.seg === seg && (f.running || (f.pending && f.phase === 'start'))) return true;
     return false;
   }
 
@@ -137,14 +143,33 @@ export class Delivery {
     const words = this.#words;
     const at = this.#eventsAt;
     if (Atomics.exchange(words, at, 0) === 0) return;
-    if (Atomics.exchange(words, at + SP_AGE - SP_EVENTS, 0) !== 0) this.#age(blockable);
+    this.#answerAging(blockable);
     const { invalidations } = this.#cb.layout;
-    for (let r = 0; r < invalidations.capacity; r++) {
-      // A plain load skips free records: a record posted to us was committed before the post
-      // that the exchange above read, so it is not seen free here.
-      if (words[slotBase(invalidations, r) + IV_STATE] === IV_FREE && (this.#inflight.size === 0 || !this.#inflight.has(r))) continue;
-      this.#step(r, blockable);
+    for (const starts of [false, true]) { // ends first (see the file comment)
+      for (let r = 0; r < invalidations.capacity; r++) {
+        // A plain load skips free records: a record posted to us was committed before the post
+        // that the exchange above read, so it is not seen free here.
+        const state = words[slotBase(invalidations, r) + IV_STATE];
+        if (state === IV_FREE && (this.#inflight.size === 0 || !this.#inflight.has(r))) continue;
+        if ((state === IV_START) === starts) this.#step(r, blockable);
+      }
     }
+  }
+
+  /**
+   * Answers the reclaim clock's questions asked since the last answer (SP_AGE moved): runs the
+   * `referenced` callbacks, records the question answered (SP_AGED) and rings the clock that
+   * asked last, which waits for the answers before its next turn (vm/reclaim.ts).
+   */
+  #answerAging(blockable: boolean): void {
+    const words = this.#words;
+    const base = slotBase(this.#cb.layout.spaces, this.#self);
+    const asked = Atomics.load(words, base + SP_AGE);
+    if (asked === Atomics.load(words, base + SP_AGED)) return;
+    this.#age(blockable);
+    Atomics.store(words, base + SP_AGED, asked);
+    const clock = Atomics.load(words, base + SP_AGER) - 1;
+    if (clock >= 0) ring(words, this.#cb.layout, clock);
   }
 
   /**
@@ -200,7 +225,7 @@ export class Delivery {
       this.#ack(r, ENDED); // never started here: nothing to end
       return;
     }
-    if (f.busy) {
+    if (f.running || f.pending) {
       // Never nested or concurrent with this record's own callbacks: re-stepped when they finish.
       if (f.phase === 'start') (f.abort ??= new AbortController()).abort(); // the invalidator moved on while our start still runs (a signal first read later is aborted too)
       f.skipped = true;
@@ -217,6 +242,12 @@ export class Delivery {
   #start(r: number, base: number, blockable: boolean): void {
     const { words, layout } = this.#cb;
     const seg = Atomics.load(words, base + IV_SEG);
+    for (const earlier of this.#inflight.values()) {
+      if (earlier.seg === seg && earlier.phase === 'start') {
+        earlier.skipped = true; // its end comes first; delivered again when it finishes
+        return;
+      }
+    }
     const snap = Atomics.load(words, base + IV_SNAP);
     const segBase = slotBase(layout.segments, seg);
     const owner = Atomics.load(words, segBase + SEG_OWNER) === this.#self;
@@ -232,7 +263,7 @@ export class Delivery {
     const paired = release ? notifiers.filter((n) => n.callbacks.release === undefined) : notifiers;
     const f: Inflight = {
       gen: Atomics.load(words, base + IV_GEN), seg, segGen, removal: release || event === 'remove', notifiers, paired,
-      abort: undefined, pending: false, busy: false, skipped: false, phase: 'start',
+      abort: undefined, running: false, pending: false, skipped: false, phase: 'start',
     };
     for (const n of notifiers) n.inflight++;
     this.#inflight.set(r, f);
@@ -247,7 +278,7 @@ export class Delivery {
    * self-wake otherwise: the delivery that called us goes on scanning).
    */
   #run(f: Inflight, calls: (((range: Range) => CallbackResult) | undefined)[], range: Range, done: () => void): void {
-    f.busy = true;
+    f.running = true;
     const promises: Promise<void>[] = [];
     for (const call of calls) {
       if (call === undefined) continue;
@@ -258,8 +289,8 @@ export class Delivery {
         report(error);
       }
     }
+    f.running = false;
     if (promises.length === 0) {
-      f.busy = false;
       done();
       if (f.skipped) this.#kick();
       f.skipped = false;
@@ -268,7 +299,6 @@ export class Delivery {
     f.pending = true;
     void Promise.all(promises).then(() => {
       f.pending = false;
-      f.busy = false;
       done();
       this.#kick();
     });
@@ -350,9 +380,14 @@ export class Delivery {
     ring(this.#cb.words, this.#cb.layout, this.#self);
   }
 
-  /** Stops the dispatcher for good (space reaped or domain closed). */
+  /**
+   * Stops the dispatcher for good (space reaped or domain closed): no callback will run again,
+   * so every unregister() still waiting for one resolves.
+   */
   stop(): void {
     this.#notifiers.length = 0;
+    for (const f of this.#inflight.values()) for (const n of f.notifiers) this.#release(n);
+    this.#inflight.clear();
     this.#disarm();
   }
 
@@ -365,7 +400,7 @@ export class Delivery {
    */
   #expectEnd(bell: number, seen: number): void {
     if (this.#inflight.size === 0) return;
-    for (const f of this.#inflight.values()) if (f.busy) return;
+    for (const f of this.#inflight.values()) if (f.pending) return;
     const spinMs = spinForWindow(this.#words, this.#cb.layout);
     if (spinMs === undefined) return;
     for (const until = performance.now() + spinMs; Atomics.load(this.#words, bell) === seen && performance.now() < until;);

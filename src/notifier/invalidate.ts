@@ -12,7 +12,14 @@
  *               every target's ack (a dead target counts as acked).
  *   3. drain    wait until no live space holds a section on S (the rwlock's exclusive side).
  *   4. apply    the operation itself (copy, free, change the permit), drained and held off.
- *   5. end      seq(S) even, wake waiters, invalidateEnd to exactly the started notifiers.
+ *   5. end      seq(S) even, wake waiters; the record turns END: each target runs
+ *               invalidateEnd on exactly the notifiers it started, in its own thread, and acks.
+ *
+ * The invalidator does not wait for the ends: the operation is done when the window closes
+ * (the range is consistent again; Linux runs invalidate_range_end in the invalidator's context,
+ * so nothing there waits on another thread for it either). Each target delivers an end before
+ * any later start on the same segment (delivery.ts), and a later record allocation frees the
+ * record once every target acked its end (record.ts).
  *
  * A deadline passing in step 2 or 3 skips step 4 (nothing was changed: the rollback) and still
  * runs step 5; the operation then fails with ERR_XPMEM_TIMEOUT naming the space that did not
@@ -20,9 +27,9 @@
  */
 import { xpmemError, type XpmemError } from '../errors.js';
 import {
-  AT_LENGTH, AT_NEXT, AT_NOTIFIERS, AT_OFFSET, AT_SPACE, H_MUTEX, H_REGSEQ, IV_END, IV_EVENT, IV_INVALIDATOR, IV_LENGTH,
-  IV_OFFSET, IV_ORPHAN, IV_SEG, IV_SNAP, IV_STATE, SEG_DRAINER, SEG_OPLOCK, SEG_OWNER, SEG_RMAP, SEG_SEQ,
-  SP_NOTIFIERS, SP_STATE, SPACE_LIVE, EVENTS, slotBase, spaceIdAt, type InvalidateEvent,
+  AT_LENGTH, AT_NEXT, AT_NOTIFIERS, AT_OFFSET, AT_SPACE, H_MUTEX, H_REGSEQ, IV_EVENT, IV_INVALIDATOR, IV_LENGTH,
+  IV_OFFSET, IV_SEG, IV_SNAP, SEG_DRAINER, SEG_OPLOCK, SEG_OWNER, SEG_RMAP, SEG_SEQ,
+  SEG_GEN, SP_NOTIFIERS, SP_STATE, SPACE_LIVE, EVENTS, idOf, slotBase, spaceIdAt, type InvalidateEvent,
 } from '../layout.js';
 import type { ControlBlock } from '../control/control.js';
 import { holderOf } from '../sync/rwlock.js';
@@ -30,7 +37,7 @@ import { writeBegin, writeEnd } from '../sync/seqcount.js';
 import { deadlineIn, remaining } from '../sync/futex.js';
 import { sleeping, type Tx } from '../sync/mutex.js';
 import { post, wakeSegmentWaiters } from '../sync/doorbell.js';
-import { allocRecord, ENDED, firstPending, freeRecord, hasBit, maskAt, setBit, STARTED, TARGETS } from './record.js';
+import { allocRecord, endRecord, firstPending, hasBit, maskAt, setBit, STARTED, TARGETS } from './record.js';
 import type { WaitFor, Waits } from './wait.js';
 import { count, ST_INVALIDATIONS } from '../stats.js';
 import { SPIN_MS, spinForAnswers } from './spin.js';
@@ -58,12 +65,16 @@ export interface Operation {
   finish?(): void;
 }
 
-/** The invalidating space. */
+/** The invalidating space (an Mm, mm.ts). Its own thread only. */
 export interface Invalidator {
   readonly cb: ControlBlock;
   readonly slot: number;
-  /** True if this thread holds a section on segment `seg` right now. */
-  holds(seg: number): boolean;
+  /** True if this thread is inside a section on segment `seg` (with `sync` false: an async one). */
+  holds(seg: number, sync?: boolean): boolean;
+  /** True if a callback of this thread for an invalidation of `seg` runs, or returned a promise not yet settled. */
+  unsettledFor(seg: number): boolean;
+  /** Runs this space's pending notifier events now (its own end, after its operation). */
+  deliverInline(): void;
 }
 
 /** Wait options of one operation. */
@@ -80,35 +91,37 @@ export interface Bounds {
 }
 
 /**
- * Runs `op` as one invalidation. May sleep (yields its waits). Caller holds no section on the
- * segment when sync. Throws the operation's error, ERR_XPMEM_TIMEOUT, WOULD_DEADLOCK, BUSY or
- * ABORTED. Returns false when prepare() found nothing to do (no invalidation ran).
+ * Runs `op` as one invalidation. May sleep (yields its waits). Throws the operation's error,
+ * ERR_XPMEM_TIMEOUT, WOULD_DEADLOCK (this thread holds a section on the segment, or an
+ * invalidation of it waits for this thread's own callback), BUSY or ABORTED. Returns false when
+ * prepare() found nothing to do (no invalidation ran).
  */
 export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Waits<boolean> {
+  refuseSelf(me, op, bounds);
   // Generators cost ~60 ns each on Node 20: each step below makes one only when it may wait.
-  if (!takeOperation(me, op.seg)) yield* lockOperation(me, op.seg, bounds);
+  if (!takeOperation(me, op.seg)) yield* lockOperation(me, op, bounds);
   const began = invalidateChannel.hasSubscribers ? performance.now() : 0;
   let failure: unknown;
   let targets = 0;
+  let r = -1;
   try {
-    const range = bounds.sync ? op.prepare() : yield* transaction(me, bounds, bounds.deadline, op.prepare); // prepare may take the mutex
+    const range = bounds.sync ? synchronously(me, bounds.deadline, op.prepare) : yield* transaction(me, bounds, bounds.deadline, op.prepare); // prepare may take the mutex
     if (range === null) return false;
-    const r = openWindow(me.cb, op.seg) ? -1 : yield* holdOff(me, op, range, bounds);
+    r = openWindow(me.cb, op.seg) ? -1 : yield* holdOff(me, op, range, bounds);
     targets = r < 0 ? 0 : targetCount(me.cb, r);
-    const spinMs = r < 0 ? undefined : spinFor(me, r, targets);
-    if (r >= 0) failure = yield* start(me, r, bounds, spinMs);
-    if (failure === undefined) failure = refuseDrain(me, op.seg, bounds);
+    if (r >= 0) failure = yield* start(me, r, bounds, spinFor(me, r, targets));
+    if (failure === undefined) failure = refuseDrain(me, op, bounds);
     if (failure === undefined && holderOf(me.cb.words, me.cb.layout, op.seg, -1) >= 0) failure = yield* drain(me, op.seg, bounds);
     if (failure === undefined) {
       try {
-        if (bounds.sync) op.apply();
+        if (bounds.sync) synchronously(me, bounds.deadline, op.apply);
         else yield* transaction(me, bounds, bounds.deadline, op.apply);
       } catch (error) {
         failure = error;
       }
     }
     closeWindow(me.cb, op.seg);
-    if (r >= 0) yield* end(me, r, bounds, spinMs);
+    if (r >= 0) endRecord(me.cb.words, me.cb.layout, r);
     // Under the lock: a death before it is the reaper's to finish.
     if (failure === undefined && op.finish !== undefined) {
       if (bounds.sync) op.finish();
@@ -117,10 +130,39 @@ export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Wai
   } finally {
     unlockOperation(me, op.seg);
   }
+  if (r >= 0 && hasBit(me.cb.words, me.cb.layout, r, TARGETS, me.slot)) me.deliverInline(); // our own end, before we return
   count(me.cb.words, ST_INVALIDATIONS);
   if (began > 0) published(op, targets, performance.now() - began, failure);
   if (failure !== undefined) throw failure;
   return true;
+}
+
+/**
+ * Refuses, before anything is locked or changed, what could only wait for this thread itself:
+ * a section it is inside on the segment. A synchronous run would block on any; an asynchronous
+ * one on an async section, whose code may be awaiting it (`await seg.migrate()` inside
+ * `att.writeAsync`), while a sync section ends before the run's first wait. Like the nesting
+ * rule, this counts every async section of the thread, awaiting the operation or not. The
+ * non-blocking path skips the segment instead. Never sleeps.
+ */
+function refuseSelf(me: Invalidator, op: Operation, bounds: Bounds): void {
+  if (!me.holds(op.seg, bounds.sync) || !named(me.cb, op)) return; // a stale handle's slot: prepare() says REMOVED
+  if (bounds.nonblocking) throw busy('section', me.cb, me.slot, 'this thread holds a section on the segment');
+  throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `this thread holds a section on segment ${op.id}; a VM operation on it would wait for that section, which waits for the operation: end the section first`);
+}
+
+/** True while segment slot `op.seg` still holds the segment `op.id` names. Never sleeps. */
+function named(cb: ControlBlock, op: Operation): boolean {
+  const { words, layout } = cb;
+  return idOf(layout.segments, op.seg, Atomics.load(words, slotBase(layout.segments, op.seg) + SEG_GEN)) === op.id;
+}
+
+/**
+ * Runs step `run` of a synchronous run: its transactions wait for the domain mutex only until
+ * `until` (the operation's deadline), not the domain's. May sleep on the mutex.
+ */
+function synchronously<T>(me: Invalidator, until: number, run: () => T): T {
+  return me.cb.patiently(remaining(until), run);
 }
 
 /**
@@ -232,17 +274,19 @@ function targetCount(cb: ControlBlock, r: number): number {
 }
 
 /**
- * Step 3, before any wait: the refusals (a blocking run, or the non-blocking path, holding a
- * section on the segment itself), then the drainer named for sections leaving to ring.
+ * Step 3, before any wait: refuses again (as refuseSelf) when this thread entered a section on
+ * the segment while the operation waited for its lock or its acks (another async task of the
+ * thread; a blocking run cannot), then names the drainer that sections leaving ring.
  * Returns the refusal, or undefined. Never sleeps.
  */
-function refuseDrain(me: Invalidator, seg: number, bounds: Bounds): unknown {
+function refuseDrain(me: Invalidator, op: Operation, bounds: Bounds): unknown {
   const { words, layout } = me.cb;
-  if (bounds.sync && me.holds(seg)) {
-    return xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `this thread holds a section on segment slot ${seg}; a synchronous VM operation on it would wait for itself`);
+  try {
+    refuseSelf(me, op, bounds);
+  } catch (error) {
+    return error;
   }
-  if (bounds.nonblocking && me.holds(seg)) return busy('this thread holds a section on the segment');
-  Atomics.store(words, slotBase(layout.segments, seg) + SEG_DRAINER, me.slot + 1);
+  Atomics.store(words, slotBase(layout.segments, op.seg) + SEG_DRAINER, me.slot + 1);
   return undefined;
 }
 
@@ -257,7 +301,7 @@ function* drain(me: Invalidator, seg: number, bounds: Bounds): Waits<unknown> {
       deadline: bounds.nonblocking ? Math.min(bounds.deadline, deadlineIn(NONBLOCKING_DRAIN_MS)) : bounds.deadline,
       signal: bounds.signal,
       until: () => (holder = holderOf(words, layout, seg, -1)) < 0,
-      timeout: () => bounds.nonblocking ? busy(`space ${spaceIdAt(words, layout, holder)} still holds a section on the segment`) :
+      timeout: () => bounds.nonblocking ? busy('section', me.cb, holder, `space ${spaceIdAt(words, layout, holder)} still holds a section on the segment`) :
         unresponsive(me, holder, 'held a section on the segment past the deadline; the operation was rolled back'),
     };
     return undefined;
@@ -275,36 +319,20 @@ function closeWindow(cb: ControlBlock, seg: number): void {
   wakeSegmentWaiters(words, layout, seg, true);
 }
 
-/** Step 5, record `r` (window closed): invalidateEnd. Never fails: a target that does not ack its end in time leaves the record orphaned. */
-function* end(me: Invalidator, r: number, bounds: Bounds, spinMs: number | undefined): Waits<void> {
-  const { cb } = me;
-  const { words, layout } = cb;
-  const base = slotBase(layout.invalidations, r);
-  yield* transacted(me, bounds, undefined, (tx) => tx.set(base + IV_STATE, IV_END));
-  for (let t = 0; t < layout.spaces.capacity; t++) if (hasBit(words, layout, r, TARGETS, t)) post(words, layout, t);
-  let done = true;
-  try {
-    yield acks(me, r, ENDED, { ...bounds, signal: undefined }, 'invalidateEnd', spinMs);
-  } catch {
-    done = false;
-  }
-  yield* transacted(me, bounds, undefined, (tx) => (done ? freeRecord(tx, cb, r) : tx.set(base + IV_STATE, IV_ORPHAN)));
-}
-
 /** How long an asynchronous run blocks on the mutex before it goes back to waiting without blocking. */
 const MUTEX_TRY_MS = 20;
 
 /**
  * Runs `run`, whose transactions either all happen or change nothing when they throw (a step of
- * the protocol, or an operation's apply or finish). A synchronous run blocks on the mutex
- * (bounded by the domain's deadline). An asynchronous run waits without blocking until the
- * mutex is free, blocks on it only briefly, and tries again until `deadline` (undefined: the
- * domain's deadline from now): a holder that died is seized by its reaper, which may run on
- * this very thread's event loop, so blocking here could only end at the deadline.
+ * the protocol, or an operation's apply or finish), waiting for the mutex until `until`
+ * (undefined: the domain's deadline from now). A synchronous run blocks on the mutex. An
+ * asynchronous run waits without blocking until the mutex is free, blocks on it only briefly,
+ * and tries again: a holder that died is seized by its reaper, which may run on this very
+ * thread's event loop, so blocking here could only end at the deadline.
  */
 export function* transaction<T>(me: Invalidator, bounds: Bounds, until: number | undefined, run: () => T): Waits<T> {
-  if (bounds.sync) return run();
   const deadline = until ?? deadlineIn(me.cb.deadlineMs);
+  if (bounds.sync) return synchronously(me, deadline, run);
   for (;;) {
     if (Atomics.load(me.cb.words, H_MUTEX) !== 0) yield* mutexFree(me, deadline);
     try {
@@ -366,15 +394,16 @@ function takeOperation(me: Invalidator, seg: number): boolean {
 }
 
 /** Takes the segment's operation lock (serializes VM operations), which was taken when last tried. May sleep. */
-function* lockOperation(me: Invalidator, seg: number, bounds: Bounds): Waits<void> {
+function* lockOperation(me: Invalidator, op: Operation, bounds: Bounds): Waits<void> {
   const { words, layout } = me.cb;
+  const { seg } = op;
   const at = slotBase(layout.segments, seg) + SEG_OPLOCK;
   let holder = 0;
   const take = (): boolean => (holder = Atomics.compareExchange(words, at, 0, me.slot + 1)) === 0;
   if (take()) return;
-  if (bounds.nonblocking) throw busy('another VM operation runs on the segment');
+  if (bounds.nonblocking) throw busy('operation', me.cb, holder - 1, `space ${spaceIdAt(words, layout, holder - 1)} runs another VM operation on the segment`);
   if (bounds.sync && holder === me.slot + 1) {
-    throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', 'this thread is already running a VM operation on this segment; await it first');
+    throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `this thread is already running a VM operation on segment ${op.id}; await it first`);
   }
   yield {
     seg,
@@ -385,9 +414,23 @@ function* lockOperation(me: Invalidator, seg: number, bounds: Bounds): Waits<voi
   };
 }
 
-/** ERR_XPMEM_BUSY of the non-blocking path: the segment is skipped, nothing was changed. */
-function busy(why: string): XpmemError {
-  return xpmemError('ERR_XPMEM_BUSY', `${why}; the non-blocking path skips it`);
+/**
+ * ERR_XPMEM_BUSY of the non-blocking path: the segment is skipped, nothing was changed. `space`
+ * names (by id) the space in slot `holder` that keeps it busy; busyWith() says with what.
+ */
+function busy(kind: BusyWith, cb: ControlBlock, holder: number, why: string): XpmemError {
+  const error = xpmemError('ERR_XPMEM_BUSY', `${why}; the non-blocking path skips it`, spaceIdAt(cb.words, cb.layout, holder));
+  return Object.assign(error, { [BUSY_WITH]: kind });
+}
+
+/** What kept a segment busy for the non-blocking path. */
+export type BusyWith = 'operation' | 'section';
+
+const BUSY_WITH = Symbol('busyWith');
+
+/** For an ERR_XPMEM_BUSY of the non-blocking path: what the segment was busy with. */
+export function busyWith(error: unknown): BusyWith | undefined {
+  return (error as { [BUSY_WITH]?: BusyWith } | null)?.[BUSY_WITH];
 }
 
 /** ERR_XPMEM_TIMEOUT naming the space in slot `slot` by its public id. */

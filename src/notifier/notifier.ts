@@ -9,6 +9,7 @@
  * side: it returns once no callback of the notifier is in flight.
  */
 import { checkFunction, checkOptions, invalidArgType } from '../errors.js';
+import { checkWaitOptions, deadlineIn, within, type WaitOptions } from '../sync/futex.js';
 import { AT_GEN, AT_NOTIFIERS, AT_STATE, H_REGSEQ, NT_ATT, NT_GEN, NT_REGSEQ, NT_SPACE, NT_STATE, SP_NOTIFIERS, slotBase } from '../layout.js';
 import { allocSlot, freeSlot } from '../control/control.js';
 import { xpmemError } from '../errors.js';
@@ -51,11 +52,25 @@ export class Notifier {
   }
 
   /**
-   * Stops further callbacks; resolves once callbacks in flight finished (a start in flight still
-   * gets its end first). Calling it again returns the same promise. May be called from a callback
-   * (then do not await it there: it resolves after that callback's invalidation ends).
+   * Stops further callbacks at once; resolves once callbacks in flight finished (a start in
+   * flight still gets its end first), or rejects with ERR_XPMEM_TIMEOUT at `opts.deadlineMs`
+   * (default: the domain's) or ERR_XPMEM_ABORTED: the notifier is unregistered either way. Every
+   * call waits for the same callbacks. May be called from a callback (then do not await it
+   * there: it resolves after that callback's invalidation ends).
    */
-  unregister(): Promise<void> {
+  unregister(opts?: WaitOptions): Promise<void> {
+    try {
+      checkWaitOptions(opts);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const deadline = deadlineIn(opts?.deadlineMs ?? this.#mm.cb.deadlineMs);
+    return within(this.#unregistered(), deadline, opts?.signal,
+      () => xpmemError('ERR_XPMEM_TIMEOUT', 'notifier callbacks were still in flight past the deadline; the notifier is unregistered'),
+      () => xpmemError('ERR_XPMEM_ABORTED', `unregister() aborted: ${String(opts?.signal?.reason)}`));
+  }
+
+  #unregistered(): Promise<void> {
     if (this.#gone !== undefined) return this.#gone;
     const { cb } = this.#mm;
     const base = slotBase(cb.layout.notifiers, this.#local.slot);

@@ -22,21 +22,28 @@ export interface Range {
   readonly signal: AbortSignal;
 }
 
-/** A callback's result: nothing, or a promise the invalidator waits for. */
+/** A callback's result: nothing, or a promise (an invalidateStart's is waited for by the invalidator). */
 export type CallbackResult = void | Promise<void>;
 
 /**
  * Callbacks of a notifier. Each runs in the thread that registered it, never concurrently with
  * another callback of the same space, and may sleep (block with Atomics.wait, or return a
- * promise): the invalidator waits for it, up to its deadline.
+ * promise). The invalidator waits for invalidateStart (and release), up to its deadline; it
+ * does not wait for invalidateEnd.
  */
 export interface NotifierCallbacks {
   /**
-   * The range is about to change. Until invalidateEnd, no section on it can start and map()
-   * waits; the implementer must drop (or stop using) any derived state or view of the range.
+   * The range is about to change: drop (or stop using) any derived state or view of it. From
+   * before this call until the change is done, no section on the segment can start and map()
+   * waits (the hold-off); the change waits for this callback to return (or its promise to settle).
    */
   invalidateStart?(range: Range): CallbackResult;
-  /** The change is done; the range may be re-read (it may have moved, shrunk or gone). */
+  /**
+   * The change is done; the range may be re-read (it may have moved, shrunk or gone). Runs
+   * after the hold-off ended, so other threads' sections may already run meanwhile, and the
+   * operation may already have resolved: nobody waits for it. It runs exactly once per
+   * invalidateStart, and before any later invalidateStart of the same segment in this space.
+   */
   invalidateEnd?(range: Range): CallbackResult;
   /**
    * The memory's owner is gone (its thread exited): the range will never come back. Called

@@ -2,11 +2,16 @@
  * Invalidation records: one per VM operation in flight, shared by the invalidator and its
  * targets. TARGETS is written under the mutex when the record is made; STARTED and ENDED are
  * ack masks each target sets with Atomics.or (and the reaper sets for the dead).
- * A record is freed when every target has ENDED; if its invalidator stopped waiting earlier
- * (deadline), it is left IV_ORPHAN and freed by the next record allocation that finds it done.
+ *
+ * IV_STATE goes FREE -> START in the allocating transaction, START -> END with one atomic store
+ * when the invalidator (or the reaper of a dead one) closes the window, which can therefore never
+ * fail, and END -> FREE in a later record allocation once every target acked its end (nobody
+ * waits for that: the invalidator left at END). A record is freed only once END, so the atomic
+ * store never races a transaction writing the same word.
  */
-import { IV_MASKS, IV_STATE, IV_ORPHAN, slotBase, type Layout } from '../layout.js';
+import { IV_END, IV_MASKS, IV_STATE, slotBase, type Layout } from '../layout.js';
 import { allocSlot, freeSlot, type ControlBlock } from '../control/control.js';
+import { post } from '../sync/doorbell.js';
 import type { Tx } from '../sync/mutex.js';
 
 export const TARGETS = 0;
@@ -37,11 +42,17 @@ export function firstPending(words: Int32Array, layout: Layout, r: number, which
   return -1;
 }
 
-/** Allocates a record, first freeing finished orphans. Caller holds the mutex; -1 if full. */
+/** True while record `r` is in use: started, or ended with some target's end still to run. Any thread. */
+export function inFlight(words: Int32Array, layout: Layout, r: number): boolean {
+  const state = Atomics.load(words, slotBase(layout.invalidations, r) + IV_STATE);
+  return state !== 0 && (state !== IV_END || firstPending(words, layout, r, ENDED) >= 0);
+}
+
+/** Allocates a record, first freeing those whose every end was acked. Caller holds the mutex; -1 if full. */
 export function allocRecord(tx: Tx, cb: ControlBlock): number {
   const { layout, words } = cb;
   for (let r = 0; r < layout.invalidations.capacity; r++) {
-    if (tx.get(slotBase(layout.invalidations, r) + IV_STATE) === IV_ORPHAN && firstPending(words, layout, r, ENDED) < 0) freeRecord(tx, cb, r);
+    if (tx.get(slotBase(layout.invalidations, r) + IV_STATE) === IV_END && firstPending(words, layout, r, ENDED) < 0) freeSlot(tx, cb.invalidationList, r);
   }
   const r = allocSlot(tx, cb.invalidationList);
   if (r < 0) return -1;
@@ -51,7 +62,11 @@ export function allocRecord(tx: Tx, cb: ControlBlock): number {
   return r;
 }
 
-/** Frees record `r`. Caller holds the mutex and knows every target has ENDED. */
-export function freeRecord(tx: Tx, cb: ControlBlock, r: number): void {
-  freeSlot(tx, cb.invalidationList, r);
+/**
+ * Step 5 for record `r` (its window closed): END, and every target told to run its ends. The
+ * invalidator, or the reaper of a dead one, calls it once. Any thread; never sleeps.
+ */
+export function endRecord(words: Int32Array, layout: Layout, r: number): void {
+  Atomics.store(words, slotBase(layout.invalidations, r) + IV_STATE, IV_END);
+  for (let t = 0; t < layout.spaces.capacity; t++) if (hasBit(words, layout, r, TARGETS, t)) post(words, layout, t);
 }

@@ -10,10 +10,11 @@
  * Both end with the caller's timeout error at the deadline and ERR_XPMEM_ABORTED on abort.
  */
 import { xpmemError, type XpmemError } from '../errors.js';
-import { H_CLOSED, SEG_WAITERS, SP_DOORBELL, SP_WAIT_ANY, slotBase, type Layout } from '../layout.js';
+import { H_CLOSED, SEG_GEN, SEG_WAITERS, SP_DOORBELL, SP_WAIT_ANY, idOf, slotBase, type Layout } from '../layout.js';
 import { exitShared } from '../sync/rwlock.js';
 import { remaining, wait, waitAsync } from '../sync/futex.js';
 import { recordWait } from '../stats.js';
+import { turn } from '../sync/turn.js';
 
 /** One condition to wait for. */
 export interface WaitFor {
@@ -132,7 +133,8 @@ export function waitSync(s: Waiting, w: WaitFor): void {
       s.deliverInline();
       if ((entered = w.until())) return;
       if (self >= 0 && s.unsettledFor(self)) {
-        throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `a synchronous wait on segment slot ${self} depends on this thread's own notifier callback for it (running, or its promise pending); wait after the callback returns, or use the async variant`);
+        const segId = idOf(s.layout.segments, self, Atomics.load(s.words, slotBase(s.layout.segments, self) + SEG_GEN));
+        throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `a synchronous wait on segment ${segId} depends on this thread's own notifier callback for it (running, or its promise pending); wait after the callback returns, or use the async variant`);
       }
       checkWait(s, w);
       if (since < 0) {
@@ -206,17 +208,25 @@ export function runSync<T>(s: Waiting, g: Waits<T>): T {
   return next.value;
 }
 
-/** Runs `g` asynchronously. May sleep without blocking the event loop. */
+/**
+ * Runs `g` asynchronously. May sleep without blocking the event loop; settles after giving the
+ * event loop a turn when continuous use kept it from turning (sync/turn.ts).
+ */
 export async function runAsync<T>(s: Waiting, g: Waits<T>): Promise<T> {
-  let next = g.next();
-  while (!next.done) {
-    let failure: unknown;
-    try {
-      await waitAsyncFor(s, next.value);
-    } catch (error) {
-      failure = error;
+  try {
+    let next = g.next();
+    while (!next.done) {
+      let failure: unknown;
+      try {
+        await waitAsyncFor(s, next.value);
+      } catch (error) {
+        failure = error;
+      }
+      next = failure === undefined ? g.next() : g.throw(failure);
     }
-    next = failure === undefined ? g.next() : g.throw(failure);
+    return next.value;
+  } finally {
+    const yielded = turn();
+    if (yielded !== undefined) await yielded;
   }
-  return next.value;
 }

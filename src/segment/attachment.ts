@@ -12,7 +12,8 @@
  */
 import { xpmemError, checkFunction, checkOneOf } from '../errors.js';
 import { AT_GEN, AT_STATE, SEG_GEN, SEG_LIVE, SEG_REF, SEG_STATE, slotBase } from '../layout.js';
-import { checkWaitOptions, type Mm, type WaitOptions } from '../mm.js';
+import type { Mm } from '../mm.js';
+import { checkWaitOptions, type WaitOptions } from '../sync/futex.js';
 import { enterShared, exitShared, retryShared } from '../sync/rwlock.js';
 import { checkViewType, ViewCache, type ViewType } from './view.js';
 import { Mapping } from './mapping.js';
@@ -25,6 +26,7 @@ import { checkSegment } from '../vm/operations.js';
 import { detachAttachment, type AttachmentSlot } from './verbs.js';
 import { quietly } from './scope.js';
 import { spinForWindow } from '../notifier/spin.js';
+import { turn } from '../sync/turn.js';
 
 /** A section opened with `att.section(mode)`, ended by `using` (Symbol.dispose) or end(). */
 export interface Section<V = Uint8Array> extends Disposable {
@@ -96,17 +98,17 @@ export class Attachment {
   }
 
   /** Runs `fn` inside a read section. May sleep (sync) while an invalidation window is open. */
-  read<T>(fn: (view: Uint8Array) => T): T;
-  read<V, T>(type: ViewType<V>, fn: (view: V) => T): T;
-  read(a: unknown, b?: unknown): unknown {
-    return this.#section(false, a, b);
+  read<T>(fn: (view: Uint8Array) => T, opts?: WaitOptions): T;
+  read<V, T>(type: ViewType<V>, fn: (view: V) => T, opts?: WaitOptions): T;
+  read(a: unknown, b?: unknown, c?: unknown): unknown {
+    return this.#section(false, a, b, c);
   }
 
   /** Runs `fn` inside a write section. May sleep (sync) while an invalidation window is open. */
-  write<T>(fn: (view: Uint8Array) => T): T;
-  write<V, T>(type: ViewType<V>, fn: (view: V) => T): T;
-  write(a: unknown, b?: unknown): unknown {
-    return this.#section(true, a, b);
+  write<T>(fn: (view: Uint8Array) => T, opts?: WaitOptions): T;
+  write<V, T>(type: ViewType<V>, fn: (view: V) => T, opts?: WaitOptions): T;
+  write(a: unknown, b?: unknown, c?: unknown): unknown {
+    return this.#section(true, a, b, c);
   }
 
   /** Like read(), but waits without blocking and `fn` may await: the section lasts until it settles. */
@@ -204,12 +206,16 @@ export class Attachment {
     return faultIn(this.#mm, { slot: this.#a.seg, gen: this.#a.segGen, id: this.#a.segId }, bounds);
   }
 
-  #section(write: boolean, a: unknown, b: unknown): unknown {
-    const type = b === undefined ? undefined : (a as ViewType<unknown>);
-    const fn = (b === undefined ? a : b) as (view: unknown) => unknown;
+  /** A sync section: `(fn, opts?)`, or `(type, fn, opts?)` when `a` is a typed-array constructor. */
+  #section(write: boolean, a: unknown, b: unknown, c: unknown): unknown {
+    const typed = typeof b === 'function' || (a as { BYTES_PER_ELEMENT?: unknown } | undefined)?.BYTES_PER_ELEMENT !== undefined;
+    const type = typed ? (a as ViewType<unknown>) : undefined;
+    const fn = (typed ? b : a) as (view: unknown) => unknown;
+    const opts = (typed ? c : b) as WaitOptions | undefined;
     checkFunction('fn', fn);
     if (type !== undefined) checkViewType('type', type);
-    const held = this.#enterSync(write);
+    if (opts !== undefined) checkWaitOptions(opts);
+    const held = this.#enterSync(write, opts);
     try {
       return fn(type === undefined ? this.#views.bytes : this.#views.typed(type));
     } finally {
@@ -225,6 +231,8 @@ export class Attachment {
       return await fn(this.#views.bytes);
     } finally {
       this.#exit(held);
+      const yielded = turn();
+      if (yielded !== undefined) await yielded;
     }
   }
 
@@ -236,7 +244,7 @@ export class Attachment {
   #enterSync(write: boolean, opts?: WaitOptions): number {
     let bounds: Bounds | undefined;
     for (;;) {
-      const i = this.#begin();
+      const i = this.#begin(false);
       const seq = this.#publish(i);
       if (seq < 0) {
         bounds ??= this.#mm.bounds(opts, true);
@@ -257,7 +265,7 @@ export class Attachment {
   async #enterAsync(write: boolean, opts: WaitOptions | undefined): Promise<number> {
     const bounds = this.#mm.bounds(opts, false);
     for (;;) {
-      const i = this.#begin();
+      const i = this.#begin(true);
       const seq = this.#publish(i);
       if (seq < 0) await this.#mm.runAsync(this.#windowEnd(i, bounds)).catch((error: unknown) => { this.#abandon(i); throw error; });
       if (this.#admit(write, i, seq)) return i;
@@ -271,7 +279,7 @@ export class Attachment {
    * the exit, not here: a loop of sections still checks once per section, and an entry held off
    * by a window delivers while it waits.
    */
-  #begin(): number {
+  #begin(async: boolean): number {
     const mm = this.#mm;
     if (this.#detached || mm.closed()) this.#usable(); // throws the right error
     if (mm.holding > 0 && mm.highestHeld() >= this.#a.segId) {
@@ -280,6 +288,7 @@ export class Attachment {
     const i = mm.holding === 0 ? 0 : mm.held.indexOf(-1);
     if (i < 0) throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `more than ${mm.held.length} nested sections in one thread; raise capacity.depth`);
     this.#claim(i, this.#a.seg, this.#a.segId);
+    mm.heldAsync[i] = async ? 1 : 0;
     return i;
   }
 

@@ -6,7 +6,8 @@
  * now belongs to someone else. Check `retry()` after each unit of work and `refresh()` when true.
  */
 import { SEG_SEQ, slotBase } from '../layout.js';
-import { checkWaitOptions, type Mm, type WaitOptions } from '../mm.js';
+import type { Mm } from '../mm.js';
+import { checkWaitOptions, type WaitOptions } from '../sync/futex.js';
 import { readBegin, readRetry } from '../sync/seqcount.js';
 import { xpmemError } from '../errors.js';
 import type { ViewCache } from './view.js';

@@ -9,7 +9,8 @@
  */
 import { checkIndex, checkOneOf } from '../errors.js';
 import { PERMIT_NONE, PERMIT_RO, PERMIT_RW, SEG_BYTES, SEG_PROT, slotBase } from '../layout.js';
-import { checkWaitOptions, type Mm, type WaitOptions } from '../mm.js';
+import type { Mm } from '../mm.js';
+import { checkWaitOptions, type WaitOptions } from '../sync/futex.js';
 import { invalidate, type Bounds, type Operation } from '../notifier/invalidate.js';
 import type { Waits } from '../notifier/wait.js';
 import { checkSegment, migration, protection, removal, resizing, swapIn, swapOut, swappedOut, type SegmentRef } from '../vm/operations.js';

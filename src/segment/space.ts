@@ -1,13 +1,15 @@
 /** Space: one thread's address space in a domain (an mm_struct): the XPMEM verbs start here. */
 import { checkOneOf, checkOptions, invalidArgType, xpmemError } from '../errors.js';
 import { SEGF_SWAPPABLE, idOf } from '../layout.js';
-import { checkWaitOptions, type Mm } from '../mm.js';
+import type { Mm } from '../mm.js';
+import { checkWaitOptions } from '../sync/futex.js';
 import { Access } from './access.js';
 import { Segment, checkBytes, checkPermit, type MakeOptions } from './segment.js';
 import { getGrant, makeSegment, type Made } from './verbs.js';
 import { limited, reclaiming } from '../vm/reclaim.js';
 import { track } from './scope.js';
 import { Notifier, registerNotifier } from '../notifier/notifier.js';
+import { transaction } from '../notifier/invalidate.js';
 import type { NotifierCallbacks } from '../notifier/range.js';
 
 export class Space {
@@ -25,12 +27,40 @@ export class Space {
 
   /**
    * Exports `bytes` of new zero-filled memory (xpmem_make). Synchronous: one transaction, which
-   * may grow the arena. Under memoryLimit it first swaps out unreferenced segments on the
-   * non-blocking path (it may then wait for their notifiers, never for this thread, bounded by
-   * `opts.deadlineMs` / `opts.signal`); ERR_XPMEM_NO_MEMORY when nothing more can be reclaimed,
-   * the size alone passes the limit, or the arena or segment table is full.
+   * may grow the arena. Under memoryLimit it first swaps out unreferenced segments (see
+   * docs/CONTRACT.md, reclaim), blocking this thread meanwhile, never waiting for this thread
+   * itself, within `opts.deadlineMs`: ERR_XPMEM_NO_MEMORY when nothing it could ever reclaim would
+   * do (the size alone passes the limit, or the arena or segment table is full), ERR_XPMEM_TIMEOUT
+   * naming the space that kept the memory busy at the deadline. In an event loop that must keep
+   * running, prefer makeAsync().
    */
   make(bytes: number, opts: MakeOptions = {}): Segment {
+    const attempt = this.#maker(bytes, opts);
+    const mm = this.#mm;
+    let made: Made;
+    if (limited(mm)) {
+      const bounds = mm.bounds(opts, true);
+      made = mm.runSync(reclaiming(mm, -1, bounds, () => transaction(mm, bounds, bounds.deadline, attempt)));
+    } else {
+      made = opts.deadlineMs === undefined ? attempt() : mm.cb.patiently(opts.deadlineMs, attempt);
+    }
+    return new Segment(mm, made, opts.name ?? '');
+  }
+
+  /**
+   * make() without blocking the event loop: waits for the domain mutex and for reclaim under
+   * memoryLimit asynchronously, and `opts.signal` can end that wait (ERR_XPMEM_ABORTED).
+   */
+  async makeAsync(bytes: number, opts: MakeOptions = {}): Promise<Segment> {
+    const attempt = this.#maker(bytes, opts);
+    const mm = this.#mm;
+    const bounds = mm.bounds(opts, false);
+    const made = await mm.runAsync(reclaiming(mm, -1, bounds, () => transaction(mm, bounds, bounds.deadline, attempt)));
+    return new Segment(mm, made, opts.name ?? '');
+  }
+
+  /** Validates make()'s arguments; returns its one transaction. */
+  #maker(bytes: number, opts: MakeOptions): () => Made {
     checkBytes(bytes);
     checkOptions('options', opts);
     const permit = checkPermit('options.permit', opts.permit ?? 'rw');
@@ -38,11 +68,8 @@ export class Space {
     if (opts.name !== undefined && typeof opts.name !== 'string') throw invalidArgType('options.name', 'of type string', opts.name);
     checkWaitOptions(opts);
     this.#mm.checkLive();
-    const mm = this.#mm;
     const flags = opts.swappable === false ? 0 : SEGF_SWAPPABLE;
-    const attempt = (): Made => makeSegment(mm, bytes, permit, flags, opts.name ?? '');
-    const made = limited(mm) ? mm.runSync(reclaiming(mm, -1, mm.bounds(opts, true), function* () { return attempt(); })) : attempt();
-    return new Segment(this.#mm, made, opts.name ?? '');
+    return () => makeSegment(this.#mm, bytes, permit, flags, opts.name ?? '');
   }
 
   /**

@@ -4,12 +4,40 @@
  * indicator and seqcounts. Uses only the control block's word map (layout.ts) and errors.ts.
  *
  * The one place the library sleeps. Wraps Atomics.wait / Atomics.waitAsync / Atomics.notify
- * with absolute deadlines and AbortSignal support.
+ * with absolute deadlines and AbortSignal support, and defines the options (WaitOptions) every
+ * call that may wait for another space takes.
  *
  * Contract: a sleeper passes the value it last saw; it returns as soon as the word differs,
  * a notify arrives, the deadline passes, or (async only) the signal aborts. Callers always
  * re-check their condition after a return: wakeups may be spurious.
  */
+import { checkIndex, checkOptions, invalidArgType, xpmemError } from '../errors.js';
+
+/** Options of every call that may wait for another space. */
+export interface WaitOptions {
+  /** Give up after this many ms (default: the domain's deadlineMs). */
+  deadlineMs?: number;
+  /**
+   * Give up when aborted. An async call gives up at once. A sync call blocks its thread, so its
+   * signal can only be aborted by this thread's own code that runs while it waits (a notifier
+   * callback delivered inline); it checks the signal each time it wakes.
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * Validates the options of a blocking call before anything changes: `deadlineMs` an integer
+ * >= 0, `signal` an AbortSignal. A signal already aborted is ERR_XPMEM_ABORTED at once.
+ */
+export function checkWaitOptions(opts: WaitOptions | undefined): void {
+  checkOptions('options', opts);
+  if (opts === undefined) return;
+  if (opts.deadlineMs !== undefined) checkIndex('options.deadlineMs', opts.deadlineMs, 0, 2 ** 31 - 1);
+  const { signal } = opts;
+  if (signal === undefined) return;
+  if (!(signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an instance of AbortSignal', signal);
+  if (signal.aborted) throw xpmemError('ERR_XPMEM_ABORTED', `aborted before it started: ${String(signal.reason)}`);
+}
 
 /** Why a futex wait returned. */
 export type WakeReason = 'ok' | 'not-equal' | 'timed-out' | 'aborted';
@@ -62,4 +90,25 @@ export async function waitAsync(word: Int32Array, index: number, expected: numbe
 /** Wakes every sleeper (sync and async) on `word[index]`. Never sleeps; callable from any thread. */
 export function notify(word: Int32Array, index: number): void {
   Atomics.notify(word, index);
+}
+
+/**
+ * Waits for `promise` until `deadline` (a performance.now() timestamp) or until `signal`
+ * aborts, whichever comes first: then rejects with `timeout()` or `aborted()`. The promise itself
+ * goes on. Never blocks; any thread.
+ */
+export function within<T>(promise: Promise<T>, deadline: number, signal: AbortSignal | undefined, timeout: () => Error, aborted: () => Error): Promise<T> {
+  if (deadline === Infinity && signal === undefined) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const ms = remaining(deadline);
+    const timer = ms === Infinity ? undefined : setTimeout(() => settle(() => reject(timeout())), ms);
+    const onAbort = (): void => settle(() => reject(aborted()));
+    const settle = (then: () => void): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      then();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    promise.then((value) => settle(() => resolve(value)), (error: unknown) => settle(() => reject(error)));
+  });
 }

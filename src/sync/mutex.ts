@@ -12,7 +12,7 @@
  * absolute, so replaying twice is harmless). A function that throws inside `transact` leaves
  * the control block exactly as it was: this is how a failed call leaves the domain unchanged.
  */
-import { H_JOURNAL_LEN, H_MUTEX, H_MUTEX_WAITERS, type Layout } from '../layout.js';
+import { H_JOURNAL_LEN, H_MUTEX, H_MUTEX_WAITERS, spaceIdAt, type Layout } from '../layout.js';
 import { xpmemError } from '../errors.js';
 import { deadlineIn, remaining } from './futex.js';
 
@@ -143,7 +143,7 @@ function recover(cb: Int32Array, layout: Layout): void {
  * uncontended lock never reads the clock); throws ERR_XPMEM_TIMEOUT naming the holder when it
  * passes.
  */
-export function lock(cb: Int32Array, self: number, deadlineMs: number): void {
+function lock(cb: Int32Array, layout: Layout, self: number, deadlineMs: number): void {
   const mine = self >= 0 ? self + 1 : self;
   let deadline = NaN;
   for (let i = 0; ; i++) {
@@ -153,7 +153,7 @@ export function lock(cb: Int32Array, self: number, deadlineMs: number): void {
     if (i < SPIN) continue;
     if (i === SPIN) deadline = deadlineIn(deadlineMs);
     const ms = remaining(deadline);
-    if (ms === 0) throw xpmemError('ERR_XPMEM_TIMEOUT', `the domain mutex is held by space ${holder - 1} past the deadline`, holder - 1);
+    if (ms === 0) throw heldTooLong(cb, layout, holder);
     sleeping(cb, 1);
     try {
       Atomics.wait(cb, H_MUTEX, holder, Math.min(ms, 50));
@@ -161,6 +161,13 @@ export function lock(cb: Int32Array, self: number, deadlineMs: number): void {
       sleeping(cb, -1);
     }
   }
+}
+
+/** ERR_XPMEM_TIMEOUT naming the mutex's holder (mutex word `holder`) by its public space id. */
+function heldTooLong(cb: Int32Array, layout: Layout, holder: number): Error {
+  if (holder < 0) return xpmemError('ERR_XPMEM_TIMEOUT', `the domain mutex is held by thread ${-holder - 2}, which is joining the domain, past the deadline`);
+  const id = spaceIdAt(cb, layout, holder - 1);
+  return xpmemError('ERR_XPMEM_TIMEOUT', `the domain mutex is held by space ${id} past the deadline`, id);
 }
 
 /**
@@ -198,7 +205,7 @@ export function seize(cb: Int32Array, layout: Layout, dead: number, self: number
  * May sleep waiting for the mutex (bounded by `deadlineMs`).
  */
 export function transact<T>(tx: Tx, cb: Int32Array, layout: Layout, self: number, deadlineMs: number, fn: (tx: Tx) => T): T {
-  lock(cb, self, deadlineMs);
+  lock(cb, layout, self, deadlineMs);
   let result: T;
   let after: (() => void)[];
   try {

@@ -10,7 +10,8 @@ import { invalidate, transacted } from '../notifier/invalidate.js';
 import type { Tx } from '../sync/mutex.js';
 import { compaction, type SegmentRef } from './operations.js';
 import { count, ST_COMPACTED } from '../stats.js';
-import type { Mm, WaitOptions } from '../mm.js';
+import type { Mm } from '../mm.js';
+import type { WaitOptions } from '../sync/futex.js';
 
 /** What one compact() did. */
 export interface CompactReport {
@@ -30,12 +31,14 @@ export async function compact(mm: Mm, opts: WaitOptions | undefined): Promise<Co
   const bounds = { ...mm.bounds(opts, false), nonblocking: true };
   for (const ref of await mm.runAsync(transacted(mm, bounds, bounds.deadline, (tx) => residentByOffset(mm, tx)))) {
     if (opts?.signal?.aborted) break;
+    const move = compaction(mm.cb, mm.slot, ref);
     try {
-      if (!(await mm.runAsync(invalidate(mm, compaction(mm.cb, mm.slot, ref), bounds)))) continue;
+      if (!(await mm.runAsync(invalidate(mm, move, bounds)))) continue;
     } catch {
       skipped++;
       continue;
     }
+    if (!move.moved()) continue; // its hole was taken meanwhile: it stays, and is not counted
     moved++;
     movedBytes += Atomics.load(mm.words, slotBase(mm.layout.segments, ref.slot) + SEG_BYTES);
     count(mm.words, ST_COMPACTED);

@@ -88,24 +88,30 @@ function moveTo(tx: Tx, cb: ControlBlock, s: SegmentRef, block: number, keep: nu
 /**
  * compaction's move: the segment goes to the lowest free range below it that holds it (within
  * memoryLimit); null when there is none, so nothing is invalidated. Decided again in step 4:
- * when the hole was taken meanwhile the bytes stay where they are.
+ * when the hole was taken meanwhile the bytes stay where they are, and moved() says false.
  */
-export function compaction(cb: ControlBlock, self: number, s: SegmentRef): Operation {
+export function compaction(cb: ControlBlock, self: number, s: SegmentRef): Operation & { readonly moved: () => boolean } {
   const base = slotBase(cb.layout.segments, s.slot);
   const lowerHole = (tx: Tx): boolean => cb.allocator.lowestFit(tx, unitsFor(tx.get(base + SEG_BYTES)), tx.get(base + SEG_UNIT)) >= 0;
+  let moved = false;
   return {
     seg: s.slot,
     id: s.id,
     event: 'migrate',
     prepare: () => allocating(cb, s, () => swappedOut(cb, s) || !cb.transact(self, lowerHole)),
-    apply: () => cb.transact(self, (tx) => {
-      const bytes = tx.get(base + SEG_BYTES);
-      checkHeadroom(cb, unitsFor(bytes), tx);
-      const block = cb.allocator.allocBelow(tx, unitsFor(bytes), tx.get(base + SEG_UNIT));
-      if (block < 0) return;
-      moveTo(tx, cb, s, block, bytes);
-      bumpViews(tx, cb, s);
-    }),
+    apply: () => {
+      moved = cb.transact(self, (tx) => {
+        const bytes = tx.get(base + SEG_BYTES);
+        checkHeadroom(cb, unitsFor(bytes), tx);
+        const block = cb.allocator.allocBelow(tx, unitsFor(bytes), tx.get(base + SEG_UNIT));
+        if (block < 0) return false;
+        moveTo(tx, cb, s, block, bytes);
+        bumpViews(tx, cb, s);
+        return true;
+      });
+    },
+    /** True once step 4 moved the bytes (false when the hole was taken meanwhile). */
+    moved: () => moved,
   };
 }
 

@@ -14,22 +14,23 @@
  * No step waits on the dead space; step 5 waits only on live attachers (bounded by deadlines).
  */
 import {
-  AT_SPACE, AT_STATE, GR_SPACE, GR_STATE, IV_INVALIDATOR, IV_ORPHAN, IV_STATE, NT_ATT, NT_SPACE, NT_STATE,
+  AT_SPACE, AT_STATE, GR_SPACE, GR_STATE, IV_FREE, IV_INVALIDATOR, IV_START, IV_STATE, NT_ATT, NT_SPACE, NT_STATE,
   SEG_DRAINER, SEG_GEN, SEG_LIVE, SEG_OPLOCK, SEG_REMOVED, SEG_OWNER, SEG_SEQ, SEG_STATE, SP_HELD, SP_NOTIFIERS, SP_STATE,
   SP_GEN, SP_THREAD, SPACE_DEAD, SPACE_LIVE, idOf, slotBase, spaceIdAt,
 } from '../layout.js';
 import { reapChannel, type ReapMessage } from '../diagnostics.js';
 import { freeSlot, type ControlBlock } from '../control/control.js';
 import { seize } from '../sync/mutex.js';
-import { post, ring, wakeSegmentWaiters } from '../sync/doorbell.js';
+import { ring, wakeSegmentWaiters } from '../sync/doorbell.js';
 import { writeEnd } from '../sync/seqcount.js';
-import { ENDED, STARTED, TARGETS, hasBit, setBit } from '../notifier/record.js';
+import { ENDED, STARTED, TARGETS, endRecord, hasBit, setBit } from '../notifier/record.js';
 import { invalidate, transacted } from '../notifier/invalidate.js';
 import { deadlineIn } from '../sync/futex.js';
 import type { Tx } from '../sync/mutex.js';
 import { removal } from '../vm/operations.js';
 import { unlinkAttachment, unlinkGrant } from '../control/lists.js';
 import type { Mm } from '../mm.js';
+import type { XpmemError } from '../errors.js';
 
 /** Live space slots whose thread is `threadId`. Any thread. */
 export function spacesOfThread(cb: ControlBlock, threadId: number): number[] {
@@ -44,9 +45,10 @@ export function spacesOfThread(cb: ControlBlock, threadId: number): number[] {
 
 /**
  * Reaps space `dead` from the watcher `me`. May sleep (async) while live attachers answer the
- * release invalidations. Returns how many segments were removed.
+ * release invalidations; `stalled` hears each ERR_XPMEM_TIMEOUT a release retries after.
+ * Returns how many segments were removed.
  */
-export async function reap(me: Mm, dead: number): Promise<number> {
+export async function reap(me: Mm, dead: number, stalled: (error: XpmemError) => void): Promise<number> {
   const { cb } = me;
   const { words, layout } = cb;
   const space = spaceIdAt(words, layout, dead);
@@ -66,9 +68,9 @@ export async function reap(me: Mm, dead: number): Promise<number> {
   for (let d = 0; d < layout.caps.depth; d++) Atomics.store(words, spBase + SP_HELD + d, 0);
   wakeAll(cb); // drains, ack waits and lock waits re-check: the dead space no longer counts
   await releaseOperations(cb, transact, dead); // windows close before their ends are posted
-  await settleRecords(cb, transact, dead);
+  settleRecords(cb, dead);
   const owned = await transact((tx) => dropUsers(cb, tx, dead));
-  for (const ref of owned) await release(me, ref);
+  for (const ref of owned) await release(me, ref, stalled);
   await transact((tx) => freeSlot(tx, cb.spaceList, dead));
   if (reapChannel.hasSubscribers) reapChannel.publish({ space, threadId, segments: owned.length } satisfies ReapMessage);
   return owned.length;
@@ -82,16 +84,18 @@ const RETRY_MS = 10;
  * time (or holds a section past the deadline) only delays it: the reaper tries again, each try
  * bounded by the deadline, until it succeeds or the domain closes. Nothing waits on the dead.
  */
-async function release(me: Mm, ref: { slot: number; gen: number; id: number }): Promise<void> {
+async function release(me: Mm, ref: { slot: number; gen: number; id: number }, stalled: (error: XpmemError) => void): Promise<void> {
   for (;;) {
     try {
       await me.runAsync(invalidate(me, removal(me.cb, me.slot, ref, 'release'), me.bounds(undefined, false)));
       return;
     } catch (error) {
       const code = (error as { code?: string }).code;
-      if (code === 'ERR_XPMEM_NO_MEMORY') {
+      if (code === 'ERR_XPMEM_TIMEOUT') {
+        stalled(error as XpmemError);
+      } else if (code === 'ERR_XPMEM_NO_MEMORY') {
         await new Promise((resolve) => setTimeout(resolve, RETRY_MS)); // a full table: others finish first
-      } else if (code !== 'ERR_XPMEM_TIMEOUT') {
+      } else {
         if (code !== 'ERR_XPMEM_CLOSED' && code !== 'ERR_XPMEM_REMOVED') process.emitWarning(`xpmem-threads: reaping segment ${ref.id} failed: ${String(error)}`, 'XpmemReapWarning');
         return;
       }
@@ -110,26 +114,19 @@ function wakeAll(cb: ControlBlock): void {
 /** Runs one transaction for the reaper (may wait, without blocking, for the mutex). */
 type Transact = <T>(fn: (tx: Tx) => T) => Promise<T>;
 
-/** Acks on the dead space's behalf; ends records it was invalidating. */
-async function settleRecords(cb: ControlBlock, transact: Transact, dead: number): Promise<void> {
+/** Acks on the dead space's behalf; ends the records it was invalidating (their windows are closed). Never sleeps. */
+function settleRecords(cb: ControlBlock, dead: number): void {
   const { words, layout } = cb;
-  const ended: number[] = [];
   for (let r = 0; r < layout.invalidations.capacity; r++) {
     const base = slotBase(layout.invalidations, r);
-    if (Atomics.load(words, base + IV_STATE) === 0) continue;
+    const state = Atomics.load(words, base + IV_STATE);
+    if (state === IV_FREE) continue;
     if (hasBit(words, layout, r, TARGETS, dead)) {
       setBit(words, layout, r, STARTED, dead);
       setBit(words, layout, r, ENDED, dead);
       ring(words, layout, Atomics.load(words, base + IV_INVALIDATOR));
     }
-    if (Atomics.load(words, base + IV_INVALIDATOR) === dead) ended.push(r);
-  }
-  if (ended.length === 0) return;
-  await transact((tx) => {
-    for (const r of ended) tx.set(slotBase(layout.invalidations, r) + IV_STATE, IV_ORPHAN);
-  });
-  for (const r of ended) {
-    for (let t = 0; t < layout.spaces.capacity; t++) if (hasBit(words, layout, r, TARGETS, t)) post(words, layout, t);
+    if (state === IV_START && Atomics.load(words, base + IV_INVALIDATOR) === dead) endRecord(words, layout, r);
   }
 }
 

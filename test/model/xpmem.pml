@@ -57,7 +57,6 @@
 #define IV_FREE   0
 #define IV_START  1
 #define IV_END    2
-#define IV_ORPHAN 3
 
 /* held words (SP_HELD): segment slot + 1, | HELD_WANT (parked), | HELD_GRANTED */
 #define WANT     4
@@ -253,6 +252,7 @@ inline dstart(s, r) {
         assert(!(regAfter[n_] & B(r)));   /* registered after the window was published: nothing of it */
         assert(!(gStart[n_] & B(r)));     /* one start per window */
         assert(!unregDone[n_]);           /* nothing after unregister() resolved */
+        assert((gStart[n_] & ~gEnd[n_] & ~B(r)) == 0);   /* every earlier start of it has had its end */
         gStart[n_] = gStart[n_] | B(r)
      :: else
      fi;
@@ -307,7 +307,7 @@ inline dstep(s, r) {
      :: (flt[s] & B(r)) || (ACKS(STARTED, r) & B(s)) -> skip
      :: else -> dstart(s, r)
      fi
-  :: (rstate[r] == IV_END || rstate[r] == IV_ORPHAN) && (rtgt[r] & B(s)) ->
+  :: rstate[r] == IV_END && (rtgt[r] & B(s)) ->
      if
      :: ACKS(ENDED, r) & B(s) -> skip
 #ifdef BREAK_END_SET
@@ -602,7 +602,11 @@ inline invalidate(me, mebit, g, r, removal) {
      :: else ->
      atomic {
        if
-       :: rstate[r] == IV_ORPHAN && (rtgt[r] & ~ACKS(ENDED, r)) == 0 -> FREEREC(r)  /* allocRecord frees a done orphan */
+#ifdef BREAK_FREE_EARLY
+       :: rstate[r] == IV_END -> FREEREC(r)                                     /* freed with ends still to run */
+#else
+       :: rstate[r] == IV_END && (rtgt[r] & ~ACKS(ENDED, r)) == 0 -> FREEREC(r)  /* allocRecord frees a record every target ended */
+#endif
        :: else
        fi;
        if
@@ -695,7 +699,7 @@ inline invalidate(me, mebit, g, r, removal) {
            }
         :: else
         fi;
-        /* step 5, end: writeEnd and grant, then IV_END and post, then wait for the ENDED acks */
+        /* step 5, end: writeEnd and grant, then IV_END and post (record.ts endRecord); the ends are not waited for */
         atomic {
           drainer[g] = 0;
 #ifdef BREAK_SEQ_REUSE
@@ -715,14 +719,6 @@ inline invalidate(me, mebit, g, r, removal) {
         :: else ->
 #endif
         atomic { rstate[r] = IV_END; postAll(rtgt[r]) }
-        do
-        :: atomic { ARM(mebit); deliverBody(me); acked(r, ENDED); WAITED(mebit) }
-           if
-           :: ok -> break
-           :: else -> SLEEP(mebit, orph = 1)
-           fi
-        od;
-        atomic { if :: orph -> rstate[r] = IV_ORPHAN :: else -> FREEREC(r) fi; orph = 0; ok = 0 }
         fi;
         u_ = 0
      fi;
@@ -804,7 +800,7 @@ inline invalidate(me, mebit, g, r, removal) {
 
 /* ---------------------------------------------------------------- processes ---------- */
 
-#define LOCALS byte t, ok, fail, orph, h, mt, ma, r_, n_, m_, s_, d_, w_, x_, u_
+#define LOCALS byte t, ok, fail, h, mt, ma, r_, n_, m_, s_, d_, w_, x_, u_
 
 /* space 0, main thread: the owner of seg 0 runs its VM operations, then idles */
 proctype Owner() {
@@ -926,14 +922,14 @@ end_wait:
     od;
     r_ = 0
   }
-  /* ... and the records it was invalidating are orphaned and posted: their targets get their ends */
-#ifndef BREAK_REAP_ORPHAN
+  /* ... and the records it was starting are ended and posted: their targets get their ends */
+#ifndef BREAK_REAP_END
   atomic {
     r_ = 0;
     do
     :: r_ < NREC ->
        if
-       :: rstate[r_] != IV_FREE && rinv[r_] == 2 -> rstate[r_] = IV_ORPHAN; postAll(rtgt[r_])
+       :: rstate[r_] == IV_START && rinv[r_] == 2 -> rstate[r_] = IV_END; postAll(rtgt[r_])
        :: else
        fi;
        r_++
@@ -948,7 +944,8 @@ end_wait:
   do
   :: invalidate(0, REAPBIT, 1, R_D, 1);
      if
-     :: fail == 1 || fail == 2 || fail == 4 -> skip
+     :: fail == 1 || fail == 2 -> skip
+     :: fail == 4 -> (rstate[R_D] != IV_END || (rtgt[R_D] & ~ACKS(ENDED, R_D)) == 0)   /* a later try finds the record freed */
      :: else -> break
      fi
   od;
@@ -975,6 +972,14 @@ proctype Checker() {
        :: else -> break
        od;
        n++
+    :: else -> break
+    od;
+    r = 0;
+    do
+    :: r < NREC ->
+       /* nothing left in flight: every record is free, or ended by every live target */
+       assert(rstate[r] != IV_START && (rstate[r] != IV_END || (rtgt[r] & ~ACKS(ENDED, r) & ((spLive[0] -> 1 : 0) | (spLive[1] -> 2 : 0) | (spLive[2] -> 4 : 0))) == 0));
+       r++
     :: else -> break
     od
   }
