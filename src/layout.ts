@@ -100,7 +100,8 @@ export const SEG_WAITERS = 14;  // [atomic] 1 while some space waits for the win
 export const SEG_OPLOCK = 15;   // [atomic] space slot + 1 running a VM operation on it
 export const SEG_REF = 16;      // [atomic] referenced bit: set by sections, map(), touch(); cleared by the clock
 export const SEG_GRANTS = 17;   // [tx] first grant slot on this segment (-1 = none): its grant list
-export const SEG_NAME = 18;     // [tx] NAME_WORDS words: the make() name, UTF-8, zero-padded (maps())
+export const SEG_NOTIFIERS = 18;// [tx] range notifiers on its attachments (the sum of their AT_NOTIFIERS)
+export const SEG_NAME = 19;     // [tx] NAME_WORDS words: the make() name, UTF-8, zero-padded (maps())
 export const NAME_WORDS = 6;
 export const SEG_FIELDS = SEG_NAME + NAME_WORDS;
 

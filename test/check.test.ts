@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  AT_GRANT, GR_STATE, H_ALLOC, SEG_GRANTS, H_LIMIT_UNITS, H_SEG_FREE, HELD_GRANTED, SEG_DRAINER, SEG_FLAGS, SEG_NEXT, SEG_OPLOCK, SEG_SEQ,
+  AT_GRANT, GR_STATE, H_ALLOC, SEG_GRANTS, SEG_NOTIFIERS, H_LIMIT_UNITS, H_SEG_FREE, HELD_GRANTED, SEG_DRAINER, SEG_FLAGS, SEG_NEXT, SEG_OPLOCK, SEG_SEQ,
   SEG_UNIT, SEGF_SWAPPED, SP_HELD, SP_STATE, SPACE_DEAD, capacitiesOf, layoutFor, slotBase,
 } from '../src/layout.js';
 import { domain } from './helpers.js';
@@ -36,6 +36,7 @@ describe('domain.check()', () => {
       ['an operation lock held by a free space', seg0 + SEG_OPLOCK, 5, /locked by space slot 4, which is free/],
       ['a held word that names no segment', space0 + SP_HELD, HELD_GRANTED | 1, /held word 0 holds .* names no segment/],
       ['a dead space still holding a section', space0 + SP_STATE, SPACE_DEAD, /dead space slot 0 still holds a section/],
+      ['a segment notifier count its attachments do not have', seg0 + SEG_NOTIFIERS, 1, /segment slot 0: notifier count 1 but its attachments have 0/],
     ];
     expect(d.check()).toEqual({ ok: true, errors: [] });
     for (const [what, index, value, report] of cases) {

@@ -20,6 +20,8 @@ export interface Task {
 export interface Timing {
   /** Median nanoseconds per operation. */
   readonly ns: number;
+  /** 90th percentile, nanoseconds per operation. */
+  readonly p90: number;
   /** Relative margin of error of the mean sample, percent. */
   readonly rme: number;
   readonly samples: number;
@@ -64,15 +66,16 @@ export async function measure(tasks: readonly Task[], budget: Budget = {}): Prom
   return new Map(tasks.map((t) => [t.name, timing(t.name, pooled.get(t.name)!)]));
 }
 
-/** The median of `ns` samples, and the relative margin of error of their mean (95 %, normal approximation). */
+/** The median and 90th percentile of `ns` samples, and the relative margin of error of their mean (95 %, normal approximation). */
 function timing(name: string, ns: number[]): Timing {
   if (ns.length === 0) throw new Error(`benchmark ${name}: no samples`);
   const sorted = [...ns].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  const p90 = sorted[Math.min(sorted.length - 1, Math.floor(0.9 * sorted.length))]!;
   const mean = ns.reduce((a, b) => a + b, 0) / ns.length;
   const sd = Math.sqrt(ns.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, ns.length - 1));
-  return { ns: median, rme: mean === 0 ? 0 : (196 * sd) / Math.sqrt(ns.length) / mean, samples: ns.length };
+  return { ns: median, p90, rme: mean === 0 ? 0 : (196 * sd) / Math.sqrt(ns.length) / mean, samples: ns.length };
 }
 
 /** Measures one task. */

@@ -49,6 +49,11 @@ export function ns(t: Timing): Quantity {
   return { value: t.ns, unit: 'ns/op', rme: t.rme };
 }
 
+/** A timing's 90th percentile in ns/op (no margin of error is given for it). */
+export function p90(t: Timing): Quantity {
+  return { value: t.p90, unit: 'ns/op', rme: 0 };
+}
+
 /** A timing of an operation moving `bytes` as a bandwidth in GB/s (bytes per ns). */
 export function bandwidth(t: Timing, bytes: number): Quantity {
   return { value: bytes / t.ns, unit: 'GB/s', rme: t.rme };

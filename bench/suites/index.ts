@@ -6,9 +6,10 @@ import type { Suite } from '../lib/suite.js';
 import { section } from './section.js';
 import { invalidation } from './invalidation.js';
 import { attachers } from './attachers.js';
+import { cold } from './cold.js';
 import { memory } from './memory.js';
 import { pool } from './pool.js';
 import { segments } from './segments.js';
 import { swap } from './swap.js';
 
-export const suites: readonly Suite[] = [section, invalidation, attachers, memory, swap, pool, segments];
+export const suites: readonly Suite[] = [section, invalidation, attachers, cold, memory, swap, pool, segments];

@@ -1,7 +1,8 @@
 /**
  * Invalidations with no callback notifier and no section inside, so the figure is the
- * protocol's own cost (record, seqcount window, acks, drain, end); and the same with 1,000
- * unrelated attachments (other segments, attached by this space) present in the domain.
+ * protocol's own cost (operation lock, seqcount window, drain check, the change): on a segment
+ * nobody attached (unwatched), on one with an attachment (watched, as segments in use are),
+ * and on one with 1,000 attachments of its own, none with a notifier.
  */
 import { Domain } from '../../src/index.js';
 import { atomicsPair, PAIR } from '../lib/baselines.js';
@@ -11,37 +12,40 @@ import { atMost, ns, row } from '../lib/rows.js';
 import type { Suite } from '../lib/suite.js';
 
 const BATCH = 100;
-const UNRELATED = 1000;
+const MANY = 1000;
 
 export const invalidation: Suite = {
   name: 'invalidation',
-  title: 'invalidation round trip with no callback notifier; with 1,000 unrelated attachments',
+  title: 'invalidation round trip with no callback notifier: unwatched, watched, 1,000 attachments',
   boundMs: 120_000,
   async run() {
-    const plain = await Domain.create();
-    const crowded = await Domain.create();
-    const seg = plain.space.make(4096);
-    const moved = plain.space.make(4096);
-    const target = crowded.space.make(4096);
-    const others = Array.from({ length: UNRELATED }, () => crowded.space.make(4096));
-    for (const other of others) crowded.space.get(other.id, 'ro').attach();
+    const domain = await Domain.create({ capacity: { attachments: 2 * MANY } });
+    const unwatched = domain.space.make(4096);
+    const watched = domain.space.make(4096);
+    domain.space.get(watched.id, 'ro').attach();
+    const moved = domain.space.make(4096);
+    domain.space.get(moved.id, 'ro').attach();
+    const crowded = domain.space.make(4096);
+    const access = domain.space.get(crowded.id, 'ro');
+    for (let i = 0; i < MANY; i++) access.attach();
     const t = await measure([
       atomicsPair(),
-      flips('await seg.protect()', seg, BATCH),
-      flipsSync('seg.protectSync()', seg, BATCH),
-      { name: 'await seg.migrate(), 4 KiB', batch: BATCH, async: true, run: async () => { for (let i = 0; i < BATCH; i++) await moved.migrate(); } },
-      flips('crowded: await seg.protect()', target, BATCH),
+      flips('unwatched', unwatched, BATCH),
+      flips('watched', watched, BATCH),
+      flipsSync('watched sync', watched, BATCH),
+      { name: 'migrate', batch: BATCH, async: true, run: async () => { for (let i = 0; i < BATCH; i++) await moved.migrate(); } },
+      flips('crowded', crowded, BATCH),
     ]);
-    await plain.close();
-    await crowded.close();
+    await domain.close();
     const pair = ns(t.get(PAIR)!);
-    const none = ns(t.get('await seg.protect()')!);
+    const one = ns(t.get('watched')!);
     return {
       rows: [
-        row('invalidation', 'invalidation, no notifier, no section: await seg.protect()', none, PAIR, pair, atMost(50)),
-        row('invalidation', 'seg.protectSync() (blocking form)', ns(t.get('seg.protectSync()')!), PAIR, pair),
-        row('invalidation', 'await seg.migrate() of 4 KiB', ns(t.get('await seg.migrate(), 4 KiB')!), PAIR, pair),
-        row('invalidation', `invalidation with ${UNRELATED.toLocaleString('en')} unrelated attachments present`, ns(t.get('crowded: await seg.protect()')!), 'the same with none', none, atMost(1.2)),
+        row('invalidation', 'invalidation, watched (1 attachment, no notifier, no section): await seg.protect()', one, PAIR, pair, atMost(50)),
+        row('invalidation', 'invalidation, unwatched (no attachment): await seg.protect()', ns(t.get('unwatched')!), PAIR, pair),
+        row('invalidation', 'seg.protectSync(), watched (the blocking form)', ns(t.get('watched sync')!), PAIR, pair),
+        row('invalidation', 'await seg.migrate() of 4 KiB, watched', ns(t.get('migrate')!), PAIR, pair),
+        row('invalidation', `invalidation of a segment with ${MANY.toLocaleString('en')} attachments (no notifier)`, ns(t.get('crowded')!), 'the same with 1 attachment', one, atMost(1.2)),
       ],
       curves: [],
     };

@@ -12,7 +12,7 @@ import type { ControlBlock, FreeList } from './control.js';
 import {
   AT_LENGTH, AT_NEXT, AT_OFFSET, AT_SEG, AT_SPACE, AT_STATE, AT_NOTIFIERS, GR_SEG, GR_SPACE, GR_STATE,
   H_ARENA_UNITS, H_LIMIT_UNITS, IV_END, SEG_FLAGS, SEGF_SWAPPABLE, SEGF_SWAPPED, IV_STATE, IV_INVALIDATOR, NT_ATT, NT_SPACE, NT_STATE, SEG_BLOCK, SEG_BYTES, SEG_LIVE,
-  SEG_OPLOCK, SEG_OWNER, SEG_RMAP, SEG_SEQ, SEG_STATE, SEG_UNIT, SP_HELD, SP_NOTIFIERS, SP_STATE, SPACE_LIVE, UNIT, slotBase,
+  SEG_NOTIFIERS, SEG_OPLOCK, SEG_OWNER, SEG_RMAP, SEG_SEQ, SEG_STATE, SEG_UNIT, SP_HELD, SP_NOTIFIERS, SP_STATE, SPACE_LIVE, UNIT, slotBase,
   AT_GRANT, GR_SEGGEN, GR_SNEXT, SEG_GRANTS, HELD_GRANTED, HELD_SEG_MASK, HELD_WANT, IV_SEG, IV_START, SEG_DRAINER, SEG_GEN, idOf,
 } from '../layout.js';
 import type { Tx } from '../sync/mutex.js';
@@ -117,11 +117,14 @@ function checkUsers(tx: Tx, cb: ControlBlock, errors: string[]): void {
   const inRmap = new Set<number>();
   for (let s = 0; s < segments.capacity; s++) {
     if (live(tx, segments, s, SEG_STATE) === 0) continue;
+    let notified = 0;
     for (let a = live(tx, segments, s, SEG_RMAP), n = 0; a >= 0; a = live(tx, attachments, a, AT_NEXT), n++) {
       if (n > attachments.capacity || inRmap.has(a)) { errors.push(`segment slot ${s}: reverse map is cyclic`); break; }
       inRmap.add(a);
+      notified += live(tx, attachments, a, AT_NOTIFIERS);
       if (live(tx, attachments, a, AT_SEG) !== s) errors.push(`attachment ${a} is in the reverse map of segment slot ${s} but names ${live(tx, attachments, a, AT_SEG)}`);
     }
+    if (notified !== live(tx, segments, s, SEG_NOTIFIERS)) errors.push(`segment slot ${s}: notifier count ${live(tx, segments, s, SEG_NOTIFIERS)} but its attachments have ${notified}`);
   }
   const inGrantList = new Set<number>();
   for (let s = 0; s < segments.capacity; s++) {

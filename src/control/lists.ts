@@ -4,7 +4,7 @@
  * reaper). Doubly linked so an entry leaves in O(1). Caller holds the domain mutex.
  */
 import {
-  AT_NEXT, AT_NOTIFIERS, AT_PREV, AT_SEG, GR_SEG, GR_SNEXT, GR_SPREV, NT_ATT, NT_STATE, SEG_GRANTS, SEG_RMAP, slotBase, type Layout, type Table,
+  AT_NEXT, AT_NOTIFIERS, AT_PREV, AT_SEG, GR_SEG, GR_SNEXT, GR_SPREV, NT_ATT, NT_STATE, SEG_GRANTS, SEG_NOTIFIERS, SEG_RMAP, slotBase, type Layout, type Table,
 } from '../layout.js';
 import type { Tx } from '../sync/mutex.js';
 import { freeSlot, type ControlBlock } from './control.js';
@@ -54,7 +54,10 @@ export function unlinkAttachment(tx: Tx, cb: ControlBlock, a: number): void {
   const { layout } = cb;
   const base = slotBase(layout.attachments, a);
   unlinkFrom(tx, layout, RMAP, a);
-  if (tx.get(base + AT_NOTIFIERS) > 0) {
+  const notifiers = tx.get(base + AT_NOTIFIERS);
+  if (notifiers > 0) {
+    const segNotifiers = slotBase(layout.segments, tx.get(base + AT_SEG)) + SEG_NOTIFIERS;
+    tx.set(segNotifiers, tx.get(segNotifiers) - notifiers);
     for (let n = 0; n < layout.notifiers.capacity; n++) {
       const nb = slotBase(layout.notifiers, n);
       if (tx.get(nb + NT_STATE) !== 0 && tx.get(nb + NT_ATT) === a) freeSlot(tx, cb.notifierList, n);

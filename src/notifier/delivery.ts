@@ -30,7 +30,7 @@ import { waitAsync } from '../sync/futex.js';
 import type { CallbackResult, NotifierCallbacks, Range } from './range.js';
 import { ENDED, STARTED, TARGETS, firstPending, hasBit, setBit } from './record.js';
 import { ring } from '../sync/doorbell.js';
-import { spinForWindow } from './spin.js';
+import { spinForEnd, type Spin } from './spin.js';
 
 /** A notifier as its own thread knows it. */
 export interface LocalNotifier {
@@ -392,18 +392,25 @@ export class Delivery {
   }
 
   /**
-   * Spins briefly (notifier/spin.ts) while the doorbell reads `seen` and every record started
+   * Spins (notifier/spin.ts, adaptive) while the doorbell reads `seen` and every record started
    * here has acked its start and awaits its end: the end usually follows within microseconds,
-   * and a ring that finds this thread parked in waitAsync costs the invalidator an expensive
-   * cross-core wake-up, and this thread another one. Blocks the event loop for the spin only;
-   * never while a callback's promise is pending (it would need the event loop to settle).
+   * and a thread that sees it while spinning needs no wake-up. Blocks the event loop for the
+   * spin only; never while a callback's promise is pending (it would need the event loop to
+   * settle). Returns the spin and when it began when it missed, for the wait to report.
    */
-  #expectEnd(bell: number, seen: number): void {
-    if (this.#inflight.size === 0) return;
-    for (const f of this.#inflight.values()) if (f.pending) return;
-    const spinMs = spinForWindow(this.#words, this.#cb.layout);
-    if (spinMs === undefined) return;
-    for (const until = performance.now() + spinMs; Atomics.load(this.#words, bell) === seen && performance.now() < until;);
+  #expectEnd(bell: number, seen: number): { spin: Spin; since: number } | undefined {
+    if (this.#inflight.size === 0) return undefined;
+    for (const f of this.#inflight.values()) if (f.pending) return undefined;
+    const spin = spinForEnd(this.#words, this.#cb.layout);
+    if (spin.ms === 0) return undefined;
+    const since = performance.now();
+    for (const until = since + spin.ms; performance.now() < until;) {
+      if (Atomics.load(this.#words, bell) !== seen) {
+        spin.observe(performance.now() - since, true);
+        return undefined;
+      }
+    }
+    return { spin, since }; // missed: the wait tells it how long the end took
   }
 
   /** The idle-time dispatcher: one waitAsync armed per idle period. */
@@ -418,8 +425,9 @@ export class Delivery {
         this.deliver(true);
         this.#settle();
         if (this.#keepAlive === undefined) break;
-        this.#expectEnd(bell, seen);
+        const missed = this.#expectEnd(bell, seen);
         await waitAsync(words, bell, seen, Infinity);
+        missed?.spin.observe(performance.now() - missed.since, false);
       }
     } finally {
       this.#dispatching = false;

@@ -28,7 +28,7 @@
 import { xpmemError, type XpmemError } from '../errors.js';
 import {
   AT_LENGTH, AT_NEXT, AT_NOTIFIERS, AT_OFFSET, AT_SPACE, H_MUTEX, H_REGSEQ, IV_EVENT, IV_INVALIDATOR, IV_LENGTH,
-  IV_OFFSET, IV_SEG, IV_SNAP, SEG_DRAINER, SEG_OPLOCK, SEG_OWNER, SEG_RMAP, SEG_SEQ,
+  IV_OFFSET, IV_SEG, IV_SNAP, SEG_DRAINER, SEG_NOTIFIERS, SEG_OPLOCK, SEG_OWNER, SEG_RMAP, SEG_SEQ,
   SEG_GEN, SP_NOTIFIERS, SP_STATE, SPACE_LIVE, EVENTS, idOf, slotBase, spaceIdAt, type InvalidateEvent,
 } from '../layout.js';
 import type { ControlBlock } from '../control/control.js';
@@ -37,10 +37,10 @@ import { writeBegin, writeEnd } from '../sync/seqcount.js';
 import { deadlineIn, remaining } from '../sync/futex.js';
 import { sleeping, type Tx } from '../sync/mutex.js';
 import { post, wakeSegmentWaiters } from '../sync/doorbell.js';
-import { allocRecord, endRecord, firstPending, hasBit, maskAt, setBit, STARTED, TARGETS } from './record.js';
+import { allocRecord, endRecord, firstPending, maskAt, setBit, STARTED, TARGETS } from './record.js';
 import type { WaitFor, Waits } from './wait.js';
 import { count, ST_INVALIDATIONS } from '../stats.js';
-import { SPIN_MS, spinForAnswers } from './spin.js';
+import { DRAIN_SPIN, fixedSpin, spinForAnswers, type Spin } from './spin.js';
 import { invalidateChannel, published } from '../diagnostics.js';
 
 /** One VM operation on one segment. */
@@ -102,14 +102,12 @@ export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Wai
   if (!takeOperation(me, op.seg)) yield* lockOperation(me, op, bounds);
   const began = invalidateChannel.hasSubscribers ? performance.now() : 0;
   let failure: unknown;
-  let targets = 0;
-  let r = -1;
+  let rec: Published | undefined;
   try {
     const range = bounds.sync ? synchronously(me, bounds.deadline, op.prepare) : yield* transaction(me, bounds, bounds.deadline, op.prepare); // prepare may take the mutex
     if (range === null) return false;
-    r = openWindow(me.cb, op.seg) ? -1 : yield* holdOff(me, op, range, bounds);
-    targets = r < 0 ? 0 : targetCount(me.cb, r);
-    if (r >= 0) failure = yield* start(me, r, bounds, spinFor(me, r, targets));
+    rec = openWindow(me.cb, op.seg) ? undefined : yield* holdOff(me, op, range, bounds);
+    if (rec !== undefined) failure = yield* start(me, rec.r, bounds, spinFor(me, rec));
     if (failure === undefined) failure = refuseDrain(me, op, bounds);
     if (failure === undefined && holderOf(me.cb.words, me.cb.layout, op.seg, -1) >= 0) failure = yield* drain(me, op.seg, bounds);
     if (failure === undefined) {
@@ -121,7 +119,7 @@ export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Wai
       }
     }
     closeWindow(me.cb, op.seg);
-    if (r >= 0) endRecord(me.cb.words, me.cb.layout, r);
+    if (rec !== undefined) endRecord(me.cb.words, me.cb.layout, rec.r, rec.targets, !bounds.sync);
     // Under the lock: a death before it is the reaper's to finish.
     if (failure === undefined && op.finish !== undefined) {
       if (bounds.sync) op.finish();
@@ -130,9 +128,9 @@ export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Wai
   } finally {
     unlockOperation(me, op.seg);
   }
-  if (r >= 0 && hasBit(me.cb.words, me.cb.layout, r, TARGETS, me.slot)) me.deliverInline(); // our own end, before we return
+  if (rec?.targets.includes(me.slot)) me.deliverInline(); // our own end, before we return
   count(me.cb.words, ST_INVALIDATIONS);
-  if (began > 0) published(op, targets, performance.now() - began, failure);
+  if (began > 0) published(op, rec?.targets.length ?? 0, performance.now() - began, failure);
   if (failure !== undefined) throw failure;
   return true;
 }
@@ -174,12 +172,18 @@ function openWindow(cb: ControlBlock, seg: number): boolean {
   return unwatched(cb, seg);
 }
 
+/** A record holdOff published: its slot and the spaces it targets. */
+interface Published {
+  readonly r: number;
+  readonly targets: readonly number[];
+}
+
 /**
- * Step 1, the record (window open): publishes it and rings its targets; returns it, or -1 when
- * no notifier overlaps the range after all. On failure, closes the window. May sleep (async: on
- * the mutex).
+ * Step 1, the record (window open): publishes it and rings its targets; returns it, or
+ * undefined when no notifier overlaps the range after all. On failure, closes the window. May
+ * sleep (async: on the mutex).
  */
-function* holdOff(me: Invalidator, op: Operation, range: { offset: number; length: number }, bounds: Bounds): Waits<number> {
+function* holdOff(me: Invalidator, op: Operation, range: { offset: number; length: number }, bounds: Bounds): Waits<Published | undefined> {
   const { cb } = me;
   const { words, layout } = cb;
   let targets: number[] = [];
@@ -208,19 +212,20 @@ function* holdOff(me: Invalidator, op: Operation, range: { offset: number; lengt
     throw error;
   }
   for (const t of targets) post(words, layout, t);
-  return r;
+  return r < 0 ? undefined : { r, targets };
 }
 
 /**
- * True when no notifier can hear an invalidation of `seg` whose window is open: the segment has
- * no attachment and its owner no space-wide notifier. Two loads, no mutex, no record: an
- * attachment or a registration these loads miss commits after the window opened, and a
+ * True when no notifier can hear an invalidation of `seg` whose window is open: no range
+ * notifier on any of its attachments and no space-wide notifier of its owner. Two loads, no
+ * mutex, no record: a registration these loads miss commits after the window opened, and a
  * notifier registered while an invalidation is in flight gets neither its start nor its end.
+ * (Attachments without notifiers hear nothing; their sections are what the drain waits for.)
  */
 function unwatched(cb: ControlBlock, seg: number): boolean {
   const { words, layout } = cb;
   const base = slotBase(layout.segments, seg);
-  return Atomics.load(words, base + SEG_RMAP) < 0 && Atomics.load(words, slotBase(layout.spaces, Atomics.load(words, base + SEG_OWNER)) + SP_NOTIFIERS) === 0;
+  return Atomics.load(words, base + SEG_NOTIFIERS) === 0 && Atomics.load(words, slotBase(layout.spaces, Atomics.load(words, base + SEG_OWNER)) + SP_NOTIFIERS) === 0;
 }
 
 /**
@@ -230,9 +235,11 @@ function unwatched(cb: ControlBlock, seg: number): boolean {
 export function targetsOf(cb: ControlBlock, get: (i: number) => number, seg: number, range: { offset: number; length: number }, everyRange = false): number[] {
   const { layout } = cb;
   const targets = new Set<number>();
-  const owner = get(slotBase(layout.segments, seg) + SEG_OWNER);
+  const segBase = slotBase(layout.segments, seg);
+  const owner = get(segBase + SEG_OWNER);
   if (get(slotBase(layout.spaces, owner) + SP_NOTIFIERS) > 0) targets.add(owner);
-  for (let a = get(slotBase(layout.segments, seg) + SEG_RMAP); a >= 0; a = get(slotBase(layout.attachments, a) + AT_NEXT)) {
+  if (get(segBase + SEG_NOTIFIERS) === 0) return [...targets]; // no range notifier: the rmap has nobody to tell
+  for (let a = get(segBase + SEG_RMAP); a >= 0; a = get(slotBase(layout.attachments, a) + AT_NEXT)) {
     const base = slotBase(layout.attachments, a);
     if (get(base + AT_NOTIFIERS) === 0) continue;
     const off = get(base + AT_OFFSET);
@@ -242,9 +249,9 @@ export function targetsOf(cb: ControlBlock, get: (i: number) => number, seg: num
 }
 
 /** Step 2. Returns the timeout error instead of throwing it, so step 5 still runs. */
-function* start(me: Invalidator, r: number, bounds: Bounds, spinMs: number | undefined): Waits<unknown> {
+function* start(me: Invalidator, r: number, bounds: Bounds, spin: Spin): Waits<unknown> {
   try {
-    yield acks(me, r, STARTED, bounds, 'invalidateStart', spinMs);
+    yield acks(me, r, STARTED, bounds, 'invalidateStart', spin);
     return undefined;
   } catch (error) {
     return error;
@@ -258,20 +265,14 @@ function* start(me: Invalidator, r: number, bounds: Bounds, spinMs: number | und
 const NONBLOCKING_DRAIN_MS = 100;
 
 /**
- * The spin of the phase waits on record `r`, which has `targets` targets (notifier/spin.ts):
- * none when we are a target ourselves (an async run's own dispatcher cannot answer while it spins).
+ * The spin of the start wait on record `rec` (notifier/spin.ts): none when we are a target
+ * ourselves (an async run's own dispatcher cannot answer while it spins).
  */
-function spinFor(me: Invalidator, r: number, targets: number): number | undefined {
-  const { words, layout } = me.cb;
-  return hasBit(words, layout, r, TARGETS, me.slot) ? undefined : spinForAnswers(targets);
+function spinFor(me: Invalidator, rec: Published): Spin {
+  return rec.targets.includes(me.slot) ? NO_SPIN : spinForAnswers(rec.targets.length);
 }
 
-/** Spaces targeted by record `r` (for diagnostics). */
-function targetCount(cb: ControlBlock, r: number): number {
-  let n = 0;
-  for (let t = 0; t < cb.layout.spaces.capacity; t++) if (hasBit(cb.words, cb.layout, r, TARGETS, t)) n++;
-  return n;
-}
+const NO_SPIN = fixedSpin(0);
 
 /**
  * Step 3, before any wait: refuses again (as refuseSelf) when this thread entered a section on
@@ -297,7 +298,7 @@ function* drain(me: Invalidator, seg: number, bounds: Bounds): Waits<unknown> {
   try {
     yield {
       seg: -1,
-      spinMs: SPIN_MS,
+      spin: DRAIN_SPIN,
       deadline: bounds.nonblocking ? Math.min(bounds.deadline, deadlineIn(NONBLOCKING_DRAIN_MS)) : bounds.deadline,
       signal: bounds.signal,
       until: () => (holder = holderOf(words, layout, seg, -1)) < 0,
@@ -366,14 +367,14 @@ function* mutexFree(me: Invalidator, deadline: number): Waits<void> {
   }
 }
 
-/** Waits until every target of `r` acked `which` (spinning up to `spinMs` first); a target no longer live counts as acked. */
-function acks(me: Invalidator, r: number, which: number, bounds: Bounds, what: string, spinMs: number | undefined): WaitFor {
+/** Waits until every target of `r` acked `which` (spinning as `spin` says first); a target no longer live counts as acked. */
+function acks(me: Invalidator, r: number, which: number, bounds: Bounds, what: string, spin: Spin): WaitFor {
   const { words, layout } = me.cb;
   let pending = -1;
   return {
     seg: -1,
     self: Atomics.load(words, slotBase(layout.invalidations, r) + IV_SEG), // our own callbacks may be among them
-    spinMs,
+    spin,
     deadline: bounds.deadline,
     signal: bounds.signal,
     until: () => {

@@ -10,7 +10,7 @@
  */
 import { checkFunction, checkOptions, invalidArgType } from '../errors.js';
 import { checkWaitOptions, deadlineIn, within, type WaitOptions } from '../sync/futex.js';
-import { AT_GEN, AT_NOTIFIERS, AT_STATE, H_REGSEQ, NT_ATT, NT_GEN, NT_REGSEQ, NT_SPACE, NT_STATE, SP_NOTIFIERS, slotBase } from '../layout.js';
+import { AT_GEN, AT_NOTIFIERS, AT_STATE, H_REGSEQ, NT_ATT, NT_GEN, NT_REGSEQ, NT_SPACE, NT_STATE, SEG_NOTIFIERS, SP_NOTIFIERS, slotBase } from '../layout.js';
 import { allocSlot, freeSlot } from '../control/control.js';
 import { xpmemError } from '../errors.js';
 import type { ControlBlock } from '../control/control.js';
@@ -33,22 +33,29 @@ export class Notifier {
   readonly #mm: Registrar;
   readonly #local: LocalNotifier;
   readonly #gen: number;
-  readonly #countAt: number;
+  /** The words counting this notifier (its space's or its attachment's and segment's), -1 each when unregistered. */
+  readonly #counts: readonly number[];
   readonly #onGone: () => void;
   #gone: Promise<void> | undefined;
 
   /** @internal built by registerNotifier */
-  constructor(mm: Registrar, local: LocalNotifier, gen: number, countAt: number, onGone: () => void) {
+  constructor(mm: Registrar, local: LocalNotifier, gen: number, counts: readonly number[], onGone: () => void) {
     this.#mm = mm;
     this.#local = local;
     this.#gen = gen;
-    this.#countAt = countAt;
+    this.#counts = counts;
     this.#onGone = onGone;
   }
 
-  /** True until unregister() was called (or its attachment's segment went away). */
+  /**
+   * True until unregister() was called, or its attachment's segment was removed (its table
+   * entry went with it, in every thread at once; its invalidateEnd for the removal still runs).
+   */
   get registered(): boolean {
-    return this.#gone === undefined && this.#local.live;
+    if (this.#gone !== undefined || !this.#local.live) return false;
+    const { words, layout } = this.#mm.cb;
+    const base = slotBase(layout.notifiers, this.#local.slot);
+    return Atomics.load(words, base + NT_STATE) !== 0 && Atomics.load(words, base + NT_GEN) === this.#gen;
   }
 
   /**
@@ -77,7 +84,7 @@ export class Notifier {
     try {
       cb.transact(this.#mm.slot, (tx) => {
         if (tx.get(base + NT_STATE) === 0 || tx.get(base + NT_GEN) !== this.#gen) return; // dropped with its attachment
-        tx.set(this.#countAt, tx.get(this.#countAt) - 1);
+        for (const at of this.#counts) tx.set(at, tx.get(at) - 1);
         freeSlot(tx, cb.notifierList, this.#local.slot);
       });
     } catch (error) {
@@ -109,7 +116,8 @@ export function registerNotifier(mm: Registrar, callbacks: NotifierCallbacks, at
   mm.checkLive();
   const { cb } = mm;
   const { layout } = cb;
-  const countAt = att === undefined ? slotBase(layout.spaces, mm.slot) + SP_NOTIFIERS : slotBase(layout.attachments, att.slot) + AT_NOTIFIERS;
+  const counts = att === undefined ? [slotBase(layout.spaces, mm.slot) + SP_NOTIFIERS] :
+    [slotBase(layout.attachments, att.slot) + AT_NOTIFIERS, slotBase(layout.segments, att.seg) + SEG_NOTIFIERS];
   const { slot, gen, regSeq } = cb.transact(mm.slot, (tx) => {
     if (att !== undefined) {
       // The segment's removal freed the attachment slot (and may have reused it): counting a
@@ -127,7 +135,7 @@ export function registerNotifier(mm: Registrar, callbacks: NotifierCallbacks, at
     tx.set(base + NT_SPACE, mm.slot);
     tx.set(base + NT_ATT, att === undefined ? -1 : att.slot);
     tx.set(base + NT_REGSEQ, seq);
-    tx.set(countAt, tx.get(countAt) + 1);
+    for (const at of counts) tx.set(at, tx.get(at) + 1);
     return { slot: n, gen: tx.get(base + NT_GEN), regSeq: seq };
   });
   const local: LocalNotifier = {
@@ -140,5 +148,5 @@ export function registerNotifier(mm: Registrar, callbacks: NotifierCallbacks, at
     idle: [],
   };
   mm.delivery.add(local);
-  return new Notifier(mm, local, gen, countAt, onGone);
+  return new Notifier(mm, local, gen, counts, onGone);
 }

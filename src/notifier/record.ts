@@ -11,7 +11,7 @@
  */
 import { IV_END, IV_MASKS, IV_STATE, slotBase, type Layout } from '../layout.js';
 import { allocSlot, freeSlot, type ControlBlock } from '../control/control.js';
-import { post } from '../sync/doorbell.js';
+import { post, postQuietly, wake } from '../sync/doorbell.js';
 import type { Tx } from '../sync/mutex.js';
 
 export const TARGETS = 0;
@@ -48,11 +48,15 @@ export function inFlight(words: Int32Array, layout: Layout, r: number): boolean 
   return state !== 0 && (state !== IV_END || firstPending(words, layout, r, ENDED) >= 0);
 }
 
-/** Allocates a record, first freeing those whose every end was acked. Caller holds the mutex; -1 if full. */
+/**
+ * Allocates a record, first freeing those whose every end was acked. Caller holds the mutex; -1
+ * if full. The scan reads IV_STATE with plain loads, before this transaction writes any: a
+ * record seen START that just turned END is freed by a later allocation.
+ */
 export function allocRecord(tx: Tx, cb: ControlBlock): number {
   const { layout, words } = cb;
   for (let r = 0; r < layout.invalidations.capacity; r++) {
-    if (tx.get(slotBase(layout.invalidations, r) + IV_STATE) === IV_END && firstPending(words, layout, r, ENDED) < 0) freeSlot(tx, cb.invalidationList, r);
+    if (words[slotBase(layout.invalidations, r) + IV_STATE] === IV_END && firstPending(words, layout, r, ENDED) < 0) freeSlot(tx, cb.invalidationList, r);
   }
   const r = allocSlot(tx, cb.invalidationList);
   if (r < 0) return -1;
@@ -62,11 +66,25 @@ export function allocRecord(tx: Tx, cb: ControlBlock): number {
   return r;
 }
 
+/** The spaces record `r` targets. Any thread. */
+export function targetsOfRecord(words: Int32Array, layout: Layout, r: number): number[] {
+  const targets: number[] = [];
+  for (let t = 0; t < layout.spaces.capacity; t++) if (hasBit(words, layout, r, TARGETS, t)) targets.push(t);
+  return targets;
+}
+
 /**
- * Step 5 for record `r` (its window closed): END, and every target told to run its ends. The
- * invalidator, or the reaper of a dead one, calls it once. Any thread; never sleeps.
+ * Step 5 for record `r` (its window closed) with `targets`: END, and every target told to run
+ * its ends. The invalidator, or the reaper of a dead one, calls it once. With `later`, a target
+ * asleep is woken only in this thread's next macrotask (postQuietly): nobody waits for the ends,
+ * so an awaited operation resolves without paying for that wake-up. Any thread; never sleeps.
  */
-export function endRecord(words: Int32Array, layout: Layout, r: number): void {
+export function endRecord(words: Int32Array, layout: Layout, r: number, targets: readonly number[], later = false): void {
   Atomics.store(words, slotBase(layout.invalidations, r) + IV_STATE, IV_END);
-  for (let t = 0; t < layout.spaces.capacity; t++) if (hasBit(words, layout, r, TARGETS, t)) post(words, layout, t);
+  if (!later) {
+    for (const t of targets) post(words, layout, t);
+    return;
+  }
+  for (const t of targets) postQuietly(words, layout, t);
+  setImmediate(() => { for (const t of targets) wake(words, layout, t); });
 }

@@ -15,6 +15,7 @@ import { exitShared } from '../sync/rwlock.js';
 import { remaining, wait, waitAsync } from '../sync/futex.js';
 import { recordWait } from '../stats.js';
 import { turn } from '../sync/turn.js';
+import type { Spin } from './spin.js';
 
 /** One condition to wait for. */
 export interface WaitFor {
@@ -40,10 +41,10 @@ export interface WaitFor {
    */
   readonly word?: { readonly index: number; value(): number };
   /**
-   * Before its first sleep, re-check the condition for up to this many ms (a phase wait whose
-   * answer usually comes within about a wake-up's time): see spun().
+   * Before its first sleep, re-check the condition for up to `spin.ms` (a wait whose answer
+   * usually comes within about a wake-up's time), and tell it how the wait went: see spun().
    */
-  readonly spinMs?: number;
+  readonly spin?: Spin;
   /** performance.now() deadline. */
   readonly deadline: number;
   readonly signal?: AbortSignal | undefined;
@@ -83,10 +84,15 @@ function arm(s: Waiting, w: WaitFor): void {
 
 /**
  * Undoes register; a section entry that failed gives back its parked or granted hold. Records
- * how long the wait slept (`since`: when it first slept, or -1) in the domain's statistics.
+ * how long the wait took (`since`: when it first found its condition false, or -1) in the
+ * domain's statistics, and tells the wait's spin whether it caught the answer.
  */
-function unregister(s: Waiting, w: WaitFor, entered: boolean, since: number): void {
-  if (since >= 0) recordWait(s.words, performance.now() - since);
+function unregister(s: Waiting, w: WaitFor, entered: boolean, since: number, caught: boolean): void {
+  if (since >= 0) {
+    const ms = performance.now() - since;
+    recordWait(s.words, ms);
+    if (entered) w.spin?.observe(ms, caught);
+  }
   if (w.seg < 0) return;
   if (w.held === undefined) Atomics.sub(s.words, slotBase(s.layout.spaces, s.slot) + SP_WAIT_ANY, 1);
   else if (!entered) exitShared(s.words, s.layout, w.held, slotBase(s.layout.segments, w.seg));
@@ -104,15 +110,16 @@ function aborted(w: WaitFor): XpmemError {
 }
 
 /**
- * Spins up to `w.spinMs` re-checking `w.until()` (a sync wait delivers its own events between
+ * Spins up to `w.spin.ms` re-checking `w.until()` (a sync wait delivers its own events between
  * checks; an async one holds its event loop that long). On a machine whose idle cores sleep
  * deeply, waking a parked thread costs far more than the answer takes: the answer from a
  * target woken by our ring then arrives while we spin, and we need no wake-up ourselves.
  * True when the condition came true.
  */
 function spun(s: Waiting, w: WaitFor, sync: boolean): boolean {
-  if (w.spinMs === undefined) return false;
-  const end = performance.now() + w.spinMs;
+  const ms = w.spin?.ms ?? 0;
+  if (ms === 0) return false;
+  const end = performance.now() + ms;
   do {
     if (sync) s.deliverInline();
     if (w.until()) return true;
@@ -124,6 +131,7 @@ function spun(s: Waiting, w: WaitFor, sync: boolean): boolean {
 export function waitSync(s: Waiting, w: WaitFor): void {
   const bell = register(s, w);
   let entered = false;
+  let caught = false;
   let since = -1;
   try {
     const self = w.self ?? w.seg;
@@ -139,31 +147,35 @@ export function waitSync(s: Waiting, w: WaitFor): void {
       checkWait(s, w);
       if (since < 0) {
         since = performance.now();
-        if ((entered = spun(s, w, true))) return;
+        if ((entered = caught = spun(s, w, true))) return;
       }
       wait(s.words, bell, seen, w.deadline);
     }
   } finally {
-    unregister(s, w, entered, since);
+    unregister(s, w, entered, since, caught);
   }
 }
 
 let sleeping = 0;
+/** Ref'd while an async wait sleeps, so the thread does not exit under it; made once, toggled after. */
 let keepAlive: ReturnType<typeof setInterval> | undefined;
 
-/** While an operation's async wait sleeps, the thread must not exit under it: a ref'd timer. */
+/** While an operation's async wait sleeps, the thread must not exit under it (nodejs/node#61941). */
 function holdOpen(): void {
-  if (sleeping++ === 0) keepAlive = setInterval(() => {}, 2 ** 30);
+  if (sleeping++ > 0) return;
+  keepAlive ??= setInterval(() => {}, 2 ** 30);
+  keepAlive.ref();
 }
 
 function letGo(): void {
-  if (--sleeping === 0) clearInterval(keepAlive);
+  if (--sleeping === 0) keepAlive!.unref();
 }
 
 /** Waits without blocking the event loop until `w.until()`. See the file contract. */
 export async function waitAsyncFor(s: Waiting, w: WaitFor): Promise<void> {
   const bell = w.word?.index ?? register(s, w);
   let entered = false;
+  let caught = false;
   let since = -1;
   try {
     for (;;) {
@@ -173,9 +185,9 @@ export async function waitAsyncFor(s: Waiting, w: WaitFor): Promise<void> {
       checkWait(s, w);
       if (since < 0) {
         since = performance.now();
-        if ((entered = spun(s, w, false))) return;
+        if ((entered = caught = spun(s, w, false))) return;
       }
-      holdOpen(); // a pending waitAsync does not keep the thread alive (nodejs/node#61941)
+      holdOpen();
       try {
         await waitAsync(s.words, bell, w.word?.value() ?? seen, w.deadline, w.signal);
       } finally {
@@ -183,7 +195,7 @@ export async function waitAsyncFor(s: Waiting, w: WaitFor): Promise<void> {
       }
     }
   } finally {
-    unregister(s, w, entered, since);
+    unregister(s, w, entered, since, caught);
   }
 }
 
@@ -216,6 +228,10 @@ export async function runAsync<T>(s: Waiting, g: Waits<T>): Promise<T> {
   try {
     let next = g.next();
     while (!next.done) {
+      if (next.value.until()) { // answered already (often: a waker's system call outlasts the answer): no await
+        next = g.next();
+        continue;
+      }
       let failure: unknown;
       try {
         await waitAsyncFor(s, next.value);

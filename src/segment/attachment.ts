@@ -308,7 +308,7 @@ export class Attachment {
     yield {
       seg,
       held: at,
-      spinMs: spinForWindow(words, layout),
+      spin: spinForWindow(words, layout),
       deadline: bounds.deadline,
       signal: bounds.signal,
       until: () => this.#detached || retryShared(words, layout, at, seg, segBase),

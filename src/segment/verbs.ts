@@ -9,7 +9,7 @@ import {
   AT_GRANT, AT_LENGTH, AT_NOTIFIERS, AT_OFFSET, AT_SEG, AT_SPACE, GR_GEN, GR_MODE, GR_SEG,
   GR_SEGGEN, GR_SPACE, GR_STATE, NAME_WORDS, SEG_NAME, SEG_REF, PERMIT_RW, SEG_BLOCK,
   SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OWNER, SEG_PERMIT, SEG_PROT, SEG_RMAP, SEG_STATE, SEG_UNIT,
-  SEG_VIEWGEN, AT_GEN, AT_STATE, SEG_GRANTS, UNIT, idOf, slotBase,
+  SEG_VIEWGEN, AT_GEN, AT_STATE, SEG_GRANTS, SEG_NOTIFIERS, UNIT, idOf, slotBase,
 } from '../layout.js';
 import { allocSlot, type ControlBlock } from '../control/control.js';
 import { allocUnits, unitsFor, zero } from '../control/alloc.js';
@@ -67,6 +67,7 @@ export function makeSegment(mm: Mm, bytes: number, permit: number, flags: number
     tx.set(base + SEG_FLAGS, flags);
     tx.set(base + SEG_RMAP, -1);
     tx.set(base + SEG_GRANTS, -1);
+    tx.set(base + SEG_NOTIFIERS, 0);
     tx.set(base + SEG_VIEWGEN, tx.get(base + SEG_VIEWGEN) + 1);
     const packed = packName(name);
     for (let w = 0; w < NAME_WORDS; w++) tx.set(base + SEG_NAME + w, packed[w]!);

@@ -63,27 +63,31 @@ export function wait(word: Int32Array, index: number, expected: number, deadline
 }
 
 /**
- * Sleeps without blocking the event loop while `word[index] === expected`.
- * The signal, if given, ends the wait early with 'aborted' by notifying the word.
+ * Sleeps without blocking the event loop while `word[index] === expected`. The deadline is a
+ * timer of this thread's own event loop that notifies the word, and the signal notifies it too:
+ * Atomics.waitAsync is given no timeout, because V8 posts a timeout task to the isolate, which
+ * wakes this thread's event loop through a system call at every wait.
  */
 export async function waitAsync(word: Int32Array, index: number, expected: number, deadline: number, signal?: AbortSignal): Promise<WakeReason> {
   if (signal?.aborted) return 'aborted';
   const ms = remaining(deadline);
   if (ms === 0) return Atomics.load(word, index) === expected ? 'timed-out' : 'not-equal';
-  const result = Atomics.waitAsync(word, index, expected, ms === Infinity ? undefined : ms);
+  const result = Atomics.waitAsync(word, index, expected);
   if (!result.async) return result.value;
-  if (signal === undefined) return result.value;
-  let aborted = false;
-  const onAbort = (): void => {
-    aborted = true;
+  let why: WakeReason | undefined;
+  const end = (reason: WakeReason) => (): void => {
+    why = reason;
     Atomics.notify(word, index);
   };
-  signal.addEventListener('abort', onAbort, { once: true });
+  const timer = ms === Infinity ? undefined : setTimeout(end('timed-out'), ms);
+  const onAbort = end('aborted');
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const reason = await result.value;
-    return aborted ? 'aborted' : reason;
+    return why ?? reason;
   } finally {
-    signal.removeEventListener('abort', onAbort);
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
   }
 }
 

@@ -10,21 +10,25 @@
 /** Continuous microtask-only use after which an awaited call yields a macrotask. */
 const TURN_MS = 4;
 
-/** When the event loop last ran our marker (a macrotask), and whether one is scheduled. */
-let lastTurn = performance.now();
-let marking = false;
+/** When the marker now pending was scheduled (a setImmediate that notes the loop turned), or -1. */
+let pendingSince = -1;
 
 function turned(): void {
-  marking = false;
-  lastTurn = performance.now();
+  pendingSince = -1;
 }
 
-/** Undefined while the event loop turns on its own; else a promise that resolves in the next macrotask. */
+/**
+ * Undefined while the event loop turns on its own; else a promise that resolves in the next
+ * macrotask. Each call leaves a marker for the loop's next turn: while one is still pending
+ * TURN_MS after it was left, no macrotask has run since, and the caller yields.
+ */
 export function turn(): Promise<void> | undefined {
-  if (!marking) {
-    marking = true;
-    setImmediate(turned); // notes the loop's next turn
+  const now = performance.now();
+  if (pendingSince < 0) {
+    pendingSince = now;
+    setImmediate(turned);
+    return undefined;
   }
-  if (performance.now() - lastTurn < TURN_MS) return undefined;
-  return new Promise((resolve) => setImmediate(resolve));
+  if (now - pendingSince < TURN_MS) return undefined;
+  return new Promise((resolve) => setImmediate(resolve)); // the marker runs first, in the same turn
 }

@@ -23,7 +23,7 @@ import { freeSlot, type ControlBlock } from '../control/control.js';
 import { seize } from '../sync/mutex.js';
 import { ring, wakeSegmentWaiters } from '../sync/doorbell.js';
 import { writeEnd } from '../sync/seqcount.js';
-import { ENDED, STARTED, TARGETS, endRecord, hasBit, setBit } from '../notifier/record.js';
+import { ENDED, STARTED, TARGETS, endRecord, hasBit, setBit, targetsOfRecord } from '../notifier/record.js';
 import { invalidate, transacted } from '../notifier/invalidate.js';
 import { deadlineIn } from '../sync/futex.js';
 import type { Tx } from '../sync/mutex.js';
@@ -126,7 +126,7 @@ function settleRecords(cb: ControlBlock, dead: number): void {
       setBit(words, layout, r, ENDED, dead);
       ring(words, layout, Atomics.load(words, base + IV_INVALIDATOR));
     }
-    if (state === IV_START && Atomics.load(words, base + IV_INVALIDATOR) === dead) endRecord(words, layout, r);
+    if (state === IV_START && Atomics.load(words, base + IV_INVALIDATOR) === dead) endRecord(words, layout, r, targetsOfRecord(words, layout, r));
   }
 }
 

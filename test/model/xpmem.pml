@@ -130,7 +130,7 @@ byte hoDone;                /* records published (holdOff transaction committed)
 byte regd;                  /* notifiers registered (register returned, not unregistered) */
 byte mustStart[NREC];       /* notifiers registered and overlapping when record r was published */
 byte applied;               /* records whose operation was applied */
-byte mustWin;               /* notifiers registered and on the segment when the open window opened */
+byte mustWin[NSEG];         /* per segment: notifiers registered and on it when its open window opened */
 bool unregDone[NNOT];       /* unregister() of n resolved */
 
 /* ---------------------------------------------------------------- helpers ------------- */
@@ -542,10 +542,11 @@ inline acked(r, w) {
 }
 
 /*
- * invalidate.ts unwatched(): no attachment of segment g is live, so no notifier can hear its
- * invalidation (the owner's space-wide notifiers, the other half of the check, are not modeled).
+ * invalidate.ts unwatched(): no range notifier on segment g (SEG_NOTIFIERS, the sum of its
+ * attachments' AT_NOTIFIERS), so no notifier can hear its invalidation (the owner's space-wide
+ * notifiers, the other half of the check, are not modeled).
  */
-#define UNWATCHED(g) ((g) == 0 -> (!attLive[0] && !attLive[2]) : (!attLive[1] && !attLive[3]))
+#define UNWATCHED(g) ((g) == 0 -> (atN[0] + atN[2] == 0) : (atN[1] + atN[3] == 0))
 
 /* rwlock.ts holderOf, one space per step: h = the first live space holding segment g, else 9 */
 #define HOLDS(s, g) (LIVEHOLDER(s) && COUNTS(held[HIDX(s, 0)], g))
@@ -582,17 +583,17 @@ inline invalidate(me, mebit, g, r, removal) {
      atomic { u_ = UNWATCHED(g) }                        /* checked before the window opens */
 #endif
 #ifdef BREAK_HOLDOFF
-     atomic { phase[g] = 1; mustWin = regd & ONSEG(g) }  /* the window does not open here ... */
+     atomic { phase[g] = 1; mustWin[g] = regd & ONSEG(g) }  /* the window does not open here ... */
 #else
-     atomic { SEQNEXT(g); phase[g] = 1; mustWin = regd & ONSEG(g) }
+     atomic { SEQNEXT(g); phase[g] = 1; mustWin[g] = regd & ONSEG(g) }
 #endif
 #if defined(BREAK_UNWATCHED_RMAP)
-     u_ = 1;                                             /* attachments not looked at */
+     u_ = 1;                                             /* the segment's notifiers not looked at */
 #elif !defined(BREAK_UNWATCHED_EARLY)
      atomic { u_ = UNWATCHED(g) }
 #endif
-     assert(!u_ || mustWin == 0);                        /* nobody registered before the window is passed over */
-     mustWin = 0;
+     assert(!u_ || (mustWin[g] & regd) == 0);             /* nobody registered when the window opened, and still, is passed over */
+     mustWin[g] = 0;
      /* step 1, holdOff: the record's transaction, then post its targets */
 #ifdef BREAK_TARGETS_UNLOCKED
      atomic { h = TARGETS(g) }                           /* targets chosen outside the transaction */
