@@ -77,6 +77,44 @@ describe('invalidation protocol', () => {
     await teardown(d, list);
   });
 
+  it('records are reused while targets still read them: thousands of back-to-back operations, every space gets each start and then its end', async () => {
+    // Each operation reopens a record its targets may still be reading (nobody waits for the
+    // ends). The targets run sections on another segment meanwhile, so they read records at
+    // every section boundary. An ack that landed on a reopened record would lose that space
+    // its next end, and every later start of the segment would wait for it until the deadline.
+    const d = await domain({ deadlineMs: BOUND });
+    const gates = new Gates();
+    const words = new Int32Array(gates.buffer);
+    const list = await agents(d, gates, 2);
+    const seg = d.space.make(64);
+    const busy = d.space.make(64);
+    const stop = gates.take();
+    const progress = gates.take();
+    const running = [];
+    for (const [i, a] of list.entries()) {
+      const att = await a.call('attach', { access: await a.call('get', { segId: seg.id }) });
+      await a.call('notifier', { att, how: 'plain', tag: i + 1 });
+      const own = await a.call('attach', { access: await a.call('get', { segId: busy.id }), range: { offset: 4 * i, length: 4 } });
+      running.push(a.call<{ code?: string }>('loop', { body: { op: 'increment', att: own, index: 0, times: 10 }, progress, stop }));
+    }
+    await until(() => Atomics.load(words, progress) > 0, 'the sections to run');
+    const OPS = 3000;
+    for (let i = 0; i < OPS; i++) {
+      const mode = i % 2 === 0 ? 'ro' : 'rw';
+      if (i % 4 < 2) seg.protectSync(mode);
+      else await seg.protect(mode);
+    }
+    gates.open(stop);
+    for (const r of await Promise.all(running)) expect(r.code).toBeUndefined();
+    for (const a of list) {
+      await a.until((e) => e.event === 'end' && a.count('end') === OPS, 'every end');
+      const seen = a.events.filter((e) => e.event === 'start' || e.event === 'end').map((e) => e.event);
+      expect(seen).toEqual(Array.from({ length: 2 * OPS }, (_, k) => (k % 2 === 0 ? 'start' : 'end')));
+    }
+    await until(() => d.stats().invalidationsInFlight === 0, 'the last record to be acked');
+    await teardown(d, list);
+  });
+
   it('a space never sees a later start of a segment before its earlier end: a start still settling holds back the next operation\'s start', async () => {
     const d = await domain();
     const gates = new Gates();

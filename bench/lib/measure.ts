@@ -33,6 +33,11 @@ export interface Budget {
   readonly timeMs?: number;
   /** Minimum samples per task (default 16). */
   readonly iterations?: number;
+  /**
+   * Exactly this many samples per task, whatever they take (for tasks whose time is mostly an
+   * untimed pause, which a time budget would not count): replaces timeMs and iterations.
+   */
+  readonly samples?: number;
 }
 
 export const TIME_MS = Number(process.env.BENCH_TIME_MS ?? 1000);
@@ -47,8 +52,8 @@ export const ROUNDS = 4;
 
 /** Runs `tasks` in interleaved rounds and returns their timings by name. */
 export async function measure(tasks: readonly Task[], budget: Budget = {}): Promise<Map<string, Timing>> {
-  const time = (budget.timeMs ?? TIME_MS) / ROUNDS;
-  const iterations = Math.ceil((budget.iterations ?? 16) / ROUNDS);
+  const time = budget.samples === undefined ? (budget.timeMs ?? TIME_MS) / ROUNDS : 0;
+  const iterations = Math.ceil((budget.samples ?? budget.iterations ?? 16) / ROUNDS);
   const pooled = new Map<string, number[]>(tasks.map((t) => [t.name, []]));
   for (let round = 0; round < ROUNDS; round++) {
     const bench = new Bench({

@@ -7,6 +7,7 @@
  */
 import { Domain, type Segment } from '../../src/index.js';
 import { type Attacher, Attachers } from '../lib/attachers.js';
+import { RING } from '../fixtures/protocol.js';
 import { series, type Point } from '../lib/curve.js';
 import { flips, flipsSync } from '../lib/flip.js';
 import { measure, repeat, type Task, type Timing } from '../lib/measure.js';
@@ -75,7 +76,7 @@ async function busyInvalidations(crew: Attachers, first: Attacher, seg: Segment)
 /** The hand-rolled alternative with a busy worker: a flag it checks each iteration of a plain loop, acked with Atomics. */
 async function busyFlagRounds(crew: Attachers, first: Attacher): Promise<Timing> {
   crew.go();
-  const loop = first.call('busyFlag');
+  const loop = first.call('busyFlag', { ring: Atomics.load(crew.words, RING) });
   const t = await measure([trips('flag', () => crew.ring())]);
   crew.stop();
   await loop;

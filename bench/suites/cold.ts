@@ -13,6 +13,9 @@ import type { Suite } from '../lib/suite.js';
 
 const RTT = 'postMessage round trip to that worker';
 
+/** Samples per figure 2 ms apart (a quarter of them 20 ms apart); BENCH_TIME_MS scales them. */
+const SAMPLES = Math.max(40, Math.round(0.4 * TIME_MS));
+
 /** p50 and p90 rows of `own` against `rtt`. */
 function percentiles(what: string, own: Timing, rtt: Timing, goal50: Goal, goal90?: Goal): Row[] {
   return [
@@ -34,16 +37,12 @@ export const cold: Suite = {
     let ro = false;
     const flip = (): Promise<void> => seg.protect((ro = !ro) ? 'ro' : 'rw');
     const ping = (): Promise<void> => attacher!.ping();
-    const idle = await measure([
-      spaced('inv 2', 2, flip), spaced('rtt 2', 2, ping),
-    ], { timeMs: 1.5 * TIME_MS });
-    const far = await measure([
-      spaced('inv 20', 20, flip), spaced('rtt 20', 20, ping),
-    ], { timeMs: 3 * TIME_MS });
+    const idle = await measure([spaced('inv 2', 2, flip), spaced('rtt 2', 2, ping)], { samples: SAMPLES });
+    const far = await measure([spaced('inv 20', 20, flip), spaced('rtt 20', 20, ping)], { samples: SAMPLES / 4 });
     const stopLoad = await loadEveryCore();
     let loaded: Map<string, Timing>;
     try {
-      loaded = await measure([spaced('inv loaded', 2, flip), spaced('rtt loaded', 2, ping)], { timeMs: 2 * TIME_MS });
+      loaded = await measure([spaced('inv loaded', 2, flip), spaced('rtt loaded', 2, ping)], { samples: SAMPLES });
     } finally {
       await stopLoad();
     }

@@ -169,14 +169,29 @@ function chain(w: Int32Array, list: FreeList): void {
 
 /** Pops a free slot (caller holds the mutex via tx), bumping its generation; -1 if the table is full. */
 export function allocSlot(tx: Tx, list: FreeList): number {
+  const slot = takeSlot(tx, list);
+  if (slot >= 0) tx.set(slotBase(list.table, slot), 1); // STATE: every table keeps state at field 0
+  return slot;
+}
+
+/**
+ * allocSlot() leaving the state word (still FREE) to the caller, who writes it after the slot's
+ * other fields: the commit applies writes in first-write order, so a reader that sees the new
+ * state sees the whole slot. Caller holds the mutex via tx; -1 if the table is full.
+ */
+export function takeSlot(tx: Tx, list: FreeList): number {
   const slot = tx.get(list.head);
   if (slot < 0) return -1;
   const base = slotBase(list.table, slot);
   tx.set(list.head, tx.get(base + list.next));
   tx.set(base + list.next, -1);
-  tx.set(base, 1);                          // STATE: every table keeps state at field 0 ...
-  tx.set(base + 1, (tx.get(base + 1) + 1) & 0x3fffffff); // ... and generation at field 1
+  bumpGeneration(tx, base);
   return slot;
+}
+
+/** Bumps the generation (field 1 of every table) of the slot at `base`. Caller holds the mutex via tx. */
+export function bumpGeneration(tx: Tx, base: number): void {
+  tx.set(base + 1, (tx.get(base + 1) + 1) & 0x3fffffff);
 }
 
 /** Returns a slot to its free list (caller holds the mutex via tx). */

@@ -30,7 +30,7 @@ import { waitAsync } from '../sync/futex.js';
 import type { CallbackResult, NotifierCallbacks, Range } from './range.js';
 import { ENDED, STARTED, TARGETS, firstPending, hasBit, setBit } from './record.js';
 import { ring } from '../sync/doorbell.js';
-import { spinForEnd, type Spin } from './spin.js';
+import { parking, spinForEnd, type Spin } from './spin.js';
 
 /** A notifier as its own thread knows it. */
 export interface LocalNotifier {
@@ -66,6 +66,15 @@ interface Inflight {
   skipped: boolean;
   /** START until the start callbacks finished, then END. */
   phase: 'start' | 'end';
+}
+
+/** What one thread read of an invalidation record (Delivery.#view). */
+interface RecordView {
+  readonly gen: number;
+  readonly state: number;
+  readonly targeted: boolean;
+  readonly started: boolean;
+  readonly ended: boolean;
 }
 
 function overlaps(a: number, alen: number, b: number, blen: number): boolean {
@@ -205,22 +214,42 @@ export class Delivery {
     }
   }
 
-  #step(r: number, blockable: boolean): void {
+  /**
+   * Record `r` as this thread may act on it: its generation, state, and whether this space is a
+   * target that acked its start / end, read between two reads of the generation. A record is
+   * reopened (its masks cleared) only once every target acked its end, and its generation moves
+   * first (record.ts openRecord): without the second read, an END read before a reopening and
+   * masks read after it would look like a record this space never acked, and its ack would land
+   * on the new record.
+   */
+  #view(base: number, r: number): RecordView {
     const { words, layout } = this.#cb;
-    const base = slotBase(layout.invalidations, r);
-    const state = Atomics.load(words, base + IV_STATE);
+    const self = this.#self;
+    for (;;) {
+      const gen = Atomics.load(words, base + IV_GEN);
+      const state = Atomics.load(words, base + IV_STATE);
+      const targeted = hasBit(words, layout, r, TARGETS, self);
+      const started = hasBit(words, layout, r, STARTED, self);
+      const ended = hasBit(words, layout, r, ENDED, self);
+      if (Atomics.load(words, base + IV_GEN) === gen) return { gen, state, targeted, started, ended };
+    }
+  }
+
+  #step(r: number, blockable: boolean): void {
+    const base = slotBase(this.#cb.layout.invalidations, r);
+    const { gen, state, targeted, started, ended } = this.#view(base, r);
     let f = this.#inflight.get(r);
-    if (f !== undefined && (state === IV_FREE || f.gen !== Atomics.load(words, base + IV_GEN))) {
+    if (f !== undefined && (state === IV_FREE || f.gen !== gen)) {
       this.#finish(r, f);
       f = undefined;
     }
-    if (state === IV_FREE || !hasBit(words, layout, r, TARGETS, this.#self)) return;
+    if (state === IV_FREE || !targeted) return;
     if (state === IV_START) {
-      if (f !== undefined || hasBit(words, layout, r, STARTED, this.#self)) return;
-      this.#start(r, base, blockable);
+      if (f !== undefined || started) return;
+      this.#start(r, base, gen, blockable);
       return;
     }
-    if (hasBit(words, layout, r, ENDED, this.#self)) return;
+    if (ended) return;
     if (f === undefined) {
       this.#ack(r, ENDED); // never started here: nothing to end
       return;
@@ -239,7 +268,8 @@ export class Delivery {
     });
   }
 
-  #start(r: number, base: number, blockable: boolean): void {
+  /** Runs the starts of record `r` (generation `gen`, read START: its fields are complete and stay). */
+  #start(r: number, base: number, gen: number, blockable: boolean): void {
     const { words, layout } = this.#cb;
     const seg = Atomics.load(words, base + IV_SEG);
     for (const earlier of this.#inflight.values()) {
@@ -262,7 +292,7 @@ export class Delivery {
       n.scope.seg === seg && n.scope.segGen === segGen && (everyRange || overlaps(n.scope.offset, n.scope.length, offset, length))));
     const paired = release ? notifiers.filter((n) => n.callbacks.release === undefined) : notifiers;
     const f: Inflight = {
-      gen: Atomics.load(words, base + IV_GEN), seg, segGen, removal: release || event === 'remove', notifiers, paired,
+      gen, seg, segGen, removal: release || event === 'remove', notifiers, paired,
       abort: undefined, running: false, pending: false, skipped: false, phase: 'start',
     };
     for (const n of notifiers) n.inflight++;
@@ -400,8 +430,12 @@ export class Delivery {
    */
   #expectEnd(bell: number, seen: number): { spin: Spin; since: number } | undefined {
     if (this.#inflight.size === 0) return undefined;
-    for (const f of this.#inflight.values()) if (f.pending) return undefined;
-    const spin = spinForEnd(this.#words, this.#cb.layout);
+    let invalidator = -1;
+    for (const [r, f] of this.#inflight) {
+      if (f.pending) return undefined;
+      invalidator = Atomics.load(this.#words, slotBase(this.#cb.layout.invalidations, r) + IV_INVALIDATOR);
+    }
+    const spin = spinForEnd(this.#words, this.#cb.layout, invalidator);
     if (spin.ms === 0) return undefined;
     const since = performance.now();
     for (const until = since + spin.ms; performance.now() < until;) {
@@ -426,7 +460,12 @@ export class Delivery {
         this.#settle();
         if (this.#keepAlive === undefined) break;
         const missed = this.#expectEnd(bell, seen);
-        await waitAsync(words, bell, seen, Infinity);
+        parking(words, layout, this.#self, 1);
+        try {
+          await waitAsync(words, bell, seen, Infinity);
+        } finally {
+          parking(words, layout, this.#self, -1);
+        }
         missed?.spin.observe(performance.now() - missed.since, false);
       }
     } finally {

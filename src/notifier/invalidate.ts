@@ -37,7 +37,7 @@ import { writeBegin, writeEnd } from '../sync/seqcount.js';
 import { deadlineIn, remaining } from '../sync/futex.js';
 import { sleeping, type Tx } from '../sync/mutex.js';
 import { post, wakeSegmentWaiters } from '../sync/doorbell.js';
-import { allocRecord, endRecord, firstPending, maskAt, setBit, STARTED, TARGETS } from './record.js';
+import { openRecord, endRecord, firstPending, maskAt, setBit, STARTED, TARGETS } from './record.js';
 import type { WaitFor, Waits } from './wait.js';
 import { count, ST_INVALIDATIONS } from '../stats.js';
 import { DRAIN_SPIN, fixedSpin, spinForAnswers, type Spin } from './spin.js';
@@ -192,19 +192,19 @@ function* holdOff(me: Invalidator, op: Operation, range: { offset: number; lengt
     r = yield* transacted(me, bounds, bounds.deadline, (tx) => {
       targets = targetsOf(cb, tx.get.bind(tx), op.seg, range, op.event === 'remove' || op.event === 'release');
       if (targets.length === 0) return -1; // nobody to tell: no record, no thread hop
-      const rec = allocRecord(tx, cb);
+      const rec = openRecord(tx, cb, (r, base) => {
+        tx.set(base + IV_SEG, op.seg);
+        tx.set(base + IV_OFFSET, range.offset);
+        tx.set(base + IV_LENGTH, range.length);
+        tx.set(base + IV_EVENT, EVENTS.indexOf(op.event));
+        tx.set(base + IV_SNAP, tx.get(H_REGSEQ));
+        tx.set(base + IV_INVALIDATOR, me.slot);
+        for (const t of targets) {
+          const w = maskAt(layout, r, TARGETS, t >>> 5);
+          tx.set(w, tx.get(w) | (1 << (t & 31)));
+        }
+      });
       if (rec < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `too many invalidations in flight (capacity ${layout.invalidations.capacity}); raise capacity.invalidations`);
-      const base = slotBase(layout.invalidations, rec);
-      tx.set(base + IV_SEG, op.seg);
-      tx.set(base + IV_OFFSET, range.offset);
-      tx.set(base + IV_LENGTH, range.length);
-      tx.set(base + IV_EVENT, EVENTS.indexOf(op.event));
-      tx.set(base + IV_SNAP, tx.get(H_REGSEQ));
-      tx.set(base + IV_INVALIDATOR, me.slot);
-      for (const t of targets) {
-        const w = maskAt(layout, rec, TARGETS, t >>> 5);
-        tx.set(w, tx.get(w) | (1 << (t & 31)));
-      }
       return rec;
     });
   } catch (error) {
@@ -269,7 +269,7 @@ const NONBLOCKING_DRAIN_MS = 100;
  * ourselves (an async run's own dispatcher cannot answer while it spins).
  */
 function spinFor(me: Invalidator, rec: Published): Spin {
-  return rec.targets.includes(me.slot) ? NO_SPIN : spinForAnswers(rec.targets.length);
+  return rec.targets.includes(me.slot) ? NO_SPIN : spinForAnswers(me.cb.words, me.cb.layout, rec.targets);
 }
 
 const NO_SPIN = fixedSpin(0);

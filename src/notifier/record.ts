@@ -3,14 +3,14 @@
  * targets. TARGETS is written under the mutex when the record is made; STARTED and ENDED are
  * ack masks each target sets with Atomics.or (and the reaper sets for the dead).
  *
- * IV_STATE goes FREE -> START in the allocating transaction, START -> END with one atomic store
+ * IV_STATE goes FREE (or END) -> START in the opening transaction, written last (openRecord), START -> END with one atomic store
  * when the invalidator (or the reaper of a dead one) closes the window, which can therefore never
  * fail, and END -> FREE in a later record allocation once every target acked its end (nobody
  * waits for that: the invalidator left at END). A record is freed only once END, so the atomic
  * store never races a transaction writing the same word.
  */
-import { IV_END, IV_MASKS, IV_STATE, slotBase, type Layout } from '../layout.js';
-import { allocSlot, freeSlot, type ControlBlock } from '../control/control.js';
+import { IV_END, IV_MASKS, IV_START, IV_STATE, slotBase, type Layout } from '../layout.js';
+import { bumpGeneration, freeSlot, takeSlot, type ControlBlock } from '../control/control.js';
 import { post, postQuietly, wake } from '../sync/doorbell.js';
 import type { Tx } from '../sync/mutex.js';
 
@@ -49,20 +49,37 @@ export function inFlight(words: Int32Array, layout: Layout, r: number): boolean 
 }
 
 /**
- * Allocates a record, first freeing those whose every end was acked. Caller holds the mutex; -1
- * if full. The scan reads IV_STATE with plain loads, before this transaction writes any: a
- * record seen START that just turned END is freed by a later allocation.
+ * Opens a record in `tx` (caller holds the mutex): takes a free one, or when none is free reuses
+ * one whose every end was acked (END -> START, never FREE in between); frees the other fully
+ * ended ones; clears its masks; lets `fill(r, base)` write its fields and TARGETS; and writes
+ * IV_STATE = START last. The commit applies writes in first-write order (sync/mutex.ts) and no
+ * earlier write of this transaction touched that state word, so a target that reads START reads
+ * the whole record, and one still reading an earlier use of the slot sees its generation move
+ * (the generation is written before the masks). Returns the record, or -1 if all are in use.
+ * The scan reads IV_STATE with plain loads, before this transaction writes any: a record seen
+ * START that just turned END is freed by a later opening.
  */
-export function allocRecord(tx: Tx, cb: ControlBlock): number {
+export function openRecord(tx: Tx, cb: ControlBlock, fill: (r: number, base: number) => void): number {
   const { layout, words } = cb;
-  for (let r = 0; r < layout.invalidations.capacity; r++) {
-    if (words[slotBase(layout.invalidations, r) + IV_STATE] === IV_END && firstPending(words, layout, r, ENDED) < 0) freeSlot(tx, cb.invalidationList, r);
+  const list = cb.invalidationList;
+  let r = takeSlot(tx, list); // before this transaction frees any: never a slot whose state it wrote
+  for (let e = 0; e < layout.invalidations.capacity; e++) {
+    const base = slotBase(layout.invalidations, e);
+    if (words[base + IV_STATE] !== IV_END || firstPending(words, layout, e, ENDED) >= 0) continue;
+    if (r >= 0) {
+      freeSlot(tx, list, e);
+    } else {
+      r = e;
+      bumpGeneration(tx, base);
+    }
   }
-  const r = allocSlot(tx, cb.invalidationList);
   if (r < 0) return -1;
   for (let which = TARGETS; which <= ENDED; which++) {
     for (let w = 0; w < layout.maskWords; w++) tx.set(maskAt(layout, r, which, w), 0);
   }
+  const base = slotBase(layout.invalidations, r);
+  fill(r, base);
+  tx.set(base + IV_STATE, IV_START);
   return r;
 }
 

@@ -15,7 +15,7 @@ import { exitShared } from '../sync/rwlock.js';
 import { remaining, wait, waitAsync } from '../sync/futex.js';
 import { recordWait } from '../stats.js';
 import { turn } from '../sync/turn.js';
-import type { Spin } from './spin.js';
+import { parking, type Spin } from './spin.js';
 
 /** One condition to wait for. */
 export interface WaitFor {
@@ -149,7 +149,12 @@ export function waitSync(s: Waiting, w: WaitFor): void {
         since = performance.now();
         if ((entered = caught = spun(s, w, true))) return;
       }
-      wait(s.words, bell, seen, w.deadline);
+      parking(s.words, s.layout, s.slot, 1);
+      try {
+        wait(s.words, bell, seen, w.deadline);
+      } finally {
+        parking(s.words, s.layout, s.slot, -1);
+      }
     }
   } finally {
     unregister(s, w, entered, since, caught);
@@ -188,9 +193,11 @@ export async function waitAsyncFor(s: Waiting, w: WaitFor): Promise<void> {
         if ((entered = caught = spun(s, w, false))) return;
       }
       holdOpen();
+      parking(s.words, s.layout, s.slot, 1);
       try {
         await waitAsync(s.words, bell, w.word?.value() ?? seen, w.deadline, w.signal);
       } finally {
+        parking(s.words, s.layout, s.slot, -1);
         letGo();
       }
     }

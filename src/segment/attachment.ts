@@ -11,7 +11,7 @@
  * ERR_XPMEM_WOULD_DEADLOCK. Every method runs in the attaching thread only.
  */
 import { xpmemError, checkFunction, checkOneOf } from '../errors.js';
-import { AT_GEN, AT_STATE, SEG_GEN, SEG_LIVE, SEG_REF, SEG_STATE, slotBase } from '../layout.js';
+import { AT_GEN, AT_STATE, SEG_GEN, SEG_LIVE, SEG_OPLOCK, SEG_REF, SEG_STATE, slotBase } from '../layout.js';
 import type { Mm } from '../mm.js';
 import { checkWaitOptions, type WaitOptions } from '../sync/futex.js';
 import { enterShared, exitShared, retryShared } from '../sync/rwlock.js';
@@ -308,7 +308,7 @@ export class Attachment {
     yield {
       seg,
       held: at,
-      spin: spinForWindow(words, layout),
+      spin: spinForWindow(words, layout, Atomics.load(words, segBase + SEG_OPLOCK) - 1),
       deadline: bounds.deadline,
       signal: bounds.signal,
       until: () => this.#detached || retryShared(words, layout, at, seg, segBase),
