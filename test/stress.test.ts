@@ -18,7 +18,7 @@ const BATCH = 100;
 const LIMIT = LONG ? 20 * BOUND : BOUND;
 
 describe('no lost write across VM operations', () => {
-  it(`increments survive ${LONG ? 'at least 10 million' : `${5 * ROUNDS}`} migrate, resize, protect, swap and compaction windows`, async () => {
+  it(`increments survive ${LONG ? 'at least 10 million' : String(5 * ROUNDS)} migrate, resize, protect, swap and compaction windows`, async () => {
     const d = await domain({ deadlineMs: 30_000, arenaBytes: 4 << 20 });
     const gates = new Gates();
     const words = new Int32Array(gates.buffer);
