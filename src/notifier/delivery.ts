@@ -30,7 +30,7 @@ import { waitAsync } from '../sync/futex.js';
 import type { CallbackResult, NotifierCallbacks, Range } from './range.js';
 import { ENDED, STARTED, TARGETS, firstPending, hasBit, setBit } from './record.js';
 import { ring } from '../sync/doorbell.js';
-import { parking, spinForEnd, type Spin } from './spin.js';
+import { idling, spinForEnd, type Spin } from './spin.js';
 
 /** A notifier as its own thread knows it. */
 export interface LocalNotifier {
@@ -152,6 +152,7 @@ export class Delivery {
     const words = this.#words;
     const at = this.#eventsAt;
     if (Atomics.exchange(words, at, 0) === 0) return;
+    if (!blockable) idling(words, this.#cb.layout, this.#self, false); // delivering at a section boundary: awake
     this.#answerAging(blockable);
     const { invalidations } = this.#cb.layout;
     for (const starts of [false, true]) { // ends first (see the file comment)
@@ -460,11 +461,11 @@ export class Delivery {
         this.#settle();
         if (this.#keepAlive === undefined) break;
         const missed = this.#expectEnd(bell, seen);
-        parking(words, layout, this.#self, 1);
+        idling(words, layout, this.#self, true);
         try {
           await waitAsync(words, bell, seen, Infinity);
         } finally {
-          parking(words, layout, this.#self, -1);
+          idling(words, layout, this.#self, false);
         }
         missed?.spin.observe(performance.now() - missed.since, false);
       }

@@ -72,14 +72,30 @@ const NO_SPIN = fixedSpin(0);
 
 const CORES = availableParallelism();
 
-/** Counts a wait of space `space` falling asleep (+1) or waking (-1). Its own thread only; never sleeps. */
+/** SP_PARKED: blocking waits of the space asleep now (a count, the low bits) | IDLE_WAIT. */
+const IDLE_WAIT = 1 << 16;
+
+/** Counts a blocking wait of space `space` falling asleep (+1) or waking (-1). Its own thread only; never sleeps. */
 export function parking(words: Int32Array, layout: Layout, space: number, delta: 1 | -1): void {
   Atomics.add(words, slotBase(layout.spaces, space) + SP_PARKED, delta);
 }
 
-/** True when a wait of space `space` is asleep: answering needs its wake-up first. */
+/**
+ * Marks space `space` waiting in its event loop (true: it armed an async wait) or running
+ * (false: a wait woke, or it delivers events at a section boundary). An armed async wait does
+ * not mean the thread sleeps: a thread busy in a loop of sections keeps its dispatcher's wait
+ * armed, and its first delivery at a section boundary says it is awake. Its own thread only;
+ * never sleeps.
+ */
+export function idling(words: Int32Array, layout: Layout, space: number, idle: boolean): void {
+  const at = slotBase(layout.spaces, space) + SP_PARKED;
+  if (idle) Atomics.or(words, at, IDLE_WAIT);
+  else Atomics.and(words, at, ~IDLE_WAIT);
+}
+
+/** True when space `space` sleeps, as far as it told (parking, idling): answering needs its wake-up first. */
 function asleep(words: Int32Array, layout: Layout, space: number): boolean {
-  return Atomics.load(words, slotBase(layout.spaces, space) + SP_PARKED) > 0;
+  return Atomics.load(words, slotBase(layout.spaces, space) + SP_PARKED) !== 0;
 }
 
 /** The spin of a wait for the answers of spaces `targets`: none when one is asleep, or they outnumber the cores. */

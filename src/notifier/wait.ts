@@ -15,7 +15,7 @@ import { exitShared } from '../sync/rwlock.js';
 import { remaining, wait, waitAsync } from '../sync/futex.js';
 import { recordWait } from '../stats.js';
 import { turn } from '../sync/turn.js';
-import { parking, type Spin } from './spin.js';
+import { idling, parking, type Spin } from './spin.js';
 
 /** One condition to wait for. */
 export interface WaitFor {
@@ -193,11 +193,11 @@ export async function waitAsyncFor(s: Waiting, w: WaitFor): Promise<void> {
         if ((entered = caught = spun(s, w, false))) return;
       }
       holdOpen();
-      parking(s.words, s.layout, s.slot, 1);
+      idling(s.words, s.layout, s.slot, true);
       try {
         await waitAsync(s.words, bell, w.word?.value() ?? seen, w.deadline, w.signal);
       } finally {
-        parking(s.words, s.layout, s.slot, -1);
+        idling(s.words, s.layout, s.slot, false);
         letGo();
       }
     }
