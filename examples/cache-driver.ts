@@ -44,7 +44,7 @@ const steps: Record<string, () => Promise<void>> = {
   'make a filler': async () => {
     const f = domain.space.make(MIB, { name: 'filler' });
     const fill = domain.space.get(f.id);
-    fill.attach().write((v) => v.fill(0xee)); // what a stale view would read
+    fill.attach().write((v) => { v.fill(0xee); }); // what a stale view would read
     fill.release();
     fillers.push(f);
   },

@@ -146,7 +146,7 @@ export class Domain {
     const all = (async () => { while (this.#reaps.size > 0) await Promise.allSettled([...this.#reaps]); })();
     await within(all, deadline, signal, () => {
       const stalled = this.#stalled;
-      return xpmemError('ERR_XPMEM_TIMEOUT', `reaps still running past the deadline${stalled === undefined ? '' : `: ${stalled.message}`}`, stalled?.space);
+      return xpmemError('ERR_XPMEM_TIMEOUT', `reaps still running past the deadline${stalled === undefined ? '' : `: ${stalled.message}`}`, { space: stalled?.space });
     }, () => xpmemError('ERR_XPMEM_ABORTED', `settled() aborted: ${String(signal?.reason)}`));
   }
 

@@ -18,26 +18,44 @@ export type XpmemErrorCode =
   | 'ERR_XPMEM_BUSY'
   | 'ERR_XPMEM_SWAP_IO'
   | 'ERR_XPMEM_CLOSED'
-  | 'ERR_XPMEM_ABORTED';
+  | 'ERR_XPMEM_ABORTED'
+  | 'ERR_XPMEM_VIEW_ESCAPE';
+
+/** Whom an {@link XpmemError} is about, when known: a space and a segment, by their public ids. */
+export interface XpmemErrorAbout {
+  /** The space that did not answer in time, held what was needed, or was to blame. */
+  readonly space?: number | undefined;
+  /** The segment the failed call was about. */
+  readonly segId?: number | undefined;
+}
 
 /** An error of the XPMEM protocol; `code` is stable across versions. */
 export class XpmemError extends Error {
   /** Stable machine-readable code. */
   readonly code: XpmemErrorCode;
-  /** For ERR_XPMEM_TIMEOUT: the space that did not answer in time, when one is known. */
+  /** The space (public id) that did not answer in time or held what was needed, when one is known. */
   readonly space: number | undefined;
+  /** The segment (id) the failed call was about, when it was about one. */
+  readonly segId: number | undefined;
 
-  constructor(code: XpmemErrorCode, message: string, space?: number) {
+  constructor(code: XpmemErrorCode, message: string, about: XpmemErrorAbout = {}) {
     super(message);
     this.name = 'XpmemError';
     this.code = code;
-    this.space = space;
+    this.space = about.space;
+    this.segId = about.segId;
   }
 }
 
 /** Builds an XpmemError; the one factory the library uses. */
-export function xpmemError(code: XpmemErrorCode, message: string, space?: number): XpmemError {
-  return new XpmemError(code, message, space);
+export function xpmemError(code: XpmemErrorCode, message: string, about?: XpmemErrorAbout): XpmemError {
+  return new XpmemError(code, message, about);
+}
+
+/** Names segment `segId` in `error` if it is an XpmemError that names none yet; returns `error`. */
+export function aboutSegment(error: unknown, segId: number): unknown {
+  if (error instanceof XpmemError && error.segId === undefined) (error as { segId: number | undefined }).segId = segId;
+  return error;
 }
 
 function codedError<E extends Error>(error: E, code: string): E & { code: string } {

@@ -18,6 +18,9 @@ export const VERSION = 4;
 /** Bytes per arena unit: a cache line. One 32-bit word of units addresses 128 GiB. */
 export const UNIT = 64;
 
+/** The largest segment, in bytes. */
+export const MAX_SEGMENT_BYTES = 2 ** 31 - 1;
+
 // ---- header ---------------------------------------------------------------------------
 export const H_MAGIC = 0;            // MAGIC
 export const H_VERSION = 1;          // VERSION

@@ -5,8 +5,19 @@ import { join } from './workers/join.js';
 import type { Space } from './segment/space.js';
 
 export { join } from './workers/join.js';
-export { XpmemError, type XpmemErrorCode } from './errors.js';
+export { XpmemError, type XpmemErrorAbout, type XpmemErrorCode } from './errors.js';
+// The types a worker or pool task handles (their classes come from the main entry).
 export type { Space } from './segment/space.js';
+export type { Segment, MakeOptions, Permit } from './segment/segment.js';
+export type { Access, AttachOptions } from './segment/access.js';
+export type { Attachment, Section } from './segment/attachment.js';
+export type { Mapping } from './segment/mapping.js';
+export type { Notifier } from './notifier/notifier.js';
+export type { Range, NotifierCallbacks, CallbackResult } from './notifier/range.js';
+export type { ViewType } from './segment/view.js';
+export type { WaitOptions } from './sync/futex.js';
+export type { InvalidateEvent } from './layout.js';
+export type { DomainHandle } from './control/control.js';
 
 /** Joins with the handle domain.spawn() put at workerData.xpmem. */
 export function joinFromWorkerData(): Space {

@@ -1,17 +1,19 @@
 /**
- * The published package works: `npm pack` ships only build/src and the sources its maps name
- * (plus README, LICENSE and package.json),
- * with no runtime dependencies (piscina only as an optional peer, for the pool entry); installed
- * by plain extraction into a scratch node_modules, every entry point ('xpmem-threads',
- * 'xpmem-threads/worker', 'xpmem-threads/pool') has its declared `types`, and a worker started
- * with domain.spawn joins and writes memory the main thread reads.
+ * The published package works: `npm pack` ships only build/src, the sources its maps name, and
+ * the documents the README links to (plus README, LICENSE and package.json), with no runtime
+ * dependencies (piscina only as an optional peer, for the pool entry); installed by plain
+ * extraction into a scratch node_modules, every entry point ('xpmem-threads',
+ * 'xpmem-threads/worker', 'xpmem-threads/pool') has its declared `types`, a worker started with
+ * domain.spawn joins and writes memory the main thread reads, and the README's task example
+ * (section "Writing tasks") compiles with the consumer tsconfig the README gives, under the
+ * pinned TypeScript and under the registry's current one, and runs as it says.
  * Packs with --ignore-scripts: build/ comes from pretest, and rebuilding here would rewrite files
  * other test files are loading.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -53,15 +55,46 @@ beforeAll(() => {
   shipped = info!.files.map((f) => f.path);
   mkdirSync(installed, { recursive: true });
   execFileSync('tar', ['-xzf', join(scratch, info!.filename), '-C', installed, '--strip-components=1'], { timeout: 30_000 });
+  symlinkSync(join(ROOT, 'node_modules', 'piscina'), join(scratch, 'node_modules', 'piscina')); // the optional peer, installed beside it
   writeFileSync(join(scratch, 'main.mjs'), MAIN);
   writeFileSync(join(scratch, 'worker.mjs'), WORKER);
 });
 
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
+/** The code blocks of README.md marked `<!-- file: name -->`, by name. */
+function readmeFiles(): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const [, name, code] of readFileSync(join(ROOT, 'README.md'), 'utf8').matchAll(/<!-- file: (\S+) -->\n```ts\n([\s\S]*?)```/g)) files.set(name!, code!);
+  return files;
+}
+
+/** The consumer tsconfig: the README's compilerOptions (the JSON block after "in their `tsconfig.json`"), strict, emitting to out/. */
+function consumerTsconfig(): object {
+  const [, json] = /in their `tsconfig\.json`[^]*?```json\n([\s\S]*?)```/.exec(readFileSync(join(ROOT, 'README.md'), 'utf8'))!;
+  const { compilerOptions } = JSON.parse(json!) as { compilerOptions: Record<string, unknown> };
+  return { compilerOptions: { ...compilerOptions, strict: true, skipLibCheck: false, outDir: 'out' }, include: ['*.ts'] };
+}
+
+/** A consumer project in `dir`: the README's files, its tsconfig, and node_modules linking the packed package and `types` (piscina is the package's sibling). */
+function consumer(dir: string, types: string): void {
+  mkdirSync(join(dir, 'node_modules', '@types'), { recursive: true });
+  symlinkSync(installed, join(dir, 'node_modules', 'xpmem-threads'));
+  symlinkSync(types, join(dir, 'node_modules', '@types', 'node'));
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify(consumerTsconfig()));
+  for (const [name, code] of readmeFiles()) writeFileSync(join(dir, name), code);
+}
+
+/** Runs TypeScript's compiler `tsc` (a path to its bin script) on the consumer project in `dir`; its diagnostics, or ''. */
+function compile(tsc: string, dir: string): string {
+  const run = spawnSync(process.execPath, [tsc, '-p', dir], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+  return run.status === 0 ? '' : `${run.stdout}${run.stderr}`;
+}
+
 describe('the packed package', () => {
   it('ships build/src and its sources only, no runtime dependencies, and the declared types', () => {
-    expect(shipped.filter((p) => !/^(build\/src\/.+|src\/.+\.ts|package\.json|README\.md|LICENSE(\..+)?)$/.test(p))).toEqual([]);
+    expect(shipped.filter((p) => !/^(build\/src\/.+|src\/.+\.ts|docs\/.+\.md|bench\/results\/latest\.svg|test\/model\/README\.md|package\.json|README\.md|LICENSE(\..+)?)$/.test(p))).toEqual([]);
     const pkg = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as {
       dependencies?: object; peerDependencies?: object; peerDependenciesMeta?: object; exports: Record<string, { types: string; default: string }>;
     };
@@ -80,4 +113,36 @@ describe('the packed package', () => {
     const result = JSON.parse(out.trim().split('\n').pop()!) as { value: number; ok: boolean; from: string };
     expect(result).toEqual({ value: 0xc0ffee, ok: true, from: expect.stringContaining(scratch) });
   });
+
+  it('every relative link of the shipped README and docs resolves inside the installed package', () => {
+    const broken: string[] = [];
+    for (const doc of shipped.filter((p) => p.endsWith('.md'))) {
+      const text = readFileSync(join(installed, doc), 'utf8');
+      for (const [, target] of text.matchAll(/\]\(([^)#:\s]+)(?:#[^)]*)?\)/g)) {
+        if (!existsSync(join(installed, dirname(doc), target!))) broken.push(`${doc} -> ${target}`);
+      }
+    }
+    expect(broken).toEqual([]);
+  });
+
+  it('the README\'s task example compiles with the pinned TypeScript and the README\'s tsconfig, and runs as it says', () => {
+    const dir = join(scratch, 'pinned');
+    consumer(dir, join(ROOT, 'node_modules', '@types', 'node'));
+    expect(readmeFiles().size).toBe(2);
+    expect(compile(join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), dir)).toBe('');
+    const out = execFileSync(process.execPath, [join('out', 'scale.js')], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+    expect(out.trim().split('\n')).toEqual(['2', 'ERR_XPMEM_NO_SEGMENT true']);
+  });
+
+  // The registry's current TypeScript and @types/node (TypeScript 7 needs "types": ["node"]); skipped offline.
+  const registry = spawnSync('npm', ['view', 'typescript', 'version'], { encoding: 'utf8', timeout: 30_000 });
+  it.skipIf(registry.status !== 0)(`the README's task example compiles with the current TypeScript (${registry.stdout?.trim() || 'offline'}) and @types/node`, () => {
+    const tools = join(scratch, 'current-tools');
+    mkdirSync(tools);
+    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--prefix', tools, 'typescript@latest', '@types/node@latest'], { encoding: 'utf8', timeout: 180_000, stdio: ['ignore', 'pipe', 'pipe'] });
+    const dir = join(scratch, 'current');
+    consumer(dir, join(tools, 'node_modules', '@types', 'node'));
+    const tsc = join(tools, 'node_modules', 'typescript', 'bin', 'tsc');
+    expect(compile(tsc, dir)).toBe('');
+  }, 240_000);
 });

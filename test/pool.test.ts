@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 // The pool runs the built pool-worker module in its workers, so this file tests the build throughout.
 import { createPool } from '../build/src/pool.js';
-import { Domain, type DomainOptions, type ReapMessage } from '../build/src/index.js';
+import { Domain, XpmemError, type DomainOptions, type ReapMessage } from '../build/src/index.js';
+import { Worker } from 'node:worker_threads';
 import { BOUND, bounded, expectCode, Gates } from './helpers.js';
 
 function domain(opts: DomainOptions = {}): Promise<Domain> {
@@ -94,6 +95,64 @@ describe('createPool', () => {
       expect(() => createPool(d, { filename: 42 as unknown as string })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
       await expectCode(() => createPool(d, { filename: TASK.pathname, workerData: 7 }), 'ERR_INVALID_ARG_TYPE');
     } finally {
+      await d.close();
+    }
+  });
+
+  it('errors reach pool.run() whole: class, code, segId, name, stack and cause, for ERR_XPMEM_*, Node\'s own codes and the task\'s', async () => {
+    const d = await domain();
+    const pool = createPool(d, { filename: TASK, minThreads: 1, maxThreads: 1, name: 'fail' }); // a URL, and a pool-wide handler
+    try {
+      const seg = d.space.make(64);
+      await seg.remove();
+      const removed = await pool.run({ op: 'removed', segId: seg.id }).catch((e: unknown) => e);
+      expect(removed).toBeInstanceOf(XpmemError);
+      expect(removed).toMatchObject({ name: 'XpmemError', code: 'ERR_XPMEM_NO_SEGMENT', segId: seg.id });
+      expect((removed as Error).stack).toContain('pool-task');
+      const argument = await pool.run({ op: 'argument' }).catch((e: unknown) => e);
+      expect(argument).toBeInstanceOf(RangeError);
+      expect(argument).toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+      const own = await pool.run({ op: 'own-error' }).catch((e: unknown) => e) as Error & { code: string; detail: number[] };
+      expect(own).toBeInstanceOf(Error);
+      expect(own).toMatchObject({ name: 'TaskError', message: 'the task gave up', code: 'E_TASK', detail: [1, 2] });
+      expect(own.cause).toEqual({ step: 3 });
+    } finally {
+      await closeAll(d, () => pool.close());
+    }
+  });
+
+  it('per-run names pick another export; a name the module lacks is ERR_INVALID_ARG_VALUE naming the module', async () => {
+    const d = await domain();
+    const gates = new Gates();
+    const pool = createPool(d, { filename: TASK.pathname, minThreads: 1, maxThreads: 1, workerData: { gates: gates.buffer } });
+    try {
+      expect(await pool.run({ op: 'hi' }, { name: 'echo' })).toBe('echo hi');
+      for (const name of ['missing', 'notAFunction']) {
+        const error = await pool.run({ op: 'hi' }, { name }).catch((e: unknown) => e) as Error & { code: string };
+        expect(error).toBeInstanceOf(TypeError);
+        expect(error.code).toBe('ERR_INVALID_ARG_VALUE');
+        expect(error.message).toContain('pool-task.js');
+        expect(error.message).toContain(`'${name}'`);
+      }
+      expect(await pool.run({ op: 'leak', segId: d.space.make(64).id })).toBe(undefined); // the default export still
+    } finally {
+      await closeAll(d, () => pool.close());
+    }
+  });
+
+  it('watches only its own workers: another Worker started while it is open and joining the domain is not reaped by it', async () => {
+    const d = await domain();
+    const pool = createPool(d, { filename: TASK.pathname, minThreads: 1, maxThreads: 1, workerData: { gates: new Gates().buffer } });
+    try {
+      expect(await pool.run({ op: 'joined' }, { name: 'echo' })).toBe('echo joined'); // the pool's worker joined first
+      const other = new Worker(`
+        const { workerData } = require('node:worker_threads');
+        import(workerData.entry).then(({ join }) => join(workerData.handle));`, { eval: true, workerData: { entry: new URL('../build/src/worker.js', import.meta.url).href, handle: d.handle() } });
+      await bounded(new Promise((resolve) => other.once('exit', resolve)), 'the other worker to join and exit');
+      await d.settled();
+      expect(d.stats().spaces).toBe(3); // this thread, the pool's worker, and the other one, unreaped
+    } finally {
+      await pool.close();
       await d.close();
     }
   });

@@ -17,7 +17,7 @@ describe('invalidation protocol', () => {
     const [sleeper, reader] = await agents(d, gates, 2);
     const seg = d.space.make(64);
     const mine = d.space.get(seg.id).attach();
-    mine.write((v) => v.fill(7));
+    mine.write((v) => { v.fill(7); });
     const gate = gates.take();
     const att = await sleeper!.call('attach', { access: await sleeper!.call('get', { segId: seg.id }) });
     await sleeper!.call('notifier', { att, how: 'block', gate, tag: 1 });
@@ -230,7 +230,7 @@ describe('invalidation protocol', () => {
     const [spinner] = await agents(d, gates, 1);
     const seg = d.space.make(64);
     const mine = d.space.get(seg.id).attach();
-    mine.write((v) => v.fill(3));
+    mine.write((v) => { v.fill(3); });
     const att = await spinner!.call('attach', { access: await spinner!.call('get', { segId: seg.id }) });
     await spinner!.call('notifier', { att, how: 'plain', tag: 1 });
     const spaceId = await spinner!.call<number>('space');
@@ -382,7 +382,7 @@ describe('invalidation protocol', () => {
     const [a] = await agents(d, gates, 1);
     const seg = d.space.make(64);
     const mine = d.space.get(seg.id).attach();
-    mine.write((v) => v.fill(5));
+    mine.write((v) => { v.fill(5); });
     const before = d.maps().find((r) => r.kind === 'segment')!.offset;
     const gate = gates.take();
     const att = await a!.call('attach', { access: await a!.call('get', { segId: seg.id }) });

@@ -10,7 +10,7 @@ describe('XPMEM verbs in one space', () => {
     const seg = d.space.make(4096, { name: 'pattern' });
     const att = d.space.get(seg.id, 'rw').attach();
     expect(att.read((v) => v.every((b) => b === 0))).toBe(true);
-    att.write((v) => v.fill(7));
+    att.write((v) => { v.fill(7); });
     const again = d.space.get(seg.id, 'ro').attach({ offset: 100, length: 8 });
     expect(again.read((v) => Array.from(v))).toEqual([7, 7, 7, 7, 7, 7, 7, 7]);
     expect(att.read(Float64Array, (v) => v.length)).toBe(512);
@@ -207,7 +207,7 @@ describe('XPMEM verbs in one space', () => {
     const d = await domain();
     const seg = d.space.make(100);
     const whole = d.space.get(seg.id).attach();
-    whole.write((v) => v.fill(9));
+    whole.write((v) => { v.fill(9); });
     const tail = d.space.get(seg.id).attach({ offset: 64, length: 36 });
     await seg.resize(100_000);
     const grown = d.space.get(seg.id).attach();
@@ -271,6 +271,85 @@ describe('XPMEM verbs in one space', () => {
     att.read(() => expect(() => old.migrateSync()).toThrow(expect.objectContaining({ code: 'ERR_XPMEM_REMOVED' })));
     att.read(() => expect(() => next.migrateSync()).toThrow(expect.objectContaining({ code: 'ERR_XPMEM_WOULD_DEADLOCK' })));
     expect(d.check().errors).toEqual([]);
+    await d.close();
+  });
+});
+
+describe('the forms a task author reaches for', () => {
+  it('seg.attach() and space.attach() own their permit: detach or using releases both; using releases an Access', async () => {
+    const d = await domain();
+    const seg = d.space.make(64);
+    const own = seg.attach({ offset: 8, length: 8 });
+    own.write((v) => { v.fill(9); });
+    expect(d.stats()).toMatchObject({ grants: 1, attachments: 1 });
+    own.detach();
+    expect(d.stats()).toMatchObject({ grants: 0, attachments: 0 });
+    {
+      using att = d.space.attach(seg.id, 'ro');
+      expect(att.read((v) => v[8])).toBe(9);
+      expect(d.stats()).toMatchObject({ grants: 1, attachments: 1 });
+    }
+    expect(d.stats()).toMatchObject({ grants: 0, attachments: 0 });
+    {
+      using access = d.space.get(seg.id, 'ro');
+      access.attach();
+      access.attach({ offset: 0, length: 8 });
+    }
+    expect(d.stats()).toMatchObject({ grants: 0, attachments: 0 });
+    await expectCode(() => d.space.attach(seg.id, 'rx' as 'ro'), 'ERR_INVALID_ARG_VALUE');
+    expect(d.check().errors).toEqual([]);
+    await d.close();
+  });
+
+  it('typed views in every section form: readAsync, writeAsync and section take a typed-array constructor', async () => {
+    const d = await domain();
+    const att = d.space.make(64).attach();
+    await att.writeAsync(Float64Array, async (v) => { v[1] = 2.5; });
+    expect(await att.readAsync(Float64Array, async (v) => v[1])).toBe(2.5);
+    {
+      using s = att.section('rw', Int32Array, { deadlineMs: 100 });
+      s.view[0] = -7;
+    }
+    {
+      using s = att.section('ro', Int32Array);
+      expect([s.view.length, s.view[0]]).toEqual([16, -7]);
+    }
+    await expectCode(() => att.readAsync(Uint8Array as unknown as (v: Uint8Array) => number), 'ERR_INVALID_ARG_TYPE');
+    await d.close();
+  });
+
+  it('a section whose callback returns its own view fails with ERR_XPMEM_VIEW_ESCAPE; a copy or a value is returned as is', async () => {
+    const d = await domain();
+    const seg = d.space.make(64);
+    const att = seg.attach();
+    await expectCode(() => att.read((v) => v), 'ERR_XPMEM_VIEW_ESCAPE');
+    await expectCode(() => att.write(Float64Array, (v) => v.subarray(2)), 'ERR_XPMEM_VIEW_ESCAPE');
+    await expectCode(() => att.readAsync(async (v) => v), 'ERR_XPMEM_VIEW_ESCAPE');
+    const error = await Promise.resolve().then(() => att.read((v) => v)).catch((e: unknown) => e);
+    expect(error).toMatchObject({ segId: seg.id });
+    const copy = att.read((v) => v.slice(0, 4));
+    expect(copy.buffer).not.toBeInstanceOf(SharedArrayBuffer);
+    expect(Array.from(copy)).toEqual([0, 0, 0, 0]);
+    expect(att.read((v) => ({ first: v[0] }))).toEqual({ first: 0 });
+    expect(att.write((v) => { v[0] = 1; })).toBeUndefined(); // the section still works after the refusals
+    expect(d.check().errors).toEqual([]);
+    await d.close();
+  });
+
+  it('errors name the segment (segId) and say why plainly: ranges past 2^31 - 1, a type with no callback, one segment nested in itself', async () => {
+    const d = await domain();
+    const seg = d.space.make(64);
+    const att = seg.attach();
+    await expectCode(() => d.space.get(seg.id).attach({ length: 2 ** 31 }), 'ERR_OUT_OF_RANGE');
+    await expectCode(() => (att.read as (t: unknown) => unknown)(Float32Array), 'ERR_INVALID_ARG_TYPE');
+    const nested = await Promise.resolve().then(() => att.read(() => att.read(() => 0))).catch((e: unknown) => e) as Error;
+    expect(nested).toMatchObject({ code: 'ERR_XPMEM_WOULD_DEADLOCK', segId: seg.id });
+    expect(nested.message).toContain(`already holds a section on segment ${seg.id}`);
+    await seg.remove();
+    const removed = await Promise.resolve().then(() => att.read(() => 0)).catch((e: unknown) => e);
+    expect(removed).toMatchObject({ code: 'ERR_XPMEM_REMOVED', segId: seg.id });
+    const missing = await Promise.resolve().then(() => d.space.get(seg.id)).catch((e: unknown) => e);
+    expect(missing).toMatchObject({ code: 'ERR_XPMEM_NO_SEGMENT', segId: seg.id });
     await d.close();
   });
 });

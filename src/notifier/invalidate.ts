@@ -25,7 +25,7 @@
  * runs step 5; the operation then fails with ERR_XPMEM_TIMEOUT naming the space that did not
  * answer. VM operations on one segment are serialized by its operation lock (SEG_OPLOCK).
  */
-import { xpmemError, type XpmemError } from '../errors.js';
+import { aboutSegment, xpmemError, type XpmemError } from '../errors.js';
 import {
   AT_LENGTH, AT_NEXT, AT_NOTIFIERS, AT_OFFSET, AT_SPACE, H_MUTEX, H_REGSEQ, IV_EVENT, IV_INVALIDATOR, IV_LENGTH,
   IV_OFFSET, IV_SEG, IV_SNAP, SEG_DRAINER, SEG_NOTIFIERS, SEG_OPLOCK, SEG_OWNER, SEG_RMAP, SEG_SEQ,
@@ -97,42 +97,46 @@ export interface Bounds {
  * prepare() found nothing to do (no invalidation ran).
  */
 export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Waits<boolean> {
-  refuseSelf(me, op, bounds);
-  // Generators cost ~60 ns each on Node 20: each step below makes one only when it may wait.
-  if (!takeOperation(me, op.seg)) yield* lockOperation(me, op, bounds);
-  const began = invalidateChannel.hasSubscribers ? performance.now() : 0;
-  let failure: unknown;
-  let rec: Published | undefined;
   try {
-    const range = bounds.sync ? synchronously(me, bounds.deadline, op.prepare) : yield* transaction(me, bounds, bounds.deadline, op.prepare); // prepare may take the mutex
-    if (range === null) return false;
-    rec = openWindow(me.cb, op.seg) ? undefined : yield* holdOff(me, op, range, bounds);
-    if (rec !== undefined) failure = yield* start(me, rec.r, bounds, spinFor(me, rec));
-    if (failure === undefined) failure = refuseDrain(me, op, bounds);
-    if (failure === undefined && holderOf(me.cb.words, me.cb.layout, op.seg, -1) >= 0) failure = yield* drain(me, op.seg, bounds);
-    if (failure === undefined) {
-      try {
-        if (bounds.sync) synchronously(me, bounds.deadline, op.apply);
-        else yield* transaction(me, bounds, bounds.deadline, op.apply);
-      } catch (error) {
-        failure = error;
+    refuseSelf(me, op, bounds);
+    // Generators cost ~60 ns each on Node 20: each step below makes one only when it may wait.
+    if (!takeOperation(me, op.seg)) yield* lockOperation(me, op, bounds);
+    const began = invalidateChannel.hasSubscribers ? performance.now() : 0;
+    let failure: unknown;
+    let rec: Published | undefined;
+    try {
+      const range = bounds.sync ? synchronously(me, bounds.deadline, op.prepare) : yield* transaction(me, bounds, bounds.deadline, op.prepare); // prepare may take the mutex
+      if (range === null) return false;
+      rec = openWindow(me.cb, op.seg) ? undefined : yield* holdOff(me, op, range, bounds);
+      if (rec !== undefined) failure = yield* start(me, rec.r, bounds, spinFor(me, rec));
+      if (failure === undefined) failure = refuseDrain(me, op, bounds);
+      if (failure === undefined && holderOf(me.cb.words, me.cb.layout, op.seg, -1) >= 0) failure = yield* drain(me, op.seg, bounds);
+      if (failure === undefined) {
+        try {
+          if (bounds.sync) synchronously(me, bounds.deadline, op.apply);
+          else yield* transaction(me, bounds, bounds.deadline, op.apply);
+        } catch (error) {
+          failure = error;
+        }
       }
+      closeWindow(me.cb, op.seg);
+      if (rec !== undefined) endRecord(me.cb.words, me.cb.layout, rec.r, rec.targets, !bounds.sync);
+      // Under the lock: a death before it is the reaper's to finish.
+      if (failure === undefined && op.finish !== undefined) {
+        if (bounds.sync) op.finish();
+        else yield* transaction(me, bounds, undefined, op.finish);
+      }
+    } finally {
+      unlockOperation(me, op.seg);
     }
-    closeWindow(me.cb, op.seg);
-    if (rec !== undefined) endRecord(me.cb.words, me.cb.layout, rec.r, rec.targets, !bounds.sync);
-    // Under the lock: a death before it is the reaper's to finish.
-    if (failure === undefined && op.finish !== undefined) {
-      if (bounds.sync) op.finish();
-      else yield* transaction(me, bounds, undefined, op.finish);
-    }
-  } finally {
-    unlockOperation(me, op.seg);
+    if (rec?.targets.includes(me.slot)) me.deliverInline(); // our own end, before we return
+    count(me.cb.words, ST_INVALIDATIONS);
+    if (began > 0) published(op, rec?.targets.length ?? 0, performance.now() - began, failure);
+    if (failure !== undefined) throw failure;
+    return true;
+  } catch (error) {
+    throw aboutSegment(error, op.id); // every error of an operation names its segment
   }
-  if (rec?.targets.includes(me.slot)) me.deliverInline(); // our own end, before we return
-  count(me.cb.words, ST_INVALIDATIONS);
-  if (began > 0) published(op, rec?.targets.length ?? 0, performance.now() - began, failure);
-  if (failure !== undefined) throw failure;
-  return true;
 }
 
 /**
@@ -146,7 +150,7 @@ export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Wai
 function refuseSelf(me: Invalidator, op: Operation, bounds: Bounds): void {
   if (!me.holds(op.seg, bounds.sync) || !named(me.cb, op)) return; // a stale handle's slot: prepare() says REMOVED
   if (bounds.nonblocking) throw busy('section', me.cb, me.slot, 'this thread holds a section on the segment');
-  throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `this thread holds a section on segment ${op.id}; a VM operation on it would wait for that section, which waits for the operation: end the section first`);
+  throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `this thread holds a section on segment ${op.id}; a VM operation on it would wait for that section, which waits for the operation: end the section first`, { segId: op.id });
 }
 
 /** True while segment slot `op.seg` still holds the segment `op.id` names. Never sleeps. */
@@ -404,7 +408,7 @@ function* lockOperation(me: Invalidator, op: Operation, bounds: Bounds): Waits<v
   if (take()) return;
   if (bounds.nonblocking) throw busy('operation', me.cb, holder - 1, `space ${spaceIdAt(words, layout, holder - 1)} runs another VM operation on the segment`);
   if (bounds.sync && holder === me.slot + 1) {
-    throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `this thread is already running a VM operation on segment ${op.id}; await it first`);
+    throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `this thread is already running a VM operation on segment ${op.id}; await it first`, { segId: op.id });
   }
   yield {
     seg,
@@ -420,7 +424,7 @@ function* lockOperation(me: Invalidator, op: Operation, bounds: Bounds): Waits<v
  * names (by id) the space in slot `holder` that keeps it busy; busyWith() says with what.
  */
 function busy(kind: BusyWith, cb: ControlBlock, holder: number, why: string): XpmemError {
-  const error = xpmemError('ERR_XPMEM_BUSY', `${why}; the non-blocking path skips it`, spaceIdAt(cb.words, cb.layout, holder));
+  const error = xpmemError('ERR_XPMEM_BUSY', `${why}; the non-blocking path skips it`, { space: spaceIdAt(cb.words, cb.layout, holder) });
   return Object.assign(error, { [BUSY_WITH]: kind });
 }
 
@@ -437,7 +441,7 @@ export function busyWith(error: unknown): BusyWith | undefined {
 /** ERR_XPMEM_TIMEOUT naming the space in slot `slot` by its public id. */
 function unresponsive(me: Invalidator, slot: number, what: string): XpmemError {
   const id = spaceIdAt(me.cb.words, me.cb.layout, slot);
-  return xpmemError('ERR_XPMEM_TIMEOUT', `space ${id} ${what}`, id);
+  return xpmemError('ERR_XPMEM_TIMEOUT', `space ${id} ${what}`, { space: id });
 }
 
 /** Releases the operation lock and wakes whoever waits on the segment. Never sleeps. */

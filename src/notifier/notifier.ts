@@ -124,7 +124,7 @@ export function registerNotifier(mm: Registrar, callbacks: NotifierCallbacks, at
       // notifier there would corrupt another attachment's count and leak the notifier slot.
       const at = slotBase(layout.attachments, att.slot);
       if (tx.get(at + AT_STATE) === 0 || tx.get(at + AT_GEN) !== att.gen) {
-        throw xpmemError('ERR_XPMEM_REMOVED', `segment ${att.segId} was removed by its owner; this attachment is gone`);
+        throw xpmemError('ERR_XPMEM_REMOVED', `segment ${att.segId} was removed by its owner; this attachment is gone`, { segId: att.segId });
       }
     }
     const n = allocSlot(tx, cb.notifierList);

@@ -142,7 +142,7 @@ export function waitSync(s: Waiting, w: WaitFor): void {
       if ((entered = w.until())) return;
       if (self >= 0 && s.unsettledFor(self)) {
         const segId = idOf(s.layout.segments, self, Atomics.load(s.words, slotBase(s.layout.segments, self) + SEG_GEN));
-        throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `a synchronous wait on segment ${segId} depends on this thread's own notifier callback for it (running, or its promise pending); wait after the callback returns, or use the async variant`);
+        throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `a synchronous wait on segment ${segId} depends on this thread's own notifier callback for it (running, or its promise pending); wait after the callback returns, or use the async variant`, { segId: segId });
       }
       checkWait(s, w);
       if (since < 0) {

@@ -1,11 +1,14 @@
-/** Access: a permit to a segment (xpmem_get's apid), from which ranges are attached. */
+/**
+ * Access: a permit to a segment (xpmem_get's apid), from which ranges are attached. Release it
+ * when done (release(), or `using`): an attachment made by attachOwning() does it on detach.
+ */
 import { checkIndex, checkOptions, xpmemError } from '../errors.js';
 import type { Mm } from '../mm.js';
 import { Attachment } from './attachment.js';
-import { attachRange, releaseGrant, type GrantSlot } from './verbs.js';
+import { attachRange, getGrant, releaseGrant, type GrantSlot } from './verbs.js';
 import { track } from './scope.js';
 import { checkSegment } from '../vm/operations.js';
-import { SEG_BYTES } from '../layout.js';
+import { MAX_SEGMENT_BYTES, SEG_BYTES } from '../layout.js';
 
 /** The range to attach; defaults to the whole segment. */
 export interface AttachOptions {
@@ -54,22 +57,37 @@ export class Access {
    */
   attach(opts: AttachOptions = {}): Attachment {
     checkOptions('options', opts);
-    const offset = opts.offset === undefined ? 0 : checkIndex('options.offset', opts.offset, 0, 2 ** 32);
-    const length = opts.length === undefined ? undefined : checkIndex('options.length', opts.length, 1, 2 ** 32);
+    const offset = opts.offset === undefined ? 0 : checkIndex('options.offset', opts.offset, 0, MAX_SEGMENT_BYTES);
+    const length = opts.length === undefined ? undefined : checkIndex('options.length', opts.length, 1, MAX_SEGMENT_BYTES);
     this.#mm.checkLive();
-    if (this.#released) throw xpmemError('ERR_XPMEM_DETACHED', `access to segment ${this.segId} was released; get() it again`);
+    if (this.#released) throw xpmemError('ERR_XPMEM_DETACHED', `access to segment ${this.segId} was released; get() it again`, { segId: this.segId });
     const att = new Attachment(this.#mm, attachRange(this.#mm, this.#grant, offset, length));
     this.#attachments.add(att);
     track(() => att.detachWhenIdle());
     return att;
   }
 
+  /**
+   * attach(), with the attachment owning this access: its detach() (or `using`) releases the
+   * access too. What space.attach() and seg.attach() give.
+   */
+  attachOwning(opts: AttachOptions = {}): Attachment {
+    const att = this.attach(opts);
+    att.whenDetached(() => this.release());
+    return att;
+  }
+
   /** Detaches every attachment and drops the permit (xpmem_release). A second call is a no-op. */
   release(): void {
     if (this.#released) return;
-    for (const att of this.#attachments) att.detach();
     this.#released = true;
+    for (const att of this.#attachments) att.detach();
     releaseGrant(this.#mm, this.#grant);
+  }
+
+  /** release(), for `using access = space.get(segId, 'ro')`. */
+  [Symbol.dispose](): void {
+    this.release();
   }
 
   /**
@@ -85,4 +103,14 @@ export class Access {
     for (const att of list) att.detachWhenIdle(detached);
     detached();
   }
+}
+
+/**
+ * Gets a permit to segment `segId` (xpmem_get) for space `mm`, tracked by the task scope: inside
+ * a pool task it is released when the task settles. Its thread only.
+ */
+export function getAccess(mm: Mm, segId: number, writable: boolean): Access {
+  const access = new Access(mm, getGrant(mm, segId, writable));
+  track(() => access.releaseWhenIdle());
+  return access;
 }

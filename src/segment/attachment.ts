@@ -41,6 +41,8 @@ export class Attachment {
   readonly #notifiers = new Set<Notifier>();
   #detached = false;
   #inside = 0;
+  /** Runs after detach (Access.attachOwning: the access it owns is released). */
+  #whenDetached: (() => void) | undefined;
   /** Set by detachWhenIdle while a section is open: the last section's exit runs it. */
   #atIdle: (() => void) | undefined;
   /**
@@ -97,14 +99,18 @@ export class Attachment {
     else this.#atIdle = () => quietly(close);
   }
 
-  /** Runs `fn` inside a read section. May sleep (sync) while an invalidation window is open. */
-  read<T>(fn: (view: Uint8Array) => T, opts?: WaitOptions): T;
-  read<V, T>(type: ViewType<V>, fn: (view: V) => T, opts?: WaitOptions): T;
+  /**
+   * Runs `fn` inside a read section and returns what it returns. The view is valid inside `fn`
+   * only: copy what must outlive the section (`view.slice()`); returning the view itself is
+   * ERR_XPMEM_VIEW_ESCAPE. May sleep (sync) while an invalidation window is open.
+   */
+  read<T>(fn: (view: Readonly<Uint8Array>) => T, opts?: WaitOptions): T;
+  read<V, T>(type: ViewType<V>, fn: (view: Readonly<V>) => T, opts?: WaitOptions): T;
   read(a: unknown, b?: unknown, c?: unknown): unknown {
     return this.#section(false, a, b, c);
   }
 
-  /** Runs `fn` inside a write section. May sleep (sync) while an invalidation window is open. */
+  /** Runs `fn` inside a write section (as read()). May sleep (sync) while an invalidation window is open. */
   write<T>(fn: (view: Uint8Array) => T, opts?: WaitOptions): T;
   write<V, T>(type: ViewType<V>, fn: (view: V) => T, opts?: WaitOptions): T;
   write(a: unknown, b?: unknown, c?: unknown): unknown {
@@ -112,18 +118,34 @@ export class Attachment {
   }
 
   /** Like read(), but waits without blocking and `fn` may await: the section lasts until it settles. */
-  readAsync<T>(fn: (view: Uint8Array) => T | Promise<T>, opts?: WaitOptions): Promise<T> {
-    return this.#sectionAsync(false, fn, opts);
+  readAsync<T>(fn: (view: Readonly<Uint8Array>) => T | Promise<T>, opts?: WaitOptions): Promise<T>;
+  readAsync<V, T>(type: ViewType<V>, fn: (view: Readonly<V>) => T | Promise<T>, opts?: WaitOptions): Promise<T>;
+  readAsync(a: unknown, b?: unknown, c?: unknown): Promise<unknown> {
+    return this.#sectionAsync(false, a, b, c);
   }
 
   /** Like write(), but waits without blocking and `fn` may await: the section lasts until it settles. */
-  writeAsync<T>(fn: (view: Uint8Array) => T | Promise<T>, opts?: WaitOptions): Promise<T> {
-    return this.#sectionAsync(true, fn, opts);
+  writeAsync<T>(fn: (view: Uint8Array) => T | Promise<T>, opts?: WaitOptions): Promise<T>;
+  writeAsync<V, T>(type: ViewType<V>, fn: (view: V) => T | Promise<T>, opts?: WaitOptions): Promise<T>;
+  writeAsync(a: unknown, b?: unknown, c?: unknown): Promise<unknown> {
+    return this.#sectionAsync(true, a, b, c);
   }
 
-  /** Opens an explicit section: `using s = att.section('rw')`. May sleep (sync). */
-  section(mode: 'ro' | 'rw', opts?: WaitOptions): Section {
+  /**
+   * Opens an explicit section, ended by `using` or end(): `using s = att.section('rw',
+   * Float64Array)`. Its view is valid until then. May sleep (sync).
+   */
+  section(mode: 'ro', opts?: WaitOptions): Section<Readonly<Uint8Array>>;
+  section<V>(mode: 'ro', type: ViewType<V>, opts?: WaitOptions): Section<Readonly<V>>;
+  section(mode: 'rw', opts?: WaitOptions): Section;
+  section<V>(mode: 'rw', type: ViewType<V>, opts?: WaitOptions): Section<V>;
+  section(mode: 'ro' | 'rw', opts?: WaitOptions): Section<Readonly<Uint8Array>>;
+  section<V>(mode: 'ro' | 'rw', type: ViewType<V>, opts?: WaitOptions): Section<Readonly<V>>;
+  section(mode: 'ro' | 'rw', a?: unknown, b?: unknown): Section<unknown> {
     const write = checkOneOf('mode', mode, ['ro', 'rw'] as const) === 'rw';
+    const type = typeof a === 'function' ? (a as ViewType<unknown>) : undefined;
+    const opts = (type === undefined ? a : b) as WaitOptions | undefined;
+    if (type !== undefined) checkViewType('type', type);
     checkWaitOptions(opts);
     const held = this.#enterSync(write, opts);
     let open = true;
@@ -132,7 +154,7 @@ export class Attachment {
       open = false;
       this.#exit(held);
     };
-    return { view: this.#views.bytes, end, [Symbol.dispose]: end };
+    return { view: type === undefined ? this.#views.bytes : this.#views.typed(type), end, [Symbol.dispose]: end };
   }
 
   /** Mapped mode (a secondary MMU): a view with no lock held, checked with retry(). May sleep (sync). */
@@ -162,18 +184,32 @@ export class Attachment {
     return n;
   }
 
-  /** Unmaps the range (xpmem_detach). Local and synchronous; a second call is a no-op. */
+  /**
+   * Unmaps the range (xpmem_detach); an attachment that owns its access (space.attach(),
+   * seg.attach()) releases it too. Local and synchronous; a second call is a no-op.
+   */
   detach(): void {
     if (this.#detached) return;
-    if (this.#inside > 0) throw xpmemError('ERR_XPMEM_BUSY', 'detach() inside a section of the same attachment; end the section first');
+    if (this.#inside > 0) throw xpmemError('ERR_XPMEM_BUSY', 'detach() inside a section of the same attachment; end the section first', { segId: this.#a.segId });
     this.#detached = true;
     for (const n of this.#notifiers) void n.unregister();
     detachAttachment(this.#mm, this.#a);
+    this.#whenDetached?.();
+  }
+
+  /** @internal Access.attachOwning: `then` runs once this attachment is detached. */
+  whenDetached(then: () => void): void {
+    this.#whenDetached = then;
+  }
+
+  /** detach(), for `using att = access.attach()`. */
+  [Symbol.dispose](): void {
+    this.detach();
   }
 
   #usable(): void {
     this.#mm.checkLive();
-    if (this.#detached) throw xpmemError('ERR_XPMEM_DETACHED', `attachment of segment ${this.#a.segId} was detached; attach again`);
+    if (this.#detached) throw xpmemError('ERR_XPMEM_DETACHED', `attachment of segment ${this.#a.segId} was detached; attach again`, { segId: this.#a.segId });
   }
 
   /**
@@ -187,9 +223,9 @@ export class Attachment {
     const attBase = slotBase(layout.attachments, this.#a.slot);
     if (Atomics.load(words, segBase + SEG_GEN) !== this.#a.segGen || Atomics.load(words, segBase + SEG_STATE) !== SEG_LIVE ||
         Atomics.load(words, attBase + AT_GEN) !== this.#a.gen || Atomics.load(words, attBase + AT_STATE) === 0) {
-      throw xpmemError('ERR_XPMEM_REMOVED', `segment ${this.#a.segId} was removed by its owner; this attachment is gone`);
+      throw xpmemError('ERR_XPMEM_REMOVED', `segment ${this.#a.segId} was removed by its owner; this attachment is gone`, { segId: this.#a.segId });
     }
-    if (write && !this.#a.writable) throw xpmemError('ERR_XPMEM_PERMISSION', `segment ${this.#a.segId} was granted read-only; get() it with 'rw' to write`);
+    if (write && !this.#a.writable) throw xpmemError('ERR_XPMEM_PERMISSION', `segment ${this.#a.segId} was granted read-only; get() it with 'rw' to write`, { segId: this.#a.segId });
     if (!this.#views.check(words, segBase, this.#a.offset, this.#a.length, write, this.#mm.cb.arena)) return false;
     this.#referenced();
     return true;
@@ -208,31 +244,41 @@ export class Attachment {
 
   /** A sync section: `(fn, opts?)`, or `(type, fn, opts?)` when `a` is a typed-array constructor. */
   #section(write: boolean, a: unknown, b: unknown, c: unknown): unknown {
-    const typed = typeof b === 'function' || (a as { BYTES_PER_ELEMENT?: unknown } | undefined)?.BYTES_PER_ELEMENT !== undefined;
-    const type = typed ? (a as ViewType<unknown>) : undefined;
-    const fn = (typed ? b : a) as (view: unknown) => unknown;
-    const opts = (typed ? c : b) as WaitOptions | undefined;
-    checkFunction('fn', fn);
-    if (type !== undefined) checkViewType('type', type);
-    if (opts !== undefined) checkWaitOptions(opts);
+    const { type, fn, opts } = sectionArgs(a, b, c);
     const held = this.#enterSync(write, opts);
+    let result: unknown;
     try {
-      return fn(type === undefined ? this.#views.bytes : this.#views.typed(type));
+      result = fn(type === undefined ? this.#views.bytes : this.#views.typed(type));
     } finally {
       this.#exit(held);
     }
+    if (typeof result === 'object' && result !== null) this.#kept(result);
+    return result;
   }
 
-  async #sectionAsync<T>(write: boolean, fn: (view: Uint8Array) => T | Promise<T>, opts: WaitOptions | undefined): Promise<T> {
-    checkFunction('fn', fn);
-    checkWaitOptions(opts);
+  async #sectionAsync(write: boolean, a: unknown, b: unknown, c: unknown): Promise<unknown> {
+    const { type, fn, opts } = sectionArgs(a, b, c);
     const held = await this.#enterAsync(write, opts);
+    let result: unknown;
     try {
-      return await fn(this.#views.bytes);
+      result = await fn(type === undefined ? this.#views.bytes : this.#views.typed(type));
     } finally {
       this.#exit(held);
       const yielded = turn();
       if (yielded !== undefined) await yielded;
+    }
+    if (typeof result === 'object' && result !== null) this.#kept(result);
+    return result;
+  }
+
+  /**
+   * Refuses a section's result that is a view of the arena: it would outlive the section, and
+   * once the segment moves or goes, reading it sees (and writing it corrupts) whatever the arena
+   * holds there next. Only the result itself is checked, not what it contains.
+   */
+  #kept(result: object): void {
+    if (ArrayBuffer.isView(result) && result.buffer === this.#mm.cb.arena) {
+      throw xpmemError('ERR_XPMEM_VIEW_ESCAPE', `a section of segment ${this.#a.segId} returned a view of the segment, valid inside the section only; return a copy (view.slice()) or a value (an arrow like v => v.fill(0) returns its view: give it a block body)`, { segId: this.#a.segId });
     }
   }
 
@@ -282,9 +328,7 @@ export class Attachment {
   #begin(async: boolean): number {
     const mm = this.#mm;
     if (this.#detached || mm.closed()) this.#usable(); // throws the right error
-    if (mm.holding > 0 && mm.highestHeld() >= this.#a.segId) {
-      throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `sections nest in increasing segment id order: this thread holds a section on segment ${mm.highestHeld()}, not below ${this.#a.segId}`);
-    }
+    if (mm.holding > 0 && mm.highestHeld() >= this.#a.segId) throw nesting(mm.highestHeld(), this.#a.segId, async);
     const i = mm.holding === 0 ? 0 : mm.held.indexOf(-1);
     if (i < 0) throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `more than ${mm.held.length} nested sections in one thread; raise capacity.depth`);
     this.#claim(i, this.#a.seg, this.#a.segId);
@@ -312,7 +356,7 @@ export class Attachment {
       deadline: bounds.deadline,
       signal: bounds.signal,
       until: () => this.#detached || retryShared(words, layout, at, seg, segBase),
-      timeout: () => xpmemError('ERR_XPMEM_TIMEOUT', `an invalidation of segment ${this.#a.segId} stayed open past the deadline`),
+      timeout: () => xpmemError('ERR_XPMEM_TIMEOUT', `an invalidation of segment ${this.#a.segId} stayed open past the deadline`, { segId: this.#a.segId }),
     };
   }
 
@@ -378,3 +422,23 @@ export class Attachment {
   }
 }
 
+
+/** The arguments of a section call: `(fn, opts?)` or `(type, fn, opts?)`, checked. */
+function sectionArgs(a: unknown, b: unknown, c: unknown): { type: ViewType<unknown> | undefined; fn: (view: unknown) => unknown; opts: WaitOptions | undefined } {
+  const typed = typeof b === 'function' || (a as { BYTES_PER_ELEMENT?: unknown } | undefined)?.BYTES_PER_ELEMENT !== undefined;
+  const type = typed ? (a as ViewType<unknown>) : undefined;
+  const fn = (typed ? b : a) as (view: unknown) => unknown;
+  const opts = (typed ? c : b) as WaitOptions | undefined;
+  checkFunction('fn', fn);
+  if (type !== undefined) checkViewType('type', type);
+  if (opts !== undefined) checkWaitOptions(opts);
+  return { type, fn, opts };
+}
+
+/** ERR_XPMEM_WOULD_DEADLOCK for a section entry on segment `segId` while this thread holds one on `held` (>= segId). */
+function nesting(held: number, segId: number, async: boolean): Error {
+  const why = held === segId
+    ? `this thread already holds a section on segment ${segId}: sections of one segment do not nest${async ? ' (nor overlap: await the first async section before starting another)' : ''}`
+    : `this thread holds a section on segment ${held}: sections nest only in increasing segment id order, and ${segId} < ${held}`;
+  return xpmemError('ERR_XPMEM_WOULD_DEADLOCK', why, { segId });
+}

@@ -99,7 +99,7 @@ export class Mapping {
       deadline,
       signal,
       until: () => Atomics.load(words, this.#seqAt) !== seq,
-      timeout: () => xpmemError('ERR_XPMEM_TIMEOUT', `an invalidation of segment ${this.#segId} stayed open past the deadline`),
+      timeout: () => xpmemError('ERR_XPMEM_TIMEOUT', `an invalidation of segment ${this.#segId} stayed open past the deadline`, { segId: this.#segId }),
     };
   }
 }

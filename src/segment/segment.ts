@@ -8,13 +8,15 @@
  * the thread (and refuse with ERR_XPMEM_WOULD_DEADLOCK where they would wait for themselves).
  */
 import { checkIndex, checkOneOf } from '../errors.js';
-import { PERMIT_NONE, PERMIT_RO, PERMIT_RW, SEG_BYTES, SEG_PROT, slotBase } from '../layout.js';
+import { MAX_SEGMENT_BYTES, PERMIT_NONE, PERMIT_RO, PERMIT_RW, SEG_BYTES, SEG_PROT, slotBase } from '../layout.js';
 import type { Mm } from '../mm.js';
 import { checkWaitOptions, type WaitOptions } from '../sync/futex.js';
 import { invalidate, type Bounds, type Operation } from '../notifier/invalidate.js';
 import type { Waits } from '../notifier/wait.js';
 import { checkSegment, migration, protection, removal, resizing, swapIn, swapOut, swappedOut, type SegmentRef } from '../vm/operations.js';
 import { reclaiming } from '../vm/reclaim.js';
+import { getAccess, type AttachOptions } from './access.js';
+import type { Attachment } from './attachment.js';
 
 /** Protection and permit names. */
 export type Permit = 'none' | 'ro' | 'rw';
@@ -59,6 +61,14 @@ export class Segment {
   get protection(): Permit {
     checkSegment(this.#mm.cb, this.#ref);
     return PERMITS[Atomics.load(this.#mm.words, slotBase(this.#mm.layout.segments, this.#ref.slot) + SEG_PROT)]!;
+  }
+
+  /**
+   * The owner's own view of this memory: a 'rw' attachment of `range` (default: all of it) that
+   * owns its permit, so detach() (or `using att = seg.attach()`) releases both.
+   */
+  attach(range?: AttachOptions): Attachment {
+    return getAccess(this.#mm, this.id, true).attachOwning(range);
   }
 
   /** Revokes every attachment and frees the memory (xpmem_remove). One invalidation. */
@@ -164,8 +174,6 @@ export function checkBytes(bytes: unknown): number {
   return checkIndex('bytes', bytes, 1, MAX_SEGMENT_BYTES);
 }
 
-/** The largest segment, in bytes. */
-export const MAX_SEGMENT_BYTES = 2 ** 31 - 1;
 
 /** Validates a permit name and returns its PERMIT_* value. */
 export function checkPermit(name: string, value: unknown): number {

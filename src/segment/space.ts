@@ -3,11 +3,11 @@ import { checkOneOf, checkOptions, invalidArgType, xpmemError } from '../errors.
 import { SEGF_SWAPPABLE, idOf } from '../layout.js';
 import type { Mm } from '../mm.js';
 import { checkWaitOptions } from '../sync/futex.js';
-import { Access } from './access.js';
+import { getAccess, type Access, type AttachOptions } from './access.js';
+import type { Attachment } from './attachment.js';
 import { Segment, checkBytes, checkPermit, type MakeOptions } from './segment.js';
-import { getGrant, makeSegment, type Made } from './verbs.js';
+import { makeSegment, type Made } from './verbs.js';
 import { limited, reclaiming } from '../vm/reclaim.js';
-import { track } from './scope.js';
 import { Notifier, registerNotifier } from '../notifier/notifier.js';
 import { transaction } from '../notifier/invalidate.js';
 import type { NotifierCallbacks } from '../notifier/range.js';
@@ -73,17 +73,30 @@ export class Space {
   }
 
   /**
-   * Gets a permit to segment `segId` (xpmem_get): ERR_XPMEM_PERMISSION if its permit forbids
-   * `mode`. Inside a pool task, it is released when the task settles.
+   * Gets a permit to segment `segId` (xpmem_get), 'rw' unless `mode` says 'ro':
+   * ERR_XPMEM_PERMISSION if the segment's permit forbids it. Release it when done (release(), or
+   * `using`); inside a pool task it is released when the task settles.
    */
   get(segId: number, mode: 'ro' | 'rw' = 'rw'): Access {
+    const writable = this.#checkGet(segId, mode);
+    return getAccess(this.#mm, segId, writable);
+  }
+
+  /**
+   * get() and attach() in one: the attachment owns its permit, so its detach() (or `using att =
+   * space.attach(...)`) releases both. `range` defaults to the whole segment.
+   */
+  attach(segId: number, mode: 'ro' | 'rw', range?: AttachOptions): Attachment {
+    const writable = this.#checkGet(segId, mode);
+    return getAccess(this.#mm, segId, writable).attachOwning(range);
+  }
+
+  #checkGet(segId: unknown, mode: unknown): boolean {
     if (typeof segId !== 'number') throw invalidArgType('segId', 'of type number', segId);
     const writable = checkOneOf('mode', mode, ['ro', 'rw'] as const) === 'rw';
     this.#mm.checkLive();
-    if (!Number.isSafeInteger(segId) || segId < 0) throw xpmemError('ERR_XPMEM_NO_SEGMENT', `no segment ${segId}: segment ids are non-negative integers from Segment.id`);
-    const access = new Access(this.#mm, getGrant(this.#mm, segId, writable));
-    track(() => access.releaseWhenIdle());
-    return access;
+    if (!Number.isSafeInteger(segId) || segId < 0) throw xpmemError('ERR_XPMEM_NO_SEGMENT', `no segment ${segId}: segment ids are non-negative integers from Segment.id`, { segId });
+    return writable;
   }
 
   /** Registers notifiers for memory this space owns (every segment it made). */

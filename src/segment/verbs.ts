@@ -107,7 +107,7 @@ function liveSegment(tx: Tx, cb: ControlBlock, segId: number): { slot: number; g
   const gen = Math.floor(segId / segments.capacity);
   const base = slotBase(segments, slot);
   if (tx.get(base + SEG_GEN) !== gen || tx.get(base + SEG_STATE) !== SEG_LIVE) {
-    throw xpmemError('ERR_XPMEM_NO_SEGMENT', `no segment ${segId} in this domain (never made, or removed); ask its owner for a current id`);
+    throw xpmemError('ERR_XPMEM_NO_SEGMENT', `no segment ${segId} in this domain (never made, or removed); ask its owner for a current id`, { segId: segId });
   }
   return { slot, gen };
 }
@@ -121,7 +121,7 @@ export function getGrant(mm: Mm, segId: number, writable: boolean): GrantSlot {
     const segBase = slotBase(layout.segments, seg.slot);
     const permit = tx.get(segBase + SEG_PERMIT);
     if (tx.get(segBase + SEG_OWNER) !== mm.slot && permit < (writable ? PERMIT_RW : 1)) {
-      throw xpmemError('ERR_XPMEM_PERMISSION', `segment ${segId} is exported with permit '${['none', 'ro', 'rw'][permit]}'; '${writable ? 'rw' : 'ro'}' access is not allowed`);
+      throw xpmemError('ERR_XPMEM_PERMISSION', `segment ${segId} is exported with permit '${['none', 'ro', 'rw'][permit]}'; '${writable ? 'rw' : 'ro'}' access is not allowed`, { segId: segId });
     }
     const slot = allocSlot(tx, cb.grantList);
     if (slot < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `grant table full (${layout.grants.capacity}); release accesses or raise capacity.grants`);
@@ -147,12 +147,12 @@ export function attachRange(mm: Mm, g: GrantSlot, offset: number, length: number
   return cb.transact(mm.slot, (tx) => {
     const segBase = slotBase(layout.segments, g.seg);
     if (!grantLive(tx, cb, g) || tx.get(segBase + SEG_GEN) !== g.segGen || tx.get(segBase + SEG_STATE) !== SEG_LIVE) {
-      throw xpmemError('ERR_XPMEM_REMOVED', `segment ${g.segId} was removed by its owner; get a new permit after it is made again`);
+      throw xpmemError('ERR_XPMEM_REMOVED', `segment ${g.segId} was removed by its owner; get a new permit after it is made again`, { segId: g.segId });
     }
     const bytes = tx.get(segBase + SEG_BYTES);
     const len = length ?? bytes - offset;
     if (offset > bytes || len < 1 || offset + len > bytes) {
-      throw xpmemError('ERR_XPMEM_RANGE', `range [${offset}, ${offset + len}) is outside segment ${g.segId} of ${bytes} bytes`);
+      throw xpmemError('ERR_XPMEM_RANGE', `range [${offset}, ${offset + len}) is outside segment ${g.segId} of ${bytes} bytes`, { segId: g.segId });
     }
     const slot = allocSlot(tx, cb.attachmentList);
     if (slot < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `attachment table full (${layout.attachments.capacity}); detach or raise capacity.attachments`);

@@ -167,7 +167,7 @@ function lock(cb: Int32Array, layout: Layout, self: number, deadlineMs: number):
 function heldTooLong(cb: Int32Array, layout: Layout, holder: number): Error {
   if (holder < 0) return xpmemError('ERR_XPMEM_TIMEOUT', `the domain mutex is held by thread ${-holder - 2}, which is joining the domain, past the deadline`);
   const id = spaceIdAt(cb, layout, holder - 1);
-  return xpmemError('ERR_XPMEM_TIMEOUT', `the domain mutex is held by space ${id} past the deadline`, id);
+  return xpmemError('ERR_XPMEM_TIMEOUT', `the domain mutex is held by space ${id} past the deadline`, { space: id });
 }
 
 /**

@@ -36,7 +36,7 @@ function field(cb: ControlBlock, s: SegmentRef, f: number): number {
 /** Throws ERR_XPMEM_REMOVED unless `s` is still the live segment it names. */
 export function checkSegment(cb: ControlBlock, s: SegmentRef): void {
   if (field(cb, s, SEG_GEN) !== s.gen || field(cb, s, SEG_STATE) !== SEG_LIVE) {
-    throw xpmemError('ERR_XPMEM_REMOVED', `segment ${s.id} was removed; make a new one`);
+    throw xpmemError('ERR_XPMEM_REMOVED', `segment ${s.id} was removed; make a new one`, { segId: s.id });
   }
 }
 
@@ -313,7 +313,7 @@ export function swapOut(cb: ControlBlock, self: number, s: SegmentRef): Operatio
     prepare: () => {
       const range = whole(cb, s);
       if ((field(cb, s, SEG_FLAGS) & SEGF_SWAPPABLE) === 0) {
-        throw xpmemError('ERR_XPMEM_PERMISSION', `segment ${s.id} was made with swappable: false`);
+        throw xpmemError('ERR_XPMEM_PERMISSION', `segment ${s.id} was made with swappable: false`, { segId: s.id });
       }
       return swappedOut(cb, s) ? null : range;
     },

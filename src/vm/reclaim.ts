@@ -110,7 +110,7 @@ function stuck(mm: Mm, shortfall: XpmemError, blocker: Blocker | undefined): Xpm
   if (blocker === undefined) return shortfall;
   const id = blocker.space < 0 ? undefined : spaceIdAt(mm.words, mm.layout, blocker.space);
   const who = id === undefined ? 'another thread' : `space ${id}`;
-  return xpmemError('ERR_XPMEM_TIMEOUT', `${shortfall.message}, within the deadline: ${who} ${WHY[blocker.kind]}`, id);
+  return xpmemError('ERR_XPMEM_TIMEOUT', `${shortfall.message}, within the deadline: ${who} ${WHY[blocker.kind]}`, { space: id });
 }
 
 /**

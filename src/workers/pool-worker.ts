@@ -1,22 +1,49 @@
 /**
  * The module every pool worker loads first (createPool gives it to Piscina as `filename`, which
- * Piscina loads when the worker starts): it joins the domain, imports the user's task module, and
- * runs each task through the chosen handler inside a task scope (segment/scope.ts).
+ * Piscina loads when the worker starts): it joins the domain and runs each task through the
+ * handler its run names, imported once per task module, inside a task scope
+ * (segment/scope.ts); a task's error goes back whole (carry.ts).
  * Runs in the pool worker's thread only.
  */
 import { workerData } from 'node:worker_threads';
-import { invalidArgType } from '../errors.js';
+import { invalidArgValue } from '../errors.js';
 import { join } from './join.js';
 import { inScope } from '../segment/scope.js';
-import type { PoolWorkerData } from './pool.js';
+import { carry } from './carry.js';
+import type { PoolRun, PoolWorkerData } from './pool.js';
 
 const data = workerData as PoolWorkerData;
 join(data.xpmem);
-const taskModule = (await import(data.xpmemTask.filename)) as Record<string, unknown>;
-const handler = taskModule[data.xpmemTask.name];
-if (typeof handler !== 'function') throw invalidArgType(`export '${data.xpmemTask.name}' of ${data.xpmemTask.filename}`, 'a task function', handler);
+
+/** Task modules by URL, imported once each. */
+const modules = new Map<string, Promise<Record<string, unknown>>>();
+
+function load(filename: string): Promise<Record<string, unknown>> {
+  let module = modules.get(filename);
+  if (module === undefined) {
+    module = import(filename) as Promise<Record<string, unknown>>;
+    modules.set(filename, module);
+  }
+  return module;
+}
+
+load(data.xpmemTask.filename).catch(() => {}); // imported as the worker starts; a failure is the first task's error
+
+/** The function `name` of task module `filename`. */
+async function handler(filename: string, name: string): Promise<(task: unknown) => unknown> {
+  const fn = (await load(filename))[name];
+  if (typeof fn !== 'function') {
+    throw invalidArgValue('name', `the name of a function ${filename} exports`, `'${name}' (${typeof fn === 'undefined' ? 'no such export' : typeof fn})`);
+  }
+  return fn as (task: unknown) => unknown;
+}
 
 /** Runs one task; what it got and attached is released when it settles. */
-export default function run(task: unknown): Promise<unknown> {
-  return inScope(() => (handler as (task: unknown) => unknown)(task));
+export default async function run(envelope: PoolRun): Promise<unknown> {
+  try {
+    const fn = await handler(envelope.filename, envelope.name);
+    return await inScope(() => fn(envelope.task));
+  } catch (error) {
+    throw carry(error);
+  }
 }

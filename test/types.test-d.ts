@@ -1,0 +1,35 @@
+/**
+ * Types a task author relies on, checked by the TypeScript compiler (vitest's typecheck mode,
+ * part of `npm test`): each @ts-expect-error line must be an error, each expectTypeOf must hold.
+ */
+import { describe, expectTypeOf, it } from 'vitest';
+import type { Attachment } from '../src/index.js';
+import type { Access, Attachment as WorkerAttachment, Mapping, Range, ViewType, XpmemErrorAbout } from '../src/worker.js';
+
+/** Never called: compiled only. */
+function readOnlyViews(att: Attachment): void {
+  // @ts-expect-error a read section's view is read-only
+  att.read((v) => { v[0] = 1; });
+  // @ts-expect-error also typed
+  att.read(Float64Array, (v) => { v[0] = 1; });
+  // @ts-expect-error also async
+  void att.readAsync(Int32Array, (v) => { v[0] = 1; });
+  // @ts-expect-error also an explicit 'ro' section
+  att.section('ro', Float32Array).view[0] = 1;
+  att.write(Float64Array, (v) => { v[0] = 1; });
+  att.section('rw', Float32Array).view[0] = 1;
+  const copy: Float64Array = att.read(Float64Array, (v) => v.slice());
+  void copy;
+}
+
+/** Never called: the worker entry names every type a task handles. */
+function workerTypes(a: Access, att: WorkerAttachment, m: Mapping, r: Range, t: ViewType<Float64Array>, e: XpmemErrorAbout): unknown[] {
+  return [a.segId, att.length, m.valid, r.event, t.BYTES_PER_ELEMENT, e.segId];
+}
+
+describe('types', () => {
+  it('a read section\'s view is read-only; a write section\'s and a copy are not; the worker entry exports the task types', () => {
+    expectTypeOf(readOnlyViews).toBeFunction();
+    expectTypeOf(workerTypes).returns.toEqualTypeOf<unknown[]>();
+  });
+});
