@@ -16,7 +16,10 @@ const unknown = wanted.filter((name) => !suites.some((s) => s.name === name));
 if (unknown.length > 0) throw new Error(`no suite ${unknown.join(', ')}; suites: ${suites.map((s) => s.name).join(', ')}`);
 const selected = wanted.length === 0 ? suites : suites.filter((s) => wanted.includes(s.name));
 
-const meta = startMeta(TIME_MS, selected.map((s) => s.name));
+const meta = startMeta(
+  TIME_MS,
+  selected.map((s) => s.name),
+);
 const results: SuiteResult[] = [];
 for (const suite of selected) {
   const t0 = performance.now();

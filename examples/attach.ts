@@ -12,7 +12,10 @@ const say = narrator(`attacher${index}`, t0);
 const space = joinFromWorkerData();
 
 const att = space.get(segId, 'rw').attach();
-const intact = att.read((v) => { for (let i = 8; i < v.length; i++) if (v[i] !== ((i * 7) & 0xff)) return false; return true; });
+const intact = att.read((v) => {
+  for (let i = 8; i < v.length; i++) if (v[i] !== ((i * 7) & 0xff)) return false;
+  return true;
+});
 say(`got a rw permit, attached ${att.length >> 20} MiB; pattern ${intact ? 'verified' : 'WRONG'}`);
 
 // One attacher sleeps by blocking its thread, the other by awaiting: the owner waits for both.

@@ -9,7 +9,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { joinFromWorkerData } from '../src/worker.js';
 import type { Attachment, Range } from '../src/index.js';
 
-interface Cache { view: Uint8Array; sum: number }
+interface Cache {
+  view: Uint8Array;
+  sum: number;
+}
 
 const access = joinFromWorkerData().get(workerData.segId as number, 'ro');
 let att = attachWhole();
@@ -28,7 +31,10 @@ function attachWhole(): Attachment {
     // Rebuild once the invalidation is over (a fault from inside its own callback would wait for
     // the invalidator, which waits for this callback); lazily after a swap-out.
     invalidateEnd: (range: Range) => {
-      if (range.event !== 'swap') setImmediate(() => { cache ??= rebuild(); });
+      if (range.event !== 'swap')
+        setImmediate(() => {
+          cache ??= rebuild();
+        });
     },
   });
   return whole;

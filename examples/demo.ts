@@ -17,9 +17,16 @@ function listen(worker: Worker): <T>(key: string) => Promise<T> {
   const waiting = new Map<string, (value: unknown) => void>();
   worker.on('message', (m: Record<string, unknown>) => {
     if (typeof m.line === 'string') console.log(m.line);
-    for (const [key, resolve] of waiting) if (key in m) { waiting.delete(key); resolve(m[key]); }
+    for (const [key, resolve] of waiting)
+      if (key in m) {
+        waiting.delete(key);
+        resolve(m[key]);
+      }
   });
-  worker.on('error', (error) => { console.error(error); process.exitCode = 1; });
+  worker.on('error', (error) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
   return <T>(key: string) => new Promise<T>((resolve) => waiting.set(key, resolve as (value: unknown) => void));
 }
 

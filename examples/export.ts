@@ -13,7 +13,9 @@ const space = joinFromWorkerData();
 
 const seg = space.make(bytes, { permit: 'rw', name: 'pattern' });
 const mine = space.get(seg.id, 'rw').attach();
-mine.write((v) => { for (let i = 8; i < v.length; i++) v[i] = (i * 7) & 0xff; });
+mine.write((v) => {
+  for (let i = 8; i < v.length; i++) v[i] = (i * 7) & 0xff;
+});
 say(`made segment ${seg.id}: ${bytes >> 20} MiB, permit rw, bytes 0-7 hold the attachers' write counts, the rest the pattern (i * 7) & 0xff`);
 parentPort!.postMessage({ segId: seg.id });
 
@@ -29,7 +31,10 @@ const steps: Record<string, () => Promise<void>> = {
   migrate: async () => {
     await timed('migrate', () => seg.migrate());
     const counts = mine.read(Int32Array, (v) => [v[0], v[1]]);
-    const intact = mine.read((v) => { for (let i = 8; i < v.length; i++) if (v[i] !== ((i * 7) & 0xff)) return false; return true; });
+    const intact = mine.read((v) => {
+      for (let i = 8; i < v.length; i++) if (v[i] !== ((i * 7) & 0xff)) return false;
+      return true;
+    });
     say(`after migrate: pattern ${intact ? 'intact' : 'BROKEN'} at the new address; attachers' write counts so far: ${counts.join(', ')}`);
   },
   protect: () => timed('protect ro', () => seg.protect('ro')),

@@ -29,11 +29,15 @@ async function timed(label: string, run: () => Promise<number[]>): Promise<{ lab
 const domain = await Domain.create({ arenaBytes: (MIB << 20) + (1 << 20), maxArenaBytes: Math.min(2 ** 32 - 64, 3 * (MIB << 20)) });
 const seg = domain.space.make(n * 8, { name: 'numbers' });
 const mine = domain.space.get(seg.id).attach();
-mine.write(Float64Array, (v) => { for (let i = 0; i < n; i++) v[i] = i; });
+mine.write(Float64Array, (v) => {
+  for (let i = 0; i < n; i++) v[i] = i;
+});
 
 const pool = createPool(domain, { filename: TASK, minThreads: THREADS, maxThreads: THREADS });
 const shared = new SharedArrayBuffer(n * 8);
-mine.read(Float64Array, (v) => { new Float64Array(shared).set(v); }); // copied inside the section: its view is valid there only
+mine.read(Float64Array, (v) => {
+  new Float64Array(shared).set(v);
+}); // copied inside the section: its view is valid there only
 const plain = new Piscina({ filename: new URL('./sum-task.js', import.meta.url).pathname, minThreads: THREADS, maxThreads: THREADS, atomics: 'async', workerData: { shared } });
 await Promise.all([pool, plain].map((p) => Promise.all(Array.from({ length: THREADS }, () => p.run({ kind: 'cloned', values: new Float64Array(1) } satisfies SumTask)))));
 
@@ -41,30 +45,45 @@ const results = [];
 results.push(await timed('xpmem segment', () => Promise.all(slices().map((s) => pool.run({ kind: 'segment', segId: seg.id, ...s } satisfies SumTask) as Promise<number>))));
 let moved = false;
 let moveMs = 0;
-results.push(await timed('xpmem segment, migrated midway', async () => {
-  let done = 0;
-  let migration: Promise<void> | undefined;
-  const parts = await Promise.all(slices().map(async (s) => {
-    const part = await pool.run({ kind: 'segment', segId: seg.id, ...s } satisfies SumTask) as number;
-    if (++done === SLICES / 2) {
-      const began = performance.now();
-      migration = seg.migrate().then(() => { moved = true; moveMs = performance.now() - began; });
-    }
-    return part;
-  }));
-  await migration;
-  return parts;
-}));
+results.push(
+  await timed('xpmem segment, migrated midway', async () => {
+    let done = 0;
+    let migration: Promise<void> | undefined;
+    const parts = await Promise.all(
+      slices().map(async (s) => {
+        const part = (await pool.run({ kind: 'segment', segId: seg.id, ...s } satisfies SumTask)) as number;
+        if (++done === SLICES / 2) {
+          const began = performance.now();
+          migration = seg.migrate().then(() => {
+            moved = true;
+            moveMs = performance.now() - began;
+          });
+        }
+        return part;
+      }),
+    );
+    await migration;
+    return parts;
+  }),
+);
 results.push(await timed('plain SharedArrayBuffer in workerData', () => Promise.all(slices().map((s) => plain.run({ kind: 'shared', ...s } satisfies SumTask) as Promise<number>))));
-results.push(await timed('structured clone of each slice', () => Promise.all(slices().map((s) => {
-  const values = mine.read(Float64Array, (v) => v.slice(s.from, s.to));
-  return plain.run({ kind: 'cloned', values } satisfies SumTask) as Promise<number>;
-}))));
+results.push(
+  await timed('structured clone of each slice', () =>
+    Promise.all(
+      slices().map((s) => {
+        const values = mine.read(Float64Array, (v) => v.slice(s.from, s.to));
+        return plain.run({ kind: 'cloned', values } satisfies SumTask) as Promise<number>;
+      }),
+    ),
+  ),
+);
 
 // What the move costs anyway: fresh memory, touched for the first time, plus the copy.
 const began = performance.now();
 const fresh = new SharedArrayBuffer(n * 8);
-mine.read(Float64Array, (v) => { new Float64Array(fresh).set(v); });
+mine.read(Float64Array, (v) => {
+  new Float64Array(fresh).set(v);
+});
 const freshMs = performance.now() - began;
 
 const base = results[2]!.ms;
@@ -76,7 +95,13 @@ console.log(`  the segment ${moved ? 'was migrated while tasks ran' : 'was NOT m
 console.log(`  the move itself took ${moveMs.toFixed(1)} ms (tasks wait it out): it copies ${MIB} MiB into arena memory never touched before;`);
 console.log(`  a new ${MIB} MiB SharedArrayBuffer filled with the same bytes took ${freshMs.toFixed(1)} ms here, the floor of any move`);
 mine.detach();
-console.log(domain.formatMaps().split('\n').map((line) => `  ${line}`).join('\n'));
+console.log(
+  domain
+    .formatMaps()
+    .split('\n')
+    .map((line) => `  ${line}`)
+    .join('\n'),
+);
 await Promise.all([pool.close(), plain.close()]);
 await domain.settled();
 await domain.close();

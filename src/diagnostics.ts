@@ -8,11 +8,13 @@ import type { InvalidateEvent } from './layout.js';
 
 /** Message of `xpmem:invalidate`: one invalidation, applied or rolled back. */
 export interface InvalidateMessage {
+  /** The segment invalidated. */
   readonly segId: number;
+  /** The VM operation: 'remove', 'migrate', 'resize', 'protect', 'swap' or 'release'. */
   readonly event: InvalidateEvent;
   /** Spaces whose notifiers got invalidateStart. */
   readonly attachers: number;
-  /** From taking the operation lock to the last invalidateEnd ack. */
+  /** From taking the operation lock to the window's end (the ends are not waited for). */
   readonly durationMs: number;
   /** The error code when rolled back (or failed), else undefined. */
   readonly error: string | undefined;
@@ -20,9 +22,13 @@ export interface InvalidateMessage {
 
 /** Message of `xpmem:fault`: a section or map() swapped its segment back in. */
 export interface FaultMessage {
+  /** The segment swapped in. */
   readonly segId: number;
+  /** The space (id) whose section or map() faulted. */
   readonly space: number;
+  /** Bytes read back from the swap file. */
   readonly bytes: number;
+  /** How long the fault took, in ms. */
   readonly durationMs: number;
 }
 
@@ -30,17 +36,21 @@ export interface FaultMessage {
 export interface ReclaimMessage {
   /** Bytes the caller needed freed. */
   readonly neededBytes: number;
+  /** Bytes it freed. */
   readonly freedBytes: number;
   /** Segment ids swapped out. */
   readonly victims: number[];
   /** Segments given a second chance (referenced bit cleared). */
   readonly aged: number;
+  /** How long the run took, in ms. */
   readonly durationMs: number;
 }
 
 /** Message of `xpmem:reap`: a dead space was reaped. */
 export interface ReapMessage {
+  /** The reaped space's id. */
   readonly space: number;
+  /** The threadId of the worker that exited. */
   readonly threadId: number;
   /** Segments it owned, removed with event 'release'. */
   readonly segments: number;

@@ -45,6 +45,11 @@ export interface DomainOptions {
 
 const DEFAULT_CAPS: Capacities = { spaces: 64, segments: 4096, grants: 8192, attachments: 8192, notifiers: 4096, invalidations: 64, depth: 8, journal: 8192 };
 
+/**
+ * A domain: the shared control block and the arena every joined thread sees. The creating
+ * thread joins it (`domain.space`); workers join through `spawn()` or `join(handle)`, and are
+ * reaped when they exit. Its methods run in the creating thread.
+ */
 export class Domain {
   readonly #cb: ControlBlock;
   readonly #mm: Mm;
@@ -80,7 +85,11 @@ export class Domain {
     if (opts.swapDir !== undefined && typeof opts.swapDir !== 'string') throw invalidArgType('options.swapDir', 'of type string', opts.swapDir);
     const swapDir = opts.swapDir ?? mkdtempSync(join(tmpdir(), 'xpmem-swap-'));
     const cb = ControlBlock.format(caps, {
-      arenaBytes: arenaBytes - (arenaBytes % UNIT), maxArenaBytes: maxArenaBytes - (maxArenaBytes % UNIT), memoryLimit, deadlineMs, swapDir,
+      arenaBytes: arenaBytes - (arenaBytes % UNIT),
+      maxArenaBytes: maxArenaBytes - (maxArenaBytes % UNIT),
+      memoryLimit,
+      deadlineMs,
+      swapDir,
     });
     const { mm, space } = joinMm(cb.handle);
     return new Domain(cb, mm, space, opts.swapDir === undefined);
@@ -130,7 +139,10 @@ export class Domain {
     if (Atomics.load(this.#cb.words, H_CLOSED) !== 0) return 0;
     seize(this.#cb.words, this.#cb.layout, joinerOf(threadId), this.#mm.slot); // died inside its join
     let removed = 0;
-    for (const slot of spacesOfThread(this.#cb, threadId)) removed += await reap(this.#mm, slot, (error) => { this.#stalled = error; });
+    for (const slot of spacesOfThread(this.#cb, threadId))
+      removed += await reap(this.#mm, slot, (error) => {
+        this.#stalled = error;
+      });
     return removed;
   }
 
@@ -143,11 +155,19 @@ export class Domain {
   async settled(opts?: WaitOptions): Promise<void> {
     checkWaitOptions(opts);
     const { deadline, signal } = this.#mm.bounds(opts, false);
-    const all = (async () => { while (this.#reaps.size > 0) await Promise.allSettled([...this.#reaps]); })();
-    await within(all, deadline, signal, () => {
-      const stalled = this.#stalled;
-      return xpmemError('ERR_XPMEM_TIMEOUT', `reaps still running past the deadline${stalled === undefined ? '' : `: ${stalled.message}`}`, { space: stalled?.space });
-    }, () => xpmemError('ERR_XPMEM_ABORTED', `settled() aborted: ${String(signal?.reason)}`));
+    const all = (async () => {
+      while (this.#reaps.size > 0) await Promise.allSettled([...this.#reaps]);
+    })();
+    await within(
+      all,
+      deadline,
+      signal,
+      () => {
+        const stalled = this.#stalled;
+        return xpmemError('ERR_XPMEM_TIMEOUT', `reaps still running past the deadline${stalled === undefined ? '' : `: ${stalled.message}`}`, { space: stalled?.space });
+      },
+      () => xpmemError('ERR_XPMEM_ABORTED', `settled() aborted: ${String(signal?.reason)}`),
+    );
   }
 
   /** Runs the invariant checker over the whole control block. */

@@ -22,54 +22,54 @@ export const UNIT = 64;
 export const MAX_SEGMENT_BYTES = 2 ** 31 - 1;
 
 // ---- header ---------------------------------------------------------------------------
-export const H_MAGIC = 0;            // MAGIC
-export const H_VERSION = 1;          // VERSION
-export const H_MAX_SPACES = 2;       // capacities, fixed at create
+export const H_MAGIC = 0; // MAGIC
+export const H_VERSION = 1; // VERSION
+export const H_MAX_SPACES = 2; // capacities, fixed at create
 export const H_MAX_SEGMENTS = 3;
 export const H_MAX_GRANTS = 4;
 export const H_MAX_ATTACHMENTS = 5;
 export const H_MAX_NOTIFIERS = 6;
 export const H_MAX_INVALIDATIONS = 7;
-export const H_MAX_DEPTH = 8;        // held-section slots per space (max section nesting)
-export const H_MAX_BLOCKS = 9;       // allocator block records
-export const H_JOURNAL_CAP = 10;     // journal capacity in (index, value) pairs
-export const H_MUTEX = 11;           // [atomic] domain mutex: holder space slot + 1, 0 = free
-export const H_MUTEX_WAITERS = 12;   // [atomic] how many threads sleep on the mutex word (mutex.ts sleeping())
-export const H_JOURNAL_LEN = 13;     // [atomic] committed journal pairs not yet fully applied
-export const H_REGSEQ = 14;          // [tx] notifier registration sequence
-export const H_CLOSED = 15;          // [atomic] 1 once domain.close() began
-export const H_ARENA_UNITS = 16;     // [tx] arena size in units
+export const H_MAX_DEPTH = 8; // held-section slots per space (max section nesting)
+export const H_MAX_BLOCKS = 9; // allocator block records
+export const H_JOURNAL_CAP = 10; // journal capacity in (index, value) pairs
+export const H_MUTEX = 11; // [atomic] domain mutex: holder space slot + 1, 0 = free
+export const H_MUTEX_WAITERS = 12; // [atomic] how many threads sleep on the mutex word (mutex.ts sleeping())
+export const H_JOURNAL_LEN = 13; // [atomic] committed journal pairs not yet fully applied
+export const H_REGSEQ = 14; // [tx] notifier registration sequence
+export const H_CLOSED = 15; // [atomic] 1 once domain.close() began
+export const H_ARENA_UNITS = 16; // [tx] arena size in units
 export const H_MAX_ARENA_UNITS = 17; // arena limit in units
-export const H_SEG_FREE = 18;        // [tx] free-list heads (slot, -1 = empty)
+export const H_SEG_FREE = 18; // [tx] free-list heads (slot, -1 = empty)
 export const H_GRANT_FREE = 19;
 export const H_ATT_FREE = 20;
 export const H_NOTIFIER_FREE = 21;
 export const H_INV_FREE = 22;
 export const H_SPACE_FREE = 23;
-export const H_ID = 24;              // random domain id: join() is idempotent per (thread, domain)
-export const H_ALLOC = 25;           // allocator header (see arena.ts), ALLOC_HEADER_WORDS long
+export const H_ID = 24; // random domain id: join() is idempotent per (thread, domain)
+export const H_ALLOC = 25; // allocator header (see arena.ts), ALLOC_HEADER_WORDS long
 export const ALLOC_HEADER_WORDS = 40;
 export const H_LIMIT_UNITS = H_ALLOC + ALLOC_HEADER_WORDS; // memoryLimit in units (0 = none), fixed at create
 export const H_CLOCK = H_LIMIT_UNITS + 1; // [tx] the reclaim clock's hand: next segment slot to scan
 export const H_SPACE_TOP = H_CLOCK + 1; // [tx] 1 + the highest space slot ever joined: scans of the space table stop there
-export const H_STATS = H_SPACE_TOP + 1;  // [atomic] counters, STAT_* words (stats.ts)
+export const H_STATS = H_SPACE_TOP + 1; // [atomic] counters, STAT_* words (stats.ts)
 export const STAT_WORDS = 40;
 export const HEADER_WORDS = H_STATS + STAT_WORDS;
 
 // ---- space table: one per joined thread (an mm_struct) ---------------------------------
-export const SP_STATE = 0;      // [tx] FREE / LIVE / DEAD
-export const SP_GEN = 1;        // [tx] bumped at each reuse of the slot
-export const SP_THREAD = 2;     // [tx] worker threadId (0 = main thread)
-export const SP_NEXT = 3;       // [tx] free-list link
-export const SP_NOTIFIERS = 4;  // [tx] space-wide notifiers registered by this space
-export const SP_DOORBELL = 5;   // [atomic] the one word this space sleeps on; += 1 per ring
-export const SP_EVENTS = 6;     // [atomic] 1 when invalidation events may be pending for it
-export const SP_WAIT_ANY = 7;   // [atomic] waits of this space on a segment other than section entries
-export const SP_AGE = 8;        // [atomic] questions of the reclaim clock to its `referenced` callbacks: += 1 per ask (with SP_EVENTS)
-export const SP_AGED = 9;       // [atomic] the SP_AGE value this space last answered
-export const SP_AGER = 10;      // [atomic] space slot + 1 of the clock that asked last: rung when answered
-export const SP_PARKED = 11;    // [atomic] blocking waits asleep now, | an async wait armed and no sign of life since (spin.ts)
-export const SP_HELD = 12;      // [atomic] MAX_DEPTH words: segment slot + 1 per held section, | HELD_*
+export const SP_STATE = 0; // [tx] FREE / LIVE / DEAD
+export const SP_GEN = 1; // [tx] bumped at each reuse of the slot
+export const SP_THREAD = 2; // [tx] worker threadId (0 = main thread)
+export const SP_NEXT = 3; // [tx] free-list link
+export const SP_NOTIFIERS = 4; // [tx] space-wide notifiers registered by this space
+export const SP_DOORBELL = 5; // [atomic] the one word this space sleeps on; += 1 per ring
+export const SP_EVENTS = 6; // [atomic] 1 when invalidation events may be pending for it
+export const SP_WAIT_ANY = 7; // [atomic] waits of this space on a segment other than section entries
+export const SP_AGE = 8; // [atomic] questions of the reclaim clock to its `referenced` callbacks: += 1 per ask (with SP_EVENTS)
+export const SP_AGED = 9; // [atomic] the SP_AGE value this space last answered
+export const SP_AGER = 10; // [atomic] space slot + 1 of the clock that asked last: rung when answered
+export const SP_PARKED = 11; // [atomic] blocking waits asleep now, | an async wait armed and no sign of life since (spin.ts)
+export const SP_HELD = 12; // [atomic] MAX_DEPTH words: segment slot + 1 per held section, | HELD_*
 export const SP_FIXED = 12;
 
 /**
@@ -86,35 +86,35 @@ export const SPACE_LIVE = 1;
 export const SPACE_DEAD = 2;
 
 // ---- segment table (vma + page flags) ---------------------------------------------------
-export const SEG_STATE = 0;     // [tx] FREE / LIVE / REMOVED (a swapped-out segment is LIVE with SEGF_SWAPPED)
-export const SEG_GEN = 1;       // [tx]
-export const SEG_OWNER = 2;     // [tx] owner space slot
-export const SEG_NEXT = 3;      // [tx] free-list link
-export const SEG_BLOCK = 4;     // [tx] allocator block, -1 when not resident
-export const SEG_UNIT = 5;      // [tx] arena offset in units (copy of the block's, for the fast path)
-export const SEG_BYTES = 6;     // [tx] length in bytes
-export const SEG_PERMIT = 7;    // [tx] what get() may grant others: PERMIT_*
-export const SEG_PROT = 8;      // [tx] current protection (protect()): PERMIT_*
-export const SEG_FLAGS = 9;     // [tx] SEGF_*
-export const SEG_RMAP = 10;     // [tx] first attachment slot on this segment (-1 = none)
-export const SEG_VIEWGEN = 11;  // [tx] bumped whenever offset, length or protection change
-export const SEG_SEQ = 12;      // [atomic] seqcount: odd inside an invalidation window; never reset
-export const SEG_DRAINER = 13;  // [atomic] space slot + 1 draining this segment
-export const SEG_WAITERS = 14;  // [atomic] 1 while some space waits for the window to end
-export const SEG_OPLOCK = 15;   // [atomic] space slot + 1 running a VM operation on it
-export const SEG_REF = 16;      // [atomic] referenced bit: set by sections, map(), touch(); cleared by the clock
-export const SEG_GRANTS = 17;   // [tx] first grant slot on this segment (-1 = none): its grant list
-export const SEG_NOTIFIERS = 18;// [tx] range notifiers on its attachments (the sum of their AT_NOTIFIERS)
-export const SEG_NAME = 19;     // [tx] NAME_WORDS words: the make() name, UTF-8, zero-padded (maps())
+export const SEG_STATE = 0; // [tx] FREE / LIVE / REMOVED (a swapped-out segment is LIVE with SEGF_SWAPPED)
+export const SEG_GEN = 1; // [tx]
+export const SEG_OWNER = 2; // [tx] owner space slot
+export const SEG_NEXT = 3; // [tx] free-list link
+export const SEG_BLOCK = 4; // [tx] allocator block, -1 when not resident
+export const SEG_UNIT = 5; // [tx] arena offset in units (copy of the block's, for the fast path)
+export const SEG_BYTES = 6; // [tx] length in bytes
+export const SEG_PERMIT = 7; // [tx] what get() may grant others: PERMIT_*
+export const SEG_PROT = 8; // [tx] current protection (protect()): PERMIT_*
+export const SEG_FLAGS = 9; // [tx] SEGF_*
+export const SEG_RMAP = 10; // [tx] first attachment slot on this segment (-1 = none)
+export const SEG_VIEWGEN = 11; // [tx] bumped whenever offset, length or protection change
+export const SEG_SEQ = 12; // [atomic] seqcount: odd inside an invalidation window; never reset
+export const SEG_DRAINER = 13; // [atomic] space slot + 1 draining this segment
+export const SEG_WAITERS = 14; // [atomic] 1 while some space waits for the window to end
+export const SEG_OPLOCK = 15; // [atomic] space slot + 1 running a VM operation on it
+export const SEG_REF = 16; // [atomic] referenced bit: set by sections, map(), touch(); cleared by the clock
+export const SEG_GRANTS = 17; // [tx] first grant slot on this segment (-1 = none): its grant list
+export const SEG_NOTIFIERS = 18; // [tx] range notifiers on its attachments (the sum of their AT_NOTIFIERS)
+export const SEG_NAME = 19; // [tx] NAME_WORDS words: the make() name, UTF-8, zero-padded (maps())
 export const NAME_WORDS = 6;
 export const SEG_FIELDS = SEG_NAME + NAME_WORDS;
 
 export const SEG_FREE = 0;
 export const SEG_LIVE = 1;
-export const SEG_REMOVED = 2;   // revoked; slot freed once its last invalidation ended
+export const SEG_REMOVED = 2; // revoked; slot freed once its last invalidation ended
 
 export const SEGF_SWAPPABLE = 1;
-export const SEGF_SWAPPED = 2;  // not resident: its bytes are in its swap file, SEG_BLOCK = -1
+export const SEGF_SWAPPED = 2; // not resident: its bytes are in its swap file, SEG_BLOCK = -1
 export const SEGF_SWAPFILE = 4; // its swap file exists (kept after a swap-in as its swap slot; deleted with the segment)
 
 export const PERMIT_NONE = 0;
@@ -122,50 +122,50 @@ export const PERMIT_RO = 1;
 export const PERMIT_RW = 2;
 
 // ---- grant table (apid) ----------------------------------------------------------------
-export const GR_STATE = 0;      // [tx] 0 free, 1 live
-export const GR_GEN = 1;        // [tx]
-export const GR_SPACE = 2;      // [tx] holder space slot
-export const GR_SEG = 3;        // [tx] segment slot
-export const GR_SEGGEN = 4;     // [tx] segment generation at get()
-export const GR_MODE = 5;       // [tx] PERMIT_RO / PERMIT_RW
-export const GR_NEXT = 6;       // [tx] free-list link
-export const GR_SNEXT = 7;      // [tx] the segment's grant list: next grant on the same segment (-1 = last)
-export const GR_SPREV = 8;      // [tx] previous grant on the same segment (-1 = first)
+export const GR_STATE = 0; // [tx] 0 free, 1 live
+export const GR_GEN = 1; // [tx]
+export const GR_SPACE = 2; // [tx] holder space slot
+export const GR_SEG = 3; // [tx] segment slot
+export const GR_SEGGEN = 4; // [tx] segment generation at get()
+export const GR_MODE = 5; // [tx] PERMIT_RO / PERMIT_RW
+export const GR_NEXT = 6; // [tx] free-list link
+export const GR_SNEXT = 7; // [tx] the segment's grant list: next grant on the same segment (-1 = last)
+export const GR_SPREV = 8; // [tx] previous grant on the same segment (-1 = first)
 export const GR_FIELDS = 9;
 
 // ---- attachment table (the reverse map's entries) ----------------------------------------
-export const AT_STATE = 0;      // [tx] 0 free, 1 live
-export const AT_GEN = 1;        // [tx]
-export const AT_SPACE = 2;      // [tx]
-export const AT_SEG = 3;        // [tx] segment slot
-export const AT_GRANT = 4;      // [tx] grant slot
-export const AT_OFFSET = 5;     // [tx] bytes into the segment
-export const AT_LENGTH = 6;     // [tx] bytes
-export const AT_NOTIFIERS = 7;  // [tx] range notifiers registered on it
-export const AT_NEXT = 8;       // [tx] rmap link (live) or free-list link (free)
-export const AT_PREV = 9;       // [tx] rmap back link
+export const AT_STATE = 0; // [tx] 0 free, 1 live
+export const AT_GEN = 1; // [tx]
+export const AT_SPACE = 2; // [tx]
+export const AT_SEG = 3; // [tx] segment slot
+export const AT_GRANT = 4; // [tx] grant slot
+export const AT_OFFSET = 5; // [tx] bytes into the segment
+export const AT_LENGTH = 6; // [tx] bytes
+export const AT_NOTIFIERS = 7; // [tx] range notifiers registered on it
+export const AT_NEXT = 8; // [tx] rmap link (live) or free-list link (free)
+export const AT_PREV = 9; // [tx] rmap back link
 export const AT_FIELDS = 10;
 
 // ---- notifier table ----------------------------------------------------------------------
-export const NT_STATE = 0;      // [tx] 0 free, 1 live
-export const NT_GEN = 1;        // [tx]
-export const NT_SPACE = 2;      // [tx] registering space slot
-export const NT_ATT = 3;        // [tx] attachment slot, -1 = space-wide
-export const NT_REGSEQ = 4;     // [tx] registration sequence (orders it against invalidations)
-export const NT_NEXT = 5;       // [tx] free-list link
+export const NT_STATE = 0; // [tx] 0 free, 1 live
+export const NT_GEN = 1; // [tx]
+export const NT_SPACE = 2; // [tx] registering space slot
+export const NT_ATT = 3; // [tx] attachment slot, -1 = space-wide
+export const NT_REGSEQ = 4; // [tx] registration sequence (orders it against invalidations)
+export const NT_NEXT = 5; // [tx] free-list link
 export const NT_FIELDS = 6;
 
 // ---- invalidation table: one record per VM operation in flight ------------------------------
-export const IV_STATE = 0;      // [tx] IV_FREE / IV_START, then [atomic] START -> END (record.ts), then [tx] FREE
-export const IV_GEN = 1;        // [tx]
-export const IV_SEG = 2;        // [tx] segment slot
-export const IV_OFFSET = 3;     // [tx] invalidated range, bytes
-export const IV_LENGTH = 4;     // [tx]
-export const IV_EVENT = 5;      // [tx] EVENT_* index
-export const IV_SNAP = 6;       // [tx] H_REGSEQ when targets were chosen
-export const IV_INVALIDATOR = 7;// [tx] space slot waiting for acks
-export const IV_NEXT = 8;       // [tx] free-list link
-export const IV_MASKS = 9;      // then TARGETS [tx], STARTED [atomic], ENDED [atomic]: maskWords each
+export const IV_STATE = 0; // [tx] IV_FREE / IV_START, then [atomic] START -> END (record.ts), then [tx] FREE
+export const IV_GEN = 1; // [tx]
+export const IV_SEG = 2; // [tx] segment slot
+export const IV_OFFSET = 3; // [tx] invalidated range, bytes
+export const IV_LENGTH = 4; // [tx]
+export const IV_EVENT = 5; // [tx] EVENT_* index
+export const IV_SNAP = 6; // [tx] H_REGSEQ when targets were chosen
+export const IV_INVALIDATOR = 7; // [tx] space slot waiting for acks
+export const IV_NEXT = 8; // [tx] free-list link
+export const IV_MASKS = 9; // then TARGETS [tx], STARTED [atomic], ENDED [atomic]: maskWords each
 
 export const IV_FREE = 0;
 export const IV_START = 1;
@@ -181,13 +181,21 @@ export const BLOCK_FIELDS = 7;
 
 /** Capacities chosen at Domain.create; everything else derives from them. */
 export interface Capacities {
+  /** Joined threads at once (default 64). */
   spaces: number;
+  /** Segments at once (default 4096). */
   segments: number;
+  /** Permits held at once, by all spaces (default 8192). */
   grants: number;
+  /** Attachments at once, by all spaces (default 8192). */
   attachments: number;
+  /** Registered notifiers at once (default 4096). */
   notifiers: number;
+  /** Invalidation records in use at once (default 64): one per watched VM operation until every target ran its end. */
   invalidations: number;
+  /** Nested sections per thread (default 8). */
   depth: number;
+  /** Control-block words one transaction may write, in (index, value) pairs (default 8192). */
   journal: number;
 }
 

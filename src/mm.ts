@@ -124,4 +124,3 @@ export class Mm implements Waiting, Invalidator {
     return runAsync(this, g);
   }
 }
-

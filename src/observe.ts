@@ -4,15 +4,36 @@
  */
 import type { ControlBlock } from './control/control.js';
 import {
-  AT_GRANT, AT_LENGTH, AT_OFFSET, AT_SEG, AT_SPACE, AT_STATE, GR_MODE, GR_STATE, H_ARENA_UNITS, H_LIMIT_UNITS,
-  SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OWNER, SEG_PROT, SEG_STATE, SEG_UNIT, SEGF_SWAPPED, SP_GEN, SP_STATE,
-  SPACE_LIVE, UNIT, idOf, slotBase, type Table,
+  AT_GRANT,
+  AT_LENGTH,
+  AT_OFFSET,
+  AT_SEG,
+  AT_SPACE,
+  AT_STATE,
+  GR_MODE,
+  GR_STATE,
+  H_ARENA_UNITS,
+  H_LIMIT_UNITS,
+  SEG_BYTES,
+  SEG_FLAGS,
+  SEG_GEN,
+  SEG_LIVE,
+  SEG_OWNER,
+  SEG_PROT,
+  SEG_STATE,
+  SEG_UNIT,
+  SEGF_SWAPPED,
+  SP_GEN,
+  SP_STATE,
+  SPACE_LIVE,
+  UNIT,
+  idOf,
+  slotBase,
+  type Table,
 } from './layout.js';
 import { PERMITS, type Permit } from './segment/segment.js';
 import { unpackName } from './segment/verbs.js';
-import {
-  counter, ST_COMPACTED, ST_FAULTS, ST_INVALIDATIONS, ST_RECLAIMS, ST_SWAP_INS, ST_SWAP_OUTS, waitPercentiles,
-} from './stats.js';
+import { counter, ST_COMPACTED, ST_FAULTS, ST_INVALIDATIONS, ST_RECLAIMS, ST_SWAP_INS, ST_SWAP_OUTS, waitPercentiles } from './stats.js';
 import type { Tx } from './sync/mutex.js';
 import { inFlight } from './notifier/record.js';
 
@@ -20,12 +41,15 @@ import { inFlight } from './notifier/record.js';
 export interface MapRow {
   /** Owning or attaching space id. */
   readonly space: number;
+  /** The segment's id. */
   readonly segId: number;
   /** The segment's make() name ('' when none). */
   readonly name: string;
   /** 'segment' rows give the arena byte offset (-1 while swapped out); 'attachment' rows the offset in the segment. */
   readonly kind: 'segment' | 'attachment';
+  /** Arena byte offset (segment rows, -1 while swapped out) or offset in the segment (attachment rows). */
   readonly offset: number;
+  /** Bytes: the segment's size, or the attached range's. */
   readonly length: number;
   /** Protection (segment) or granted mode (attachment). */
   readonly mode: Permit;
@@ -35,24 +59,33 @@ export interface MapRow {
 
 /** Counters of domain.stats(). */
 export interface DomainStats {
+  /** Live spaces (joined threads not yet reaped). */
   readonly spaces: number;
+  /** Segments made and not removed (resident or swapped out). */
   readonly segments: number;
   /** Permits held (get() not yet released), by every space. */
   readonly grants: number;
+  /** Attachments not detached, by every space. */
   readonly attachments: number;
+  /** Invalidation records in use: started, or ended with some target's end still to run. */
   readonly invalidationsInFlight: number;
+  /** The arena's size now (it grows up to maxArenaBytes on demand). */
   readonly arenaBytes: number;
+  /** Arena bytes no segment uses. */
   readonly freeBytes: number;
   /** Arena bytes in use by segments (what memoryLimit bounds). */
   readonly residentBytes: number;
   /** Bytes of segments swapped out, in swap files. */
   readonly swappedBytes: number;
+  /** Segments swapped out now. */
   readonly swappedSegments: number;
   /** The domain's memoryLimit in bytes, 0 for none. */
   readonly memoryLimit: number;
   /** Swap-ins done by a section or map() (page faults). */
   readonly faults: number;
+  /** Swap-outs since create (explicit and by the reclaim clock). */
   readonly swapOuts: number;
+  /** Swap-ins since create (explicit and by faults). */
   readonly swapIns: number;
   /** Victims swapped out by the reclaim clock. */
   readonly reclaims: number;
@@ -62,7 +95,9 @@ export interface DomainStats {
   readonly compacted: number;
   /** Library waits that slept, and the p50 / p99 of how long (ms, upper bound of a power-of-two bucket). */
   readonly waits: number;
+  /** Median duration of those waits (ms, upper bound of its power-of-two bucket). */
   readonly waitP50Ms: number;
+  /** 99th percentile duration of those waits (ms, upper bound of its power-of-two bucket). */
   readonly waitP99Ms: number;
 }
 
@@ -137,7 +172,14 @@ export function mapsOf(cb: ControlBlock, self: number, spaceId: number | undefin
       const base = slotBase(layout.attachments, a);
       if (tx.get(base + AT_STATE) === 0) continue;
       const mode = tx.get(slotBase(layout.grants, tx.get(base + AT_GRANT)) + GR_MODE);
-      rows.push({ space: spaceIdOf(tx.get(base + AT_SPACE)), ...segment(tx.get(base + AT_SEG)), kind: 'attachment', offset: tx.get(base + AT_OFFSET), length: tx.get(base + AT_LENGTH), mode: PERMITS[mode]! });
+      rows.push({
+        space: spaceIdOf(tx.get(base + AT_SPACE)),
+        ...segment(tx.get(base + AT_SEG)),
+        kind: 'attachment',
+        offset: tx.get(base + AT_OFFSET),
+        length: tx.get(base + AT_LENGTH),
+        mode: PERMITS[mode]!,
+      });
     }
     return spaceId === undefined ? rows : rows.filter((r) => r.space === spaceId);
   });

@@ -5,13 +5,13 @@
  */
 import { H_STATS } from './layout.js';
 
-export const ST_FAULTS = 0;        // swap-ins done by a section or map() entering a swapped-out segment
-export const ST_SWAP_OUTS = 1;     // segments swapped out (by swapOut() or reclaim)
-export const ST_SWAP_INS = 2;      // segments swapped in (by swapIn() or a fault)
-export const ST_RECLAIMS = 3;      // victims the reclaim clock swapped out
+export const ST_FAULTS = 0; // swap-ins done by a section or map() entering a swapped-out segment
+export const ST_SWAP_OUTS = 1; // segments swapped out (by swapOut() or reclaim)
+export const ST_SWAP_INS = 2; // segments swapped in (by swapIn() or a fault)
+export const ST_RECLAIMS = 3; // victims the reclaim clock swapped out
 export const ST_INVALIDATIONS = 4; // invalidations that ran (applied or rolled back)
-export const ST_COMPACTED = 5;     // segments domain.compact() moved
-const ST_HIST = 8;                 // HIST_BUCKETS words: waits by duration, bucket b = [2^(b-1), 2^b) microseconds
+export const ST_COMPACTED = 5; // segments domain.compact() moved
+const ST_HIST = 8; // HIST_BUCKETS words: waits by duration, bucket b = [2^(b-1), 2^b) microseconds
 const HIST_BUCKETS = 32;
 
 /** Adds `by` to counter `counter` (ST_*). */

@@ -9,7 +9,9 @@ import { agents, BOUND, bounded, domain, expectCode, Gates, teardown } from './h
 /** A promise and the function that settles it. */
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
-  const promise = new Promise<void>((r) => { resolve = r; });
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
   return { promise, resolve };
 }
 
@@ -62,7 +64,14 @@ describe('callback delivery', () => {
     const seg = d.space.make(4096);
     const watched = d.space.get(seg.id).attach();
     const log: string[] = [];
-    const n = watched.notifier({ invalidateStart: (r) => { log.push(`start ${r.event}`); }, invalidateEnd: (r) => { log.push(`end ${r.event}`); } });
+    const n = watched.notifier({
+      invalidateStart: (r) => {
+        log.push(`start ${r.event}`);
+      },
+      invalidateEnd: (r) => {
+        log.push(`end ${r.event}`);
+      },
+    });
     const gates = new Gates();
     const [holder] = await agents(d, gates, 1);
     const gate = gates.take();
@@ -114,7 +123,9 @@ describe('callback delivery', () => {
         await release.promise;
         seen.push(r.signal.aborted); // read only now, after the invalidator gave up
       },
-      invalidateEnd: (r) => { if (r.segId === seg.id) ended.resolve(); },
+      invalidateEnd: (r) => {
+        if (r.segId === seg.id) ended.resolve();
+      },
     });
     await expectCode(() => seg.migrate({ deadlineMs: 100 }), 'ERR_XPMEM_TIMEOUT');
     await other.migrate(); // its delivery passes over every record: the given-up start hears of it

@@ -4,8 +4,27 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  AT_GRANT, GR_STATE, H_ALLOC, SEG_GRANTS, SEG_NOTIFIERS, H_LIMIT_UNITS, H_SEG_FREE, HELD_GRANTED, SEG_DRAINER, SEG_FLAGS, SEG_NEXT, SEG_OPLOCK, SEG_SEQ,
-  SEG_UNIT, SEGF_SWAPPED, SP_HELD, SP_STATE, SPACE_DEAD, capacitiesOf, layoutFor, slotBase,
+  AT_GRANT,
+  GR_STATE,
+  H_ALLOC,
+  SEG_GRANTS,
+  SEG_NOTIFIERS,
+  H_LIMIT_UNITS,
+  H_SEG_FREE,
+  HELD_GRANTED,
+  SEG_DRAINER,
+  SEG_FLAGS,
+  SEG_NEXT,
+  SEG_OPLOCK,
+  SEG_SEQ,
+  SEG_UNIT,
+  SEGF_SWAPPED,
+  SP_HELD,
+  SP_STATE,
+  SPACE_DEAD,
+  capacitiesOf,
+  layoutFor,
+  slotBase,
 } from '../src/layout.js';
 import { domain } from './helpers.js';
 
@@ -28,7 +47,7 @@ describe('domain.check()', () => {
       ['arena accounting that does not add up', H_ALLOC + 4, 7, /free blocks hold .* counter says 7/],
       ['resident bytes over memoryLimit', H_LIMIT_UNITS, 1, /over memoryLimit/],
       ['an attachment whose grant is gone', grant0 + GR_STATE, 0, /made through grant 0, which is gone/],
-      ['a grant missing from its segment\'s grant list', seg0 + SEG_GRANTS, -1, /grant 0 is live but in no segment's grant list/],
+      ["a grant missing from its segment's grant list", seg0 + SEG_GRANTS, -1, /grant 0 is live but in no segment's grant list/],
       ['an attachment through another grant', att0 + AT_GRANT, 7, /made through grant 7/],
       ['a swapped-out segment that still holds memory', seg0 + SEG_FLAGS, SEGF_SWAPPED | 1, /swapped out but still holds arena block/],
       ['a window open with no operation', seg0 + SEG_SEQ, 1, /open window with no operation running/],

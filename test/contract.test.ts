@@ -12,16 +12,31 @@ const ROOT = resolve(import.meta.dirname, '..');
 const CONTRACT = readFileSync(join(ROOT, 'docs/CONTRACT.md'), 'utf8');
 const [TEXT, TABLE] = CONTRACT.split('\n## The tests named above\n') as [string, string];
 
-interface Row { readonly tags: string[]; readonly file: string; readonly test: string }
+interface Row {
+  readonly tags: string[];
+  readonly file: string;
+  readonly test: string;
+}
 
 /** The table's rows; a row `family: a, b` stands for the tags `family: a` and `family: b`. */
 function rows(): Row[] {
-  return TABLE.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| tag') && !l.startsWith('| ---')).map((line) => {
-    const [tag, file, test] = line.split('|').slice(1, 4).map((c) => c.trim()) as [string, string, string];
-    const colon = tag.indexOf(': ');
-    const tags = colon < 0 ? [tag] : tag.slice(colon + 2).split(', ').map((name) => `${tag.slice(0, colon)}: ${name}`);
-    return { tags, file, test };
-  });
+  return TABLE.split('\n')
+    .filter((l) => l.startsWith('| ') && !l.startsWith('| tag') && !l.startsWith('| ---'))
+    .map((line) => {
+      const [tag, file, test] = line
+        .split('|')
+        .slice(1, 4)
+        .map((c) => c.trim()) as [string, string, string];
+      const colon = tag.indexOf(': ');
+      const tags =
+        colon < 0
+          ? [tag]
+          : tag
+              .slice(colon + 2)
+              .split(', ')
+              .map((name) => `${tag.slice(0, colon)}: ${name}`);
+      return { tags, file, test };
+    });
 }
 
 /** The tags the text cites: `[family: name]` or `[family]`, possibly broken across lines. */
@@ -33,7 +48,7 @@ function cited(): Set<string> {
 /** The titles of the tests of one file: the text of each it('...'), it("...") or it(`...`). */
 function titles(file: string): string[] {
   const text = readFileSync(join(ROOT, file), 'utf8');
-  return [...text.matchAll(/\bit\((?:'((?:\\'|[^'])*)'|"([^"]*)"|`([^`]*)`)/g)].map((m) => (m[1] ?? m[2] ?? m[3]!).replace(/\\'/g, "'"));
+  return [...text.matchAll(/\bit\(\s*(?:'((?:\\'|[^'])*)'|"([^"]*)"|`([^`]*)`)/g)].map((m) => (m[1] ?? m[2] ?? m[3]!).replace(/\\'/g, "'"));
 }
 
 /** The file a row names: `protocol` is test/protocol.test.ts; a backticked path is itself. */
@@ -45,8 +60,14 @@ describe('docs/CONTRACT.md', () => {
   it('every tag the contract cites has a row in its table of tests, and every row is cited', () => {
     const table = new Set(rows().flatMap((r) => r.tags));
     const text = cited();
-    expect([...text].filter((t) => !table.has(t)), 'cited without a row').toEqual([]);
-    expect([...table].filter((t) => !text.has(t)), 'rows nobody cites').toEqual([]);
+    expect(
+      [...text].filter((t) => !table.has(t)),
+      'cited without a row',
+    ).toEqual([]);
+    expect(
+      [...table].filter((t) => !text.has(t)),
+      'rows nobody cites',
+    ).toEqual([]);
   });
 
   it('every row names a test that exists in the file it names (a bench row: a figure of that suite)', () => {

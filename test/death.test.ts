@@ -24,7 +24,7 @@ describe('reaping dead spaces', () => {
     await teardown(d, []);
   });
 
-  it('only a worker\'s exit reaps its space: no call reaps a running thread, and a worker that already exited cannot be watched', async () => {
+  it("only a worker's exit reaps its space: no call reaps a running thread, and a worker that already exited cannot be watched", async () => {
     const d = await domain();
     const gates = new Gates();
     const [a] = await agents(d, gates, 1);
@@ -82,7 +82,7 @@ describe('reaping dead spaces', () => {
     await holder!.until((e) => e.event === 'holding');
     const migrated = owner!.call('migrate', { segId });
     await holder!.worker.terminate();
-    await bounded(migrated, 'the owner\'s migrate');
+    await bounded(migrated, "the owner's migrate");
     await d.settled();
     expect(d.check().errors).toEqual([]);
     await teardown(d, [owner!]);

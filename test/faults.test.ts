@@ -7,7 +7,7 @@
  * survivors own. 50 faults in CI; 500 with STRESS=long.
  */
 import { describe, expect, it } from 'vitest';
-import { Agent, agents, bounded, BOUND, domain, Gates } from './helpers.js';
+import { type Agent, agents, bounded, BOUND, domain, Gates } from './helpers.js';
 import type { Domain } from '../src/index.js';
 
 const FAULTS = process.env.STRESS === 'long' ? 500 : 50;
@@ -34,17 +34,23 @@ function explained(code: unknown): void {
 /** Waits (bounded) until word `i` of the gates reaches `value`. */
 async function progressed(gates: Gates, i: number, value: number): Promise<void> {
   const words = new Int32Array(gates.buffer);
-  await bounded((async () => {
-    for (let v = Atomics.load(words, i); v < value; v = Atomics.load(words, i)) {
-      const w = Atomics.waitAsync(words, i, v);
-      if (w.async) await w.value;
-    }
-  })(), `progress ${value}`);
+  await bounded(
+    (async () => {
+      for (let v = Atomics.load(words, i); v < value; v = Atomics.load(words, i)) {
+        const w = Atomics.waitAsync(words, i, v);
+        if (w.async) await w.value;
+      }
+    })(),
+    `progress ${value}`,
+  );
 }
 
 /** What a survivor's call came to: its error code (or a loop's), undefined on success. Settles, never rejects. */
 function settle(call: Promise<unknown>): Promise<unknown> {
-  return call.then((value) => (value as { code?: unknown } | undefined)?.code, (error: { code?: unknown }) => error.code ?? String(error));
+  return call.then(
+    (value) => (value as { code?: unknown } | undefined)?.code,
+    (error: { code?: unknown }) => error.code ?? String(error),
+  );
 }
 
 interface Scene {
@@ -86,7 +92,14 @@ const scenarios: Record<string, Scenario> = {
   'attacher in sections': async (s) => {
     const seg = s.d.space.make(4096);
     await victimLoop(s, { op: 'increment', index: 0, times: 10 }, seg.id);
-    return [settle((async () => { for (let i = 0; i < 3; i++) await seg.migrate(); })()), settle(seg.remove())];
+    return [
+      settle(
+        (async () => {
+          for (let i = 0; i < 3; i++) await seg.migrate();
+        })(),
+      ),
+      settle(seg.remove()),
+    ];
   },
   /** Attacher killed inside its invalidateStart callback (plain, blocking or awaiting). */
   'attacher in a callback': async (s) => {
@@ -123,12 +136,19 @@ const scenarios: Record<string, Scenario> = {
     return [reads];
   },
   /** Killed while reclaiming: its allocations under memoryLimit swap out main's segments, which a survivor reads. */
-  'reclaimer': async (s) => {
+  reclaimer: async (s) => {
     const mains = Array.from({ length: 3 }, () => s.d.space.make(KIB64));
     const atts = await Promise.all(mains.map(async (m) => s.survivor.call('attach', { access: await s.survivor.call('get', { segId: m.id }), range: { offset: 0, length: 64 } })));
     const writes = survivorWorks(s, { op: 'incrementEach', atts, index: 2, rounds: 1 });
     await victimWorks(s, { op: 'makeRemove', bytes: KIB64 }, 20);
-    return [writes, settle((async () => { for (const m of mains) await m.remove(); })())];
+    return [
+      writes,
+      settle(
+        (async () => {
+          for (const m of mains) await m.remove();
+        })(),
+      ),
+    ];
   },
 };
 
@@ -139,34 +159,38 @@ function openAll(gates: Gates): void {
 }
 
 describe('fault injection', () => {
-  it(`${FAULTS} workers terminated at random points leave no hang, a consistent domain and no leaked memory`, async () => {
-    const names = Object.keys(scenarios);
-    const survived: Record<string, number> = {};
-    for (let f = 0; f < FAULTS; f++) {
-      const name = names[f % names.length]!;
-      const d = await domain({ memoryLimit: 4 * KIB64 + 8192, arenaBytes: 2 << 20, deadlineMs: 3_000 });
-      const gates = new Gates();
-      const [victim, survivor] = await agents(d, gates, 2);
-      const scene: Scene = { d, gates, victim: victim!, survivor: survivor!, pick: generator(f) };
-      try {
-        const inFlight = await scenarios[name]!(scene);
-        await victim!.worker.terminate();
-        await d.settled();
-        openAll(gates); // survivors stop their loops; the victim is gone
-        const codes = await Promise.all(inFlight.map((p, i) => bounded(p, `${name} (fault ${f}): survivor call ${i}`)));
-        codes.forEach(explained);
-        expect(d.check().errors, `${name} (fault ${f})`).toEqual([]);
-        await survivor!.worker.terminate();
-        await d.settled();
-        expect(d.stats().residentBytes, `${name} (fault ${f}): memory left after every reap (survivors: ${codes.join(', ')})\n${d.formatMaps()}`).toBe(0);
-        expect(d.check().errors).toEqual([]);
-        survived[name] = (survived[name] ?? 0) + 1;
-      } finally {
-        openAll(gates);
-        await Promise.all([victim!, survivor!].map((a) => a.worker.terminate()));
-        await d.close();
+  it(
+    `${FAULTS} workers terminated at random points leave no hang, a consistent domain and no leaked memory`,
+    async () => {
+      const names = Object.keys(scenarios);
+      const survived: Record<string, number> = {};
+      for (let f = 0; f < FAULTS; f++) {
+        const name = names[f % names.length]!;
+        const d = await domain({ memoryLimit: 4 * KIB64 + 8192, arenaBytes: 2 << 20, deadlineMs: 3_000 });
+        const gates = new Gates();
+        const [victim, survivor] = await agents(d, gates, 2);
+        const scene: Scene = { d, gates, victim: victim!, survivor: survivor!, pick: generator(f) };
+        try {
+          const inFlight = await scenarios[name]!(scene);
+          await victim!.worker.terminate();
+          await d.settled();
+          openAll(gates); // survivors stop their loops; the victim is gone
+          const codes = await Promise.all(inFlight.map((p, i) => bounded(p, `${name} (fault ${f}): survivor call ${i}`)));
+          codes.forEach(explained);
+          expect(d.check().errors, `${name} (fault ${f})`).toEqual([]);
+          await survivor!.worker.terminate();
+          await d.settled();
+          expect(d.stats().residentBytes, `${name} (fault ${f}): memory left after every reap (survivors: ${codes.join(', ')})\n${d.formatMaps()}`).toBe(0);
+          expect(d.check().errors).toEqual([]);
+          survived[name] = (survived[name] ?? 0) + 1;
+        } finally {
+          openAll(gates);
+          await Promise.all([victim!, survivor!].map((a) => a.worker.terminate()));
+          await d.close();
+        }
       }
-    }
-    expect(Object.values(survived).reduce((a, b) => a + b, 0)).toBe(FAULTS);
-  }, FAULTS * BOUND);
+      expect(Object.values(survived).reduce((a, b) => a + b, 0)).toBe(FAULTS);
+    },
+    FAULTS * BOUND,
+  );
 });

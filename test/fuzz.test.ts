@@ -27,8 +27,21 @@ import { Domain, type MapRow } from '../src/index.js';
 import { H_ID } from '../src/layout.js';
 import { agents, Gates, teardown, type Agent } from './helpers.js';
 import {
-  EVENT_CODES, FuzzSpace, TALLY_WORDS, T_BAD, T_ENDS, T_EVENT, T_LENGTH, T_OFFSET, T_OPEN, T_SEG, T_STARTS, writePattern,
-  type FuzzCmd, type Outcome,
+  EVENT_CODES,
+  FuzzSpace,
+  TYPED_ARRAYS,
+  TALLY_WORDS,
+  T_BAD,
+  T_ENDS,
+  T_EVENT,
+  T_LENGTH,
+  T_OFFSET,
+  T_OPEN,
+  T_SEG,
+  T_STARTS,
+  writePattern,
+  type FuzzCmd,
+  type Outcome,
 } from './fixtures/fuzz-exec.js';
 
 const LONG = process.env.STRESS === 'long';
@@ -53,16 +66,35 @@ const NAME_BYTES = 24;
 const DEADLINE_MS = 2_000;
 const MAX_NOTES = 1024;
 const TYPES: Record<string, number> = {
-  Int8Array: 1, Uint8Array: 1, Uint8ClampedArray: 1, Int16Array: 2, Uint16Array: 2, Int32Array: 4, Uint32Array: 4,
-  Float32Array: 4, Float64Array: 8, BigInt64Array: 8, BigUint64Array: 8,
-};
-const CTORS: Record<string, new (b: ArrayBufferLike, o: number, n: number) => unknown> = {
-  Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array,
+  Int8Array: 1,
+  Uint8Array: 1,
+  Uint8ClampedArray: 1,
+  Int16Array: 2,
+  Uint16Array: 2,
+  Int32Array: 4,
+  Uint32Array: 4,
+  Float32Array: 4,
+  Float64Array: 8,
+  BigInt64Array: 8,
+  BigUint64Array: 8,
 };
 const TYPED_CODES = new Set([
-  'ERR_XPMEM_PERMISSION', 'ERR_XPMEM_NO_SEGMENT', 'ERR_XPMEM_REMOVED', 'ERR_XPMEM_DETACHED', 'ERR_XPMEM_RANGE', 'ERR_XPMEM_NO_MEMORY',
-  'ERR_XPMEM_TIMEOUT', 'ERR_XPMEM_WOULD_DEADLOCK', 'ERR_XPMEM_SPACE_DEAD', 'ERR_XPMEM_BUSY', 'ERR_XPMEM_SWAP_IO', 'ERR_XPMEM_CLOSED',
-  'ERR_XPMEM_ABORTED', 'ERR_INVALID_ARG_TYPE', 'ERR_OUT_OF_RANGE', 'ERR_INVALID_ARG_VALUE',
+  'ERR_XPMEM_PERMISSION',
+  'ERR_XPMEM_NO_SEGMENT',
+  'ERR_XPMEM_REMOVED',
+  'ERR_XPMEM_DETACHED',
+  'ERR_XPMEM_RANGE',
+  'ERR_XPMEM_NO_MEMORY',
+  'ERR_XPMEM_TIMEOUT',
+  'ERR_XPMEM_WOULD_DEADLOCK',
+  'ERR_XPMEM_SPACE_DEAD',
+  'ERR_XPMEM_BUSY',
+  'ERR_XPMEM_SWAP_IO',
+  'ERR_XPMEM_CLOSED',
+  'ERR_XPMEM_ABORTED',
+  'ERR_INVALID_ARG_TYPE',
+  'ERR_OUT_OF_RANGE',
+  'ERR_INVALID_ARG_VALUE',
 ]);
 
 type Permit = 'none' | 'ro' | 'rw';
@@ -72,17 +104,55 @@ const RANK: Record<Permit, number> = { none: 0, ro: 1, rw: 2 };
 // The model
 // ---------------------------------------------------------------------------------------------
 
-interface MSeg { key: number; id: number; owner: number; bytes: number; before: number; permit: Permit; prot: Permit; swappable: boolean; swapped: boolean; removed: boolean; name: string; stored: string; data: Uint8Array }
-interface MAccess { key: number; space: number; seg: MSeg; mode: 'ro' | 'rw'; released: boolean }
-interface MAtt { key: number; space: number; access: MAccess; seg: MSeg; offset: number; length: number; detached: boolean }
+interface MSeg {
+  key: number;
+  id: number;
+  owner: number;
+  bytes: number;
+  before: number;
+  permit: Permit;
+  prot: Permit;
+  swappable: boolean;
+  swapped: boolean;
+  removed: boolean;
+  name: string;
+  stored: string;
+  data: Uint8Array;
+}
+interface MAccess {
+  key: number;
+  space: number;
+  seg: MSeg;
+  mode: 'ro' | 'rw';
+  released: boolean;
+}
+interface MAtt {
+  key: number;
+  space: number;
+  access: MAccess;
+  seg: MSeg;
+  offset: number;
+  length: number;
+  detached: boolean;
+}
 interface MNote {
-  key: number; space: number; att: MAtt | undefined; how: 'plain' | 'async'; live: boolean;
+  key: number;
+  space: number;
+  att: MAtt | undefined;
+  how: 'plain' | 'async';
+  live: boolean;
   /** Start/end pairs it must have had, and how many more it may have had (windows that ended early). */
-  pairs: number; maybe: number;
+  pairs: number;
+  maybe: number;
   /** The last window's [event, segId, offset, length], when it is certain. */
   last: number[] | undefined;
 }
-interface MMap { key: number; space: number; att: MAtt; fresh: boolean }
+interface MMap {
+  key: number;
+  space: number;
+  att: MAtt;
+  fresh: boolean;
+}
 
 class Model {
   segs: MSeg[] = [];
@@ -164,12 +234,16 @@ class Model {
    * on `held`: segments made swappable: false, `own` itself, and the held ones.
    */
   pinned(own: MSeg | undefined, held: MSeg[]): number {
-    return this.liveSegs().filter((s) => !s.swapped && (!s.swappable || s === own || held.includes(s))).reduce((n, s) => n + unitsFor(s.bytes), 0);
+    return this.liveSegs()
+      .filter((s) => !s.swapped && (!s.swappable || s === own || held.includes(s)))
+      .reduce((n, s) => n + unitsFor(s.bytes), 0);
   }
 
   /** Whether allocating `need` more units under memoryLimit makes reclaim swap something out. */
   reclaims(need: number): boolean {
-    const resident = this.liveSegs().filter((s) => !s.swapped).reduce((n, s) => n + unitsFor(s.bytes), 0);
+    const resident = this.liveSegs()
+      .filter((s) => !s.swapped)
+      .reduce((n, s) => n + unitsFor(s.bytes), 0);
     return this.limit > 0 && resident + need > this.limit;
   }
 
@@ -193,7 +267,10 @@ class Model {
   }
 }
 
-interface Range { offset: number; length: number }
+interface Range {
+  offset: number;
+  length: number;
+}
 
 function overlaps(a: Range, b: Range): boolean {
   return a.offset < b.offset + b.length && b.offset < a.offset + a.length;
@@ -320,7 +397,12 @@ async function exec(r: Real, space: number, cmd: FuzzCmd): Promise<Outcome> {
  * when several victims did (the clock's order).
  */
 function reclaimed(m: Model, r: Real, pairsBefore: Map<MNote, number>): void {
-  const swapped = new Set(r.d.maps().filter((row) => row.kind === 'segment' && row.state === 'swapped').map((row) => row.segId));
+  const swapped = new Set(
+    r.d
+      .maps()
+      .filter((row) => row.kind === 'segment' && row.state === 'swapped')
+      .map((row) => row.segId),
+  );
   const victims = m.liveSegs().filter((s) => !s.swapped && s.swappable && swapped.has(s.id));
   if (victims.length === 0) return;
   m.trace[m.trace.length - 1] += ` [reclaimed ${victims.map((v) => v.id).join(', ')}]`;
@@ -414,7 +496,9 @@ function tallyDiffs(m: Model, r: Real): string[] {
       want.push(...n.last);
     }
     if (JSON.stringify(got) !== JSON.stringify(want)) {
-      diffs.push(`notifier n${n.key} of ${SPACE_NAMES[n.space]} [starts, ends, open, breaches, last event, segId, offset, length]: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}${n.maybe > 0 ? ` (+${n.maybe} maybe)` : ''}`);
+      diffs.push(
+        `notifier n${n.key} of ${SPACE_NAMES[n.space]} [starts, ends, open, breaches, last event, segId, offset, length]: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}${n.maybe > 0 ? ` (+${n.maybe} maybe)` : ''}`,
+      );
     }
   }
   return diffs;
@@ -462,7 +546,10 @@ type Gen = Record<string, unknown> & { space: number };
 
 /** One generated step: `kind` and its generated data; run() resolves picks against the model. */
 class Step implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly kind: string, readonly g: Gen) {}
+  constructor(
+    readonly kind: string,
+    readonly g: Gen,
+  ) {}
 
   check(): boolean {
     return true;
@@ -497,12 +584,23 @@ class Step implements fc.AsyncCommand<Model, Real> {
 /** Whether space `s` has what a step of `kind` acts on. */
 function canIssue(m: Model, kind: string, s: number): boolean {
   switch (kind) {
-    case 'get': case 'make': case 'notifierSpace': case 'compact': return true;
-    case 'attach': case 'release': return m.of(m.accesses, s).length > 0;
-    case 'vm': case 'inspectSeg': return m.segs.some((x) => x.owner === s);
-    case 'unregister': return m.of(m.notes, s).length > 0;
-    case 'mapCheck': return m.of(m.maps, s).length > 0;
-    default: return m.of(m.atts, s).length > 0;
+    case 'get':
+    case 'make':
+    case 'notifierSpace':
+    case 'compact':
+      return true;
+    case 'attach':
+    case 'release':
+      return m.of(m.accesses, s).length > 0;
+    case 'vm':
+    case 'inspectSeg':
+      return m.segs.some((x) => x.owner === s);
+    case 'unregister':
+      return m.of(m.notes, s).length > 0;
+    case 'mapCheck':
+      return m.of(m.maps, s).length > 0;
+    default:
+      return m.of(m.atts, s).length > 0;
   }
 }
 
@@ -545,7 +643,7 @@ const coverage = new Map<string, number>();
 
 function tally(cmd: FuzzCmd, got: Outcome): void {
   const what = cmd.op === 'vm' ? `vm.${String(cmd.what)}${cmd.sync ? 'Sync' : ''}` : cmd.op === 'section' ? `section.${String(cmd.how)}.${cmd.write ? 'w' : 'r'}` : cmd.op;
-  const key = `${what} ${got.ok ? 'ok' : got.code ?? 'untyped'}`;
+  const key = `${what} ${got.ok ? 'ok' : (got.code ?? 'untyped')}`;
   coverage.set(key, (coverage.get(key) ?? 0) + 1);
 }
 
@@ -564,7 +662,16 @@ interface SectionPlan {
   body: () => void;
 }
 
-interface SectionArgs { att: MAtt; write: boolean; how: string; type?: string | undefined; lo: number; hi: number; seed: number; argCode?: string | undefined }
+interface SectionArgs {
+  att: MAtt;
+  write: boolean;
+  how: string;
+  type?: string | undefined;
+  lo: number;
+  hi: number;
+  seed: number;
+  argCode?: string | undefined;
+}
 
 /**
  * The outcome of a section by `space` on `a.att`, entered while this thread holds sections on
@@ -598,7 +705,7 @@ function writeModel(seg: MSeg, att: MAtt, a: SectionArgs): void {
   if (a.how === 'typed') {
     const size = TYPES[a.type!]!;
     const copy = region.slice();
-    const view = new CTORS[a.type!]!(copy.buffer, 0, copy.length / size) as never;
+    const view = new TYPED_ARRAYS[a.type!]!(copy.buffer, 0, copy.length / size) as never;
     writePattern(view, a.lo, a.hi, a.seed);
     region.set(copy);
   } else {
@@ -717,20 +824,26 @@ function planVm(m: Model, space: number, seg: MSeg, what: string, arg: unknown, 
       break;
     }
     case 'protect':
-      change = () => { seg.prot = arg as Permit; };
+      change = () => {
+        seg.prot = arg as Permit;
+      };
       break;
     case 'swapOut':
       event = 'swap';
       if (!seg.swappable) return { want: fail('ERR_XPMEM_PERMISSION'), apply: noop };
       if (seg.swapped) range = null;
-      change = () => { seg.swapped = true; };
+      change = () => {
+        seg.swapped = true;
+      };
       break;
     case 'swapIn':
       event = 'swap';
       if (!seg.swapped) range = null;
       else if (!m.fits(units, seg, held)) return { want: overLimit, apply: noop };
       else if (units > MAX_UNITS) applyCode = 'ERR_XPMEM_NO_MEMORY';
-      change = () => { seg.swapped = false; };
+      change = () => {
+        seg.swapped = false;
+      };
       break;
     case 'remove':
       change = () => m.remove(seg);
@@ -767,7 +880,11 @@ const VM_ARG_CODES: Record<string, (arg: unknown) => string | undefined> = {
 
 /** Resolves a generated VM operation of the owner `space`. */
 function vmCmd(m: Model, space: number, g: Record<string, unknown>): { seg: MSeg; cmd: FuzzCmd; what: string; arg: unknown; argCode: string | undefined } | undefined {
-  const seg = pickMostlyLive(m.segs.filter((x) => x.owner === space), g.seg as number, (x) => !x.removed);
+  const seg = pickMostlyLive(
+    m.segs.filter((x) => x.owner === space),
+    g.seg as number,
+    (x) => !x.removed,
+  );
   if (seg === undefined) return undefined;
   const what = g.what as string;
   const cmd: FuzzCmd = { op: 'vm', seg: seg.key, what, sync: g.sync as boolean };
@@ -790,7 +907,8 @@ const RUNNERS: Record<string, Runner> = {
     const opts = cmd.opts as Record<string, unknown> | undefined;
     let code = indexCode(g.bytes, 1, MAX_BYTES) ?? optionsCode(opts);
     if (code === undefined && opts !== undefined) {
-      code = oneOfCode(opts.permit ?? 'rw', ['none', 'ro', 'rw']) ??
+      code =
+        oneOfCode(opts.permit ?? 'rw', ['none', 'ro', 'rw']) ??
         (opts.swappable !== undefined && typeof opts.swappable !== 'boolean' ? 'ERR_INVALID_ARG_TYPE' : undefined) ??
         (opts.name !== undefined && typeof opts.name !== 'string' ? 'ERR_INVALID_ARG_TYPE' : undefined);
     }
@@ -801,8 +919,19 @@ const RUNNERS: Record<string, Runner> = {
     const bytes = g.bytes as number;
     const name = (opts?.name as string | undefined) ?? '';
     m.segs.push({
-      key, id: got.value as number, owner: space, bytes, before: bytes, permit: (opts?.permit as Permit | undefined) ?? 'rw', prot: 'rw',
-      swappable: opts?.swappable !== false, swapped: false, removed: false, name, stored: storedName(name), data: new Uint8Array(Math.min(bytes, DATA_CAP)),
+      key,
+      id: got.value as number,
+      owner: space,
+      bytes,
+      before: bytes,
+      permit: (opts?.permit as Permit | undefined) ?? 'rw',
+      prot: 'rw',
+      swappable: opts?.swappable !== false,
+      swapped: false,
+      removed: false,
+      name,
+      stored: storedName(name),
+      data: new Uint8Array(Math.min(bytes, DATA_CAP)),
     });
   },
 
@@ -811,9 +940,14 @@ const RUNNERS: Record<string, Runner> = {
     const key = m.key();
     let segId: unknown;
     switch (g.which) {
-      case 'live': segId = pick(m.liveSegs(), g.pick as number)?.id ?? g.raw; break;
-      case 'stale': segId = pick(m.stale, g.pick as number) ?? g.raw; break;
-      default: segId = g.raw;
+      case 'live':
+        segId = pick(m.liveSegs(), g.pick as number)?.id ?? g.raw;
+        break;
+      case 'stale':
+        segId = pick(m.stale, g.pick as number) ?? g.raw;
+        break;
+      default:
+        segId = g.raw;
     }
     const cmd: FuzzCmd = { op: 'get', key, segId };
     if (g.mode !== 'default') cmd.mode = g.mode;
@@ -836,17 +970,42 @@ const RUNNERS: Record<string, Runner> = {
     const bytes = access.seg.bytes;
     let opts: unknown;
     switch (g.shape) {
-      case 'whole': opts = undefined; break;
-      case 'offset': opts = { offset: frac(g.a as number, bytes) }; break;
-      case 'length': opts = { length: Math.max(1, frac(g.b as number, bytes)) }; break;
-      case 'range': { const offset = frac(g.a as number, bytes); opts = { offset, length: Math.max(1, frac(g.b as number, bytes - offset)) }; break; }
-      case 'aligned': { const offset = frac(g.a as number, bytes) & ~7; opts = { offset, length: Math.max(8, frac(g.b as number, bytes - offset) & ~7) }; break; }
-      case 'past': opts = { offset: frac(g.a as number, bytes), length: bytes + 1 + (g.b as number) }; break;
+      case 'whole':
+        opts = undefined;
+        break;
+      case 'offset':
+        opts = { offset: frac(g.a as number, bytes) };
+        break;
+      case 'length':
+        opts = { length: Math.max(1, frac(g.b as number, bytes)) };
+        break;
+      case 'range': {
+        const offset = frac(g.a as number, bytes);
+        opts = { offset, length: Math.max(1, frac(g.b as number, bytes - offset)) };
+        break;
+      }
+      case 'aligned': {
+        const offset = frac(g.a as number, bytes) & ~7;
+        opts = { offset, length: Math.max(8, frac(g.b as number, bytes - offset) & ~7) };
+        break;
+      }
+      case 'past':
+        opts = { offset: frac(g.a as number, bytes), length: bytes + 1 + (g.b as number) };
+        break;
       // Boundaries: to the last byte less one, exactly, or one past; the last byte, or none.
-      case 'edge': { const offset = frac(g.a as number, bytes); opts = { offset, length: bytes - offset + ((g.b as number) % 3) - 1 }; break; }
-      case 'tail': opts = { offset: bytes - 1 + ((g.b as number) % 2), length: 1 }; break;
-      case 'end': opts = { offset: bytes + (g.b as number) % 3 }; break;
-      default: opts = g.bad;
+      case 'edge': {
+        const offset = frac(g.a as number, bytes);
+        opts = { offset, length: bytes - offset + ((g.b as number) % 3) - 1 };
+        break;
+      }
+      case 'tail':
+        opts = { offset: bytes - 1 + ((g.b as number) % 2), length: 1 };
+        break;
+      case 'end':
+        opts = { offset: bytes + ((g.b as number) % 3) };
+        break;
+      default:
+        opts = g.bad;
     }
     const cmd: FuzzCmd = { op: 'attach', key, access: access.key };
     if (opts !== undefined) cmd.opts = opts;
@@ -903,10 +1062,12 @@ const RUNNERS: Record<string, Runner> = {
     if (g.opts !== undefined) cmd.opts = g.opts;
     const plan = planMap(m, space, att, waitCode(g.opts));
     const seg = att.seg;
-    const want = !plan.want.success ? plan.want : ok((v) => {
-      const { valid, bytes } = v as { valid: boolean; bytes: Uint8Array };
-      return valid ? sameBytes(seg.data.subarray(att.offset, att.offset + att.length), bytes) : 'a fresh mapping is not valid';
-    });
+    const want = !plan.want.success
+      ? plan.want
+      : ok((v) => {
+          const { valid, bytes } = v as { valid: boolean; bytes: Uint8Array };
+          return valid ? sameBytes(seg.data.subarray(att.offset, att.offset + att.length), bytes) : 'a fresh mapping is not valid';
+        });
     const got = await call(m, r, space, cmd, want);
     plan.apply();
     if (got.ok) m.maps.push({ key, space, att, fresh: true });
@@ -922,21 +1083,29 @@ const RUNNERS: Record<string, Runner> = {
     const retry = !map.fresh;
     const region = (): Uint8Array => seg.data.subarray(att.offset, att.offset + att.length);
     if (!g.refresh) {
-      await call(m, r, space, cmd, ok((v) => {
-        const got = v as { retry: boolean; bytes?: Uint8Array };
-        if (got.retry !== retry) return `retry() is ${got.retry}, the model says ${retry}`;
-        return retry ? undefined : sameBytes(region(), got.bytes);
-      }));
+      await call(
+        m,
+        r,
+        space,
+        cmd,
+        ok((v) => {
+          const got = v as { retry: boolean; bytes?: Uint8Array };
+          if (got.retry !== retry) return `retry() is ${got.retry}, the model says ${retry}`;
+          return retry ? undefined : sameBytes(region(), got.bytes);
+        }),
+      );
       return;
     }
     const plan = planMap(m, space, att, waitCode(g.opts));
     // refresh() fails on a removed segment, a detached attachment or a refused fault, as map() does.
-    const want = !plan.want.success ? plan.want : ok((v) => {
-      const got = v as { retry: boolean; bytes: Uint8Array; after: boolean };
-      if (got.retry !== retry) return `retry() is ${got.retry}, the model says ${retry}`;
-      if (got.after) return 'retry() is true right after refresh()';
-      return sameBytes(region(), got.bytes);
-    });
+    const want = !plan.want.success
+      ? plan.want
+      : ok((v) => {
+          const got = v as { retry: boolean; bytes: Uint8Array; after: boolean };
+          if (got.retry !== retry) return `retry() is ${got.retry}, the model says ${retry}`;
+          if (got.after) return 'retry() is true right after refresh()';
+          return sameBytes(region(), got.bytes);
+        });
     const got = await call(m, r, space, cmd, want);
     plan.apply();
     if (got.ok) map.fresh = true;
@@ -953,12 +1122,25 @@ const RUNNERS: Record<string, Runner> = {
     const cmd: FuzzCmd = { op: 'compact' };
     if (g.opts !== undefined) cmd.opts = g.opts;
     const code = waitCode(g.opts);
-    const before = new Map(r.d.maps().filter((row) => row.kind === 'segment' && row.offset >= 0).map((row) => [row.segId, row.offset]));
+    const before = new Map(
+      r.d
+        .maps()
+        .filter((row) => row.kind === 'segment' && row.offset >= 0)
+        .map((row) => [row.segId, row.offset]),
+    );
     const got = await call(m, r, 0, cmd, code === undefined ? ok() : fail(code));
     if (!got.ok) return;
-    const after = new Map(r.d.maps().filter((row) => row.kind === 'segment' && row.offset >= 0).map((row) => [row.segId, row.offset]));
+    const after = new Map(
+      r.d
+        .maps()
+        .filter((row) => row.kind === 'segment' && row.offset >= 0)
+        .map((row) => [row.segId, row.offset]),
+    );
     // Highest first: the order of their windows.
-    const moved = m.liveSegs().filter((s) => !s.swapped && after.get(s.id)! < before.get(s.id)!).sort((x, y) => before.get(y.id)! - before.get(x.id)!);
+    const moved = m
+      .liveSegs()
+      .filter((s) => !s.swapped && after.get(s.id)! < before.get(s.id)!)
+      .sort((x, y) => before.get(y.id)! - before.get(x.id)!);
     const grew = m.liveSegs().filter((s) => !s.swapped && after.get(s.id)! > before.get(s.id)!);
     if (grew.length > 0) failRun(m, `compact() moved segment ${grew[0]!.id} up`);
     const report = got.value as { moved: number; movedBytes: number; skipped: number };
@@ -985,11 +1167,25 @@ const RUNNERS: Record<string, Runner> = {
 
   async inspectSeg(m, r, g) {
     const { space } = g;
-    const seg = pick(m.segs.filter((s) => s.owner === space), g.pick as number)!;
-    await call(m, r, space, { op: 'inspect', seg: seg.key }, ok((v) => compareInspect(v as Record<string, Outcome>, {
-      segId: seg.id, segBytes: seg.removed ? 'ERR_XPMEM_REMOVED' : seg.bytes, protection: seg.removed ? 'ERR_XPMEM_REMOVED' : seg.prot,
-      swapped: seg.removed ? 'ERR_XPMEM_REMOVED' : seg.swapped, name: seg.name,
-    })));
+    const seg = pick(
+      m.segs.filter((s) => s.owner === space),
+      g.pick as number,
+    )!;
+    await call(
+      m,
+      r,
+      space,
+      { op: 'inspect', seg: seg.key },
+      ok((v) =>
+        compareInspect(v as Record<string, Outcome>, {
+          segId: seg.id,
+          segBytes: seg.removed ? 'ERR_XPMEM_REMOVED' : seg.bytes,
+          protection: seg.removed ? 'ERR_XPMEM_REMOVED' : seg.prot,
+          swapped: seg.removed ? 'ERR_XPMEM_REMOVED' : seg.swapped,
+          name: seg.name,
+        }),
+      ),
+    );
   },
 
   async inspect(m, r, g) {
@@ -999,14 +1195,23 @@ const RUNNERS: Record<string, Runner> = {
     const note = pick(m.of(m.notes, space), g.pick3 as number);
     const cmd: FuzzCmd = { op: 'inspect', att: att.key, access: access.key };
     const want: Record<string, unknown> = {
-      range: [att.seg.id, att.offset, att.length], detached: att.detached,
-      accessBytes: access.seg.removed ? 'ERR_XPMEM_REMOVED' : access.seg.bytes, mode: access.mode, accessSeg: access.seg.id,
+      range: [att.seg.id, att.offset, att.length],
+      detached: att.detached,
+      accessBytes: access.seg.removed ? 'ERR_XPMEM_REMOVED' : access.seg.bytes,
+      mode: access.mode,
+      accessSeg: access.seg.id,
     };
     if (note !== undefined) {
       cmd.notifier = note.key;
       want.registered = note.live;
     }
-    await call(m, r, space, cmd, ok((v) => compareInspect(v as Record<string, Outcome>, want)));
+    await call(
+      m,
+      r,
+      space,
+      cmd,
+      ok((v) => compareInspect(v as Record<string, Outcome>, want)),
+    );
   },
 
   async nested(m, r, g) {
@@ -1068,9 +1273,7 @@ const RUNNERS: Record<string, Runner> = {
     const claims = (x: SectionArgs): boolean => x.argCode === undefined && !x.att.detached;
     const parks = pa.fault && attB.seg === attA.seg && claims(b.args);
     if (parks) pa.faultIn();
-    const pb = holdsA && claims(b.args) && attB.seg.id <= attA.seg.id
-      ? planSection(m, space, { ...b.args, argCode: 'ERR_XPMEM_WOULD_DEADLOCK' }, [])
-      : planSection(m, space, b.args, []);
+    const pb = holdsA && claims(b.args) && attB.seg.id <= attA.seg.id ? planSection(m, space, { ...b.args, argCode: 'ERR_XPMEM_WOULD_DEADLOCK' }, []) : planSection(m, space, b.args, []);
     const before = attB.seg.data.slice(attB.offset, attB.offset + attB.length);
     const got = await exec(r, space, cmd);
     if (!got.ok) failRun(m, `${line}: ${describeOutcome(got)}`);
@@ -1108,21 +1311,48 @@ function planInner(m: Model, space: number, cmd: FuzzCmd, outer: MAtt): { want: 
   const att = m.atts.find((a) => a.key === cmd.att);
   switch (cmd.op) {
     case 'section': {
-      const args: SectionArgs = { att: att!, write: cmd.write as boolean, how: cmd.how as string, type: cmd.type as string | undefined, lo: cmd.lo as number, hi: cmd.hi as number, seed: cmd.seed as number };
+      const args: SectionArgs = {
+        att: att!,
+        write: cmd.write as boolean,
+        how: cmd.how as string,
+        type: cmd.type as string | undefined,
+        lo: cmd.lo as number,
+        hi: cmd.hi as number,
+        seed: cmd.seed as number,
+      };
       const plan = planSection(m, space, args, held);
-      return { want: plan.want, apply: (got) => { plan.faultIn(); if (got.ok) plan.body(); } };
+      return {
+        want: plan.want,
+        apply: (got) => {
+          plan.faultIn();
+          if (got.ok) plan.body();
+        },
+      };
     }
     case 'map': {
       const plan = planMap(m, space, att!, undefined, held);
-      const want = plan.want.success ? ok((v) => {
-        const { valid, bytes } = v as { valid: boolean; bytes: Uint8Array };
-        return valid ? sameBytes(att!.seg.data.subarray(att!.offset, att!.offset + att!.length), bytes) : 'a fresh mapping is not valid';
-      }) : plan.want;
-      return { want, apply: (got) => { plan.apply(); if (got.ok) m.maps.push({ key: cmd.key as number, space, att: att!, fresh: true }); } };
+      const want = plan.want.success
+        ? ok((v) => {
+            const { valid, bytes } = v as { valid: boolean; bytes: Uint8Array };
+            return valid ? sameBytes(att!.seg.data.subarray(att!.offset, att!.offset + att!.length), bytes) : 'a fresh mapping is not valid';
+          })
+        : plan.want;
+      return {
+        want,
+        apply: (got) => {
+          plan.apply();
+          if (got.ok) m.maps.push({ key: cmd.key as number, space, att: att!, fresh: true });
+        },
+      };
     }
     case 'detach':
       // detach() inside a section of the same attachment is refused; any other is local.
-      return { want: att === outer && !att.detached ? fail('ERR_XPMEM_BUSY') : ok(), apply: (got) => { if (got.ok) detachModel(m, att!); } };
+      return {
+        want: att === outer && !att.detached ? fail('ERR_XPMEM_BUSY') : ok(),
+        apply: (got) => {
+          if (got.ok) detachModel(m, att!);
+        },
+      };
     default: {
       const seg = m.segs.find((s) => s.key === cmd.seg)!;
       const argCode = waitCode(cmd.opts) ?? VM_ARG_CODES[cmd.what as string]?.(cmd.arg);
@@ -1234,52 +1464,63 @@ function times<T>(n: number, arb: T): T[] {
 }
 
 /** The steps of a run; under memoryLimit without interleaved faults and with plain callbacks only (see reclaimed()). */
-const commandsFor = (limited: boolean): fc.Arbitrary<Step>[] => [
-  ...times(3, step('make', { bytes: fc.oneof({ weight: 12, arbitrary: sizeArb }, { weight: 1, arbitrary: badSizeArb }), opts: makeOpts })),
-  ...times(3, step('get', {
-    which: fc.constantFrom('live', 'live', 'live', 'stale', 'raw'),
-    pick: pickArb,
-    raw: fc.constantFrom<unknown>(-1, 1.5, Number.NaN, 2 ** 53, 999_999, '1', null, undefined),
-    mode: fc.constantFrom<unknown>('ro', 'rw', 'rw', 'default', 'x', 5),
-  })),
-  ...times(3, step('attach', {
-    pick: pickArb,
-    shape: fc.constantFrom('whole', 'whole', 'offset', 'length', 'range', 'range', 'aligned', 'aligned', 'edge', 'edge', 'tail', 'past', 'end', 'bad'),
-    a: fracArb,
-    b: fracArb,
-    bad: fc.constantFrom<unknown>(5, null, { offset: -1 }, { offset: '0' }, { length: 0 }, { length: 1.5 }, { offset: 2 ** 32 + 1 }),
-  })),
-  step('detach', { pick: pickArb }),
-  step('release', { pick: pickArb }),
-  step('touch', { pick: pickArb }),
-  step('section', { pick: pickArb, ...sectionGen, bad: sectionBad, badType: fc.constantFrom('Object', 'DataView', 'Array'), badMode: fc.constantFrom<unknown>('wx', 1, null) }),
-  ...times(3, step('section', { pick: pickArb, ...sectionGen })),
-  step('map', { pick: pickArb, opts: waitArb }),
-  step('mapCheck', { pick: pickArb, refresh: fc.boolean(), opts: waitArb }),
-  ...times(6, step('vm', vmGen)),
-  step('compact', { opts: fc.oneof({ weight: 8, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: badWaitArb }) }).map((s) => new Step('compact', { ...s.g, space: 0 })),
-  step('notifierSpace', { how: fc.constantFrom('plain', 'async'), bad: badCallbacks }),
-  ...times(2, step('notifierAtt', { pick: pickArb, how: fc.constantFrom('plain', 'plain', 'async'), bad: badCallbacks })),
-  step('unregister', { pick: pickArb }),
-  step('inspectSeg', { pick: pickArb }),
-  step('inspect', { pick: pickArb, pick2: pickArb, pick3: pickArb }),
-  step('nested', {
-    pick: pickArb,
-    outer: fc.record({ write: fc.boolean(), how: fc.constantFrom('fn', 'typed', 'section'), type: typeArb, lo: fracArb, hi: fracArb, seed: seedArb }),
-    inner: fc.oneof(
-      fc.record({ kind: fc.constant('section'), pick: pickArb, write: fc.boolean(), how: fc.constantFrom('fn', 'typed', 'section'), type: typeArb, lo: fracArb, hi: fracArb, seed: seedArb }),
-      fc.record({ kind: fc.constant('vm'), ...vmGen, opts: fc.constant(undefined) }),
-      fc.record({ kind: fc.constant('map'), pick: pickArb }),
-      fc.record({ kind: fc.constant('detach'), pick: pickArb }),
+const commandsFor = (limited: boolean): fc.Arbitrary<Step>[] =>
+  [
+    ...times(3, step('make', { bytes: fc.oneof({ weight: 12, arbitrary: sizeArb }, { weight: 1, arbitrary: badSizeArb }), opts: makeOpts })),
+    ...times(
+      3,
+      step('get', {
+        which: fc.constantFrom('live', 'live', 'live', 'stale', 'raw'),
+        pick: pickArb,
+        raw: fc.constantFrom<unknown>(-1, 1.5, Number.NaN, 2 ** 53, 999_999, '1', null, undefined),
+        mode: fc.constantFrom<unknown>('ro', 'rw', 'rw', 'default', 'x', 5),
+      }),
     ),
-  }),
-  ...(limited ? [] : [step('interleave', {
-    pick: pickArb,
-    pick2: pickArb,
-    a: fc.record({ write: fc.boolean(), lo: fracArb, hi: fracArb, seed: seedArb }),
-    b: fc.record({ lo: fracArb, hi: fracArb, seed: seedArb }),
-  })]),
-].map((arb) => (limited ? arb.map((st) => (st.g.how === 'async' && st.kind.startsWith('notifier') ? new Step(st.kind, { ...st.g, how: 'plain' }) : st)) : arb));
+    ...times(
+      3,
+      step('attach', {
+        pick: pickArb,
+        shape: fc.constantFrom('whole', 'whole', 'offset', 'length', 'range', 'range', 'aligned', 'aligned', 'edge', 'edge', 'tail', 'past', 'end', 'bad'),
+        a: fracArb,
+        b: fracArb,
+        bad: fc.constantFrom<unknown>(5, null, { offset: -1 }, { offset: '0' }, { length: 0 }, { length: 1.5 }, { offset: 2 ** 32 + 1 }),
+      }),
+    ),
+    step('detach', { pick: pickArb }),
+    step('release', { pick: pickArb }),
+    step('touch', { pick: pickArb }),
+    step('section', { pick: pickArb, ...sectionGen, bad: sectionBad, badType: fc.constantFrom('Object', 'DataView', 'Array'), badMode: fc.constantFrom<unknown>('wx', 1, null) }),
+    ...times(3, step('section', { pick: pickArb, ...sectionGen })),
+    step('map', { pick: pickArb, opts: waitArb }),
+    step('mapCheck', { pick: pickArb, refresh: fc.boolean(), opts: waitArb }),
+    ...times(6, step('vm', vmGen)),
+    step('compact', { opts: fc.oneof({ weight: 8, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: badWaitArb }) }).map((s) => new Step('compact', { ...s.g, space: 0 })),
+    step('notifierSpace', { how: fc.constantFrom('plain', 'async'), bad: badCallbacks }),
+    ...times(2, step('notifierAtt', { pick: pickArb, how: fc.constantFrom('plain', 'plain', 'async'), bad: badCallbacks })),
+    step('unregister', { pick: pickArb }),
+    step('inspectSeg', { pick: pickArb }),
+    step('inspect', { pick: pickArb, pick2: pickArb, pick3: pickArb }),
+    step('nested', {
+      pick: pickArb,
+      outer: fc.record({ write: fc.boolean(), how: fc.constantFrom('fn', 'typed', 'section'), type: typeArb, lo: fracArb, hi: fracArb, seed: seedArb }),
+      inner: fc.oneof(
+        fc.record({ kind: fc.constant('section'), pick: pickArb, write: fc.boolean(), how: fc.constantFrom('fn', 'typed', 'section'), type: typeArb, lo: fracArb, hi: fracArb, seed: seedArb }),
+        fc.record({ kind: fc.constant('vm'), ...vmGen, opts: fc.constant(undefined) }),
+        fc.record({ kind: fc.constant('map'), pick: pickArb }),
+        fc.record({ kind: fc.constant('detach'), pick: pickArb }),
+      ),
+    }),
+    ...(limited
+      ? []
+      : [
+          step('interleave', {
+            pick: pickArb,
+            pick2: pickArb,
+            a: fc.record({ write: fc.boolean(), lo: fracArb, hi: fracArb, seed: seedArb }),
+            b: fc.record({ lo: fracArb, hi: fracArb, seed: seedArb }),
+          }),
+        ]),
+  ].map((arb) => (limited ? arb.map((st) => (st.g.how === 'async' && st.kind.startsWith('notifier') ? new Step(st.kind, { ...st.g, how: 'plain' }) : st)) : arb));
 
 // ---------------------------------------------------------------------------------------------
 // The property
@@ -1323,31 +1564,40 @@ async function fuzz(list: Agent[], limit: number, runs: number): Promise<void> {
   let firstFailure: string | undefined;
   coverage.clear();
   try {
-    await fc.assert(fc.asyncProperty(fc.commands(commandsFor(limit > 0), { maxCommands: MAX_COMMANDS, size: 'max' }), async (cmds) => {
-      const { model, real } = await setup(list, limit);
-      done++;
-      try {
-        await fc.asyncModelRun(() => ({ model, real }), cmds);
-        steps += model.trace.length;
-        if (process.env.FUZZ_TRACE) console.log(`RUN ${model.trace.length}\n${model.trace.join('\n')}`);
-        await finish(model, real);
-      } catch (error) {
-        if (firstFailure === undefined) {
-          firstFailure = (error as Error).message;
-          console.log(`first failure (before shrinking):\n${firstFailure}`);
+    await fc.assert(
+      fc.asyncProperty(fc.commands(commandsFor(limit > 0), { maxCommands: MAX_COMMANDS, size: 'max' }), async (cmds) => {
+        const { model, real } = await setup(list, limit);
+        done++;
+        try {
+          await fc.asyncModelRun(() => ({ model, real }), cmds);
+          steps += model.trace.length;
+          if (process.env.FUZZ_TRACE) console.log(`RUN ${model.trace.length}\n${model.trace.join('\n')}`);
+          await finish(model, real);
+        } catch (error) {
+          if (firstFailure === undefined) {
+            firstFailure = (error as Error).message;
+            console.log(`first failure (before shrinking):\n${firstFailure}`);
+          }
+          await finish(model, real).catch(() => {});
+          throw error;
         }
-        await finish(model, real).catch(() => {});
-        throw error;
-      }
-    }), {
-      numRuns: runs,
-      // Shrinking a failure must end (and print its counterexample) before the test times out.
-      interruptAfterTimeLimit: TIME_LIMIT_MS - 20_000,
-      ...(process.env.FUZZ_SEED === undefined ? {} : { seed: Number(process.env.FUZZ_SEED), path: process.env.FUZZ_PATH }),
-    });
+      }),
+      {
+        numRuns: runs,
+        // Shrinking a failure must end (and print its counterexample) before the test times out.
+        interruptAfterTimeLimit: TIME_LIMIT_MS - 20_000,
+        ...(process.env.FUZZ_SEED === undefined ? {} : { seed: Number(process.env.FUZZ_SEED), path: process.env.FUZZ_PATH }),
+      },
+    );
   } finally {
     console.log(`fuzz${limit > 0 ? ` (memoryLimit ${limit} bytes)` : ''}: ${done} runs, ${steps} commands`);
-    if (process.env.FUZZ_STATS !== undefined) console.log([...coverage].sort().map(([k, n]) => `${String(n).padStart(6)}  ${k}`).join('\n'));
+    if (process.env.FUZZ_STATS !== undefined)
+      console.log(
+        [...coverage]
+          .sort()
+          .map(([k, n]) => `${String(n).padStart(6)}  ${k}`)
+          .join('\n'),
+      );
   }
 }
 

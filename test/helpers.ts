@@ -8,7 +8,15 @@ export const BOUND = 15_000;
 
 const AGENT = new URL('../build/test/fixtures/agent.js', import.meta.url);
 
-export interface AgentEvent { event: string; tag?: unknown; segId?: number; offset?: number; length?: number; type?: string; blockable?: boolean }
+export interface AgentEvent {
+  event: string;
+  tag?: unknown;
+  segId?: number;
+  offset?: number;
+  length?: number;
+  type?: string;
+  blockable?: boolean;
+}
 
 /**
  * Gates: words the test opens to release blocked callbacks or sections; and a log every thread
@@ -64,16 +72,22 @@ export class Agent {
       this.events.push(m);
       for (const w of this.#watchers.splice(0)) w();
     });
-    worker.on('error', (e) => { throw e; });
+    worker.on('error', (e) => {
+      throw e;
+    });
   }
 
   /** Runs one command in the agent within `ms`; rejects with the agent's error (code preserved). */
   call<T = unknown>(op: string, args: Record<string, unknown> = {}, ms = BOUND): Promise<T> {
     const id = ++this.#id;
-    return bounded(new Promise<T>((resolve, reject) => {
-      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.worker.postMessage({ id, op, ...args });
-    }), `agent command ${op}`, ms);
+    return bounded(
+      new Promise<T>((resolve, reject) => {
+        this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+        this.worker.postMessage({ id, op, ...args });
+      }),
+      `agent command ${op}`,
+      ms,
+    );
   }
 
   /** Sends a command without waiting for its answer (the agent may block in it). */
@@ -83,13 +97,16 @@ export class Agent {
 
   /** Resolves when an event matching `pred` has arrived (bounded). */
   async until(pred: (e: AgentEvent) => boolean, what = 'event'): Promise<AgentEvent> {
-    return bounded((async () => {
-      for (;;) {
-        const found = this.events.find(pred);
-        if (found) return found;
-        await new Promise<void>((resolve) => this.#watchers.push(resolve));
-      }
-    })(), what);
+    return bounded(
+      (async () => {
+        for (;;) {
+          const found = this.events.find(pred);
+          if (found) return found;
+          await new Promise<void>((resolve) => this.#watchers.push(resolve));
+        }
+      })(),
+      what,
+    );
   }
 
   count(event: string): number {
@@ -102,15 +119,21 @@ export function bounded<T>(p: Promise<T>, what: string, ms = BOUND): Promise<T> 
   let timer: ReturnType<typeof setTimeout>;
   return Promise.race([
     p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms); }),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
+    }),
   ]);
 }
 
 /** Resolves once `cond()` holds, looking once per event-loop turn (bounded). */
 export function until(cond: () => boolean, what: string, ms = BOUND): Promise<void> {
-  return bounded((async () => {
-    while (!cond()) await new Promise((resolve) => setImmediate(resolve));
-  })(), what, ms);
+  return bounded(
+    (async () => {
+      while (!cond()) await new Promise((resolve) => setImmediate(resolve));
+    })(),
+    what,
+    ms,
+  );
 }
 
 /** The held-section words of space `spaceId` in `d` (white box: what drains and grants see). */

@@ -25,39 +25,44 @@ describe('journaled transactions', () => {
     const cb = controlBlock();
     const { from, to } = scratch(cb);
     const op = fc.record({ word: fc.integer({ min: from, max: Math.min(to - 1, from + 3000) }), value: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }) });
-    fc.assert(fc.property(fc.array(fc.array(op, { maxLength: 600, size: 'max' }), { minLength: 1, maxLength: 6 }), (transactions) => {
-      const expected = new Map<number, number>();
-      for (let w = from; w < to; w++) expected.set(w, cb.words[w]!);
-      for (const writes of transactions) {
-        const mine = new Map<number, number>();
-        const firstOrder: number[] = [];
-        cb.transact(0, (tx) => {
-          for (const { word, value } of writes) {
-            const seen = tx.get(word);
-            if (seen !== (mine.get(word) ?? expected.get(word))) throw new Error(`word ${word} read ${seen} inside the transaction`);
-            if (!mine.has(word)) firstOrder.push(word);
-            mine.set(word, value);
-            tx.set(word, value);
-            if (cb.words[word] !== expected.get(word)) throw new Error(`word ${word} published before commit`);
-          }
-        });
-        for (const [w, v] of mine) expected.set(w, v);
-        const journal = cb.layout.journal;
-        expect(firstOrder.map((_, k) => cb.words[journal + 2 * k])).toEqual(firstOrder); // first-write order
-        expect(Atomics.load(cb.words, H_JOURNAL_LEN)).toBe(0);
-      }
-      for (let w = from; w < to; w++) if (cb.words[w] !== expected.get(w)) throw new Error(`word ${w} is ${cb.words[w]} after commit, not ${expected.get(w)}`);
-    }), { numRuns: 60 });
+    fc.assert(
+      fc.property(fc.array(fc.array(op, { maxLength: 600, size: 'max' }), { minLength: 1, maxLength: 6 }), (transactions) => {
+        const expected = new Map<number, number>();
+        for (let w = from; w < to; w++) expected.set(w, cb.words[w]!);
+        for (const writes of transactions) {
+          const mine = new Map<number, number>();
+          const firstOrder: number[] = [];
+          cb.transact(0, (tx) => {
+            for (const { word, value } of writes) {
+              const seen = tx.get(word);
+              if (seen !== (mine.get(word) ?? expected.get(word))) throw new Error(`word ${word} read ${seen} inside the transaction`);
+              if (!mine.has(word)) firstOrder.push(word);
+              mine.set(word, value);
+              tx.set(word, value);
+              if (cb.words[word] !== expected.get(word)) throw new Error(`word ${word} published before commit`);
+            }
+          });
+          for (const [w, v] of mine) expected.set(w, v);
+          const journal = cb.layout.journal;
+          expect(firstOrder.map((_, k) => cb.words[journal + 2 * k])).toEqual(firstOrder); // first-write order
+          expect(Atomics.load(cb.words, H_JOURNAL_LEN)).toBe(0);
+        }
+        for (let w = from; w < to; w++) if (cb.words[w] !== expected.get(w)) throw new Error(`word ${w} is ${cb.words[w]} after commit, not ${expected.get(w)}`);
+      }),
+      { numRuns: 60 },
+    );
   });
 
   it('a transaction that throws writes nothing, and the next one does not see its buffered writes', () => {
     const cb = controlBlock();
     const { from } = scratch(cb);
     const before = Array.from(cb.words.subarray(from, from + 500));
-    expect(() => cb.transact(0, (tx) => {
-      for (let k = 0; k < 500; k++) tx.set(from + k, k + 1);
-      throw new Error('refused');
-    })).toThrow('refused');
+    expect(() =>
+      cb.transact(0, (tx) => {
+        for (let k = 0; k < 500; k++) tx.set(from + k, k + 1);
+        throw new Error('refused');
+      }),
+    ).toThrow('refused');
     expect(Array.from(cb.words.subarray(from, from + 500))).toEqual(before);
     cb.transact(0, (tx) => {
       for (let k = 0; k < 500; k++) expect(tx.get(from + k)).toBe(before[k]);
@@ -68,9 +73,11 @@ describe('journaled transactions', () => {
     const cb = controlBlock(100);
     const { from } = scratch(cb);
     const before = Array.from(cb.words.subarray(from, from + 101));
-    expect(() => cb.transact(0, (tx) => {
-      for (let k = 0; k < 101; k++) tx.set(from + k, -1);
-    })).toThrow(expect.objectContaining({ code: 'ERR_XPMEM_NO_MEMORY' }));
+    expect(() =>
+      cb.transact(0, (tx) => {
+        for (let k = 0; k < 101; k++) tx.set(from + k, -1);
+      }),
+    ).toThrow(expect.objectContaining({ code: 'ERR_XPMEM_NO_MEMORY' }));
     expect(Array.from(cb.words.subarray(from, from + 101))).toEqual(before);
     cb.transact(0, (tx) => {
       for (let k = 0; k < 100; k++) tx.set(from + k, k); // exactly the capacity commits

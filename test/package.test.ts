@@ -71,7 +71,7 @@ function readmeFiles(): Map<string, string> {
 
 /** The consumer tsconfig: the README's compilerOptions (the JSON block after "in their `tsconfig.json`"), strict, emitting to out/. */
 function consumerTsconfig(): object {
-  const [, json] = /in their `tsconfig\.json`[^]*?```json\n([\s\S]*?)```/.exec(readFileSync(join(ROOT, 'README.md'), 'utf8'))!;
+  const [, json] = /in their `tsconfig\.json`[\s\S]*?```json\n([\s\S]*?)```/.exec(readFileSync(join(ROOT, 'README.md'), 'utf8'))!;
   const { compilerOptions } = JSON.parse(json!) as { compilerOptions: Record<string, unknown> };
   return { compilerOptions: { ...compilerOptions, strict: true, skipLibCheck: false, outDir: 'out' }, include: ['*.ts'] };
 }
@@ -96,7 +96,10 @@ describe('the packed package', () => {
   it('ships build/src and its sources only, no runtime dependencies, and the declared types', () => {
     expect(shipped.filter((p) => !/^(build\/src\/.+|src\/.+\.ts|docs\/.+\.md|bench\/results\/latest\.svg|test\/model\/README\.md|package\.json|README\.md|LICENSE(\..+)?)$/.test(p))).toEqual([]);
     const pkg = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as {
-      dependencies?: object; peerDependencies?: object; peerDependenciesMeta?: object; exports: Record<string, { types: string; default: string }>;
+      dependencies?: object;
+      peerDependencies?: object;
+      peerDependenciesMeta?: object;
+      exports: Record<string, { types: string; default: string }>;
     };
     expect(pkg.dependencies ?? {}).toEqual({});
     expect(pkg.peerDependencies).toEqual({ piscina: expect.any(String) });
@@ -125,7 +128,7 @@ describe('the packed package', () => {
     expect(broken).toEqual([]);
   });
 
-  it('the README\'s task example compiles with the pinned TypeScript and the README\'s tsconfig, and runs as it says', () => {
+  it("the README's task example compiles with the pinned TypeScript and the README's tsconfig, and runs as it says", () => {
     const dir = join(scratch, 'pinned');
     consumer(dir, join(ROOT, 'node_modules', '@types', 'node'));
     expect(readmeFiles().size).toBe(2);
@@ -136,13 +139,21 @@ describe('the packed package', () => {
 
   // The registry's current TypeScript and @types/node (TypeScript 7 needs "types": ["node"]); skipped offline.
   const registry = spawnSync('npm', ['view', 'typescript', 'version'], { encoding: 'utf8', timeout: 30_000 });
-  it.skipIf(registry.status !== 0)(`the README's task example compiles with the current TypeScript (${registry.stdout?.trim() || 'offline'}) and @types/node`, () => {
-    const tools = join(scratch, 'current-tools');
-    mkdirSync(tools);
-    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--prefix', tools, 'typescript@latest', '@types/node@latest'], { encoding: 'utf8', timeout: 180_000, stdio: ['ignore', 'pipe', 'pipe'] });
-    const dir = join(scratch, 'current');
-    consumer(dir, join(tools, 'node_modules', '@types', 'node'));
-    const tsc = join(tools, 'node_modules', 'typescript', 'bin', 'tsc');
-    expect(compile(tsc, dir)).toBe('');
-  }, 240_000);
+  it.skipIf(registry.status !== 0)(
+    `the README's task example compiles with the current TypeScript (${registry.stdout?.trim() || 'offline'}) and @types/node`,
+    () => {
+      const tools = join(scratch, 'current-tools');
+      mkdirSync(tools);
+      execFileSync('npm', ['install', '--no-audit', '--no-fund', '--prefix', tools, 'typescript@latest', '@types/node@latest'], {
+        encoding: 'utf8',
+        timeout: 180_000,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const dir = join(scratch, 'current');
+      consumer(dir, join(tools, 'node_modules', '@types', 'node'));
+      const tsc = join(tools, 'node_modules', 'typescript', 'bin', 'tsc');
+      expect(compile(tsc, dir)).toBe('');
+    },
+    240_000,
+  );
 });

@@ -19,25 +19,31 @@ const TASK = new URL('../build/test/fixtures/pool-task.js', import.meta.url);
 
 /** Waits (bounded, on the event loop) until word `i` of `words` is at least `value`. */
 async function until(words: Int32Array, i: number, value: number, what: string): Promise<void> {
-  await bounded((async () => {
-    for (let v = Atomics.load(words, i); v < value; v = Atomics.load(words, i)) {
-      const w = Atomics.waitAsync(words, i, v);
-      if (w.async) await w.value;
-    }
-  })(), what);
+  await bounded(
+    (async () => {
+      for (let v = Atomics.load(words, i); v < value; v = Atomics.load(words, i)) {
+        const w = Atomics.waitAsync(words, i, v);
+        if (w.async) await w.value;
+      }
+    })(),
+    what,
+  );
 }
 
 /** Resolves with the next `n` `xpmem:reap` messages. */
 function nextReaps(n: number): Promise<ReapMessage[]> {
   const seen: ReapMessage[] = [];
-  return bounded(new Promise((resolve) => {
-    const on = (m: unknown): void => {
-      if (seen.push(m as ReapMessage) < n) return;
-      unsubscribe('xpmem:reap', on);
-      resolve(seen);
-    };
-    subscribe('xpmem:reap', on);
-  }), `${n} reaps`);
+  return bounded(
+    new Promise((resolve) => {
+      const on = (m: unknown): void => {
+        if (seen.push(m as ReapMessage) < n) return;
+        unsubscribe('xpmem:reap', on);
+        resolve(seen);
+      };
+      subscribe('xpmem:reap', on);
+    }),
+    `${n} reaps`,
+  );
 }
 
 async function closeAll(d: Domain, close: () => Promise<void>): Promise<void> {
@@ -56,9 +62,14 @@ describe('createPool', () => {
     try {
       const n = 100_000;
       const seg = d.space.make(n * 8);
-      d.space.get(seg.id).attach().write(Float64Array, (v) => { for (let i = 0; i < n; i++) v[i] = i; });
-      const slices = Array.from({ length: 8 }, (_, k) => pool.run({ op: 'sum', segId: seg.id, offset: k * n / 8, length: n / 8 }));
-      const total = (await Promise.all(slices) as number[]).reduce((a, b) => a + b, 0);
+      d.space
+        .get(seg.id)
+        .attach()
+        .write(Float64Array, (v) => {
+          for (let i = 0; i < n; i++) v[i] = i;
+        });
+      const slices = Array.from({ length: 8 }, (_, k) => pool.run({ op: 'sum', segId: seg.id, offset: (k * n) / 8, length: n / 8 }));
+      const total = ((await Promise.all(slices)) as number[]).reduce((a, b) => a + b, 0);
       expect(total).toBe((n * (n - 1)) / 2);
       expect(await pool.run({ op: 'leak', segId: seg.id })).toBe('mine'); // the caller's workerData is kept
       expect(d.maps().filter((r) => r.kind === 'attachment' && r.space !== d.space.id)).toEqual([]);
@@ -99,7 +110,7 @@ describe('createPool', () => {
     }
   });
 
-  it('errors reach pool.run() whole: class, code, segId, name, stack and cause, for ERR_XPMEM_*, Node\'s own codes and the task\'s', async () => {
+  it("errors reach pool.run() whole: class, code, segId, name, stack and cause, for ERR_XPMEM_*, Node's own codes and the task's", async () => {
     const d = await domain();
     const pool = createPool(d, { filename: TASK, minThreads: 1, maxThreads: 1, name: 'fail' }); // a URL, and a pool-wide handler
     try {
@@ -112,7 +123,7 @@ describe('createPool', () => {
       const argument = await pool.run({ op: 'argument' }).catch((e: unknown) => e);
       expect(argument).toBeInstanceOf(RangeError);
       expect(argument).toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
-      const own = await pool.run({ op: 'own-error' }).catch((e: unknown) => e) as Error & { code: string; detail: number[] };
+      const own = (await pool.run({ op: 'own-error' }).catch((e: unknown) => e)) as Error & { code: string; detail: number[] };
       expect(own).toBeInstanceOf(Error);
       expect(own).toMatchObject({ name: 'TaskError', message: 'the task gave up', code: 'E_TASK', detail: [1, 2] });
       expect(own.cause).toEqual({ step: 3 });
@@ -128,7 +139,7 @@ describe('createPool', () => {
     try {
       expect(await pool.run({ op: 'hi' }, { name: 'echo' })).toBe('echo hi');
       for (const name of ['missing', 'notAFunction']) {
-        const error = await pool.run({ op: 'hi' }, { name }).catch((e: unknown) => e) as Error & { code: string };
+        const error = (await pool.run({ op: 'hi' }, { name }).catch((e: unknown) => e)) as Error & { code: string };
         expect(error).toBeInstanceOf(TypeError);
         expect(error.code).toBe('ERR_INVALID_ARG_VALUE');
         expect(error.message).toContain('pool-task.js');
@@ -145,9 +156,12 @@ describe('createPool', () => {
     const pool = createPool(d, { filename: TASK.pathname, minThreads: 1, maxThreads: 1, workerData: { gates: new Gates().buffer } });
     try {
       expect(await pool.run({ op: 'joined' }, { name: 'echo' })).toBe('echo joined'); // the pool's worker joined first
-      const other = new Worker(`
+      const other = new Worker(
+        `
         const { workerData } = require('node:worker_threads');
-        import(workerData.entry).then(({ join }) => join(workerData.handle));`, { eval: true, workerData: { entry: new URL('../build/src/worker.js', import.meta.url).href, handle: d.handle() } });
+        import(workerData.entry).then(({ join }) => join(workerData.handle));`,
+        { eval: true, workerData: { entry: new URL('../build/src/worker.js', import.meta.url).href, handle: d.handle() } },
+      );
       await bounded(new Promise((resolve) => other.once('exit', resolve)), 'the other worker to join and exit');
       await d.settled();
       expect(d.stats().spaces).toBe(3); // this thread, the pool's worker, and the other one, unreaped
@@ -164,7 +178,7 @@ describe('createPool', () => {
     try {
       const hole = d.space.make(65536);
       const slot = gates.take();
-      const segId = await pool.run({ op: 'own', slot }) as number;
+      const segId = (await pool.run({ op: 'own', slot })) as number;
       await hole.remove();
       const before = d.maps().find((r) => r.segId === segId && r.kind === 'segment')!.offset;
       const report = await d.compact();
@@ -213,7 +227,12 @@ describe('createPool', () => {
       const seg = d.space.make(4096);
       const gate = gates.take();
       const slots = [gates.take(), gates.take()];
-      const tasks = slots.map((slot) => pool.run({ op: 'hold', segId: seg.id, slot, gate }).then(() => undefined, (error: unknown) => error));
+      const tasks = slots.map((slot) =>
+        pool.run({ op: 'hold', segId: seg.id, slot, gate }).then(
+          () => undefined,
+          (error: unknown) => error,
+        ),
+      );
       for (const slot of slots) await until(new Int32Array(gates.buffer), slot, 1, 'both tasks hold their sections');
       const reaped = nextReaps(2);
       await pool.destroy();

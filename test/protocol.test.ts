@@ -17,7 +17,9 @@ describe('invalidation protocol', () => {
     const [sleeper, reader] = await agents(d, gates, 2);
     const seg = d.space.make(64);
     const mine = d.space.get(seg.id).attach();
-    mine.write((v) => { v.fill(7); });
+    mine.write((v) => {
+      v.fill(7);
+    });
     const gate = gates.take();
     const att = await sleeper!.call('attach', { access: await sleeper!.call('get', { segId: seg.id }) });
     await sleeper!.call('notifier', { att, how: 'block', gate, tag: 1 });
@@ -115,7 +117,7 @@ describe('invalidation protocol', () => {
     await teardown(d, list);
   });
 
-  it('a space never sees a later start of a segment before its earlier end: a start still settling holds back the next operation\'s start', async () => {
+  it("a space never sees a later start of a segment before its earlier end: a start still settling holds back the next operation's start", async () => {
     const d = await domain();
     const gates = new Gates();
     const [a] = await agents(d, gates, 1);
@@ -136,7 +138,7 @@ describe('invalidation protocol', () => {
     await teardown(d, [a!]);
   });
 
-  it('the hold-off ends when the window closes: another thread\'s section runs while an invalidateEnd still runs', async () => {
+  it("the hold-off ends when the window closes: another thread's section runs while an invalidateEnd still runs", async () => {
     const d = await domain({ deadlineMs: 4 * BOUND }); // a window held open for the ends would outlast the agent call's bound
     const gates = new Gates();
     const [slow, reader] = await agents(d, gates, 2);
@@ -180,7 +182,7 @@ describe('invalidation protocol', () => {
     await teardown(d, [sleeper!, late!]);
   });
 
-  it('registration is race-free even before the space delivered the window\'s start: the late notifier is left out', async () => {
+  it("registration is race-free even before the space delivered the window's start: the late notifier is left out", async () => {
     const d = await domain();
     const gates = new Gates();
     const [busy] = await agents(d, gates, 1);
@@ -188,10 +190,12 @@ describe('invalidation protocol', () => {
     const att = await busy!.call('attach', { access: await busy!.call('get', { segId: seg.id }) });
     await busy!.call('notifier', { att, how: 'plain', tag: 1 });
     let opened!: () => void;
-    const window = new Promise<void>((resolve) => { opened = resolve; });
+    const window = new Promise<void>((resolve) => {
+      opened = resolve;
+    });
     d.space.notifier({ invalidateStart: () => opened() }); // the owner's own: the window is open
     const gate = gates.take();
-    const registered = busy!.send('spin', { gate, then: { op: 'notifier', att, how: 'plain', tag: 2 } });
+    const registered = busy!.send('spin', { gate, after: { op: 'notifier', att, how: 'plain', tag: 2 } });
     await busy!.until((e) => e.event === 'spinning');
     const migrated = seg.migrate();
     await bounded(window, 'the window to open');
@@ -230,7 +234,9 @@ describe('invalidation protocol', () => {
     const [spinner] = await agents(d, gates, 1);
     const seg = d.space.make(64);
     const mine = d.space.get(seg.id).attach();
-    mine.write((v) => { v.fill(3); });
+    mine.write((v) => {
+      v.fill(3);
+    });
     const att = await spinner!.call('attach', { access: await spinner!.call('get', { segId: seg.id }) });
     await spinner!.call('notifier', { att, how: 'plain', tag: 1 });
     const spaceId = await spinner!.call<number>('space');
@@ -282,11 +288,20 @@ describe('invalidation protocol', () => {
     const ay = d.space.get(y.id).attach();
     const xMigrated = x.migrate();
     await sleeper!.until((e) => e.event === 'start'); // x's window is open
-    const inX = ax.writeAsync((v) => { v[0] = 1; }); // waits out the window, parked in a held word
+    const inX = ax.writeAsync((v) => {
+      v[0] = 1;
+    }); // waits out the window, parked in a held word
     let leaveY!: () => void;
     let enteredY!: () => void;
-    const yEntered = new Promise<void>((resolve) => { enteredY = resolve; });
-    const inY = ay.writeAsync(async () => { enteredY(); await new Promise<void>((resolve) => { leaveY = resolve; }); });
+    const yEntered = new Promise<void>((resolve) => {
+      enteredY = resolve;
+    });
+    const inY = ay.writeAsync(async () => {
+      enteredY();
+      await new Promise<void>((resolve) => {
+        leaveY = resolve;
+      });
+    });
     await yEntered;
     expect(heldWords(d, d.space.id).slice(0, 2)).toEqual([segSlot(d, x.id) + 1 + HELD_WANT, segSlot(d, y.id) + 1]); // two words: x parked, y held
     gates.open(gate);
@@ -317,12 +332,17 @@ describe('invalidation protocol', () => {
     await teardown(d, [a!]);
   });
 
-  it('ERR_XPMEM_WOULD_DEADLOCK when a sync wait depends on this thread\'s own unsettled callback promise', async () => {
+  it("ERR_XPMEM_WOULD_DEADLOCK when a sync wait depends on this thread's own unsettled callback promise", async () => {
     const d = await domain();
     const seg = d.space.make(64);
     const att = d.space.get(seg.id).attach();
     let settle!: () => void;
-    const n = d.space.notifier({ invalidateStart: () => new Promise<void>((resolve) => { settle = resolve; }) });
+    const n = d.space.notifier({
+      invalidateStart: () =>
+        new Promise<void>((resolve) => {
+          settle = resolve;
+        }),
+    });
     const migrated = seg.migrate();
     await new Promise((resolve) => setImmediate(resolve));
     await expectCode(() => att.read(() => 0), 'ERR_XPMEM_WOULD_DEADLOCK');
@@ -382,7 +402,9 @@ describe('invalidation protocol', () => {
     const [a] = await agents(d, gates, 1);
     const seg = d.space.make(64);
     const mine = d.space.get(seg.id).attach();
-    mine.write((v) => { v.fill(5); });
+    mine.write((v) => {
+      v.fill(5);
+    });
     const before = d.maps().find((r) => r.kind === 'segment')!.offset;
     const gate = gates.take();
     const att = await a!.call('attach', { access: await a!.call('get', { segId: seg.id }) });
@@ -406,19 +428,23 @@ describe('invalidation protocol', () => {
     const inside = att.writeAsync(async () => seg.migrate()).catch((e: unknown) => e);
     expect(await bounded(inside, 'the refusal')).toMatchObject({ code: 'ERR_XPMEM_WOULD_DEADLOCK' });
     let started!: Promise<void>;
-    att.write(() => { started = seg.migrate(); }); // not awaited inside: it runs once the section ended
+    att.write(() => {
+      started = seg.migrate();
+    }); // not awaited inside: it runs once the section ended
     await bounded(started, 'the migrate started inside a sync section');
     expect(d.check().errors).toEqual([]);
     await d.close();
   });
 
-  it('awaiting operations in a loop lets the event loop run: a worker\'s message ends the loop', async () => {
+  it("awaiting operations in a loop lets the event loop run: a worker's message ends the loop", async () => {
     const d = await domain();
     const gates = new Gates();
     const [a] = await agents(d, gates, 1);
     const seg = d.space.make(64);
     let done = false;
-    a!.worker.once('message', () => { done = true; });
+    a!.worker.once('message', () => {
+      done = true;
+    });
     const sent = a!.call('space'); // its answer is a message this loop must let in
     const end = performance.now() + BOUND;
     let runs = 0;
@@ -432,7 +458,7 @@ describe('invalidation protocol', () => {
     await teardown(d, [a!]);
   });
 
-  it('sections and unregister() wait only until their own deadline, not the domain\'s', async () => {
+  it("sections and unregister() wait only until their own deadline, not the domain's", async () => {
     const d = await domain({ deadlineMs: 4 * BOUND }); // the domain's deadline would outlast bounded()
     const gates = new Gates();
     const [sleeper] = await agents(d, gates, 1);
@@ -442,10 +468,22 @@ describe('invalidation protocol', () => {
     await sleeper!.call('notifier', { att, how: 'block', gate, tag: 1 });
     const mine = d.space.get(seg.id).attach();
     let settle!: () => void;
-    const own = mine.notifier({ invalidateStart: () => new Promise<void>((resolve) => { settle = resolve; }) });
+    const own = mine.notifier({
+      invalidateStart: () =>
+        new Promise<void>((resolve) => {
+          settle = resolve;
+        }),
+    });
     const migrated = seg.migrate();
     await sleeper!.until((e) => e.event === 'start'); // the window is open
-    await expectCode(() => bounded(mine.readAsync(() => 0, { deadlineMs: 50 }), 'readAsync'), 'ERR_XPMEM_TIMEOUT');
+    await expectCode(
+      () =>
+        bounded(
+          mine.readAsync(() => 0, { deadlineMs: 50 }),
+          'readAsync',
+        ),
+      'ERR_XPMEM_TIMEOUT',
+    );
     await expectCode(() => bounded(own.unregister({ deadlineMs: 50 }), 'unregister'), 'ERR_XPMEM_TIMEOUT'); // its start is in flight
     expect(own.registered).toBe(false);
     gates.open(gate);
@@ -504,9 +542,9 @@ describe('invalidation protocol', () => {
     const att = await a!.call('attach', { access: await a!.call('get', { segId: seg.id }), range: { offset: 3000, length: 100 } });
     const n = await a!.call('notifier', { att, how: 'plain', tag: 1 });
     await seg.resize(1000); // the attachment is now past the end: its notifier heard this shrink
-    await a!.until((e) => e.event === 'end' && e.type === 'resize', 'the shrink\'s end');
+    await a!.until((e) => e.event === 'end' && e.type === 'resize', "the shrink's end");
     await seg.remove();
-    await a!.until((e) => e.event === 'end' && e.type === 'remove', 'the removal\'s end');
+    await a!.until((e) => e.event === 'end' && e.type === 'remove', "the removal's end");
     expect(a!.events.filter((e) => e.event === 'start').map((e) => e.type)).toEqual(['resize', 'remove']);
     expect(await a!.call('registered', { notifier: n })).toBe(false);
     expect(d.check().errors).toEqual([]);

@@ -39,7 +39,12 @@ function spaceBase(d: Domain, spaceId: number): number {
 }
 
 function counters(d: Domain, seg: Segment): number[] {
-  return Array.from(d.space.get(seg.id, 'ro').attach({ offset: 0, length: 8 }).read(Int32Array, (v) => [...v]));
+  return Array.from(
+    d.space
+      .get(seg.id, 'ro')
+      .attach({ offset: 0, length: 8 })
+      .read(Int32Array, (v) => [...v]),
+  );
 }
 
 describe('reclaim', () => {
@@ -118,11 +123,19 @@ describe('reclaim', () => {
       const grown = d.space.make(16 << 10, { swappable: false }); // free space after it: it grows in place
       await hole.remove();
       let taken = false;
-      d.space.get(grown.id).attach().notifier({
-        // Inside the window, before the resize applies: 4 KiB more resident (60 of 64 KiB).
-        invalidateStart() { if (!taken) { taken = true; d.space.make(4 << 10, { swappable: false }); } },
-        invalidateEnd() {},
-      });
+      d.space
+        .get(grown.id)
+        .attach()
+        .notifier({
+          // Inside the window, before the resize applies: 4 KiB more resident (60 of 64 KiB).
+          invalidateStart() {
+            if (!taken) {
+              taken = true;
+              d.space.make(4 << 10, { swappable: false });
+            }
+          },
+          invalidateEnd() {},
+        });
       await expectCode(() => grown.resize(24 << 10), 'ERR_XPMEM_NO_MEMORY'); // 8 KiB more would be 68 KiB
       expect(grown.bytes).toBe(16 << 10);
       expect(d.stats().residentBytes).toBeLessThanOrEqual(KIB64);
@@ -139,7 +152,15 @@ describe('reclaim', () => {
       d.space.make(64, { swappable: false }); // right after it: it cannot grow in place
       const victim = d.space.make(40 << 10);
       const starts: string[] = [];
-      d.space.get(grown.id).attach().notifier({ invalidateStart: (r) => { starts.push(r.event); }, invalidateEnd() {} });
+      d.space
+        .get(grown.id)
+        .attach()
+        .notifier({
+          invalidateStart: (r) => {
+            starts.push(r.event);
+          },
+          invalidateEnd() {},
+        });
       const before = d.stats().invalidations;
       await grown.resize(20 << 10); // moving holds 16 + 20 KiB: the victim must go first
       expect(grown.bytes).toBe(20 << 10);
@@ -152,41 +173,49 @@ describe('reclaim', () => {
     }
   });
 
-  it('keeps resident bytes under a limit 4x smaller than the working set while writers fault, and loses no write', async () => {
-    const d = await domain({ memoryLimit: 4 * KIB64, arenaBytes: 2 << 20 });
-    const list = await agents(d, new Gates(), 2);
-    try {
-      const segs = Array.from({ length: 16 }, (_, i) => d.space.make(KIB64, { name: `ws${i}` }));
-      const batches = long ? 200 : 6;
-      const keys = await Promise.all(list.map((a) => attachAll(a, segs)));
-      await checkedBatches(d, batches, () => Promise.all(list.map((a, i) => a.call('incrementEach', { atts: keys[i], index: i, rounds: 10 }))));
-      for (const s of segs) expect(counters(d, s).slice(0, 2)).toEqual([batches * 10, batches * 10]);
-      const stats = d.stats();
-      expect(stats.residentBytes).toBeLessThanOrEqual(4 * KIB64);
-      expect(stats.faults).toBeGreaterThan(16);
-      expect(stats.reclaims).toBeGreaterThan(16);
-    } finally {
-      await teardown(d, list);
-    }
-  }, 4 * BOUND);
+  it(
+    'keeps resident bytes under a limit 4x smaller than the working set while writers fault, and loses no write',
+    async () => {
+      const d = await domain({ memoryLimit: 4 * KIB64, arenaBytes: 2 << 20 });
+      const list = await agents(d, new Gates(), 2);
+      try {
+        const segs = Array.from({ length: 16 }, (_, i) => d.space.make(KIB64, { name: `ws${i}` }));
+        const batches = long ? 200 : 6;
+        const keys = await Promise.all(list.map((a) => attachAll(a, segs)));
+        await checkedBatches(d, batches, () => Promise.all(list.map((a, i) => a.call('incrementEach', { atts: keys[i], index: i, rounds: 10 }))));
+        for (const s of segs) expect(counters(d, s).slice(0, 2)).toEqual([batches * 10, batches * 10]);
+        const stats = d.stats();
+        expect(stats.residentBytes).toBeLessThanOrEqual(4 * KIB64);
+        expect(stats.faults).toBeGreaterThan(16);
+        expect(stats.reclaims).toBeGreaterThan(16);
+      } finally {
+        await teardown(d, list);
+      }
+    },
+    4 * BOUND,
+  );
 });
 
 describe('reclaim under contention (when it waits, when it fails)', () => {
-  it('two threads faulting two segments under a one-segment limit never starve each other into ERR_XPMEM_NO_MEMORY', async () => {
-    const d = await domain({ memoryLimit: KIB64, arenaBytes: 1 << 20 });
-    const list = await agents(d, new Gates(), 2);
-    try {
-      const segs = [d.space.make(KIB64), d.space.make(KIB64)];
-      const keys = await Promise.all(list.map((a) => attachAll(a, segs)));
-      const rounds = long ? 5_000 : 300;
-      await Promise.all(list.map((a, i) => a.call('incrementEach', { atts: keys[i], index: i, rounds }, 4 * BOUND)));
-      for (const s of segs) expect(counters(d, s).slice(0, 2)).toEqual([rounds, rounds]);
-      expect(d.stats().residentBytes).toBeLessThanOrEqual(KIB64);
-      expect(d.check().errors).toEqual([]);
-    } finally {
-      await teardown(d, list);
-    }
-  }, 8 * BOUND);
+  it(
+    'two threads faulting two segments under a one-segment limit never starve each other into ERR_XPMEM_NO_MEMORY',
+    async () => {
+      const d = await domain({ memoryLimit: KIB64, arenaBytes: 1 << 20 });
+      const list = await agents(d, new Gates(), 2);
+      try {
+        const segs = [d.space.make(KIB64), d.space.make(KIB64)];
+        const keys = await Promise.all(list.map((a) => attachAll(a, segs)));
+        const rounds = long ? 5_000 : 300;
+        await Promise.all(list.map((a, i) => a.call('incrementEach', { atts: keys[i], index: i, rounds }, 4 * BOUND)));
+        for (const s of segs) expect(counters(d, s).slice(0, 2)).toEqual([rounds, rounds]);
+        expect(d.stats().residentBytes).toBeLessThanOrEqual(KIB64);
+        expect(d.check().errors).toEqual([]);
+      } finally {
+        await teardown(d, list);
+      }
+    },
+    8 * BOUND,
+  );
 
   it('an allocation whose every victim is held by sections waits until one is released, then takes it', async () => {
     const d = await domain({ memoryLimit: 2 * KIB64, deadlineMs: 4 * BOUND });
@@ -195,12 +224,14 @@ describe('reclaim under contention (when it waits, when it fails)', () => {
     try {
       const segs = [d.space.make(KIB64), d.space.make(KIB64)];
       const gate = [gates.take(), gates.take()];
-      const held = await Promise.all(holders.map(async (h, i) => {
-        const att = await h.call('attach', { access: await h.call('get', { segId: segs[i]!.id }) });
-        const holding = h.send('hold', { att, gate: gate[i], tag: i });
-        await h.until((e) => e.event === 'holding');
-        return { holding }; // not the promise itself: the async function would wait for it
-      }));
+      const held = await Promise.all(
+        holders.map(async (h, i) => {
+          const att = await h.call('attach', { access: await h.call('get', { segId: segs[i]!.id }) });
+          const holding = h.send('hold', { att, gate: gate[i], tag: i });
+          await h.until((e) => e.event === 'holding');
+          return { holding }; // not the promise itself: the async function would wait for it
+        }),
+      );
       const before = segs.map((s) => segSeq(d, s.id));
       const made = d.space.makeAsync(KIB64);
       // Each victim's swap-out opened its window and rolled back (the seqcount moved by two): the
@@ -218,7 +249,7 @@ describe('reclaim under contention (when it waits, when it fails)', () => {
     }
   });
 
-  it('an unanswering victim: make() gives up at its own deadline with ERR_XPMEM_TIMEOUT naming the space, not the domain\'s; its signal aborts it', async () => {
+  it("an unanswering victim: make() gives up at its own deadline with ERR_XPMEM_TIMEOUT naming the space, not the domain's; its signal aborts it", async () => {
     const d = await domain({ memoryLimit: 2 * KIB64, deadlineMs: 4 * BOUND }); // the domain's deadline would outlast bounded()
     const gates = new Gates();
     const [spinner] = await agents(d, gates, 1);
@@ -232,7 +263,10 @@ describe('reclaim under contention (when it waits, when it fails)', () => {
       void spinner!.send('spin', { gate });
       await spinner!.until((e) => e.event === 'spinning');
       expect(() => d.space.make(KIB64, { deadlineMs: 50 })).toThrow(expect.objectContaining({ code: 'ERR_XPMEM_TIMEOUT', space: spinnerId }));
-      const late = await bounded(d.space.makeAsync(KIB64, { deadlineMs: 50 }).catch((e: unknown) => e), 'makeAsync at its deadline');
+      const late = await bounded(
+        d.space.makeAsync(KIB64, { deadlineMs: 50 }).catch((e: unknown) => e),
+        'makeAsync at its deadline',
+      );
       expect(late).toMatchObject({ code: 'ERR_XPMEM_TIMEOUT', space: spinnerId });
       const abort = new AbortController();
       const aborted = d.space.makeAsync(KIB64, { signal: abort.signal }).catch((e: unknown) => e);
@@ -256,7 +290,10 @@ describe('reclaim under contention (when it waits, when it fails)', () => {
       const mine = d.space.make(KIB64);
       d.space.make(KIB64, { swappable: false });
       const att = d.space.get(mine.id).attach();
-      const refused = await bounded(att.writeAsync(() => d.space.makeAsync(KIB64).catch((e: unknown) => e)), 'the refusal');
+      const refused = await bounded(
+        att.writeAsync(() => d.space.makeAsync(KIB64).catch((e: unknown) => e)),
+        'the refusal',
+      );
       expect(refused).toMatchObject({ code: 'ERR_XPMEM_NO_MEMORY' });
       expect(mine.swapped).toBe(false);
     } finally {
@@ -264,7 +301,7 @@ describe('reclaim under contention (when it waits, when it fails)', () => {
     }
   });
 
-  it('the clock waits for a busy space\'s referenced() answer before it passes again: a true answer keeps the segment', async () => {
+  it("the clock waits for a busy space's referenced() answer before it passes again: a true answer keeps the segment", async () => {
     const d = await domain({ memoryLimit: 3 * KIB64, deadlineMs: 4 * BOUND });
     const gates = new Gates();
     const [agent] = await agents(d, gates, 1);
@@ -299,7 +336,9 @@ describe('compaction', () => {
       await hole.remove(); // the only free range below the mover
       let filler: Segment | undefined;
       const n = d.space.notifier({
-        invalidateStart: (r) => { if (r.event === 'migrate' && filler === undefined) filler = d.space.make(KIB64, { swappable: false }); }, // takes the hole
+        invalidateStart: (r) => {
+          if (r.event === 'migrate' && filler === undefined) filler = d.space.make(KIB64, { swappable: false });
+        }, // takes the hole
       });
       const report = await d.compact();
       expect(filler).toBeDefined();
@@ -328,7 +367,10 @@ describe('compaction', () => {
       const second = await d.compact();
       expect(first.moved + second.moved).toBeGreaterThan(0);
       for (const s of kept) expect(counters(d, s).slice(0, 2)).toEqual([rounds, rounds]);
-      const rows = d.maps().filter((r) => r.kind === 'segment').sort((x, y) => x.offset - y.offset);
+      const rows = d
+        .maps()
+        .filter((r) => r.kind === 'segment')
+        .sort((x, y) => x.offset - y.offset);
       expect(rows.map((r) => r.offset)).toEqual(rows.map((_, i) => i * KIB64)); // packed from the start
       expect(d.stats().compacted).toBe(first.moved + second.moved);
       await expectCode(() => d.compact({ deadlineMs: -1 }), 'ERR_OUT_OF_RANGE');

@@ -14,7 +14,9 @@ const at = (bytes: number, i: number): number => (i * 31 + bytes) & 255;
 
 function fill(d: Domain, seg: Segment): void {
   const att = d.space.get(seg.id).attach();
-  att.write((v) => { for (let i = 0; i < v.length; i++) v[i] = at(seg.bytes, i); });
+  att.write((v) => {
+    for (let i = 0; i < v.length; i++) v[i] = at(seg.bytes, i);
+  });
   att.detach();
 }
 
@@ -29,27 +31,30 @@ describe('swap', () => {
   it('round trips keep every byte, for any size and attached range, by fault or by swapIn()', async () => {
     const d = await domain({ arenaBytes: 4 << 20 });
     try {
-      await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 300_000 }), fc.nat(), fc.nat(), fc.boolean(), async (bytes, a, b, explicit) => {
-        const seg = d.space.make(bytes);
-        fill(d, seg);
-        const offset = a % bytes;
-        const length = 1 + (b % (bytes - offset));
-        const part = d.space.get(seg.id, 'ro').attach({ offset, length });
-        const resident = d.stats().residentBytes;
-        await seg.swapOut();
-        expect(seg.swapped).toBe(true);
-        expect(d.stats().residentBytes).toBe(resident - Math.ceil(bytes / 64) * 64);
-        if (explicit) await seg.swapIn();
-        const faults = d.stats().faults;
-        part.read((v) => {
-          expect(v.length).toBe(length);
-          for (let j = 0; j < length; j++) if (v[j] !== at(bytes, offset + j)) throw new Error(`byte ${offset + j} of ${bytes} differs after swap`);
-        });
-        expect(seg.swapped).toBe(false);
-        expect(d.stats().faults).toBe(faults + (explicit ? 0 : 1));
-        await seg.remove();
-        expect(d.check()).toEqual({ ok: true, errors: [] });
-      }), { numRuns: 40 });
+      await fc.assert(
+        fc.asyncProperty(fc.integer({ min: 1, max: 300_000 }), fc.nat(), fc.nat(), fc.boolean(), async (bytes, a, b, explicit) => {
+          const seg = d.space.make(bytes);
+          fill(d, seg);
+          const offset = a % bytes;
+          const length = 1 + (b % (bytes - offset));
+          const part = d.space.get(seg.id, 'ro').attach({ offset, length });
+          const resident = d.stats().residentBytes;
+          await seg.swapOut();
+          expect(seg.swapped).toBe(true);
+          expect(d.stats().residentBytes).toBe(resident - Math.ceil(bytes / 64) * 64);
+          if (explicit) await seg.swapIn();
+          const faults = d.stats().faults;
+          part.read((v) => {
+            expect(v.length).toBe(length);
+            for (let j = 0; j < length; j++) if (v[j] !== at(bytes, offset + j)) throw new Error(`byte ${offset + j} of ${bytes} differs after swap`);
+          });
+          expect(seg.swapped).toBe(false);
+          expect(d.stats().faults).toBe(faults + (explicit ? 0 : 1));
+          await seg.remove();
+          expect(d.check()).toEqual({ ok: true, errors: [] });
+        }),
+        { numRuns: 40 },
+      );
       expect(readdirSync(d.handle().swapDir)).toEqual([]);
     } finally {
       await d.close();
@@ -170,7 +175,10 @@ describe('swap I/O faults', () => {
       fill(d, seg);
       await expectCode(() => seg.swapOut(), 'ERR_XPMEM_SWAP_IO');
       expect(seg.swapped).toBe(false);
-      d.space.get(seg.id).attach().read((v) => expect(v[4999]).toBe(at(5000, 4999)));
+      d.space
+        .get(seg.id)
+        .attach()
+        .read((v) => expect(v[4999]).toBe(at(5000, 4999)));
       expect(d.check().ok).toBe(true);
     } finally {
       await d.close();
@@ -189,7 +197,12 @@ describe('swap I/O faults', () => {
       symlinkSync('/dev/full', path); // every write to the swap file now fails with ENOSPC
       await expect(seg.swapOut()).rejects.toThrow(/ENOSPC/);
       expect(seg.swapped).toBe(false);
-      d.space.get(seg.id).attach().read((v) => { for (let i = 0; i < 5000; i++) if (v[i] !== at(5000, i)) throw new Error(`byte ${i} changed`); });
+      d.space
+        .get(seg.id)
+        .attach()
+        .read((v) => {
+          for (let i = 0; i < 5000; i++) if (v[i] !== at(5000, i)) throw new Error(`byte ${i} changed`);
+        });
       expect(d.check().ok).toBe(true);
     } finally {
       await d.close();

@@ -8,15 +8,23 @@ import type { Access, Attachment as WorkerAttachment, Mapping, Range, ViewType, 
 
 /** Never called: compiled only. */
 function readOnlyViews(att: Attachment): void {
-  // @ts-expect-error a read section's view is read-only
-  att.read((v) => { v[0] = 1; });
-  // @ts-expect-error also typed
-  att.read(Float64Array, (v) => { v[0] = 1; });
-  // @ts-expect-error also async
-  void att.readAsync(Int32Array, (v) => { v[0] = 1; });
+  att.read((v) => {
+    // @ts-expect-error a read section's view is read-only
+    v[0] = 1;
+  });
+  att.read(Float64Array, (v) => {
+    // @ts-expect-error also typed
+    v[0] = 1;
+  });
+  void att.readAsync(Int32Array, (v) => {
+    // @ts-expect-error also async
+    v[0] = 1;
+  });
   // @ts-expect-error also an explicit 'ro' section
   att.section('ro', Float32Array).view[0] = 1;
-  att.write(Float64Array, (v) => { v[0] = 1; });
+  att.write(Float64Array, (v) => {
+    v[0] = 1;
+  });
   att.section('rw', Float32Array).view[0] = 1;
   const copy: Float64Array = att.read(Float64Array, (v) => v.slice());
   void copy;
@@ -28,7 +36,7 @@ function workerTypes(a: Access, att: WorkerAttachment, m: Mapping, r: Range, t: 
 }
 
 describe('types', () => {
-  it('a read section\'s view is read-only; a write section\'s and a copy are not; the worker entry exports the task types', () => {
+  it("a read section's view is read-only; a write section's and a copy are not; the worker entry exports the task types", () => {
     expectTypeOf(readOnlyViews).toBeFunction();
     expectTypeOf(workerTypes).returns.toEqualTypeOf<unknown[]>();
   });

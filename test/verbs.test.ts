@@ -10,13 +10,20 @@ describe('XPMEM verbs in one space', () => {
     const seg = d.space.make(4096, { name: 'pattern' });
     const att = d.space.get(seg.id, 'rw').attach();
     expect(att.read((v) => v.every((b) => b === 0))).toBe(true);
-    att.write((v) => { v.fill(7); });
+    att.write((v) => {
+      v.fill(7);
+    });
     const again = d.space.get(seg.id, 'ro').attach({ offset: 100, length: 8 });
     expect(again.read((v) => Array.from(v))).toEqual([7, 7, 7, 7, 7, 7, 7, 7]);
     expect(att.read(Float64Array, (v) => v.length)).toBe(512);
     await seg.remove();
     const fresh = d.space.make(4096);
-    expect(d.space.get(fresh.id).attach().read((v) => v.every((b) => b === 0))).toBe(true);
+    expect(
+      d.space
+        .get(fresh.id)
+        .attach()
+        .read((v) => v.every((b) => b === 0)),
+    ).toBe(true);
     expect(d.check()).toEqual({ ok: true, errors: [] });
     await d.close();
   });
@@ -60,7 +67,14 @@ describe('XPMEM verbs in one space', () => {
       expect(d.stats().invalidations - before).toBe(2);
       await expectCode(() => permit.attach(), 'ERR_XPMEM_REMOVED');
       const events: string[] = [];
-      d.space.notifier({ invalidateStart: (r) => { events.push(`start ${r.event}`); }, invalidateEnd: (r) => { events.push(`end ${r.event}`); } });
+      d.space.notifier({
+        invalidateStart: (r) => {
+          events.push(`start ${r.event}`);
+        },
+        invalidateEnd: (r) => {
+          events.push(`end ${r.event}`);
+        },
+      });
       await d.space.make(4096).remove();
       expect(events).toEqual(['start remove', 'end remove']); // the owner's space-wide notifier hears it
       const gone = d.space.make(64);
@@ -96,8 +110,22 @@ describe('XPMEM verbs in one space', () => {
       [() => d.space.get(seg.id).attach({ offset: 1000, length: 100 }), 'ERR_XPMEM_RANGE'],
       [() => d.space.get(seg.id).attach({ offset: -1 }), 'ERR_OUT_OF_RANGE'],
       [() => d.space.get(seg.id).attach({ length: 0 }), 'ERR_OUT_OF_RANGE'],
-      [() => d.space.get(seg.id).attach().read(3 as unknown as () => void), 'ERR_INVALID_ARG_TYPE'],
-      [() => d.space.get(seg.id).attach({ offset: 1, length: 16 }).read(Float64Array, () => 0), 'ERR_XPMEM_RANGE'],
+      [
+        () =>
+          d.space
+            .get(seg.id)
+            .attach()
+            .read(3 as unknown as () => void),
+        'ERR_INVALID_ARG_TYPE',
+      ],
+      [
+        () =>
+          d.space
+            .get(seg.id)
+            .attach({ offset: 1, length: 16 })
+            .read(Float64Array, () => 0),
+        'ERR_XPMEM_RANGE',
+      ],
       [() => d.space.notifier(null as unknown as object), 'ERR_INVALID_ARG_TYPE'],
       [() => d.space.notifier({ invalidateStart: 1 as unknown as () => void }), 'ERR_INVALID_ARG_TYPE'],
       [() => seg.resize(-5), 'ERR_OUT_OF_RANGE'],
@@ -142,7 +170,9 @@ describe('XPMEM verbs in one space', () => {
     ];
     const before = JSON.stringify(d.maps());
     for (const [i, [fn, code]] of cases.entries()) {
-      await expectCode(fn, code).catch((error: Error) => { throw new Error(`case ${i}: ${error.message}`); });
+      await expectCode(fn, code).catch((error: Error) => {
+        throw new Error(`case ${i}: ${error.message}`);
+      });
       expect(d.check().errors).toEqual([]);
     }
     expect(JSON.stringify(d.maps())).toBe(before);
@@ -207,14 +237,21 @@ describe('XPMEM verbs in one space', () => {
     const d = await domain();
     const seg = d.space.make(100);
     const whole = d.space.get(seg.id).attach();
-    whole.write((v) => { v.fill(9); });
+    whole.write((v) => {
+      v.fill(9);
+    });
     const tail = d.space.get(seg.id).attach({ offset: 64, length: 36 });
     await seg.resize(100_000);
     const grown = d.space.get(seg.id).attach();
     expect(grown.read((v) => [v[0], v[99], v[100], v[99_999]])).toEqual([9, 9, 0, 0]);
     await seg.resize(64);
     await expectCode(() => tail.read(() => 0), 'ERR_XPMEM_RANGE');
-    expect(d.space.get(seg.id).attach().read((v) => v.length)).toBe(64);
+    expect(
+      d.space
+        .get(seg.id)
+        .attach()
+        .read((v) => v.length),
+    ).toBe(64);
     expect(seg.bytes).toBe(64);
     expect(d.check().errors).toEqual([]);
     await d.close();
@@ -280,7 +317,9 @@ describe('the forms a task author reaches for', () => {
     const d = await domain();
     const seg = d.space.make(64);
     const own = seg.attach({ offset: 8, length: 8 });
-    own.write((v) => { v.fill(9); });
+    own.write((v) => {
+      v.fill(9);
+    });
     expect(d.stats()).toMatchObject({ grants: 1, attachments: 1 });
     own.detach();
     expect(d.stats()).toMatchObject({ grants: 0, attachments: 0 });
@@ -304,7 +343,9 @@ describe('the forms a task author reaches for', () => {
   it('typed views in every section form: readAsync, writeAsync and section take a typed-array constructor', async () => {
     const d = await domain();
     const att = d.space.make(64).attach();
-    await att.writeAsync(Float64Array, async (v) => { v[1] = 2.5; });
+    await att.writeAsync(Float64Array, async (v) => {
+      v[1] = 2.5;
+    });
     expect(await att.readAsync(Float64Array, async (v) => v[1])).toBe(2.5);
     {
       using s = att.section('rw', Int32Array, { deadlineMs: 100 });
@@ -325,13 +366,19 @@ describe('the forms a task author reaches for', () => {
     await expectCode(() => att.read((v) => v), 'ERR_XPMEM_VIEW_ESCAPE');
     await expectCode(() => att.write(Float64Array, (v) => v.subarray(2)), 'ERR_XPMEM_VIEW_ESCAPE');
     await expectCode(() => att.readAsync(async (v) => v), 'ERR_XPMEM_VIEW_ESCAPE');
-    const error = await Promise.resolve().then(() => att.read((v) => v)).catch((e: unknown) => e);
+    const error = await Promise.resolve()
+      .then(() => att.read((v) => v))
+      .catch((e: unknown) => e);
     expect(error).toMatchObject({ segId: seg.id });
     const copy = att.read((v) => v.slice(0, 4));
     expect(copy.buffer).not.toBeInstanceOf(SharedArrayBuffer);
     expect(Array.from(copy)).toEqual([0, 0, 0, 0]);
     expect(att.read((v) => ({ first: v[0] }))).toEqual({ first: 0 });
-    expect(att.write((v) => { v[0] = 1; })).toBeUndefined(); // the section still works after the refusals
+    expect(
+      att.write((v) => {
+        v[0] = 1;
+      }),
+    ).toBeUndefined(); // the section still works after the refusals
     expect(d.check().errors).toEqual([]);
     await d.close();
   });
@@ -342,13 +389,19 @@ describe('the forms a task author reaches for', () => {
     const att = seg.attach();
     await expectCode(() => d.space.get(seg.id).attach({ length: 2 ** 31 }), 'ERR_OUT_OF_RANGE');
     await expectCode(() => (att.read as (t: unknown) => unknown)(Float32Array), 'ERR_INVALID_ARG_TYPE');
-    const nested = await Promise.resolve().then(() => att.read(() => att.read(() => 0))).catch((e: unknown) => e) as Error;
+    const nested = (await Promise.resolve()
+      .then(() => att.read(() => att.read(() => 0)))
+      .catch((e: unknown) => e)) as Error;
     expect(nested).toMatchObject({ code: 'ERR_XPMEM_WOULD_DEADLOCK', segId: seg.id });
     expect(nested.message).toContain(`already holds a section on segment ${seg.id}`);
     await seg.remove();
-    const removed = await Promise.resolve().then(() => att.read(() => 0)).catch((e: unknown) => e);
+    const removed = await Promise.resolve()
+      .then(() => att.read(() => 0))
+      .catch((e: unknown) => e);
     expect(removed).toMatchObject({ code: 'ERR_XPMEM_REMOVED', segId: seg.id });
-    const missing = await Promise.resolve().then(() => d.space.get(seg.id)).catch((e: unknown) => e);
+    const missing = await Promise.resolve()
+      .then(() => d.space.get(seg.id))
+      .catch((e: unknown) => e);
     expect(missing).toMatchObject({ code: 'ERR_XPMEM_NO_SEGMENT', segId: seg.id });
     await d.close();
   });

@@ -15,7 +15,12 @@ export const BOUND_MS = 20_000;
 
 const FIXTURE = new URL('../fixtures/attacher.js', import.meta.url);
 
-interface Reply { id: number; ok: boolean; value?: unknown; message?: string }
+interface Reply {
+  id: number;
+  ok: boolean;
+  value?: unknown;
+  message?: string;
+}
 
 /** One attacher worker. */
 export class Attacher {
@@ -27,17 +32,21 @@ export class Attacher {
 
   constructor(domain: Domain, words: SharedArrayBuffer) {
     this.worker = domain.spawn(FIXTURE, { workerData: { words } });
-    this.ready = bounded(new Promise<void>((resolve, reject) => {
-      this.worker.on('message', (m: number | Reply | { ready: number }) => {
-        if (typeof m === 'number') this.#pong?.();
-        else if ('ready' in m) resolve();
-        else this.#answer(m);
-      });
-      this.worker.once('error', (error) => {
-        reject(error);
-        for (const p of this.#pending.values()) p.reject(error);
-      });
-    }), 'attacher ready', BOUND_MS);
+    this.ready = bounded(
+      new Promise<void>((resolve, reject) => {
+        this.worker.on('message', (m: number | Reply | { ready: number }) => {
+          if (typeof m === 'number') this.#pong?.();
+          else if ('ready' in m) resolve();
+          else this.#answer(m);
+        });
+        this.worker.once('error', (error) => {
+          reject(error);
+          for (const p of this.#pending.values()) p.reject(error);
+        });
+      }),
+      'attacher ready',
+      BOUND_MS,
+    );
   }
 
   /** One postMessage round trip. */
@@ -51,10 +60,14 @@ export class Attacher {
   /** Runs a fixture command; resolves with its value. */
   call(op: Command['op'], args: Omit<Command, 'id' | 'op'> = {}): Promise<unknown> {
     const id = ++this.#id;
-    return bounded(new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, op, ...args } satisfies Command);
-    }), `attacher command ${op}`, BOUND_MS);
+    return bounded(
+      new Promise((resolve, reject) => {
+        this.#pending.set(id, { resolve, reject });
+        this.worker.postMessage({ id, op, ...args } satisfies Command);
+      }),
+      `attacher command ${op}`,
+      BOUND_MS,
+    );
   }
 
   #answer(m: Reply): void {
@@ -110,7 +123,7 @@ export class Attachers {
    */
   ringSync(spinMs = 0): void {
     const all = this.#ring(1);
-    for (const until = performance.now() + spinMs; Atomics.load(this.words, ANSWERS) < all && performance.now() < until;);
+    for (const until = performance.now() + spinMs; Atomics.load(this.words, ANSWERS) < all && performance.now() < until; );
     for (let seen = Atomics.load(this.words, ANSWERS); seen < all; seen = Atomics.load(this.words, ANSWERS)) {
       if (Atomics.wait(this.words, ANSWERS, seen, BOUND_MS) === 'timed-out') throw new Error(`no answer to a ring within ${BOUND_MS} ms`);
     }

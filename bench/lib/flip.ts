@@ -9,13 +9,23 @@ import type { Task } from './measure.js';
 export function flips(name: string, seg: Segment, batch: number): Task {
   let ro = false;
   return {
-    name, batch, async: true,
-    run: async () => { for (let i = 0; i < batch; i++) await seg.protect((ro = !ro) ? 'ro' : 'rw'); },
+    name,
+    batch,
+    async: true,
+    run: async () => {
+      for (let i = 0; i < batch; i++) await seg.protect((ro = !ro) ? 'ro' : 'rw');
+    },
   };
 }
 
 /** `batch` protectSync() calls per sample. */
 export function flipsSync(name: string, seg: Segment, batch: number): Task {
   let ro = false;
-  return { name, batch, run: () => { for (let i = 0; i < batch; i++) seg.protectSync((ro = !ro) ? 'ro' : 'rw'); } };
+  return {
+    name,
+    batch,
+    run: () => {
+      for (let i = 0; i < batch; i++) seg.protectSync((ro = !ro) ? 'ro' : 'rw');
+    },
+  };
 }

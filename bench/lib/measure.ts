@@ -57,7 +57,13 @@ export async function measure(tasks: readonly Task[], budget: Budget = {}): Prom
   const pooled = new Map<string, number[]>(tasks.map((t) => [t.name, []]));
   for (let round = 0; round < ROUNDS; round++) {
     const bench = new Bench({
-      time, iterations, warmup: round === 0, warmupTime: Math.min(200, time), warmupIterations: 2, retainSamples: true, throws: true,
+      time,
+      iterations,
+      warmup: round === 0,
+      warmupTime: Math.min(200, time),
+      warmupIterations: 2,
+      retainSamples: true,
+      throws: true,
     });
     for (const t of tasks) bench.add(t.name, t.run, { async: t.async === true });
     await bench.run();
@@ -90,13 +96,20 @@ export async function time(task: Task, budget?: Budget): Promise<Timing> {
 
 /** A task running `op` `batch` times per sample. */
 export function repeat(name: string, batch: number, op: () => void): Task {
-  return { name, batch, run: () => { for (let i = 0; i < batch; i++) op(); } };
+  return {
+    name,
+    batch,
+    run: () => {
+      for (let i = 0; i < batch; i++) op();
+    },
+  };
 }
 
 /** One operation per sample, timing only `op`; `prepare` runs before it untimed (tinybench's overriddenDuration). */
 export function timedPart(name: string, prepare: () => void, op: () => void): Task {
   return {
-    name, batch: 1,
+    name,
+    batch: 1,
     run: () => {
       prepare();
       const t0 = performance.now();

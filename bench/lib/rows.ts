@@ -68,8 +68,15 @@ export function count(value: number, unit: string): Quantity {
 export function row(suite: string, figure: string, own: Quantity, baseline: string, base: Quantity, goal?: Goal): Row {
   const ratio = own.value / base.value;
   return {
-    suite, figure, value: own.value, unit: own.unit, rme: own.rme,
-    baseline, baselineValue: base.value, baselineUnit: base.unit, ratio,
+    suite,
+    figure,
+    value: own.value,
+    unit: own.unit,
+    rme: own.rme,
+    baseline,
+    baselineValue: base.value,
+    baselineUnit: base.unit,
+    ratio,
     ...(goal === undefined ? {} : { goal, met: goal.op === '<=' ? ratio <= goal.bound : ratio >= goal.bound }),
   };
 }

@@ -10,7 +10,9 @@ import type { Task } from './measure.js';
 /** A task timing one `op` per sample, `gapMs` after the previous one (the pause is not timed). */
 export function spaced(name: string, gapMs: number, op: () => Promise<unknown>): Task {
   return {
-    name, batch: 1, async: true,
+    name,
+    batch: 1,
+    async: true,
     run: async () => {
       await new Promise((resolve) => setTimeout(resolve, gapMs));
       const t0 = performance.now();
@@ -23,8 +25,24 @@ export function spaced(name: string, gapMs: number, op: () => Promise<unknown>):
 /** Busy processes, one per core (`node -e 'for (;;);'`), until the returned function stops them. */
 export async function loadEveryCore(): Promise<() => Promise<void>> {
   const hogs: ChildProcess[] = Array.from({ length: availableParallelism() }, () => spawn(process.execPath, ['-e', 'for (;;);'], { stdio: 'ignore' }));
-  await Promise.all(hogs.map((h) => new Promise<void>((resolve, reject) => { h.once('spawn', resolve); h.once('error', reject); })));
+  await Promise.all(
+    hogs.map(
+      (h) =>
+        new Promise<void>((resolve, reject) => {
+          h.once('spawn', resolve);
+          h.once('error', reject);
+        }),
+    ),
+  );
   return async () => {
-    await Promise.all(hogs.map((h) => new Promise<void>((resolve) => { h.once('exit', () => resolve()); h.kill('SIGKILL'); })));
+    await Promise.all(
+      hogs.map(
+        (h) =>
+          new Promise<void>((resolve) => {
+            h.once('exit', () => resolve());
+            h.kill('SIGKILL');
+          }),
+      ),
+    );
   };
 }

@@ -33,7 +33,14 @@ async function invalidations(seg: Segment, n: number): Promise<{ async: Timing; 
 
 /** ROUND_TRIPS awaited calls of `trip` per sample. */
 function trips(name: string, trip: () => Promise<void>): Task {
-  return { name, batch: ROUND_TRIPS, async: true, run: async () => { for (let i = 0; i < ROUND_TRIPS; i++) await trip(); } };
+  return {
+    name,
+    batch: ROUND_TRIPS,
+    async: true,
+    run: async () => {
+      for (let i = 0; i < ROUND_TRIPS; i++) await trip();
+    },
+  };
 }
 
 /** Round trips to an idle attacher: postMessage, and a doorbell ring answered from its event loop. */
@@ -127,17 +134,32 @@ export const attachers: Suite = {
         row('attachers', 'wake-up round trip, this thread spinning (the floor of a delivery phase)', ns(trip.get('ringSpin')!), RTT, rtt),
         row('attachers', 'invalidation, 1 idle callback attacher, in wake-up round trips', one, 'Atomics.waitAsync wake-up round trip', wake),
         row('attachers', 'invalidation, 1 callback attacher busy in a loop of sections', ns(busy), `${RTT} (an idle worker: a busy one answers only when its loop ends)`, rtt, atMost(0.1)),
-        row('attachers', 'invalidation, 1 callback attacher busy in a loop of sections (hand-rolled baseline)', ns(busy), 'hand-rolled revoke: a flag a worker busy in a plain loop checks each iteration, acked with Atomics', ns(flag)),
+        row(
+          'attachers',
+          'invalidation, 1 callback attacher busy in a loop of sections (hand-rolled baseline)',
+          ns(busy),
+          'hand-rolled revoke: a flag a worker busy in a plain loop checks each iteration, acked with Atomics',
+          ns(flag),
+        ),
         row('attachers', 'invalidation, 8 callback attachers vs 1', { value: eight.y, unit: 'ns/op', rme: eight.rme }, 'the 1-attacher figure', one),
         row('attachers', 'Atomics.waitAsync wake-up round trip of 8 idle workers at once (one phase)', floor8, 'the 1-attacher figure', one),
-        row('attachers', 'invalidation, 8 callback attachers, in 8-worker wake-up round trips (the owner waits for one phase, the starts: floor 1x)', { value: eight.y, unit: 'ns/op', rme: eight.rme }, '8-worker wake-up round trip', floor8, atMost(2.2)),
+        row(
+          'attachers',
+          'invalidation, 8 callback attachers, in 8-worker wake-up round trips (the owner waits for one phase, the starts: floor 1x)',
+          { value: eight.y, unit: 'ns/op', rme: eight.rme },
+          '8-worker wake-up round trip',
+          floor8,
+          atMost(2.2),
+        ),
       ],
-      curves: [{
-        name: 'invalidation cost vs callback attachers',
-        x: 'callback attachers',
-        series: [series('await seg.protect()', 'ns/op', async), series('seg.protectSync()', 'ns/op', sync)],
-        note: `${POINTS.join(', ')} workers, each idle in its event loop with one range notifier on the segment; all 64 fit a 2-core machine because idle attachers cost nothing until an event wakes them, but then their wake-ups share two cores`,
-      }],
+      curves: [
+        {
+          name: 'invalidation cost vs callback attachers',
+          x: 'callback attachers',
+          series: [series('await seg.protect()', 'ns/op', async), series('seg.protectSync()', 'ns/op', sync)],
+          note: `${POINTS.join(', ')} workers, each idle in its event loop with one range notifier on the segment; all 64 fit a 2-core machine because idle attachers cost nothing until an event wakes them, but then their wake-ups share two cores`,
+        },
+      ],
     };
   },
 };

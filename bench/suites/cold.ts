@@ -18,10 +18,7 @@ const SAMPLES = Math.max(40, Math.round(0.4 * TIME_MS));
 
 /** p50 and p90 rows of `own` against `rtt`. */
 function percentiles(what: string, own: Timing, rtt: Timing, goal50: Goal, goal90?: Goal): Row[] {
-  return [
-    row('cold', `${what}, p50`, ns(own), `${RTT}, taken the same way, p50`, ns(rtt), goal50),
-    row('cold', `${what}, p90`, p90(own), `${RTT}, taken the same way, p90`, p90(rtt), goal90),
-  ];
+  return [row('cold', `${what}, p50`, ns(own), `${RTT}, taken the same way, p50`, ns(rtt), goal50), row('cold', `${what}, p90`, p90(own), `${RTT}, taken the same way, p90`, p90(rtt), goal90)];
 }
 
 export const cold: Suite = {

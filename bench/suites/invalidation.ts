@@ -33,7 +33,14 @@ export const invalidation: Suite = {
       flips('unwatched', unwatched, BATCH),
       flips('watched', watched, BATCH),
       flipsSync('watched sync', watched, BATCH),
-      { name: 'migrate', batch: BATCH, async: true, run: async () => { for (let i = 0; i < BATCH; i++) await moved.migrate(); } },
+      {
+        name: 'migrate',
+        batch: BATCH,
+        async: true,
+        run: async () => {
+          for (let i = 0; i < BATCH; i++) await moved.migrate();
+        },
+      },
       flips('crowded', crowded, BATCH),
     ]);
     await domain.close();

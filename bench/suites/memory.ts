@@ -29,11 +29,21 @@ async function controlRows() {
   for (let i = 0; i < DEFAULT_SEGMENTS; i++) full.domain.space.make(MEAN);
   const arena = full.domain.handle().arena.byteLength;
   await full.domain.close();
-  const small = await controlBytes({ arenaBytes: MEAN, capacity: { segments: DEFAULT_SEGMENTS / 16, grants: DEFAULT_SEGMENTS / 8, attachments: DEFAULT_SEGMENTS / 8, notifiers: DEFAULT_SEGMENTS / 16 } });
+  const small = await controlBytes({
+    arenaBytes: MEAN,
+    capacity: { segments: DEFAULT_SEGMENTS / 16, grants: DEFAULT_SEGMENTS / 8, attachments: DEFAULT_SEGMENTS / 8, notifiers: DEFAULT_SEGMENTS / 16 },
+  });
   await small.domain.close();
   const perSlot = (full.control - small.control) / (DEFAULT_SEGMENTS - DEFAULT_SEGMENTS / 16);
   return [
-    row('memory', `control-block bytes, ${DEFAULT_SEGMENTS.toLocaleString('en')} segments of 64 KiB (default capacities)`, count(full.control, 'bytes'), 'arena bytes', count(arena, 'bytes'), atMost(0.01, '<= 1 %')),
+    row(
+      'memory',
+      `control-block bytes, ${DEFAULT_SEGMENTS.toLocaleString('en')} segments of 64 KiB (default capacities)`,
+      count(full.control, 'bytes'),
+      'arena bytes',
+      count(arena, 'bytes'),
+      atMost(0.01, '<= 1 %'),
+    ),
     row('memory', 'control-block bytes per segment slot (marginal, default table ratios)', count(perSlot, 'bytes'), '64 KiB segment', count(MEAN, 'bytes')),
   ];
 }
@@ -54,14 +64,18 @@ export const memory: Suite = {
       repeat('make', 100, () => domain.space.make(SMALL).removeSync()),
     ]);
     // Alone, after the rounds above: interleaved with them, its garbage (buffers the GC must free) would slow make.
-    const sab = await time(repeat('sab', 1000, () => { sink += new SharedArrayBuffer(SMALL).byteLength; }));
+    const sab = await time(
+      repeat('sab', 1000, () => {
+        sink += new SharedArrayBuffer(SMALL).byteLength;
+      }),
+    );
     keep(sink);
     await domain.close();
     return {
       rows: [
         row('memory', 'migrate bandwidth, 64 MiB (migrateSync)', bandwidth(t.get('migrate')!, BIG), 'TypedArray.prototype.set of the same bytes', bandwidth(t.get('set')!, BIG), atLeast(0.95)),
         row('memory', 'make + removeSync of 4 KiB', ns(t.get('make')!), 'new SharedArrayBuffer(4096)', ns(sab), atMost(0.2, '>= 5x faster (<= 0.2x)')),
-        ...await controlRows(),
+        ...(await controlRows()),
       ],
       curves: [],
     };

@@ -48,11 +48,14 @@ export const pool: Suite = {
     const xpmem = createPool(domain, { filename: TASKS.href, name: 'segment', minThreads: THREADS, maxThreads: THREADS });
     const plain = new Piscina({ filename: TASKS.href, minThreads: THREADS, maxThreads: THREADS, workerData: { shared } });
     const budget = { timeMs: TIME_MS * 2, iterations: 6 };
-    const t = await measure([
-      { name: 'shared', batch: 1, async: true, run: () => sumAll((s) => plain.run(s, { name: 'shared' })) },
-      { name: 'segment', batch: 1, async: true, run: () => sumAll((s) => xpmem.run({ ...s, segId: seg.id })) },
-      { name: 'cloned', batch: 1, async: true, run: () => sumAll((s) => plain.run(numbers.slice(s.from, s.to), { name: 'cloned' })) },
-    ], budget);
+    const t = await measure(
+      [
+        { name: 'shared', batch: 1, async: true, run: () => sumAll((s) => plain.run(s, { name: 'shared' })) },
+        { name: 'segment', batch: 1, async: true, run: () => sumAll((s) => xpmem.run({ ...s, segId: seg.id })) },
+        { name: 'cloned', batch: 1, async: true, run: () => sumAll((s) => plain.run(numbers.slice(s.from, s.to), { name: 'cloned' })) },
+      ],
+      budget,
+    );
     await bounded(Promise.all([xpmem.close(), plain.close()]), 'closing the pools', BOUND_MS);
     await bounded(domain.settled(), 'reaping pool workers', BOUND_MS);
     await domain.close();

@@ -23,11 +23,22 @@ export const section: Suite = {
     let sink = 0;
     const t = await measure([
       atomicsPair(),
-      repeat('att.read(fn)', BATCH, () => { sink += att.read((v) => v[0]!); }),
-      repeat('att.write(Int32Array, fn)', BATCH, () => { att.write(Int32Array, (v) => { v[0] = sink; }); }),
-      repeat("using s = att.section('ro')", BATCH, () => { using s = att.section('ro'); sink += s.view[0]!; }),
+      repeat('att.read(fn)', BATCH, () => {
+        sink += att.read((v) => v[0]!);
+      }),
+      repeat('att.write(Int32Array, fn)', BATCH, () => {
+        att.write(Int32Array, (v) => {
+          v[0] = sink;
+        });
+      }),
+      repeat("using s = att.section('ro')", BATCH, () => {
+        using s = att.section('ro');
+        sink += s.view[0]!;
+      }),
       oneLoad(),
-      repeat('map.retry()', BATCH, () => { if (map.retry()) sink++; }),
+      repeat('map.retry()', BATCH, () => {
+        if (map.retry()) sink++;
+      }),
     ]);
     keep(sink);
     await seg.remove();

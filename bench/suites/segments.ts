@@ -39,12 +39,14 @@ export const segments: Suite = {
     await domain.close();
     return {
       rows: [],
-      curves: [{
-        name: 'per-operation cost vs segments present',
-        x: 'segments present',
-        series: [...points].map(([name, list]) => series(name, 'ns/op', list)),
-        note: `${POINTS.map((n) => n.toLocaleString('en')).join(', ')} segments of ${BYTES} bytes, all in one domain with capacity.segments ${CAPACITY.toLocaleString('en')} (other tables default); blocking forms, no notifier`,
-      }],
+      curves: [
+        {
+          name: 'per-operation cost vs segments present',
+          x: 'segments present',
+          series: [...points].map(([name, list]) => series(name, 'ns/op', list)),
+          note: `${POINTS.map((n) => n.toLocaleString('en')).join(', ')} segments of ${BYTES} bytes, all in one domain with capacity.segments ${CAPACITY.toLocaleString('en')} (other tables default); blocking forms, no notifier`,
+        },
+      ],
     };
   },
 };

@@ -20,7 +20,7 @@ const BYTES = 16 * 2 ** 20;
 function writeFile(path: string, bytes: Uint8Array, sync: boolean): void {
   const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o600);
   try {
-    for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at, bytes.length - at, at);
+    for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at, at);
     ftruncateSync(fd, bytes.length);
     if (sync) fsyncSync(fd);
   } finally {
@@ -47,17 +47,31 @@ export const swap: Suite = {
       const domain = await Domain.create({ arenaBytes: 2 * BYTES, swapDir: dir });
       const seg = domain.space.make(BYTES);
       const att = domain.space.get(seg.id, 'rw').attach();
-      att.write((v) => { v.fill(7); });
+      att.write((v) => {
+        v.fill(7);
+      });
       att.detach();
       const bytes = new Uint8Array(BYTES).fill(7);
       const raw = join(dir, 'raw');
       const fsynced = join(dir, 'fsynced');
       const t = await measure([
         { name: 'write+fsync', batch: 1, run: () => writeFile(fsynced, bytes, true) },
-        timedPart('swapOut', () => { if (seg.swapped) seg.swapInSync(); }, () => seg.swapOutSync()),
+        timedPart(
+          'swapOut',
+          () => {
+            if (seg.swapped) seg.swapInSync();
+          },
+          () => seg.swapOutSync(),
+        ),
         { name: 'write', batch: 1, run: () => writeFile(raw, bytes, false) },
         { name: 'read', batch: 1, run: () => readFile(raw, bytes) },
-        timedPart('swapIn', () => { if (!seg.swapped) seg.swapOutSync(); }, () => seg.swapInSync()),
+        timedPart(
+          'swapIn',
+          () => {
+            if (!seg.swapped) seg.swapOutSync();
+          },
+          () => seg.swapInSync(),
+        ),
       ]);
       await domain.close();
       const gbs = (name: string) => bandwidth(t.get(name)!, BYTES);

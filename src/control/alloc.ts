@@ -33,7 +33,10 @@ export function allocUnits(tx: Tx, cb: ControlBlock, units: number): number {
     block = cb.allocator.alloc(tx, units);
   }
   if (block < 0) {
-    throw xpmemError('ERR_XPMEM_NO_MEMORY', `no ${units * UNIT} bytes free in the arena (${cb.allocator.freeUnits(tx) * UNIT} free of ${max * UNIT} max, largest hole ${cb.allocator.largestFree(tx) * UNIT}); remove segments, compact, or raise maxArenaBytes`);
+    throw xpmemError(
+      'ERR_XPMEM_NO_MEMORY',
+      `no ${units * UNIT} bytes free in the arena (${cb.allocator.freeUnits(tx) * UNIT} free of ${max * UNIT} max, largest hole ${cb.allocator.largestFree(tx) * UNIT}); remove segments, compact, or raise maxArenaBytes`,
+    );
   }
   return block;
 }
@@ -46,7 +49,10 @@ export interface Shortfall {
 
 /** ERR_XPMEM_NO_MEMORY over memoryLimit: reclaim may cure it by freeing `short` units. */
 function shortfall(lack: Shortfall, limit: number): XpmemError {
-  const error = xpmemError('ERR_XPMEM_NO_MEMORY', `resident memory would pass memoryLimit (${limit * UNIT} bytes) by ${lack.short * UNIT} bytes and nothing more could be swapped out; remove or swap out segments, or raise memoryLimit`);
+  const error = xpmemError(
+    'ERR_XPMEM_NO_MEMORY',
+    `resident memory would pass memoryLimit (${limit * UNIT} bytes) by ${lack.short * UNIT} bytes and nothing more could be swapped out; remove or swap out segments, or raise memoryLimit`,
+  );
   return Object.assign(error, { [SHORT]: lack });
 }
 
@@ -72,7 +78,12 @@ export function checkHeadroom(cb: ControlBlock, units: number, tx: Words = atomi
 
 /** Read-only Words over the control block, outside the mutex. */
 function atomicWords(words: Int32Array): Words {
-  return { get: (i) => Atomics.load(words, i), set: () => { throw new Error('read-only'); } };
+  return {
+    get: (i) => Atomics.load(words, i),
+    set: () => {
+      throw new Error('read-only');
+    },
+  };
 }
 
 /** Zeros copied in: fill() on shared memory stores byte by byte, set() copies words (5x faster). */

@@ -24,11 +24,11 @@ export interface Words {
 // block record fields
 const BL_OFFSET = 0; // first unit
 const BL_LENGTH = 1; // units
-const BL_KIND = 2;   // K_UNUSED (record on the record free list) / K_USED / K_FREE
-const BL_PREV = 3;   // address-ordered neighbours, -1 = none
+const BL_KIND = 2; // K_UNUSED (record on the record free list) / K_USED / K_FREE
+const BL_PREV = 3; // address-ordered neighbours, -1 = none
 const BL_NEXT = 4;
-const BL_FNEXT = 5;  // class list (free block) or record free list (unused record) link
-const BL_FPREV = 6;  // class list back link
+const BL_FNEXT = 5; // class list (free block) or record free list (unused record) link
+const BL_FPREV = 6; // class list back link
 
 const K_UNUSED = 0;
 const K_USED = 1;
@@ -36,12 +36,12 @@ const K_FREE = 2;
 
 // header fields, relative to H_ALLOC
 const A_RECORDS = 0; // head of unused records
-const A_FIRST = 1;   // lowest-addressed block
-const A_LAST = 2;    // highest-addressed block
-const A_TOTAL = 3;   // units the allocator manages
-const A_FREE = 4;    // units in free blocks
-const A_BITMAP = 5;  // bit c set = class list c non-empty
-const A_CLASS = 6;   // 32 class list heads
+const A_FIRST = 1; // lowest-addressed block
+const A_LAST = 2; // highest-addressed block
+const A_TOTAL = 3; // units the allocator manages
+const A_FREE = 4; // units in free blocks
+const A_BITMAP = 5; // bit c set = class list c non-empty
+const A_CLASS = 6; // 32 class list heads
 
 const SCAN = 8;
 
@@ -304,9 +304,12 @@ export class ArenaAllocator {
     let listed = 0;
     for (let c = 0; c < 32; c++) {
       const head = w.get(H_ALLOC + A_CLASS + c);
-      if ((head >= 0) !== ((w.get(H_ALLOC + A_BITMAP) & (1 << c)) !== 0)) errors.push(`class ${c}: bitmap disagrees with its list`);
+      if (head >= 0 !== ((w.get(H_ALLOC + A_BITMAP) & (1 << c)) !== 0)) errors.push(`class ${c}: bitmap disagrees with its list`);
       for (let b = head, n = 0; b >= 0; b = this.#get(w, b, BL_FNEXT), n++) {
-        if (n > cap) { errors.push(`class ${c} list is cyclic`); break; }
+        if (n > cap) {
+          errors.push(`class ${c} list is cyclic`);
+          break;
+        }
         if (this.#get(w, b, BL_KIND) !== K_FREE || classOf(this.#get(w, b, BL_LENGTH)) !== c) errors.push(`block ${b} is in class ${c} but is not a free block of that class`);
         listed += this.#get(w, b, BL_LENGTH);
       }

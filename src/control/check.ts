@@ -10,10 +10,55 @@
  */
 import type { ControlBlock, FreeList } from './control.js';
 import {
-  AT_LENGTH, AT_NEXT, AT_OFFSET, AT_SEG, AT_SPACE, AT_STATE, AT_NOTIFIERS, GR_SEG, GR_SPACE, GR_STATE,
-  H_ARENA_UNITS, H_LIMIT_UNITS, IV_END, SEG_FLAGS, SEGF_SWAPPABLE, SEGF_SWAPPED, IV_STATE, IV_INVALIDATOR, NT_ATT, NT_SPACE, NT_STATE, SEG_BLOCK, SEG_BYTES, SEG_LIVE,
-  SEG_NOTIFIERS, SEG_OPLOCK, SEG_OWNER, SEG_RMAP, SEG_SEQ, SEG_STATE, SEG_UNIT, SP_HELD, SP_NOTIFIERS, SP_STATE, SPACE_LIVE, UNIT, slotBase,
-  AT_GRANT, GR_SEGGEN, GR_SNEXT, SEG_GRANTS, HELD_GRANTED, HELD_SEG_MASK, HELD_WANT, IV_SEG, IV_START, SEG_DRAINER, SEG_GEN, idOf,
+  AT_LENGTH,
+  AT_NEXT,
+  AT_OFFSET,
+  AT_SEG,
+  AT_SPACE,
+  AT_STATE,
+  AT_NOTIFIERS,
+  GR_SEG,
+  GR_SPACE,
+  GR_STATE,
+  H_ARENA_UNITS,
+  H_LIMIT_UNITS,
+  IV_END,
+  SEG_FLAGS,
+  SEGF_SWAPPABLE,
+  SEGF_SWAPPED,
+  IV_STATE,
+  IV_INVALIDATOR,
+  NT_ATT,
+  NT_SPACE,
+  NT_STATE,
+  SEG_BLOCK,
+  SEG_BYTES,
+  SEG_LIVE,
+  SEG_NOTIFIERS,
+  SEG_OPLOCK,
+  SEG_OWNER,
+  SEG_RMAP,
+  SEG_SEQ,
+  SEG_STATE,
+  SEG_UNIT,
+  SP_HELD,
+  SP_NOTIFIERS,
+  SP_STATE,
+  SPACE_LIVE,
+  UNIT,
+  slotBase,
+  AT_GRANT,
+  GR_SEGGEN,
+  GR_SNEXT,
+  SEG_GRANTS,
+  HELD_GRANTED,
+  HELD_SEG_MASK,
+  HELD_WANT,
+  IV_SEG,
+  IV_START,
+  SEG_DRAINER,
+  SEG_GEN,
+  idOf,
 } from '../layout.js';
 import type { Tx } from '../sync/mutex.js';
 import { statSync } from 'node:fs';
@@ -78,7 +123,10 @@ function checkSegments(tx: Tx, cb: ControlBlock, errors: string[]): void {
       checkSwapFile(cb, s, live(tx, segments, s, SEG_GEN), live(tx, segments, s, SEG_BYTES), errors);
       continue;
     }
-    if (block < 0) { errors.push(`segment slot ${s} is resident but has no arena block`); continue; }
+    if (block < 0) {
+      errors.push(`segment slot ${s} is resident but has no arena block`);
+      continue;
+    }
     const unit = allocator.offset(tx, block);
     const units = allocator.length(tx, block);
     if (unit !== live(tx, segments, s, SEG_UNIT)) errors.push(`segment slot ${s}: SEG_UNIT ${live(tx, segments, s, SEG_UNIT)} != block offset ${unit}`);
@@ -119,7 +167,10 @@ function checkUsers(tx: Tx, cb: ControlBlock, errors: string[]): void {
     if (live(tx, segments, s, SEG_STATE) === 0) continue;
     let notified = 0;
     for (let a = live(tx, segments, s, SEG_RMAP), n = 0; a >= 0; a = live(tx, attachments, a, AT_NEXT), n++) {
-      if (n > attachments.capacity || inRmap.has(a)) { errors.push(`segment slot ${s}: reverse map is cyclic`); break; }
+      if (n > attachments.capacity || inRmap.has(a)) {
+        errors.push(`segment slot ${s}: reverse map is cyclic`);
+        break;
+      }
       inRmap.add(a);
       notified += live(tx, attachments, a, AT_NOTIFIERS);
       if (live(tx, attachments, a, AT_SEG) !== s) errors.push(`attachment ${a} is in the reverse map of segment slot ${s} but names ${live(tx, attachments, a, AT_SEG)}`);
@@ -130,7 +181,10 @@ function checkUsers(tx: Tx, cb: ControlBlock, errors: string[]): void {
   for (let s = 0; s < segments.capacity; s++) {
     if (live(tx, segments, s, SEG_STATE) === 0) continue;
     for (let g = live(tx, segments, s, SEG_GRANTS), n = 0; g >= 0; g = live(tx, grants, g, GR_SNEXT), n++) {
-      if (n > grants.capacity || inGrantList.has(g)) { errors.push(`segment slot ${s}: grant list is cyclic`); break; }
+      if (n > grants.capacity || inGrantList.has(g)) {
+        errors.push(`segment slot ${s}: grant list is cyclic`);
+        break;
+      }
       inGrantList.add(g);
       if (live(tx, grants, g, GR_SEG) !== s || live(tx, grants, g, GR_STATE) === 0) errors.push(`grant ${g} is in the grant list of segment slot ${s} but is not a live grant on it`);
     }
@@ -155,7 +209,8 @@ function checkUsers(tx: Tx, cb: ControlBlock, errors: string[]): void {
     const seg = live(tx, attachments, a, AT_SEG);
     if (live(tx, attachments, a, AT_OFFSET) < 0 || live(tx, attachments, a, AT_LENGTH) < 1) errors.push(`attachment ${a} has an empty or negative range`);
     if (live(tx, segments, seg, SEG_STATE) !== SEG_LIVE) errors.push(`attachment ${a} points at segment slot ${seg}, which is not live`);
-    if ((attNotifiers.get(a) ?? 0) !== live(tx, attachments, a, AT_NOTIFIERS)) errors.push(`attachment ${a}: notifier count ${live(tx, attachments, a, AT_NOTIFIERS)} but ${attNotifiers.get(a) ?? 0} registered`);
+    if ((attNotifiers.get(a) ?? 0) !== live(tx, attachments, a, AT_NOTIFIERS))
+      errors.push(`attachment ${a}: notifier count ${live(tx, attachments, a, AT_NOTIFIERS)} but ${attNotifiers.get(a) ?? 0} registered`);
   }
   for (let s = 0; s < spaces.capacity; s++) {
     const state = live(tx, spaces, s, SP_STATE);
@@ -181,7 +236,8 @@ function checkUsers(tx: Tx, cb: ControlBlock, errors: string[]): void {
   for (let n = 0; n < notifiers.capacity; n++) {
     const att = live(tx, notifiers, n, NT_ATT);
     if (live(tx, notifiers, n, NT_STATE) === 0 || att < 0) continue;
-    if (live(tx, attachments, att, AT_STATE) === 0 || live(tx, attachments, att, AT_SPACE) !== live(tx, notifiers, n, NT_SPACE)) errors.push(`notifier ${n} is registered on attachment ${att}, which is gone or another space's`);
+    if (live(tx, attachments, att, AT_STATE) === 0 || live(tx, attachments, att, AT_SPACE) !== live(tx, notifiers, n, NT_SPACE))
+      errors.push(`notifier ${n} is registered on attachment ${att}, which is gone or another space's`);
   }
   for (let r = 0; r < invalidations.capacity; r++) {
     if (live(tx, invalidations, r, IV_STATE) === 0) continue;

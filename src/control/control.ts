@@ -10,11 +10,41 @@
  */
 import { ArenaAllocator } from './arena.js';
 import {
-  capacitiesOf, H_ARENA_UNITS, H_ATT_FREE, H_GRANT_FREE, H_ID, H_INV_FREE, H_JOURNAL_CAP, H_LIMIT_UNITS, H_MAGIC, H_MAX_ARENA_UNITS,
-  H_MAX_ATTACHMENTS, H_MAX_DEPTH, H_MAX_GRANTS, H_MAX_INVALIDATIONS, H_MAX_NOTIFIERS, H_MAX_SEGMENTS, H_MAX_SPACES,
-  H_NOTIFIER_FREE, H_SEG_FREE, H_SPACE_FREE, H_VERSION, layoutFor, MAGIC, slotBase, UNIT, VERSION,
-  AT_NEXT, GR_NEXT, IV_NEXT, NT_NEXT, SEG_NEXT, SP_NEXT,
-  type Capacities, type Layout, type Table,
+  capacitiesOf,
+  H_ARENA_UNITS,
+  H_ATT_FREE,
+  H_GRANT_FREE,
+  H_ID,
+  H_INV_FREE,
+  H_JOURNAL_CAP,
+  H_LIMIT_UNITS,
+  H_MAGIC,
+  H_MAX_ARENA_UNITS,
+  H_MAX_ATTACHMENTS,
+  H_MAX_DEPTH,
+  H_MAX_GRANTS,
+  H_MAX_INVALIDATIONS,
+  H_MAX_NOTIFIERS,
+  H_MAX_SEGMENTS,
+  H_MAX_SPACES,
+  H_NOTIFIER_FREE,
+  H_SEG_FREE,
+  H_SPACE_FREE,
+  H_VERSION,
+  layoutFor,
+  MAGIC,
+  slotBase,
+  UNIT,
+  VERSION,
+  AT_NEXT,
+  GR_NEXT,
+  IV_NEXT,
+  NT_NEXT,
+  SEG_NEXT,
+  SP_NEXT,
+  type Capacities,
+  type Layout,
+  type Table,
 } from '../layout.js';
 import { Tx, transact } from '../sync/mutex.js';
 
@@ -104,7 +134,12 @@ export class ControlBlock {
     w[H_ID] = (Math.random() * 0x7fffffff) | 0;
     const cb = new ControlBlock({ control, arena, deadlineMs, swapDir });
     for (const list of cb.lists()) chain(w, list);
-    const raw = { get: (i: number) => w[i]!, set: (i: number, v: number) => { w[i] = v; } };
+    const raw = {
+      get: (i: number) => w[i]!,
+      set: (i: number, v: number) => {
+        w[i] = v;
+      },
+    };
     cb.allocator.init(raw, Math.floor(arenaBytes / UNIT));
     w[H_ARENA_UNITS] = Math.floor(arenaBytes / UNIT);
     return cb;

@@ -3,9 +3,7 @@
  * and its grant list, and the unlinking of their entries (detach, release, a removal, the
  * reaper). Doubly linked so an entry leaves in O(1). Caller holds the domain mutex.
  */
-import {
-  AT_NEXT, AT_NOTIFIERS, AT_PREV, AT_SEG, GR_SEG, GR_SNEXT, GR_SPREV, NT_ATT, NT_STATE, SEG_GRANTS, SEG_NOTIFIERS, SEG_RMAP, slotBase, type Layout, type Table,
-} from '../layout.js';
+import { AT_NEXT, AT_NOTIFIERS, AT_PREV, AT_SEG, GR_SEG, GR_SNEXT, GR_SPREV, NT_ATT, NT_STATE, SEG_GRANTS, SEG_NOTIFIERS, SEG_RMAP, slotBase, type Layout, type Table } from '../layout.js';
 import type { Tx } from '../sync/mutex.js';
 import { freeSlot, type ControlBlock } from './control.js';
 

@@ -37,7 +37,7 @@ export function writeSwap(path: string, bytes: Uint8Array): void {
   let fd = -1;
   try {
     fd = openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o600);
-    for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at, Math.min(CHUNK, bytes.length - at), at);
+    for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, Math.min(CHUNK, bytes.length - at), at);
     ftruncateSync(fd, bytes.length);
     closeSync(fd);
     fd = -1;
@@ -58,7 +58,7 @@ export function readSwap(path: string, into: Uint8Array): void {
     fd = openSync(path, 'r');
     const size = fstatSync(fd).size;
     if (size < into.length) throw Object.assign(new Error(`it holds ${size} bytes, the segment ${into.length}: it was changed behind the domain's back`), { code: 'EBADF' });
-    for (let at = 0; at < into.length;) {
+    for (let at = 0; at < into.length; ) {
       const n = readSync(fd, into, at, Math.min(CHUNK, into.length - at), at);
       if (n === 0) throw Object.assign(new Error('it ended early'), { code: 'EIO' });
       at += n;

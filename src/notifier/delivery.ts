@@ -21,9 +21,33 @@
  * (nodejs/performance#5: each arm takes a global V8 mutex).
  */
 import {
-  IV_EVENT, IV_GEN, IV_INVALIDATOR, IV_LENGTH, IV_OFFSET, IV_SEG, IV_SNAP, IV_START, IV_STATE, IV_FREE,
-  H_CLOSED, SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OWNER, SEG_REF, SEG_STATE, SEGF_SWAPPED, SP_AGE, SP_AGED, SP_AGER, SP_DOORBELL,
-  SP_EVENTS, EVENTS, idOf, slotBase,
+  IV_EVENT,
+  IV_GEN,
+  IV_INVALIDATOR,
+  IV_LENGTH,
+  IV_OFFSET,
+  IV_SEG,
+  IV_SNAP,
+  IV_START,
+  IV_STATE,
+  IV_FREE,
+  H_CLOSED,
+  SEG_BYTES,
+  SEG_FLAGS,
+  SEG_GEN,
+  SEG_LIVE,
+  SEG_OWNER,
+  SEG_REF,
+  SEG_STATE,
+  SEGF_SWAPPED,
+  SP_AGE,
+  SP_AGED,
+  SP_AGER,
+  SP_DOORBELL,
+  SP_EVENTS,
+  EVENTS,
+  idOf,
+  slotBase,
 } from '../layout.js';
 import type { ControlBlock } from '../control/control.js';
 import { waitAsync } from '../sync/futex.js';
@@ -155,7 +179,8 @@ export class Delivery {
     if (!blockable) idling(words, this.#cb.layout, this.#self, false); // delivering at a section boundary: awake
     this.#answerAging(blockable);
     const { invalidations } = this.#cb.layout;
-    for (const starts of [false, true]) { // ends first (see the file comment)
+    for (const starts of [false, true]) {
+      // ends first (see the file comment)
       for (let r = 0; r < invalidations.capacity; r++) {
         // A plain load skips free records: a record posted to us was committed before the post
         // that the exchange above read, so it is not seen free here.
@@ -289,12 +314,22 @@ export class Delivery {
     const release = event === 'release';
     // A removal ends every range notifier on the segment, also one whose range lies past a shrunk end.
     const everyRange = release || event === 'remove';
-    const notifiers = this.#notifiers.filter((n) => n.live && n.regSeq <= snap && (n.scope === null ? owner :
-      n.scope.seg === seg && n.scope.segGen === segGen && (everyRange || overlaps(n.scope.offset, n.scope.length, offset, length))));
+    const notifiers = this.#notifiers.filter(
+      (n) => n.live && n.regSeq <= snap && (n.scope === null ? owner : n.scope.seg === seg && n.scope.segGen === segGen && (everyRange || overlaps(n.scope.offset, n.scope.length, offset, length))),
+    );
     const paired = release ? notifiers.filter((n) => n.callbacks.release === undefined) : notifiers;
     const f: Inflight = {
-      gen, seg, segGen, removal: release || event === 'remove', notifiers, paired,
-      abort: undefined, running: false, pending: false, skipped: false, phase: 'start',
+      gen,
+      seg,
+      segGen,
+      removal: release || event === 'remove',
+      notifiers,
+      paired,
+      abort: undefined,
+      running: false,
+      pending: false,
+      skipped: false,
+      phase: 'start',
     };
     for (const n of notifiers) n.inflight++;
     this.#inflight.set(r, f);
@@ -398,8 +433,7 @@ export class Delivery {
     if (this.#notifiers.length > 0) return;
     const { words, layout } = this.#cb;
     for (let r = 0; r < layout.invalidations.capacity; r++) {
-      if (Atomics.load(words, slotBase(layout.invalidations, r) + IV_STATE) !== IV_FREE &&
-          hasBit(words, layout, r, TARGETS, this.#self) && !hasBit(words, layout, r, ENDED, this.#self)) return;
+      if (Atomics.load(words, slotBase(layout.invalidations, r) + IV_STATE) !== IV_FREE && hasBit(words, layout, r, TARGETS, this.#self) && !hasBit(words, layout, r, ENDED, this.#self)) return;
     }
     this.#disarm();
   }
@@ -439,7 +473,7 @@ export class Delivery {
     const spin = spinForEnd(this.#words, this.#cb.layout, invalidator);
     if (spin.ms === 0) return undefined;
     const since = performance.now();
-    for (const until = since + spin.ms; performance.now() < until;) {
+    for (const until = since + spin.ms; performance.now() < until; ) {
       if (Atomics.load(this.#words, bell) !== seen) {
         spin.observe(performance.now() - since, true);
         return undefined;
@@ -479,5 +513,5 @@ export class Delivery {
 const NEVER = new AbortController().signal;
 
 function report(error: unknown): void {
-  process.emitWarning(`xpmem-threads: a notifier callback threw: ${error instanceof Error ? error.stack ?? error.message : String(error)}`, 'XpmemNotifierWarning');
+  process.emitWarning(`xpmem-threads: a notifier callback threw: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`, 'XpmemNotifierWarning');
 }

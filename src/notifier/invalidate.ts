@@ -27,9 +27,34 @@
  */
 import { aboutSegment, xpmemError, type XpmemError } from '../errors.js';
 import {
-  AT_LENGTH, AT_NEXT, AT_NOTIFIERS, AT_OFFSET, AT_SPACE, H_MUTEX, H_REGSEQ, IV_EVENT, IV_INVALIDATOR, IV_LENGTH,
-  IV_OFFSET, IV_SEG, IV_SNAP, SEG_DRAINER, SEG_NOTIFIERS, SEG_OPLOCK, SEG_OWNER, SEG_RMAP, SEG_SEQ,
-  SEG_GEN, SP_NOTIFIERS, SP_STATE, SPACE_LIVE, EVENTS, idOf, slotBase, spaceIdAt, type InvalidateEvent,
+  AT_LENGTH,
+  AT_NEXT,
+  AT_NOTIFIERS,
+  AT_OFFSET,
+  AT_SPACE,
+  H_MUTEX,
+  H_REGSEQ,
+  IV_EVENT,
+  IV_INVALIDATOR,
+  IV_LENGTH,
+  IV_OFFSET,
+  IV_SEG,
+  IV_SNAP,
+  SEG_DRAINER,
+  SEG_NOTIFIERS,
+  SEG_OPLOCK,
+  SEG_OWNER,
+  SEG_RMAP,
+  SEG_SEQ,
+  SEG_GEN,
+  SP_NOTIFIERS,
+  SP_STATE,
+  SPACE_LIVE,
+  EVENTS,
+  idOf,
+  slotBase,
+  spaceIdAt,
+  type InvalidateEvent,
 } from '../layout.js';
 import type { ControlBlock } from '../control/control.js';
 import { holderOf } from '../sync/rwlock.js';
@@ -150,7 +175,11 @@ export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Wai
 function refuseSelf(me: Invalidator, op: Operation, bounds: Bounds): void {
   if (!me.holds(op.seg, bounds.sync) || !named(me.cb, op)) return; // a stale handle's slot: prepare() says REMOVED
   if (bounds.nonblocking) throw busy('section', me.cb, me.slot, 'this thread holds a section on the segment');
-  throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `this thread holds a section on segment ${op.id}; a VM operation on it would wait for that section, which waits for the operation: end the section first`, { segId: op.id });
+  throw xpmemError(
+    'ERR_XPMEM_WOULD_DEADLOCK',
+    `this thread holds a section on segment ${op.id}; a VM operation on it would wait for that section, which waits for the operation: end the section first`,
+    { segId: op.id },
+  );
 }
 
 /** True while segment slot `op.seg` still holds the segment `op.id` names. Never sleeps. */
@@ -306,8 +335,10 @@ function* drain(me: Invalidator, seg: number, bounds: Bounds): Waits<unknown> {
       deadline: bounds.nonblocking ? Math.min(bounds.deadline, deadlineIn(NONBLOCKING_DRAIN_MS)) : bounds.deadline,
       signal: bounds.signal,
       until: () => (holder = holderOf(words, layout, seg, -1)) < 0,
-      timeout: () => bounds.nonblocking ? busy('section', me.cb, holder, `space ${spaceIdAt(words, layout, holder)} still holds a section on the segment`) :
-        unresponsive(me, holder, 'held a section on the segment past the deadline; the operation was rolled back'),
+      timeout: () =>
+        bounds.nonblocking
+          ? busy('section', me.cb, holder, `space ${spaceIdAt(words, layout, holder)} still holds a section on the segment`)
+          : unresponsive(me, holder, 'held a section on the segment past the deadline; the operation was rolled back'),
     };
     return undefined;
   } catch (error) {

@@ -72,9 +72,13 @@ export class Notifier {
       return Promise.reject(error);
     }
     const deadline = deadlineIn(opts?.deadlineMs ?? this.#mm.cb.deadlineMs);
-    return within(this.#unregistered(), deadline, opts?.signal,
+    return within(
+      this.#unregistered(),
+      deadline,
+      opts?.signal,
       () => xpmemError('ERR_XPMEM_TIMEOUT', 'notifier callbacks were still in flight past the deadline; the notifier is unregistered'),
-      () => xpmemError('ERR_XPMEM_ABORTED', `unregister() aborted: ${String(opts?.signal?.reason)}`));
+      () => xpmemError('ERR_XPMEM_ABORTED', `unregister() aborted: ${String(opts?.signal?.reason)}`),
+    );
   }
 
   #unregistered(): Promise<void> {
@@ -111,13 +115,17 @@ export function checkCallbacks(callbacks: unknown): void {
  * for one attachment's range. One transaction; may sleep briefly on the domain mutex.
  * ERR_XPMEM_REMOVED when the attachment is gone (its segment was removed).
  */
-export function registerNotifier(mm: Registrar, callbacks: NotifierCallbacks, att: { slot: number; gen: number; seg: number; segGen: number; segId: number; offset: number; length: number } | undefined, onGone: () => void = () => {}): Notifier {
+export function registerNotifier(
+  mm: Registrar,
+  callbacks: NotifierCallbacks,
+  att: { slot: number; gen: number; seg: number; segGen: number; segId: number; offset: number; length: number } | undefined,
+  onGone: () => void = () => {},
+): Notifier {
   checkCallbacks(callbacks);
   mm.checkLive();
   const { cb } = mm;
   const { layout } = cb;
-  const counts = att === undefined ? [slotBase(layout.spaces, mm.slot) + SP_NOTIFIERS] :
-    [slotBase(layout.attachments, att.slot) + AT_NOTIFIERS, slotBase(layout.segments, att.seg) + SEG_NOTIFIERS];
+  const counts = att === undefined ? [slotBase(layout.spaces, mm.slot) + SP_NOTIFIERS] : [slotBase(layout.attachments, att.slot) + AT_NOTIFIERS, slotBase(layout.segments, att.seg) + SEG_NOTIFIERS];
   const { slot, gen, regSeq } = cb.transact(mm.slot, (tx) => {
     if (att !== undefined) {
       // The segment's removal freed the attachment slot (and may have reused it): counting a

@@ -103,5 +103,7 @@ export function endRecord(words: Int32Array, layout: Layout, r: number, targets:
     return;
   }
   for (const t of targets) postQuietly(words, layout, t);
-  setImmediate(() => { for (const t of targets) wake(words, layout, t); });
+  setImmediate(() => {
+    for (const t of targets) wake(words, layout, t);
+  });
 }

@@ -51,7 +51,8 @@ export class AdaptiveSpin implements Spin {
 
   observe(elapsedMs: number, caught: boolean): void {
     this.#typicalMs += (Math.min(elapsedMs, 4 * this.#maxMs) - this.#typicalMs) / 4;
-    if (caught || elapsedMs < this.#maxMs / 2) this.#misses = 0; // answers a spin can catch
+    if (caught || elapsedMs < this.#maxMs / 2)
+      this.#misses = 0; // answers a spin can catch
     else this.#misses++;
   }
 }

@@ -142,7 +142,11 @@ export function waitSync(s: Waiting, w: WaitFor): void {
       if ((entered = w.until())) return;
       if (self >= 0 && s.unsettledFor(self)) {
         const segId = idOf(s.layout.segments, self, Atomics.load(s.words, slotBase(s.layout.segments, self) + SEG_GEN));
-        throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `a synchronous wait on segment ${segId} depends on this thread's own notifier callback for it (running, or its promise pending); wait after the callback returns, or use the async variant`, { segId: segId });
+        throw xpmemError(
+          'ERR_XPMEM_WOULD_DEADLOCK',
+          `a synchronous wait on segment ${segId} depends on this thread's own notifier callback for it (running, or its promise pending); wait after the callback returns, or use the async variant`,
+          { segId: segId },
+        );
       }
       checkWait(s, w);
       if (since < 0) {
@@ -235,7 +239,8 @@ export async function runAsync<T>(s: Waiting, g: Waits<T>): Promise<T> {
   try {
     let next = g.next();
     while (!next.done) {
-      if (next.value.until()) { // answered already (often: a waker's system call outlasts the answer): no await
+      if (next.value.until()) {
+        // answered already (often: a waker's system call outlasts the answer): no await
         next = g.next();
         continue;
       }

@@ -18,6 +18,10 @@ export interface AttachOptions {
   length?: number;
 }
 
+/**
+ * A permit to a segment (xpmem_get's apid), from which ranges are attached; release() (or
+ * `using`) drops it and detaches what it attached. Its methods run in its space's thread only.
+ */
 export class Access {
   readonly #mm: Mm;
   readonly #grant: GrantSlot;

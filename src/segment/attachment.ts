@@ -21,7 +21,7 @@ import type { Waits } from '../notifier/wait.js';
 import type { Bounds } from '../notifier/invalidate.js';
 import { faultIn } from '../vm/fault.js';
 import type { NotifierCallbacks } from '../notifier/range.js';
-import { Notifier, checkCallbacks, registerNotifier } from '../notifier/notifier.js';
+import { type Notifier, checkCallbacks, registerNotifier } from '../notifier/notifier.js';
 import { checkSegment } from '../vm/operations.js';
 import { detachAttachment, type AttachmentSlot } from './verbs.js';
 import { quietly } from './scope.js';
@@ -30,10 +30,16 @@ import { turn } from '../sync/turn.js';
 
 /** A section opened with `att.section(mode)`, ended by `using` (Symbol.dispose) or end(). */
 export interface Section<V = Uint8Array> extends Disposable {
+  /** The attached range: valid until the section ends. */
   readonly view: V;
+  /** Ends the section (what `using` calls); a second call is a no-op. */
   end(): void;
 }
 
+/**
+ * A range of a segment mapped into this space (xpmem_attach), read and written in sections;
+ * detach() (or `using`) unmaps it. Its methods run in its space's thread only.
+ */
 export class Attachment {
   readonly #mm: Mm;
   readonly #a: AttachmentSlot;
@@ -221,8 +227,12 @@ export class Attachment {
     this.#usable();
     const segBase = this.#segBase;
     const attBase = slotBase(layout.attachments, this.#a.slot);
-    if (Atomics.load(words, segBase + SEG_GEN) !== this.#a.segGen || Atomics.load(words, segBase + SEG_STATE) !== SEG_LIVE ||
-        Atomics.load(words, attBase + AT_GEN) !== this.#a.gen || Atomics.load(words, attBase + AT_STATE) === 0) {
+    if (
+      Atomics.load(words, segBase + SEG_GEN) !== this.#a.segGen ||
+      Atomics.load(words, segBase + SEG_STATE) !== SEG_LIVE ||
+      Atomics.load(words, attBase + AT_GEN) !== this.#a.gen ||
+      Atomics.load(words, attBase + AT_STATE) === 0
+    ) {
       throw xpmemError('ERR_XPMEM_REMOVED', `segment ${this.#a.segId} was removed by its owner; this attachment is gone`, { segId: this.#a.segId });
     }
     if (write && !this.#a.writable) throw xpmemError('ERR_XPMEM_PERMISSION', `segment ${this.#a.segId} was granted read-only; get() it with 'rw' to write`, { segId: this.#a.segId });
@@ -278,7 +288,11 @@ export class Attachment {
    */
   #kept(result: object): void {
     if (ArrayBuffer.isView(result) && result.buffer === this.#mm.cb.arena) {
-      throw xpmemError('ERR_XPMEM_VIEW_ESCAPE', `a section of segment ${this.#a.segId} returned a view of the segment, valid inside the section only; return a copy (view.slice()) or a value (an arrow like v => v.fill(0) returns its view: give it a block body)`, { segId: this.#a.segId });
+      throw xpmemError(
+        'ERR_XPMEM_VIEW_ESCAPE',
+        `a section of segment ${this.#a.segId} returned a view of the segment, valid inside the section only; return a copy (view.slice()) or a value (an arrow like v => v.fill(0) returns its view: give it a block body)`,
+        { segId: this.#a.segId },
+      );
     }
   }
 
@@ -313,7 +327,11 @@ export class Attachment {
     for (;;) {
       const i = this.#begin(true);
       const seq = this.#publish(i);
-      if (seq < 0) await this.#mm.runAsync(this.#windowEnd(i, bounds)).catch((error: unknown) => { this.#abandon(i); throw error; });
+      if (seq < 0)
+        await this.#mm.runAsync(this.#windowEnd(i, bounds)).catch((error: unknown) => {
+          this.#abandon(i);
+          throw error;
+        });
       if (this.#admit(write, i, seq)) return i;
       await this.#mm.runAsync(this.#fault(bounds));
     }
@@ -422,7 +440,6 @@ export class Attachment {
   }
 }
 
-
 /** The arguments of a section call: `(fn, opts?)` or `(type, fn, opts?)`, checked. */
 function sectionArgs(a: unknown, b: unknown, c: unknown): { type: ViewType<unknown> | undefined; fn: (view: unknown) => unknown; opts: WaitOptions | undefined } {
   const typed = typeof b === 'function' || (a as { BYTES_PER_ELEMENT?: unknown } | undefined)?.BYTES_PER_ELEMENT !== undefined;
@@ -437,8 +454,9 @@ function sectionArgs(a: unknown, b: unknown, c: unknown): { type: ViewType<unkno
 
 /** ERR_XPMEM_WOULD_DEADLOCK for a section entry on segment `segId` while this thread holds one on `held` (>= segId). */
 function nesting(held: number, segId: number, async: boolean): Error {
-  const why = held === segId
-    ? `this thread already holds a section on segment ${segId}: sections of one segment do not nest${async ? ' (nor overlap: await the first async section before starting another)' : ''}`
-    : `this thread holds a section on segment ${held}: sections nest only in increasing segment id order, and ${segId} < ${held}`;
+  const why =
+    held === segId
+      ? `this thread already holds a section on segment ${segId}: sections of one segment do not nest${async ? ' (nor overlap: await the first async section before starting another)' : ''}`
+      : `this thread holds a section on segment ${held}: sections nest only in increasing segment id order, and ${segId} < ${held}`;
   return xpmemError('ERR_XPMEM_WOULD_DEADLOCK', why, { segId });
 }

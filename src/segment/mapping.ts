@@ -23,6 +23,11 @@ export interface MappedAccess {
   fault(bounds: Bounds): Waits<void>;
 }
 
+/**
+ * Mapped mode (a secondary MMU, mmu_interval_notifier): a view held with no lock, whose
+ * staleness the segment's seqcount tells (retry()); refresh() takes a current view. Its methods
+ * run in its space's thread only.
+ */
 export class Mapping {
   readonly #mm: Mm;
   readonly #seqAt: number;

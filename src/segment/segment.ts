@@ -33,6 +33,11 @@ export interface MakeOptions extends WaitOptions {
   name?: string;
 }
 
+/**
+ * The owner's handle on memory it made (xpmem_make): its id is what others get() and attach;
+ * its VM operations (remove, migrate, resize, protect, swap) each run one invalidation. Its
+ * methods run in the owner's thread only.
+ */
 export class Segment {
   readonly #mm: Mm;
   readonly #ref: SegmentRef;
@@ -174,10 +179,8 @@ export function checkBytes(bytes: unknown): number {
   return checkIndex('bytes', bytes, 1, MAX_SEGMENT_BYTES);
 }
 
-
 /** Validates a permit name and returns its PERMIT_* value. */
 export function checkPermit(name: string, value: unknown): number {
   const p = checkOneOf(name, value, PERMITS);
   return p === 'rw' ? PERMIT_RW : p === 'ro' ? PERMIT_RO : PERMIT_NONE;
 }
-

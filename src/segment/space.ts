@@ -1,4 +1,4 @@
-/** Space: one thread's address space in a domain (an mm_struct): the XPMEM verbs start here. */
+/** Space: one thread's address space in a domain; the XPMEM verbs start here. */
 import { checkOneOf, checkOptions, invalidArgType, xpmemError } from '../errors.js';
 import { SEGF_SWAPPABLE, idOf } from '../layout.js';
 import type { Mm } from '../mm.js';
@@ -8,10 +8,14 @@ import type { Attachment } from './attachment.js';
 import { Segment, checkBytes, checkPermit, type MakeOptions } from './segment.js';
 import { makeSegment, type Made } from './verbs.js';
 import { limited, reclaiming } from '../vm/reclaim.js';
-import { Notifier, registerNotifier } from '../notifier/notifier.js';
+import { type Notifier, registerNotifier } from '../notifier/notifier.js';
 import { transaction } from '../notifier/invalidate.js';
 import type { NotifierCallbacks } from '../notifier/range.js';
 
+/**
+ * One thread's address space in a domain (an mm_struct): the XPMEM verbs start here. Each
+ * joined thread has one; its methods run in that thread only.
+ */
 export class Space {
   readonly #mm: Mm;
 

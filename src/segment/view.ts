@@ -7,11 +7,25 @@ import { invalidArgType, xpmemError } from '../errors.js';
 import { PERMIT_RO, PERMIT_RW, SEG_BYTES, SEG_FLAGS, SEG_PROT, SEG_UNIT, SEG_VIEWGEN, SEGF_SWAPPED, UNIT } from '../layout.js';
 
 /** A typed-array constructor sections can hand out. */
-export type ViewType<V> = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): V; readonly BYTES_PER_ELEMENT: number };
+/** A typed-array constructor sections can hand out: Uint8Array, Float64Array, BigInt64Array, ... */
+export interface ViewType<V> {
+  new (buffer: ArrayBufferLike, byteOffset: number, length: number): V;
+  /** Bytes per element: offsets and lengths of a typed section are multiples of it. */
+  readonly BYTES_PER_ELEMENT: number;
+}
 
 const VIEW_TYPES: ReadonlySet<unknown> = new Set([
-  Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array,
-  Float32Array, Float64Array, BigInt64Array, BigUint64Array,
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
 ]);
 
 /** Validates that `type` is one of the built-in typed-array constructors. */
@@ -60,7 +74,10 @@ export class ViewCache {
       const u8 = this.#u8!;
       const size = type.BYTES_PER_ELEMENT;
       if (u8.byteOffset % size !== 0 || u8.byteLength % size !== 0) {
-        throw xpmemError('ERR_XPMEM_RANGE', `the attached range (${u8.byteLength} bytes at arena byte ${u8.byteOffset}) is not aligned for ${type.name}; attach an offset and length that are multiples of ${size}`);
+        throw xpmemError(
+          'ERR_XPMEM_RANGE',
+          `the attached range (${u8.byteLength} bytes at arena byte ${u8.byteOffset}) is not aligned for ${type.name}; attach an offset and length that are multiples of ${size}`,
+        );
       }
       v = new type(u8.buffer, u8.byteOffset, u8.byteLength / size);
       this.#typed.set(type, v);

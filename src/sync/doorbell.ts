@@ -4,9 +4,7 @@
  * every condition it cares about, so one ring serves events, lock releases and acks alike.
  * Every function here may be called from any thread and never sleeps.
  */
-import {
-  HELD_GRANTED, HELD_SEG_MASK, HELD_WANT, SEG_WAITERS, SP_DOORBELL, SP_EVENTS, SP_HELD, SP_STATE, SP_WAIT_ANY, SPACE_LIVE, slotBase, spaceTop, type Layout,
-} from '../layout.js';
+import { HELD_GRANTED, HELD_SEG_MASK, HELD_WANT, SEG_WAITERS, SP_DOORBELL, SP_EVENTS, SP_HELD, SP_STATE, SP_WAIT_ANY, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../layout.js';
 import { notify } from './futex.js';
 
 /** Wakes space `space` (sync and async sleepers alike). */

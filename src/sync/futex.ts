@@ -113,6 +113,9 @@ export function within<T>(promise: Promise<T>, deadline: number, signal: AbortSi
       then();
     };
     signal?.addEventListener('abort', onAbort, { once: true });
-    promise.then((value) => settle(() => resolve(value)), (error: unknown) => settle(() => reject(error)));
+    promise.then(
+      (value) => settle(() => resolve(value)),
+      (error: unknown) => settle(() => reject(error)),
+    );
   });
 }

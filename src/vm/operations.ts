@@ -10,8 +10,27 @@
 import { xpmemError } from '../errors.js';
 import { truncateSync } from 'node:fs';
 import {
-  SEG_BLOCK, SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_GRANTS, SEG_LIVE, SEG_OWNER, SEG_PROT, SEG_REF, SEG_REMOVED, SEG_SEQ, SEG_STATE, SEG_UNIT, SEG_VIEWGEN,
-  SEGF_SWAPFILE, SEGF_SWAPPABLE, SEGF_SWAPPED, SP_NOTIFIERS, UNIT, slotBase, type InvalidateEvent,
+  SEG_BLOCK,
+  SEG_BYTES,
+  SEG_FLAGS,
+  SEG_GEN,
+  SEG_GRANTS,
+  SEG_LIVE,
+  SEG_OWNER,
+  SEG_PROT,
+  SEG_REF,
+  SEG_REMOVED,
+  SEG_SEQ,
+  SEG_STATE,
+  SEG_UNIT,
+  SEG_VIEWGEN,
+  SEGF_SWAPFILE,
+  SEGF_SWAPPABLE,
+  SEGF_SWAPPED,
+  SP_NOTIFIERS,
+  UNIT,
+  slotBase,
+  type InvalidateEvent,
 } from '../layout.js';
 import { freeSlot, type ControlBlock } from '../control/control.js';
 import { writeBegin, writeEnd } from '../sync/seqcount.js';
@@ -130,7 +149,7 @@ export function removal(cb: ControlBlock, self: number, s: SegmentRef, event: In
     seg: s.slot,
     id: s.id,
     event,
-    prepare: () => unobservedRemoval(cb, self, s) ? null : whole(cb, s),
+    prepare: () => (unobservedRemoval(cb, self, s) ? null : whole(cb, s)),
     apply: () => {
       const swapFile = cb.transact(self, (tx) => {
         dropSegmentUsers(tx, cb, s.slot);
@@ -192,11 +211,12 @@ export function migration(cb: ControlBlock, self: number, s: SegmentRef): Operat
     id: s.id,
     event: 'migrate',
     prepare: () => allocating(cb, s, () => swappedOut(cb, s)), // swapped out: nothing in the arena to move
-    apply: () => cb.transact(self, (tx) => {
-      const bytes = tx.get(slotBase(cb.layout.segments, s.slot) + SEG_BYTES);
-      relocate(tx, cb, s, unitsFor(bytes), bytes);
-      bumpViews(tx, cb, s);
-    }),
+    apply: () =>
+      cb.transact(self, (tx) => {
+        const bytes = tx.get(slotBase(cb.layout.segments, s.slot) + SEG_BYTES);
+        relocate(tx, cb, s, unitsFor(bytes), bytes);
+        bumpViews(tx, cb, s);
+      }),
   };
 }
 
@@ -215,26 +235,29 @@ export function resizing(cb: ControlBlock, self: number, s: SegmentRef, bytes: n
       if (bytes > length && !swappedOut(cb, s)) checkHeadroom(cb, growth(cb, self, s, unitsFor(bytes)));
       return bytes < length ? { offset: bytes, length: length - bytes } : { offset: 0, length };
     },
-    apply: () => swappedOut(cb, s) ? resizeSwapped(cb, self, s, bytes) : cb.transact(self, (tx) => {
-      const base = slotBase(cb.layout.segments, s.slot);
-      const old = tx.get(base + SEG_BYTES);
-      const block = tx.get(base + SEG_BLOCK);
-      const units = unitsFor(bytes);
-      const have = cb.allocator.length(tx, block);
-      if (units < have) cb.allocator.shrink(tx, block, units);
-      else if (units > have) {
-        // Growing in place allocates too: within memoryLimit, checked here (prepare's check was
-        // only a hint, and memory may have been taken since); moving checks in allocUnits.
-        checkHeadroom(cb, units - have, tx);
-        if (!cb.allocator.extend(tx, block, units)) relocate(tx, cb, s, units, Math.min(old, bytes));
-      }
-      if (bytes > old) {
-        const unit = tx.get(base + SEG_UNIT);
-        zero(cb.arena, unit * UNIT + old, (unit + units) * UNIT);
-      }
-      tx.set(base + SEG_BYTES, bytes);
-      bumpViews(tx, cb, s);
-    }),
+    apply: () =>
+      swappedOut(cb, s)
+        ? resizeSwapped(cb, self, s, bytes)
+        : cb.transact(self, (tx) => {
+            const base = slotBase(cb.layout.segments, s.slot);
+            const old = tx.get(base + SEG_BYTES);
+            const block = tx.get(base + SEG_BLOCK);
+            const units = unitsFor(bytes);
+            const have = cb.allocator.length(tx, block);
+            if (units < have) cb.allocator.shrink(tx, block, units);
+            else if (units > have) {
+              // Growing in place allocates too: within memoryLimit, checked here (prepare's check was
+              // only a hint, and memory may have been taken since); moving checks in allocUnits.
+              checkHeadroom(cb, units - have, tx);
+              if (!cb.allocator.extend(tx, block, units)) relocate(tx, cb, s, units, Math.min(old, bytes));
+            }
+            if (bytes > old) {
+              const unit = tx.get(base + SEG_UNIT);
+              zero(cb.arena, unit * UNIT + old, (unit + units) * UNIT);
+            }
+            tx.set(base + SEG_BYTES, bytes);
+            bumpViews(tx, cb, s);
+          }),
   };
 }
 
@@ -258,13 +281,13 @@ export function protection(cb: ControlBlock, self: number, s: SegmentRef, prot: 
     id: s.id,
     event: 'protect',
     prepare: () => whole(cb, s),
-    apply: () => cb.transact(self, (tx) => {
-      tx.set(slotBase(cb.layout.segments, s.slot) + SEG_PROT, prot);
-      bumpViews(tx, cb, s);
-    }),
+    apply: () =>
+      cb.transact(self, (tx) => {
+        tx.set(slotBase(cb.layout.segments, s.slot) + SEG_PROT, prot);
+        bumpViews(tx, cb, s);
+      }),
   };
 }
-
 
 /** resize of a swapped-out segment: its swap file takes the new size (zero-extended). */
 function resizeSwapped(cb: ControlBlock, self: number, s: SegmentRef, bytes: number): void {

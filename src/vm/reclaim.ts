@@ -27,8 +27,27 @@
  * yielded: a synchronous caller blocks, an asynchronous one awaits).
  */
 import {
-  H_CLOCK, H_LIMIT_UNITS, SEG_BLOCK, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_OPLOCK, SEG_REF, SEG_STATE, SEGF_SWAPPABLE, SEGF_SWAPPED,
-  SP_AGE, SP_AGED, SP_AGER, SP_STATE, SPACE_LIVE, UNIT, idOf, slotBase, slotOf, spaceIdAt,
+  H_CLOCK,
+  H_LIMIT_UNITS,
+  SEG_BLOCK,
+  SEG_FLAGS,
+  SEG_GEN,
+  SEG_LIVE,
+  SEG_OPLOCK,
+  SEG_REF,
+  SEG_STATE,
+  SEGF_SWAPPABLE,
+  SEGF_SWAPPED,
+  SP_AGE,
+  SP_AGED,
+  SP_AGER,
+  SP_STATE,
+  SPACE_LIVE,
+  UNIT,
+  idOf,
+  slotBase,
+  slotOf,
+  spaceIdAt,
 } from '../layout.js';
 import { post } from '../sync/doorbell.js';
 import { busyWith, invalidate, targetsOf, transaction, type Bounds } from '../notifier/invalidate.js';

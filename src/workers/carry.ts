@@ -25,7 +25,13 @@ interface Carried {
 const OWN = new Set(['name', 'message', 'stack', 'cause']);
 
 const STANDARD: Record<string, new (message: string) => Error> = {
-  Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError,
+  Error,
+  TypeError,
+  RangeError,
+  SyntaxError,
+  ReferenceError,
+  EvalError,
+  URIError,
 };
 
 /** Worker side: `error` as an Error that crosses with its class, fields and cause intact. */
@@ -44,9 +50,7 @@ export function rebuild(error: unknown): unknown {
   if (carried === undefined || typeof carried !== 'object') return error;
   const { name, message, stack, fields, cause } = carried;
   const code = fields.code;
-  const rebuilt = typeof code === 'string' && code.startsWith('ERR_XPMEM_')
-    ? new XpmemError(code as XpmemErrorCode, message, fields)
-    : new (STANDARD[name] ?? Error)(message);
+  const rebuilt = typeof code === 'string' && code.startsWith('ERR_XPMEM_') ? new XpmemError(code as XpmemErrorCode, message, fields) : new (STANDARD[name] ?? Error)(message);
   Object.assign(rebuilt, fields);
   if (rebuilt.name !== name) Object.defineProperty(rebuilt, 'name', { value: name, configurable: true, writable: true });
   if (stack !== undefined) rebuilt.stack = stack;

@@ -16,8 +16,13 @@ import { Space } from '../segment/space.js';
 const joined = new Map<number, { mm: Mm; space: Space }>();
 
 function isHandle(h: unknown): h is DomainHandle {
-  return typeof h === 'object' && h !== null && (h as DomainHandle).control instanceof SharedArrayBuffer &&
-    (h as DomainHandle).arena instanceof SharedArrayBuffer && typeof (h as DomainHandle).swapDir === 'string';
+  return (
+    typeof h === 'object' &&
+    h !== null &&
+    (h as DomainHandle).control instanceof SharedArrayBuffer &&
+    (h as DomainHandle).arena instanceof SharedArrayBuffer &&
+    typeof (h as DomainHandle).swapDir === 'string'
+  );
 }
 
 /** The mutex identity of thread `threadId` before it has a space (its join transaction). */

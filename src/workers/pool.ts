@@ -28,14 +28,17 @@ import { rebuild } from './carry.js';
 
 /** What a pool needs of its domain (a Domain is one): the handle its workers join with, and a watch that reaps them. */
 export interface PoolDomain {
+  /** The handle the pool's workers join with. */
   handle(): DomainHandle;
+  /** Reaps `worker`'s space when it exits. */
   watch(worker: Worker): Worker;
 }
 
-type PiscinaOptions = NonNullable<ConstructorParameters<typeof Piscina>[0]>;
-
-/** Piscina's options, with `filename` (the task module: a path or a file URL) required. */
-export type PoolOptions = Omit<PiscinaOptions, 'filename'> & { filename: string | URL };
+/** Piscina's options, with `filename` (the task module) required. */
+export type PoolOptions = Omit<NonNullable<ConstructorParameters<typeof Piscina>[0]>, 'filename'> & {
+  /** The task module, a path or a file URL: its default export (or its `name` export) runs each task. */
+  filename: string | URL;
+};
 
 /** What a pool worker finds in workerData besides the caller's own fields. */
 export interface PoolWorkerData {
@@ -62,7 +65,9 @@ export function createPool(domain: PoolDomain, options: PoolOptions): Piscina {
   const filename = moduleUrl('options.filename', options.filename);
   const name = handlerName('options.name', options.name);
   if (options.atomics === 'sync') {
-    throw Object.assign(new TypeError("options.atomics 'sync' parks idle workers in a blocking Atomics.wait, where their notifiers cannot run; use 'async' (the default here) or 'disabled'"), { code: 'ERR_INVALID_ARG_VALUE' });
+    throw Object.assign(new TypeError("options.atomics 'sync' parks idle workers in a blocking Atomics.wait, where their notifiers cannot run; use 'async' (the default here) or 'disabled'"), {
+      code: 'ERR_INVALID_ARG_VALUE',
+    });
   }
   const data: unknown = options.workerData ?? {};
   if (typeof data !== 'object' || data === null) throw invalidArgType('options.workerData', 'an object (xpmem adds its handle to it)', data);

@@ -14,9 +14,35 @@
  * No step waits on the dead space; step 5 waits only on live attachers (bounded by deadlines).
  */
 import {
-  AT_SPACE, AT_STATE, GR_SPACE, GR_STATE, IV_FREE, IV_INVALIDATOR, IV_START, IV_STATE, NT_ATT, NT_SPACE, NT_STATE,
-  SEG_DRAINER, SEG_GEN, SEG_LIVE, SEG_OPLOCK, SEG_REMOVED, SEG_OWNER, SEG_SEQ, SEG_STATE, SP_HELD, SP_NOTIFIERS, SP_STATE,
-  SP_GEN, SP_THREAD, SPACE_DEAD, SPACE_LIVE, idOf, slotBase, spaceIdAt,
+  AT_SPACE,
+  AT_STATE,
+  GR_SPACE,
+  GR_STATE,
+  IV_FREE,
+  IV_INVALIDATOR,
+  IV_START,
+  IV_STATE,
+  NT_ATT,
+  NT_SPACE,
+  NT_STATE,
+  SEG_DRAINER,
+  SEG_GEN,
+  SEG_LIVE,
+  SEG_OPLOCK,
+  SEG_REMOVED,
+  SEG_OWNER,
+  SEG_SEQ,
+  SEG_STATE,
+  SP_HELD,
+  SP_NOTIFIERS,
+  SP_STATE,
+  SP_GEN,
+  SP_THREAD,
+  SPACE_DEAD,
+  SPACE_LIVE,
+  idOf,
+  slotBase,
+  spaceIdAt,
 } from '../layout.js';
 import { reapChannel, type ReapMessage } from '../diagnostics.js';
 import { freeSlot, type ControlBlock } from '../control/control.js';
@@ -142,7 +168,9 @@ async function releaseOperations(cb: ControlBlock, transact: Transact, dead: num
       wakeSegmentWaiters(words, layout, s, true); // grant while no other window can open
     }
     // Died between a removal's apply and its finish: free the slot before anyone takes the lock.
-    await transact((tx) => { if (tx.get(base + SEG_STATE) === SEG_REMOVED) freeSlot(tx, cb.segmentList, s); });
+    await transact((tx) => {
+      if (tx.get(base + SEG_STATE) === SEG_REMOVED) freeSlot(tx, cb.segmentList, s);
+    });
     Atomics.store(words, base + SEG_DRAINER, 0);
     Atomics.store(words, base + SEG_OPLOCK, 0);
     wakeSegmentWaiters(words, layout, s, false);
@@ -175,4 +203,3 @@ function dropUsers(cb: ControlBlock, tx: Tx, dead: number): { slot: number; gen:
   }
   return owned;
 }
-
