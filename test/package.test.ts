@@ -6,7 +6,8 @@
  * 'xpmem-threads/worker', 'xpmem-threads/pool') has its declared `types`, a worker started with
  * domain.spawn joins and writes memory the main thread reads, and the README's task example
  * (section "Writing tasks") compiles with the consumer tsconfig the README gives, under the
- * pinned TypeScript and under the registry's current one, and runs as it says.
+ * pinned TypeScript and under the registry's current one, and runs as it says; so do the types a
+ * task takes from the worker entry and the pool's error codes.
  * Packs with --ignore-scripts: build/ comes from pretest, and rebuilding here would rewrite files
  * other test files are loading.
  */
@@ -76,7 +77,28 @@ function consumerTsconfig(): object {
   return { compilerOptions: { ...compilerOptions, strict: true, skipLibCheck: false, outDir: 'out' }, include: ['*.ts'] };
 }
 
-/** A consumer project in `dir`: the README's files, its tsconfig, and node_modules linking the packed package and `types` (piscina is the package's sibling). */
+/**
+ * Beside the README's files: what a task module types from the worker entry, and the pool's
+ * refusals, through the installed package.
+ */
+const CHECKS = `
+import { Domain, XpmemError } from 'xpmem-threads';
+import { createPool } from 'xpmem-threads/pool';
+import type { Access, Attachment, Mapping, Notifier, Range, Section, Segment, Space, ViewType, WaitOptions, XpmemErrorAbout } from 'xpmem-threads/worker';
+
+export type TaskTypes = [Access, Attachment, Mapping, Notifier, Range, Section<Float64Array>, Segment, Space, ViewType<Float32Array>, WaitOptions, XpmemErrorAbout];
+const domain = await Domain.create({ arenaBytes: 1 << 20 });
+const pool = createPool(domain, { filename: new URL('./scale-task.js', import.meta.url), maxThreads: 1 });
+const seg = domain.space.make(64);
+const missing = await pool.run({ segId: seg.id, from: 0, to: 1 }, { name: 'nope' }).catch((e: unknown) => e as Error & { code?: string });
+const sync = (() => { try { createPool(domain, { filename: 'x.js', atomics: 'sync' }); } catch (e) { return (e as { code?: string }).code; } })();
+const wrongMode = await pool.run({ segId: domain.space.make(64, { permit: 'ro' }).id, from: 0, to: 1 }).catch((e: unknown) => e);
+console.log(missing.constructor.name, missing.code, sync, wrongMode instanceof XpmemError && wrongMode.code);
+await pool.close();
+await domain.close();
+`;
+
+/** A consumer project in `dir`: the README's files and CHECKS, its tsconfig, and node_modules linking the packed package and `types` (piscina is the package's sibling). */
 function consumer(dir: string, types: string): void {
   mkdirSync(join(dir, 'node_modules', '@types'), { recursive: true });
   symlinkSync(installed, join(dir, 'node_modules', 'xpmem-threads'));
@@ -84,6 +106,7 @@ function consumer(dir: string, types: string): void {
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
   writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify(consumerTsconfig()));
   for (const [name, code] of readmeFiles()) writeFileSync(join(dir, name), code);
+  writeFileSync(join(dir, 'checks.ts'), CHECKS);
 }
 
 /** Runs TypeScript's compiler `tsc` (a path to its bin script) on the consumer project in `dir`; its diagnostics, or ''. */
@@ -135,6 +158,8 @@ describe('the packed package', () => {
     expect(compile(join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), dir)).toBe('');
     const out = execFileSync(process.execPath, [join('out', 'scale.js')], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
     expect(out.trim().split('\n')).toEqual(['2', 'ERR_XPMEM_NO_SEGMENT true']);
+    const checks = execFileSync(process.execPath, [join('out', 'checks.js')], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+    expect(checks.trim()).toBe('TypeError ERR_INVALID_ARG_VALUE ERR_INVALID_ARG_VALUE ERR_XPMEM_PERMISSION');
   });
 
   // The registry's current TypeScript and @types/node (TypeScript 7 needs "types": ["node"]); skipped offline.
