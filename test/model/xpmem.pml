@@ -606,7 +606,7 @@ inline invalidate(me, mebit, g, r, removal) {
 #ifdef BREAK_FREE_EARLY
        :: rstate[r] == IV_END -> FREEREC(r)                                     /* freed with ends still to run */
 #else
-       :: rstate[r] == IV_END && (rtgt[r] & ~ACKS(ENDED, r)) == 0 -> FREEREC(r)  /* allocRecord frees a record every target ended */
+       :: rstate[r] == IV_END && (rtgt[r] & ~ACKS(ENDED, r)) == 0 -> FREEREC(r)  /* openRecord frees a record every target ended */
 #endif
        :: else
        fi;
