@@ -1011,8 +1011,8 @@ const RUNNERS: Record<string, Runner> = {
     if (opts !== undefined) cmd.opts = opts;
     const o = (opts ?? {}) as { offset?: unknown; length?: unknown };
     let code = optionsCode(opts);
-    if (code === undefined && o.offset !== undefined) code = indexCode(o.offset, 0, 2 ** 32);
-    if (code === undefined && o.length !== undefined) code = indexCode(o.length, 1, 2 ** 32);
+    if (code === undefined && o.offset !== undefined) code = indexCode(o.offset, 0, MAX_BYTES);
+    if (code === undefined && o.length !== undefined) code = indexCode(o.length, 1, MAX_BYTES);
     const offset = (o.offset as number | undefined) ?? 0;
     const length = (o.length as number | undefined) ?? access.seg.bytes - offset;
     if (code === undefined && access.released) code = 'ERR_XPMEM_DETACHED';
