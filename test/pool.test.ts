@@ -145,6 +145,8 @@ describe('createPool', () => {
         expect(error.message).toContain('pool-task.js');
         expect(error.message).toContain(`'${name}'`);
       }
+      const badName = pool.run({ op: 'hi' }, { name: 7 as unknown as string }); // rejects, never throws
+      await expect(badName).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
       expect(await pool.run({ op: 'leak', segId: d.space.make(64).id })).toBe(undefined); // the default export still
     } finally {
       await closeAll(d, () => pool.close());

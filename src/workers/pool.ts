@@ -96,16 +96,19 @@ export function createPool(domain: PoolDomain, options: PoolOptions): Piscina {
   const destroy = pool.destroy.bind(pool); // Piscina's destroy() does not emit 'close'
   pool.destroy = () => destroy().finally(closed);
   const run = pool.run.bind(pool);
-  pool.run = (task, runOptions = {}) => {
+  // A bad run option rejects the run, as Piscina's own checks do; it never throws synchronously.
+  pool.run = async (task, runOptions = {}) => {
     const { filename: runFile, name: runName, ...rest } = runOptions;
     const envelope: PoolRun = {
       task,
       filename: runFile == null ? filename : moduleUrl('options.filename', runFile),
       name: runName == null ? name : handlerName('options.name', runName),
     };
-    return run(envelope, rest).catch((error: unknown) => {
+    try {
+      return await run(envelope, rest);
+    } catch (error) {
       throw rebuild(error);
-    });
+    }
   };
   return pool;
 }
