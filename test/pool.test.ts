@@ -9,6 +9,9 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createPool } from '../build/src/pool.js';
 import { Domain, XpmemError, type DomainOptions, type ReapMessage } from '../build/src/index.js';
 import { Worker } from 'node:worker_threads';
+import { once } from 'node:events';
+import { Piscina } from 'piscina';
+import type { PoolRun } from '../build/src/workers/pool.js';
 import { BOUND, bounded, expectCode, Gates } from './helpers.js';
 
 function domain(opts: DomainOptions = {}): Promise<Domain> {
@@ -218,6 +221,29 @@ describe('createPool', () => {
     } finally {
       await closeAll(d, () => pool.close());
     }
+  });
+
+  it('a closed pool stays closed: run() rejects ERR_XPMEM_CLOSED, and a worker Piscina starts after close() exits without joining', async () => {
+    const d = await domain();
+    const pool = createPool(d, { filename: TASK.pathname, minThreads: 1, maxThreads: 1 });
+    let late: Promise<unknown> | undefined;
+    try {
+      const seg = d.space.make(4096);
+      const sum = { op: 'sum', segId: seg.id, offset: 0, length: 1 };
+      expect(await pool.run(sum)).toBe(0);
+      await pool.close();
+      await expectCode(() => pool.run(sum), 'ERR_XPMEM_CLOSED');
+      // Piscina replaces an idle worker whose exit arrives after close() resolved; its own run()
+      // (the pool's, unwrapped) starts a worker the same way.
+      const started = new Promise<Worker>((resolve) => process.once('worker', resolve));
+      late = Piscina.prototype.run.call(pool, { task: sum, filename: TASK.href, name: 'default' } satisfies PoolRun).catch((e: unknown) => e);
+      const worker = await bounded(started, 'a worker started after close()');
+      await bounded(once(worker, 'exit'), 'that worker exits');
+      expect(d.stats().spaces).toBe(1); // it never joined
+    } finally {
+      await closeAll(d, () => pool.close());
+    }
+    expect(await bounded(late!, 'the late run fails when the pool closes again')).toBeInstanceOf(Error);
   });
 
   it('destroying the pool mid-task leaves the domain consistent and every pool space reaped', async () => {

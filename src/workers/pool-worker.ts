@@ -13,6 +13,8 @@ import { carry } from './carry.js';
 import type { PoolRun, PoolWorkerData } from './pool.js';
 
 const data = workerData as PoolWorkerData;
+// Started after its pool closed (Piscina replacing a worker whose exit came late): nothing to run.
+if (Atomics.load(data.xpmemClosed, 0) !== 0) process.exit(0);
 join(data.xpmem);
 
 /** Task modules by URL, imported once each. */

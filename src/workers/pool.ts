@@ -16,13 +16,16 @@
  *   'sync' is refused.
  * - Tasks receive segment ids and ranges, not data; what a task gets or attaches is released
  *   when it settles. An aborted task (`signal`) terminates its worker: the death path.
+ * - Closed means closed: from close() or destroy() on, run() rejects with ERR_XPMEM_CLOSED, and
+ *   a worker Piscina still starts (it replaces an idle worker whose exit arrives after close()
+ *   resolved) sees the pool's shared closed flag and exits without joining the domain.
  * Runs in the thread that owns the domain object.
  */
 import { Piscina } from 'piscina';
 import type { Worker } from 'node:worker_threads';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { checkOptions, invalidArgType } from '../errors.js';
+import { checkOptions, invalidArgType, xpmemError } from '../errors.js';
 import type { DomainHandle } from '../control/control.js';
 import { rebuild } from './carry.js';
 
@@ -45,6 +48,8 @@ export interface PoolWorkerData {
   readonly xpmem: DomainHandle;
   /** The pool's task module, imported when the worker starts. */
   readonly xpmemTask: { readonly filename: string };
+  /** Word 0 is 1 once the pool is closing: a worker starting then exits without joining. */
+  readonly xpmemClosed: Int32Array;
 }
 
 /** What one run sends its pool worker: the caller's task and where its handler is. */
@@ -71,6 +76,7 @@ export function createPool(domain: PoolDomain, options: PoolOptions): Piscina {
   }
   const data: unknown = options.workerData ?? {};
   if (typeof data !== 'object' || data === null) throw invalidArgType('options.workerData', 'an object (xpmem adds its handle to it)', data);
+  const shut = new Int32Array(new SharedArrayBuffer(4));
   let pool: Piscina | undefined;
   // The 'worker' event comes in a later tick than the Worker's start, which Piscina has recorded by then.
   const onWorker = (worker: Worker): void => {
@@ -83,7 +89,7 @@ export function createPool(domain: PoolDomain, options: PoolOptions): Piscina {
       filename: POOL_WORKER,
       name: 'default',
       atomics: options.atomics ?? 'async',
-      workerData: { ...data, xpmem: domain.handle(), xpmemTask: { filename } } satisfies PoolWorkerData,
+      workerData: { ...data, xpmem: domain.handle(), xpmemTask: { filename }, xpmemClosed: shut } satisfies PoolWorkerData,
     });
   } catch (error) {
     process.off('worker', onWorker);
@@ -93,11 +99,20 @@ export function createPool(domain: PoolDomain, options: PoolOptions): Piscina {
     process.off('worker', onWorker);
   };
   pool.once('close', closed);
+  const close = pool.close.bind(pool);
+  pool.close = (closeOptions) => {
+    Atomics.store(shut, 0, 1);
+    return close(closeOptions);
+  };
   const destroy = pool.destroy.bind(pool); // Piscina's destroy() does not emit 'close'
-  pool.destroy = () => destroy().finally(closed);
+  pool.destroy = () => {
+    Atomics.store(shut, 0, 1);
+    return destroy().finally(closed);
+  };
   const run = pool.run.bind(pool);
   // A bad run option rejects the run, as Piscina's own checks do; it never throws synchronously.
   pool.run = async (task, runOptions = {}) => {
+    if (Atomics.load(shut, 0) !== 0) throw xpmemError('ERR_XPMEM_CLOSED', 'this pool was closed (close() or destroy()); create a new pool to run more tasks');
     const { filename: runFile, name: runName, ...rest } = runOptions;
     const envelope: PoolRun = {
       task,
