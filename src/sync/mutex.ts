@@ -79,19 +79,29 @@ export class Tx {
     this.#after.push(fn);
   }
 
-  /** Caller holds the mutex. Publishes the buffered writes through the journal. */
+  /**
+   * Caller holds the mutex. Publishes the buffered writes that change their word through the
+   * journal; a write leaving its word as it was publishes nothing (a make() into a reused slot
+   * writes back most fields as they were), so it takes no journal entry and no store.
+   */
   commit(layout: Layout): void {
-    const n = this.#n;
-    if (n === 0) return;
-    if (n > layout.caps.journal) throw xpmemError('ERR_XPMEM_NO_MEMORY', `operation needs ${n} control-block writes, journal holds ${layout.caps.journal}; raise capacity.journal`);
     const cb = this.#cb;
     const order = this.#order;
+    const words = this.#words;
+    const values = this.#values;
+    let n = 0;
+    for (let k = 0; k < this.#n; k++) {
+      const slot = order[k]!;
+      if (cb[words[slot]!] !== values[slot]) order[n++] = slot; // a plain load: the mutex orders [tx] words
+    }
+    if (n === 0) return;
+    if (n > layout.caps.journal) throw xpmemError('ERR_XPMEM_NO_MEMORY', `operation needs ${n} control-block writes, journal holds ${layout.caps.journal}; raise capacity.journal`);
     for (let k = 0, j = layout.journal; k < n; k++, j += 2) {
-      cb[j] = this.#words[order[k]!]!;
-      cb[j + 1] = this.#values[order[k]!]!;
+      cb[j] = words[order[k]!]!;
+      cb[j + 1] = values[order[k]!]!;
     }
     Atomics.store(cb, H_JOURNAL_LEN, n);
-    for (let k = 0; k < n; k++) Atomics.store(cb, this.#words[order[k]!]!, this.#values[order[k]!]!);
+    for (let k = 0; k < n; k++) Atomics.store(cb, words[order[k]!]!, values[order[k]!]!);
     Atomics.store(cb, H_JOURNAL_LEN, 0);
   }
 
