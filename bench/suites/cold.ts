@@ -3,6 +3,9 @@
  * has parked in its idle event loop), on an idle machine and with every core busy with another
  * process, each against a postMessage round trip to the same worker taken the same way in the
  * same run (interleaved with it). p50 and p90: a single slow wake-up is what users notice.
+ * Beside them, the floor of any protocol that wakes a parked thread through shared memory: an
+ * Atomics.waitAsync wake-up round trip to the same worker (it echoes from its event loop),
+ * taken the same way and interleaved too.
  */
 import { Domain } from '../../src/index.js';
 import { Attachers } from '../lib/attachers.js';
@@ -16,9 +19,22 @@ const RTT = 'postMessage round trip to that worker';
 /** Samples per figure 2 ms apart (a quarter of them 20 ms apart); BENCH_TIME_MS scales them. */
 const SAMPLES = Math.max(40, Math.round(0.4 * TIME_MS));
 
-/** p50 and p90 rows of `own` against `rtt`. */
-function percentiles(what: string, own: Timing, rtt: Timing, goal50: Goal, goal90?: Goal): Row[] {
-  return [row('cold', `${what}, p50`, ns(own), `${RTT}, taken the same way, p50`, ns(rtt), goal50), row('cold', `${what}, p90`, p90(own), `${RTT}, taken the same way, p90`, p90(rtt), goal90)];
+const WHO = '1 callback attacher idle in its event loop: await seg.protect()';
+
+/**
+ * p50 and p90 of the invalidations at `pace` against the round trips, then of the wake-up
+ * floor against them; `t` holds the three interleaved timings (invalidation, round trip, wake-up).
+ */
+function percentiles(pace: string, t: Map<string, Timing>, goal50: Goal, goal90?: Goal): Row[] {
+  const [own, rtt, wake] = [...t.values()] as [Timing, Timing, Timing];
+  const what = `invalidation ${pace}, ${WHO}`;
+  const floor = `Atomics.waitAsync wake-up round trip to that worker ${pace} (the floor of a shared-memory wake-up)`;
+  return [
+    row('cold', `${what}, p50`, ns(own), `${RTT}, taken the same way, p50`, ns(rtt), goal50),
+    row('cold', `${what}, p90`, p90(own), `${RTT}, taken the same way, p90`, p90(rtt), goal90),
+    row('cold', `${floor}, p50`, ns(wake), `${RTT}, p50`, ns(rtt)),
+    row('cold', `${floor}, p90`, p90(wake), `${RTT}, p90`, p90(rtt)),
+  ];
 }
 
 export const cold: Suite = {
@@ -34,23 +50,27 @@ export const cold: Suite = {
     let ro = false;
     const flip = (): Promise<void> => seg.protect((ro = !ro) ? 'ro' : 'rw');
     const ping = (): Promise<void> => attacher!.ping();
-    const idle = await measure([spaced('inv 2', 2, flip), spaced('rtt 2', 2, ping)], { samples: SAMPLES });
-    const far = await measure([spaced('inv 20', 20, flip), spaced('rtt 20', 20, ping)], { samples: SAMPLES / 4 });
+    const ring = (): Promise<void> => crew.ring();
+    const three = (gapMs: number) => [spaced('inv', gapMs, flip), spaced('rtt', gapMs, ping), spaced('wake', gapMs, ring)];
+    crew.go();
+    await attacher!.call('echo');
+    const idle = await measure(three(2), { samples: SAMPLES });
+    const far = await measure(three(20), { samples: SAMPLES / 4 });
     const stopLoad = await loadEveryCore();
     let loaded: Map<string, Timing>;
     try {
-      loaded = await measure([spaced('inv loaded', 2, flip), spaced('rtt loaded', 2, ping)], { samples: SAMPLES });
+      loaded = await measure(three(2), { samples: SAMPLES });
     } finally {
       await stopLoad();
     }
+    crew.stop();
     await crew.retire();
     await domain.close();
-    const who = '1 callback attacher idle in its event loop: await seg.protect()';
     return {
       rows: [
-        ...percentiles(`invalidation now and then (2 ms apart), ${who}`, idle.get('inv 2')!, idle.get('rtt 2')!, atMost(1)),
-        ...percentiles(`invalidation now and then (20 ms apart), ${who}`, far.get('inv 20')!, far.get('rtt 20')!, atMost(1)),
-        ...percentiles(`invalidation 2 ms apart, every core busy with another process, ${who}`, loaded.get('inv loaded')!, loaded.get('rtt loaded')!, atMost(1.5), atMost(2)),
+        ...percentiles('now and then (2 ms apart)', idle, atMost(1)),
+        ...percentiles('now and then (20 ms apart)', far, atMost(1)),
+        ...percentiles('2 ms apart, every core busy with another process', loaded, atMost(1.5), atMost(2)),
       ],
       curves: [],
     };
