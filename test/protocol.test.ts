@@ -517,6 +517,29 @@ describe('invalidation protocol', () => {
     await teardown(d, [holder!, caller!]);
   });
 
+  it('removeSync of a segment nobody observes never frees it under its own operation in flight: ERR_XPMEM_WOULD_DEADLOCK, and the operation completes', async () => {
+    const d = await domain();
+    const gates = new Gates();
+    const [holder] = await agents(d, gates, 1);
+    const holderId = await holder!.call<number>('space');
+    const seg = d.space.make(64);
+    const words = new Int32Array(d.handle().control);
+    Atomics.store(words, H_MUTEX, spaceSlot(d, holderId) + 1); // as if another thread held the domain mutex
+    let migrating: Promise<void> | undefined;
+    try {
+      migrating = seg.migrate(); // holds the segment's operation lock, its window open, waiting for the mutex
+      expect(() => seg.removeSync({ deadlineMs: 50 })).toThrow(expect.objectContaining({ code: 'ERR_XPMEM_WOULD_DEADLOCK', segId: seg.id }));
+    } finally {
+      Atomics.store(words, H_MUTEX, 0);
+      Atomics.notify(words, H_MUTEX);
+    }
+    await bounded(migrating!, 'the migration');
+    const segments = d.stats().segments;
+    seg.removeSync();
+    expect(d.stats().segments).toBe(segments - 1);
+    await teardown(d, [holder!]);
+  });
+
   it('remove revokes every attachment: waiters wake to ERR_XPMEM_REMOVED and range notifiers end with it', async () => {
     const d = await domain();
     const gates = new Gates();

@@ -125,7 +125,7 @@ export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Wai
   try {
     refuseSelf(me, op, bounds);
     // Generators cost ~60 ns each on Node 20: each step below makes one only when it may wait.
-    if (!takeOperation(me, op.seg)) yield* lockOperation(me, op, bounds);
+    if (!tryOperationLock(me.cb, me.slot, op.seg)) yield* lockOperation(me, op, bounds);
     const began = invalidateChannel.hasSubscribers ? performance.now() : 0;
     let failure: unknown;
     let rec: Published | undefined;
@@ -152,7 +152,7 @@ export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Wai
         else yield* transaction(me, bounds, undefined, op.finish);
       }
     } finally {
-      unlockOperation(me, op.seg);
+      unlockOperation(me.cb, op.seg);
     }
     if (rec?.targets.includes(me.slot)) me.deliverInline(); // our own end, before we return
     count(me.cb.words, ST_INVALIDATIONS);
@@ -424,9 +424,9 @@ function acks(me: Invalidator, r: number, which: number, bounds: Bounds, what: s
   };
 }
 
-/** Takes the segment's operation lock if it is free. Never sleeps. */
-function takeOperation(me: Invalidator, seg: number): boolean {
-  return Atomics.compareExchange(me.cb.words, slotBase(me.cb.layout.segments, seg) + SEG_OPLOCK, 0, me.slot + 1) === 0;
+/** Takes segment slot `seg`'s operation lock for space `self` if it is free. Never sleeps. */
+export function tryOperationLock(cb: ControlBlock, self: number, seg: number): boolean {
+  return Atomics.compareExchange(cb.words, slotBase(cb.layout.segments, seg) + SEG_OPLOCK, 0, self + 1) === 0;
 }
 
 /** Takes the segment's operation lock (serializes VM operations), which was taken when last tried. May sleep. */
@@ -475,9 +475,9 @@ function unresponsive(me: Invalidator, slot: number, what: string): XpmemError {
   return xpmemError('ERR_XPMEM_TIMEOUT', `space ${id} ${what}`, { space: id });
 }
 
-/** Releases the operation lock and wakes whoever waits on the segment. Never sleeps. */
-function unlockOperation(me: Invalidator, seg: number): void {
-  const { words, layout } = me.cb;
+/** Releases segment slot `seg`'s operation lock and wakes whoever waits on the segment. Never sleeps. */
+export function unlockOperation(cb: ControlBlock, seg: number): void {
+  const { words, layout } = cb;
   Atomics.store(words, slotBase(layout.segments, seg) + SEG_OPLOCK, 0);
   wakeSegmentWaiters(words, layout, seg, false);
 }

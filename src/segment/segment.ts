@@ -13,7 +13,7 @@ import type { Mm } from '../mm.js';
 import { checkWaitOptions, type WaitOptions } from '../sync/futex.js';
 import { invalidate, type Bounds, type Operation } from '../notifier/invalidate.js';
 import type { Waits } from '../notifier/wait.js';
-import { checkSegment, migration, protection, removal, resizing, swapIn, swapOut, swappedOut, type SegmentRef } from '../vm/operations.js';
+import { checkSegment, migration, protection, quickRemoval, removal, resizing, swapIn, swapOut, swappedOut, type SegmentRef } from '../vm/operations.js';
 import { reclaiming } from '../vm/reclaim.js';
 import { getAccess, type AttachOptions } from './access.js';
 import type { Attachment } from './attachment.js';
@@ -76,13 +76,22 @@ export class Segment {
     return getAccess(this.#mm, this.id, true).attachOwning(range);
   }
 
-  /** Revokes every attachment and frees the memory (xpmem_remove). One invalidation. */
+  /**
+   * Revokes every attachment and frees the memory (xpmem_remove). One invalidation; none when
+   * nobody but the owner could observe the segment (no permit held, no owner notifier).
+   */
   remove(opts?: WaitOptions): Promise<void> {
     return this.#async(() => removal(this.#mm.cb, this.#mm.slot, this.#ref, 'remove'), opts);
   }
 
-  /** remove(), blocking the thread. */
+  /**
+   * remove(), blocking the thread. A segment nobody but its owner could observe, with no other
+   * VM operation on it, is removed at once, without the invalidation's machinery.
+   */
   removeSync(opts?: WaitOptions): void {
+    checkWaitOptions(opts);
+    this.#mm.checkLive();
+    if (quickRemoval(this.#mm.cb, this.#mm.slot, this.#ref, opts?.deadlineMs ?? this.#mm.cb.deadlineMs)) return;
     this.#sync(() => removal(this.#mm.cb, this.#mm.slot, this.#ref, 'remove'), opts);
   }
 

@@ -35,7 +35,7 @@ import {
 import { freeSlot, type ControlBlock } from '../control/control.js';
 import { writeBegin, writeEnd } from '../sync/seqcount.js';
 import type { Tx } from '../sync/mutex.js';
-import type { Operation } from '../notifier/invalidate.js';
+import { tryOperationLock, unlockOperation, type Operation } from '../notifier/invalidate.js';
 import { allocUnits, checkHeadroom, unitsFor, zero } from '../control/alloc.js';
 import { dropSegmentUsers } from '../control/lists.js';
 import { discardSwap, readSwap, swapIo, swapPath, writeSwap } from '../control/swapfile.js';
@@ -161,6 +161,23 @@ export function removal(cb: ControlBlock, self: number, s: SegmentRef, event: In
     },
     finish: () => cb.transact(self, (tx) => freeSlot(tx, cb.segmentList, s.slot)),
   };
+}
+
+/**
+ * remove's fast path: removes segment `s` at once when nobody but its owner could observe it
+ * (see unobservedRemoval) and no other VM operation holds it; returns false, having done
+ * nothing, otherwise (the caller then runs the whole removal, which waits for what it must).
+ * Takes the operation lock only if it is free and the mutex for one transaction, waiting for
+ * it at most `patienceMs`. Throws ERR_XPMEM_REMOVED for a segment already gone.
+ */
+export function quickRemoval(cb: ControlBlock, self: number, s: SegmentRef, patienceMs: number): boolean {
+  if (Atomics.load(cb.words, slotBase(cb.layout.segments, s.slot) + SEG_GRANTS) >= 0) return false; // observed (or a reused slot's)
+  if (!tryOperationLock(cb, self, s.slot)) return false;
+  try {
+    return cb.patiently(patienceMs, () => unobservedRemoval(cb, self, s));
+  } finally {
+    unlockOperation(cb, s.slot);
+  }
 }
 
 /**
