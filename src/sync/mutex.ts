@@ -43,7 +43,8 @@ export class Tx {
   /** 32 - log2(table slots). */
   #shift = 32 - Math.log2(MIN_SLOTS);
   #stamp = 1;
-  #after: (() => void)[] = [];
+  /** What runs after commit and unlock; made only when a transaction registers something. */
+  #after: (() => void)[] | undefined;
 
   constructor(cb: Int32Array) {
     this.#cb = cb;
@@ -52,7 +53,7 @@ export class Tx {
   /** Starts a transaction: forgets every buffered write. Caller holds the mutex. */
   begin(): void {
     this.#n = 0;
-    this.#after = [];
+    this.#after = undefined;
     if (++this.#stamp > 0xffffffff) {
       this.#stamps.fill(0);
       this.#stamp = 1;
@@ -76,7 +77,7 @@ export class Tx {
 
   /** Runs `fn` after commit and unlock (wakeups, notifications): never inside the mutex. */
   after(fn: () => void): void {
-    this.#after.push(fn);
+    (this.#after ??= []).push(fn);
   }
 
   /**
@@ -89,26 +90,35 @@ export class Tx {
     const order = this.#order;
     const words = this.#words;
     const values = this.#values;
+    const end = layout.journal + 2 * layout.caps.journal;
     let n = 0;
-    for (let k = 0; k < this.#n; k++) {
+    for (let k = 0, j = layout.journal; k < this.#n; k++) {
       const slot = order[k]!;
-      if (cb[words[slot]!] !== values[slot]) order[n++] = slot; // a plain load: the mutex orders [tx] words
+      const word = words[slot]!;
+      const value = values[slot]!;
+      if (cb[word] === value) continue; // a plain load: the mutex orders [tx] words
+      if (j === end) throw this.#overflow(layout, k);
+      cb[j++] = word; // the journal area is scratch until H_JOURNAL_LEN says otherwise
+      cb[j++] = value;
+      order[n++] = slot;
     }
     if (n === 0) return;
-    if (n > layout.caps.journal) throw xpmemError('ERR_XPMEM_NO_MEMORY', `operation needs ${n} control-block writes, journal holds ${layout.caps.journal}; raise capacity.journal`);
-    for (let k = 0, j = layout.journal; k < n; k++, j += 2) {
-      cb[j] = words[order[k]!]!;
-      cb[j + 1] = values[order[k]!]!;
-    }
     Atomics.store(cb, H_JOURNAL_LEN, n);
     for (let k = 0; k < n; k++) Atomics.store(cb, words[order[k]!]!, values[order[k]!]!);
     Atomics.store(cb, H_JOURNAL_LEN, 0);
   }
 
+  /** ERR_XPMEM_NO_MEMORY for a transaction whose changes, counted from write `k` on, pass the journal. */
+  #overflow(layout: Layout, k: number): Error {
+    let changes = layout.caps.journal;
+    for (; k < this.#n; k++) if (this.#cb[this.#words[this.#order[k]!]!] !== this.#values[this.#order[k]!]) changes++;
+    return xpmemError('ERR_XPMEM_NO_MEMORY', `operation needs ${changes} control-block writes, journal holds ${layout.caps.journal}; raise capacity.journal`);
+  }
+
   /** The functions registered with after(), handed over once (a later transaction may begin while they run). */
-  takeAfter(): (() => void)[] {
+  takeAfter(): (() => void)[] | undefined {
     const after = this.#after;
-    this.#after = [];
+    this.#after = undefined;
     return after;
   }
 
@@ -217,7 +227,7 @@ export function seize(cb: Int32Array, layout: Layout, dead: number, self: number
 export function transact<T>(tx: Tx, cb: Int32Array, layout: Layout, self: number, deadlineMs: number, fn: (tx: Tx) => T): T {
   lock(cb, layout, self, deadlineMs);
   let result: T;
-  let after: (() => void)[];
+  let after: (() => void)[] | undefined;
   try {
     tx.begin();
     result = fn(tx);
@@ -226,6 +236,6 @@ export function transact<T>(tx: Tx, cb: Int32Array, layout: Layout, self: number
     after = tx.takeAfter();
     unlock(cb);
   }
-  for (const fn of after) fn();
+  if (after !== undefined) for (const fn of after) fn();
   return result;
 }
