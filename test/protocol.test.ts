@@ -523,12 +523,15 @@ describe('invalidation protocol', () => {
     const [holder] = await agents(d, gates, 1);
     const holderId = await holder!.call<number>('space');
     const seg = d.space.make(64);
+    const other = d.space.make(64);
     const words = new Int32Array(d.handle().control);
     Atomics.store(words, H_MUTEX, spaceSlot(d, holderId) + 1); // as if another thread held the domain mutex
     let migrating: Promise<void> | undefined;
     try {
       migrating = seg.migrate(); // holds the segment's operation lock, its window open, waiting for the mutex
       expect(() => seg.removeSync({ deadlineMs: 50 })).toThrow(expect.objectContaining({ code: 'ERR_XPMEM_WOULD_DEADLOCK', segId: seg.id }));
+      // The quick removal waits for the mutex only until its own deadline, and its error names the segment and the holder.
+      expect(() => other.removeSync({ deadlineMs: 50 })).toThrow(expect.objectContaining({ code: 'ERR_XPMEM_TIMEOUT', segId: other.id, space: holderId }));
     } finally {
       Atomics.store(words, H_MUTEX, 0);
       Atomics.notify(words, H_MUTEX);
@@ -536,7 +539,8 @@ describe('invalidation protocol', () => {
     await bounded(migrating!, 'the migration');
     const segments = d.stats().segments;
     seg.removeSync();
-    expect(d.stats().segments).toBe(segments - 1);
+    other.removeSync();
+    expect(d.stats().segments).toBe(segments - 2);
     await teardown(d, [holder!]);
   });
 

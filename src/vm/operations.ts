@@ -7,7 +7,7 @@
  * what each invalidates, what it does in step 4 (drained and held off), and what it frees after.
  * `apply` either completes or throws having changed nothing.
  */
-import { xpmemError } from '../errors.js';
+import { aboutSegment, xpmemError } from '../errors.js';
 import { truncateSync } from 'node:fs';
 import {
   SEG_BLOCK,
@@ -175,6 +175,8 @@ export function quickRemoval(cb: ControlBlock, self: number, s: SegmentRef, pati
   if (!tryOperationLock(cb, self, s.slot)) return false;
   try {
     return cb.patiently(patienceMs, () => unobservedRemoval(cb, self, s));
+  } catch (error) {
+    throw aboutSegment(error, s.id); // as every error of an operation, it names the segment
   } finally {
     unlockOperation(cb, s.slot);
   }
