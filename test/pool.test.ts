@@ -246,6 +246,32 @@ describe('createPool', () => {
     expect(await bounded(late!, 'the late run fails when the pool closes again')).toBeInstanceOf(Error);
   });
 
+  it("a pool whose domain was closed: run() rejects ERR_XPMEM_CLOSED, and a worker Piscina starts exits quietly instead of an 'error' event", async () => {
+    const d = await domain();
+    const pool = createPool(d, { filename: TASK.pathname, minThreads: 0, maxThreads: 1, idleTimeout: 0 });
+    const errors: unknown[] = [];
+    pool.on('error', (error: unknown) => errors.push(error)); // unheard, an 'error' event would end the program
+    let late: Promise<unknown> | undefined;
+    try {
+      const seg = d.space.make(4096);
+      const sum = { op: 'sum', segId: seg.id, offset: 0, length: 1 };
+      const first = new Promise<Worker>((resolve) => process.once('worker', resolve));
+      expect(await pool.run(sum)).toBe(0);
+      await bounded(once(await first, 'exit'), 'the idle worker leaves (idleTimeout 0, minThreads 0)');
+      await d.close();
+      await expectCode(() => pool.run(sum), 'ERR_XPMEM_CLOSED');
+      // A worker Piscina starts now (to replace one, or for its own run(), unwrapped here) finds the domain closed.
+      const started = new Promise<Worker>((resolve) => process.once('worker', resolve));
+      late = Piscina.prototype.run.call(pool, { task: sum, filename: TASK.href, name: 'default' } satisfies PoolRun).catch((e: unknown) => e);
+      await bounded(once(await bounded(started, 'a worker started after the domain closed'), 'exit'), 'that worker exits');
+      await new Promise((resolve) => setImmediate(resolve)); // the pool hears its exit
+      expect(errors).toEqual([]);
+    } finally {
+      await pool.close();
+    }
+    expect(await bounded(late!, 'the late run fails when the pool closes')).toBeInstanceOf(Error);
+  });
+
   it('destroying the pool mid-task leaves the domain consistent and every pool space reaped', async () => {
     const d = await domain();
     const gates = new Gates();

@@ -13,9 +13,15 @@ import { carry } from './carry.js';
 import type { PoolRun, PoolWorkerData } from './pool.js';
 
 const data = workerData as PoolWorkerData;
-// Started after its pool closed (Piscina replacing a worker whose exit came late): nothing to run.
+// Started after its pool or its domain closed (Piscina replacing a worker that exited): nothing
+// to run, and nothing to report: a throw here would be an 'error' event on the pool.
 if (Atomics.load(data.xpmemClosed, 0) !== 0) process.exit(0);
-join(data.xpmem);
+try {
+  join(data.xpmem);
+} catch (error) {
+  if ((error as { code?: unknown }).code === 'ERR_XPMEM_CLOSED') process.exit(0);
+  throw error;
+}
 
 /** Task modules by URL, imported once each. */
 const modules = new Map<string, Promise<Record<string, unknown>>>();

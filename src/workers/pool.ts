@@ -16,9 +16,10 @@
  *   'sync' is refused.
  * - Tasks receive segment ids and ranges, not data; what a task gets or attaches is released
  *   when it settles. An aborted task (`signal`) terminates its worker: the death path.
- * - Closed means closed: from close() or destroy() on, run() rejects with ERR_XPMEM_CLOSED, and
- *   a worker Piscina still starts (it replaces an idle worker whose exit arrives after close()
- *   resolved) sees the pool's shared closed flag and exits without joining the domain.
+ * - Closed means closed: once the pool is closing (close(), destroy()) or its domain closed,
+ *   run() rejects with ERR_XPMEM_CLOSED, and a worker Piscina still starts (it replaces an idle
+ *   worker whose exit arrives later) exits without joining, instead of failing the program
+ *   with an 'error' event on the pool.
  * Runs in the thread that owns the domain object.
  */
 import { Piscina } from 'piscina';
@@ -27,6 +28,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { checkOptions, invalidArgType, xpmemError } from '../errors.js';
 import type { DomainHandle } from '../control/control.js';
+import { H_CLOSED } from '../layout.js';
 import { rebuild } from './carry.js';
 
 /** What a pool needs of its domain (a Domain is one): the handle its workers join with, and a watch that reaps them. */
@@ -77,6 +79,8 @@ export function createPool(domain: PoolDomain, options: PoolOptions): Piscina {
   const data: unknown = options.workerData ?? {};
   if (typeof data !== 'object' || data === null) throw invalidArgType('options.workerData', 'an object (xpmem adds its handle to it)', data);
   const shut = new Int32Array(new SharedArrayBuffer(4));
+  const handle = domain.handle();
+  const control = new Int32Array(handle.control);
   let pool: Piscina | undefined;
   // The 'worker' event comes in a later tick than the Worker's start, which Piscina has recorded by then.
   const onWorker = (worker: Worker): void => {
@@ -89,7 +93,7 @@ export function createPool(domain: PoolDomain, options: PoolOptions): Piscina {
       filename: POOL_WORKER,
       name: 'default',
       atomics: options.atomics ?? 'async',
-      workerData: { ...data, xpmem: domain.handle(), xpmemTask: { filename }, xpmemClosed: shut } satisfies PoolWorkerData,
+      workerData: { ...data, xpmem: handle, xpmemTask: { filename }, xpmemClosed: shut } satisfies PoolWorkerData,
     });
   } catch (error) {
     process.off('worker', onWorker);
@@ -113,6 +117,7 @@ export function createPool(domain: PoolDomain, options: PoolOptions): Piscina {
   // A bad run option rejects the run, as Piscina's own checks do; it never throws synchronously.
   pool.run = async (task, runOptions = {}) => {
     if (Atomics.load(shut, 0) !== 0) throw xpmemError('ERR_XPMEM_CLOSED', 'this pool was closed (close() or destroy()); create a new pool to run more tasks');
+    if (Atomics.load(control, H_CLOSED) !== 0) throw xpmemError('ERR_XPMEM_CLOSED', "this pool's domain was closed; close the pool too");
     const { filename: runFile, name: runName, ...rest } = runOptions;
     const envelope: PoolRun = {
       task,
