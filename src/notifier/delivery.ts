@@ -385,14 +385,16 @@ export class Delivery {
   }
 
   /**
-   * Acks phase `which` of record `r`. Only the last target to ack rings the invalidator (it
-   * re-checks every mask when it wakes, and acks dead targets itself; the reaper rings it too):
-   * with many targets it wakes once per phase, not once per target.
+   * Acks phase `which` of record `r`. Only the last target to ack a start rings the invalidator
+   * (it re-checks every mask when it wakes, and acks dead targets itself; the reaper rings it
+   * too): with many targets it wakes once per phase, not once per target. An end's ack rings
+   * nobody: no thread waits for it (the invalidator left at END, and a later record allocation
+   * frees the record), and a ring would wake an invalidator asleep on its next operation's acks.
    */
   #ack(r: number, which: number): void {
     const { words, layout } = this.#cb;
     setBit(words, layout, r, which, this.#self);
-    if (firstPending(words, layout, r, which) < 0) ring(words, layout, Atomics.load(words, slotBase(layout.invalidations, r) + IV_INVALIDATOR));
+    if (which === STARTED && firstPending(words, layout, r, which) < 0) ring(words, layout, Atomics.load(words, slotBase(layout.invalidations, r) + IV_INVALIDATOR));
   }
 
   #finish(r: number, f: Inflight): void {
