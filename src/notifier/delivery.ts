@@ -54,7 +54,7 @@ import { waitAsync } from '../sync/futex.js';
 import type { CallbackResult, NotifierCallbacks, Range } from './range.js';
 import { ENDED, STARTED, TARGETS, firstPending, hasBit, setBit } from './record.js';
 import { ring } from '../sync/doorbell.js';
-import { idling, spinForEnd, type Spin } from './spin.js';
+import { idling, spinForEnd, spinForNext, type Spin } from './spin.js';
 
 /** A notifier as its own thread knows it. */
 export interface LocalNotifier {
@@ -459,29 +459,35 @@ export class Delivery {
   }
 
   /**
-   * Spins (notifier/spin.ts, adaptive) while the doorbell reads `seen` and every record started
-   * here has acked its start and awaits its end: the end usually follows within microseconds,
-   * and a thread that sees it while spinning needs no wake-up. Blocks the event loop for the
-   * spin only; never while a callback's promise is pending (it would need the event loop to
-   * settle). Returns the spin and when it began when it missed, for the wait to report.
+   * Spins (notifier/spin.ts, adaptive) while the doorbell reads `seen`, before the dispatcher
+   * sleeps: for the end when every record started here has acked its start and awaits its end
+   * (it usually follows within microseconds), or for the next event when nothing is in flight
+   * (operations back to back). A thread that sees the doorbell move while spinning needs no
+   * wake-up, and an invalidator that finds it awake spins for its ack instead of sleeping.
+   * Blocks the event loop for the spin only; never while a callback's promise is pending (it
+   * would need the event loop to settle). Unless the spin saw the doorbell move, returns it and
+   * when it began: the wait that follows tells it how long the event took, so a spin that
+   * stopped after misses learns when events come fast again.
    */
-  #expectEnd(bell: number, seen: number): { spin: Spin; since: number } | undefined {
-    if (this.#inflight.size === 0) return undefined;
-    let invalidator = -1;
-    for (const [r, f] of this.#inflight) {
-      if (f.pending) return undefined;
-      invalidator = Atomics.load(this.#words, slotBase(this.#cb.layout.invalidations, r) + IV_INVALIDATOR);
+  #linger(bell: number, seen: number): { spin: Spin; since: number } | undefined {
+    let spin: Spin;
+    if (this.#inflight.size === 0) spin = spinForNext(this.#words, this.#cb.layout);
+    else {
+      let invalidator = -1;
+      for (const [r, f] of this.#inflight) {
+        if (f.pending) return undefined;
+        invalidator = Atomics.load(this.#words, slotBase(this.#cb.layout.invalidations, r) + IV_INVALIDATOR);
+      }
+      spin = spinForEnd(this.#words, this.#cb.layout, invalidator);
     }
-    const spin = spinForEnd(this.#words, this.#cb.layout, invalidator);
-    if (spin.ms === 0) return undefined;
     const since = performance.now();
     for (const until = since + spin.ms; performance.now() < until; ) {
       if (Atomics.load(this.#words, bell) !== seen) {
-        spin.observe(performance.now() - since, true);
+        spin.observe(performance.now() - since);
         return undefined;
       }
     }
-    return { spin, since }; // missed: the wait tells it how long the end took
+    return { spin, since }; // missed, or did not spin: the wait tells it how long the event took
   }
 
   /** The idle-time dispatcher: one waitAsync armed per idle period. */
@@ -496,14 +502,14 @@ export class Delivery {
         this.deliver(true);
         this.#settle();
         if (this.#keepAlive === undefined) break;
-        const missed = this.#expectEnd(bell, seen);
+        const lingered = this.#linger(bell, seen);
         idling(words, layout, this.#self, true);
         try {
           await waitAsync(words, bell, seen, Infinity);
         } finally {
           idling(words, layout, this.#self, false);
         }
-        missed?.spin.observe(performance.now() - missed.since, false);
+        lingered?.spin.observe(performance.now() - lingered.since);
       }
     } finally {
       this.#dispatching = false;

@@ -65,7 +65,7 @@ import { post, wakeSegmentWaiters } from '../sync/doorbell.js';
 import { openRecord, endRecord, firstPending, maskAt, setBit, STARTED, TARGETS } from './record.js';
 import type { WaitFor, Waits } from './wait.js';
 import { count, ST_INVALIDATIONS } from '../stats.js';
-import { DRAIN_SPIN, fixedSpin, spinForAnswers, type Spin } from './spin.js';
+import { DRAIN_SPIN, answered, fixedSpin, spinForAnswers, spinning, type Spin } from './spin.js';
 import { invalidateChannel, published } from '../diagnostics.js';
 
 /** One VM operation on one segment. */
@@ -133,7 +133,7 @@ export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Wai
       const range = bounds.sync ? synchronously(me, bounds.deadline, op.prepare) : yield* transaction(me, bounds, bounds.deadline, op.prepare); // prepare may take the mutex
       if (range === null) return false;
       rec = openWindow(me.cb, op.seg) ? undefined : yield* holdOff(me, op, range, bounds);
-      if (rec !== undefined) failure = yield* start(me, rec.r, bounds, spinFor(me, rec));
+      if (rec !== undefined) failure = yield* start(me, rec, bounds);
       if (failure === undefined) failure = refuseDrain(me, op, bounds);
       if (failure === undefined && holderOf(me.cb.words, me.cb.layout, op.seg, -1) >= 0) failure = yield* drain(me, op.seg, bounds);
       if (failure === undefined) {
@@ -212,13 +212,13 @@ interface Published {
 }
 
 /**
- * Step 1, the record (window open): publishes it and rings its targets; returns it, or
+ * Step 1, the record (window open): publishes it (step 2 rings its targets); returns it, or
  * undefined when no notifier overlaps the range after all. On failure, closes the window. May
  * sleep (async: on the mutex).
  */
 function* holdOff(me: Invalidator, op: Operation, range: { offset: number; length: number }, bounds: Bounds): Waits<Published | undefined> {
   const { cb } = me;
-  const { words, layout } = cb;
+  const { layout } = cb;
   let targets: number[] = [];
   let r = -1;
   try {
@@ -244,7 +244,6 @@ function* holdOff(me: Invalidator, op: Operation, range: { offset: number; lengt
     closeWindow(cb, op.seg);
     throw error;
   }
-  for (const t of targets) post(words, layout, t);
   return r < 0 ? undefined : { r, targets };
 }
 
@@ -281,13 +280,24 @@ export function targetsOf(cb: ControlBlock, get: (i: number) => number, seg: num
   return [...targets];
 }
 
-/** Step 2. Returns the timeout error instead of throwing it, so step 5 still runs. */
-function* start(me: Invalidator, r: number, bounds: Bounds, spin: Spin): Waits<unknown> {
+/**
+ * Step 2: rings the record's targets and waits for their acks. While this thread spins for them
+ * (spinning() from before the ring, so a target that answers at once sees it), a target
+ * expects the end soon and may spin for it (notifier/spin.ts). Returns the timeout error
+ * instead of throwing it, so step 5 still runs.
+ */
+function* start(me: Invalidator, rec: Published, bounds: Bounds): Waits<unknown> {
+  const { words, layout } = me.cb;
+  const spin = spinFor(me, rec);
+  if (spin.ms > 0) spinning(words, layout, me.slot, true);
   try {
-    yield acks(me, r, STARTED, bounds, 'invalidateStart', spin);
+    for (const t of rec.targets) post(words, layout, t);
+    yield acks(me, rec.r, STARTED, bounds, 'invalidateStart', spin);
     return undefined;
   } catch (error) {
     return error;
+  } finally {
+    if (spin.ms > 0) spinning(words, layout, me.slot, false);
   }
 }
 
@@ -415,7 +425,10 @@ function acks(me: Invalidator, r: number, which: number, bounds: Bounds, what: s
     until: () => {
       for (;;) {
         pending = firstPending(words, layout, r, which);
-        if (pending < 0) return true;
+        if (pending < 0) {
+          answered();
+          return true;
+        }
         if (Atomics.load(words, slotBase(layout.spaces, pending) + SP_STATE) === SPACE_LIVE) return false;
         setBit(words, layout, r, which, pending);
       }

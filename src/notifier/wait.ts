@@ -85,13 +85,13 @@ function arm(s: Waiting, w: WaitFor): void {
 /**
  * Undoes register; a section entry that failed gives back its parked or granted hold. Records
  * how long the wait took (`since`: when it first found its condition false, or -1) in the
- * domain's statistics, and tells the wait's spin whether it caught the answer.
+ * domain's statistics, and tells the wait's spin.
  */
-function unregister(s: Waiting, w: WaitFor, entered: boolean, since: number, caught: boolean): void {
+function unregister(s: Waiting, w: WaitFor, entered: boolean, since: number): void {
   if (since >= 0) {
     const ms = performance.now() - since;
     recordWait(s.words, ms);
-    if (entered) w.spin?.observe(ms, caught);
+    if (entered) w.spin?.observe(ms);
   }
   if (w.seg < 0) return;
   if (w.held === undefined) Atomics.sub(s.words, slotBase(s.layout.spaces, s.slot) + SP_WAIT_ANY, 1);
@@ -131,7 +131,6 @@ function spun(s: Waiting, w: WaitFor, sync: boolean): boolean {
 export function waitSync(s: Waiting, w: WaitFor): void {
   const bell = register(s, w);
   let entered = false;
-  let caught = false;
   let since = -1;
   try {
     const self = w.self ?? w.seg;
@@ -151,7 +150,7 @@ export function waitSync(s: Waiting, w: WaitFor): void {
       checkWait(s, w);
       if (since < 0) {
         since = performance.now();
-        if ((entered = caught = spun(s, w, true))) return;
+        if ((entered = spun(s, w, true))) return;
       }
       parking(s.words, s.layout, s.slot, 1);
       try {
@@ -161,7 +160,7 @@ export function waitSync(s: Waiting, w: WaitFor): void {
       }
     }
   } finally {
-    unregister(s, w, entered, since, caught);
+    unregister(s, w, entered, since);
   }
 }
 
@@ -184,7 +183,6 @@ function letGo(): void {
 export async function waitAsyncFor(s: Waiting, w: WaitFor): Promise<void> {
   const bell = w.word?.index ?? register(s, w);
   let entered = false;
-  let caught = false;
   let since = -1;
   try {
     for (;;) {
@@ -194,7 +192,7 @@ export async function waitAsyncFor(s: Waiting, w: WaitFor): Promise<void> {
       checkWait(s, w);
       if (since < 0) {
         since = performance.now();
-        if ((entered = caught = spun(s, w, false))) return;
+        if ((entered = spun(s, w, false))) return;
       }
       holdOpen();
       idling(s.words, s.layout, s.slot, true);
@@ -206,7 +204,7 @@ export async function waitAsyncFor(s: Waiting, w: WaitFor): Promise<void> {
       }
     }
   } finally {
-    unregister(s, w, entered, since, caught);
+    unregister(s, w, entered, since);
   }
 }
 
