@@ -54,7 +54,7 @@ import { waitAsync } from '../sync/futex.js';
 import type { CallbackResult, NotifierCallbacks, Range } from './range.js';
 import { ENDED, STARTED, TARGETS, firstPending, hasBit, setBit } from './record.js';
 import { ring } from '../sync/doorbell.js';
-import { idling, spinForEnd, spinForNext, type Spin } from './spin.js';
+import { idling, spinForEnd, spinForNext, spinsForAcks, type Spin } from './spin.js';
 
 /** A notifier as its own thread knows it. */
 export interface LocalNotifier {
@@ -90,6 +90,8 @@ interface Inflight {
   skipped: boolean;
   /** START until the start callbacks finished, then END. */
   phase: 'start' | 'end';
+  /** When this space acked the start, its invalidator spun for the acks (spin.ts spinsForAcks). */
+  invalidatorSpun: boolean;
 }
 
 /** What one thread read of an invalidation record (Delivery.#view). */
@@ -330,11 +332,15 @@ export class Delivery {
       pending: false,
       skipped: false,
       phase: 'start',
+      invalidatorSpun: false,
     };
     for (const n of notifiers) n.inflight++;
     this.#inflight.set(r, f);
     const calls = notifiers.map((n) => (release && n.callbacks.release !== undefined ? n.callbacks.release : n.callbacks.invalidateStart));
-    this.#run(f, calls, this.#range(base, f, blockable), () => this.#ack(r, STARTED));
+    this.#run(f, calls, this.#range(base, f, blockable), () => {
+      f.invalidatorSpun = spinsForAcks(words, layout, Atomics.load(words, base + IV_INVALIDATOR)); // before the ack it may see at once
+      this.#ack(r, STARTED);
+    });
   }
 
   /**
@@ -473,12 +479,12 @@ export class Delivery {
     let spin: Spin;
     if (this.#inflight.size === 0) spin = spinForNext(this.#words, this.#cb.layout);
     else {
-      let invalidator = -1;
-      for (const [r, f] of this.#inflight) {
+      let spun = true;
+      for (const f of this.#inflight.values()) {
         if (f.pending) return undefined;
-        invalidator = Atomics.load(this.#words, slotBase(this.#cb.layout.invalidations, r) + IV_INVALIDATOR);
+        spun &&= f.invalidatorSpun;
       }
-      spin = spinForEnd(this.#words, this.#cb.layout, invalidator);
+      spin = spinForEnd(this.#words, this.#cb.layout, spun);
     }
     const since = performance.now();
     for (const until = since + spin.ms; performance.now() < until; ) {

@@ -155,13 +155,21 @@ export function spinForWindow(words: Int32Array, layout: Layout, closer: number)
 }
 
 /**
- * The spin of a dispatcher that acked a start and expects the end from space `invalidator`:
- * only while that space spins for the acks and is not asleep (it then sees the ack without a
- * wake-up, so it is not woken onto this core, and goes on to the end at once), and not while
- * more live spaces than the cores could be spinning (each spinner needs a core of its own).
+ * True when space `invalidator` spins for the acks of its invalidation now and is not asleep:
+ * an ack reaches it without a wake-up, so it is not woken onto the acking thread's core, and
+ * goes on to the end at once. Read before the ack (the invalidator stops spinning when it sees it).
  */
-export function spinForEnd(words: Int32Array, layout: Layout, invalidator: number): Spin {
-  return Atomics.load(words, slotBase(layout.spaces, invalidator) + SP_PARKED) !== SPINNING || crowded(words, layout, CORES) ? NO_SPIN : END_EXPECTED;
+export function spinsForAcks(words: Int32Array, layout: Layout, invalidator: number): boolean {
+  return Atomics.load(words, slotBase(layout.spaces, invalidator) + SP_PARKED) === SPINNING;
+}
+
+/**
+ * The spin of a dispatcher that acked starts and expects their ends: only when every invalidator
+ * spun for the acks when they were acked (`spun`, spinsForAcks), and not while more live spaces
+ * than the cores could be spinning (each spinner needs a core of its own).
+ */
+export function spinForEnd(words: Int32Array, layout: Layout, spun: boolean): Spin {
+  return !spun || crowded(words, layout, CORES) ? NO_SPIN : END_EXPECTED;
 }
 
 /**
