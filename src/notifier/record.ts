@@ -9,7 +9,7 @@
  * waits for that: the invalidator left at END). A record is freed only once END, so the atomic
  * store never races a transaction writing the same word.
  */
-import { IV_END, IV_MASKS, IV_START, IV_STATE, slotBase, type Layout } from '../layout.js';
+import { IV_END, IV_MASKS, IV_START, IV_STATE, SP_EVENTS, slotBase, type Layout } from '../layout.js';
 import { bumpGeneration, freeSlot, takeSlot, type ControlBlock } from '../control/control.js';
 import { post, postQuietly, wake } from '../sync/doorbell.js';
 import type { Tx } from '../sync/mutex.js';
@@ -93,17 +93,37 @@ export function targetsOfRecord(words: Int32Array, layout: Layout, r: number): n
 /**
  * Step 5 for record `r` (its window closed) with `targets`: END, and every target told to run
  * its ends. The invalidator, or the reaper of a dead one, calls it once. With `later`, a target
- * asleep is woken only in this thread's next macrotask (postQuietly): nobody waits for the ends,
- * so an awaited operation resolves without paying for that wake-up. Any thread; never sleeps.
+ * asleep is woken only in this thread's next macrotask (postQuietly, wakeLater): nobody waits for
+ * the ends, so an awaited operation resolves without paying for that wake-up. Any thread; never sleeps.
  */
 export function endRecord(words: Int32Array, layout: Layout, r: number, targets: readonly number[], later = false): void {
   Atomics.store(words, slotBase(layout.invalidations, r) + IV_STATE, IV_END);
-  if (!later) {
-    for (const t of targets) post(words, layout, t);
-    return;
+  for (const t of targets) {
+    if (!later) post(words, layout, t);
+    else {
+      postQuietly(words, layout, t);
+      wakeLater(words, layout, t);
+    }
   }
-  for (const t of targets) postQuietly(words, layout, t);
-  setImmediate(() => {
-    for (const t of targets) wake(words, layout, t);
-  });
+}
+
+/** Spaces told quietly in this thread, to wake in its next macrotask. */
+const quiet: { words: Int32Array; layout: Layout; space: number }[] = [];
+
+/** Wakes space `space` in this thread's next macrotask, unless it has run its events by then. Never sleeps. */
+function wakeLater(words: Int32Array, layout: Layout, space: number): void {
+  if (quiet.length === 0) setImmediate(wakeQuiet);
+  quiet.push({ words, layout, space });
+}
+
+/**
+ * Wakes the spaces told quietly that have not run their events since (SP_EVENTS still set: a
+ * space clears it before it scans its records, so one that cleared it saw the END). Operations
+ * back to back queue one entry each: without the check, each would wake a target that already
+ * ran them and went back to sleep.
+ */
+function wakeQuiet(): void {
+  for (const { words, layout, space } of quiet.splice(0)) {
+    if (Atomics.load(words, slotBase(layout.spaces, space) + SP_EVENTS) !== 0) wake(words, layout, space);
+  }
 }
