@@ -15,6 +15,22 @@ export function atomicsPair(): Task {
   });
 }
 
+export const HOLD = "a section's rwlock atomics alone: store + load, store + load";
+
+/**
+ * What a section's rwlock does, bare (sync/rwlock.ts enterShared, exitShared): publish a hold
+ * and check the seqcount, clear the hold and check it again. The floor of a reader indicator
+ * that a killed thread cannot leave behind (its hold is its own word, which the reaper clears).
+ */
+export function holdPair(): Task {
+  return repeat(HOLD, 1000, () => {
+    Atomics.store(words, 2, 1);
+    sink += Atomics.load(words, 3);
+    Atomics.store(words, 2, 0);
+    sink += Atomics.load(words, 3);
+  });
+}
+
 /** One Atomics.load of a SharedArrayBuffer word: what a seqcount's read_retry is. */
 export function oneLoad(): Task {
   return repeat(LOAD, 1000, () => {

@@ -1,10 +1,10 @@
 /**
  * Sections, uncontended, against the floor any reader indicator pays (a bare Atomics.add +
- * Atomics.sub pair on a SharedArrayBuffer word), and mapped mode's retry() check (one load of
- * the seqcount) against one Atomics.load.
+ * Atomics.sub pair on a SharedArrayBuffer word) and against their own rwlock's atomics alone,
+ * and mapped mode's retry() check (one load of the seqcount) against one Atomics.load.
  */
 import { Domain } from '../../src/index.js';
-import { atomicsPair, keep, LOAD, oneLoad, PAIR } from '../lib/baselines.js';
+import { atomicsPair, HOLD, holdPair, keep, LOAD, oneLoad, PAIR } from '../lib/baselines.js';
 import { measure, repeat } from '../lib/measure.js';
 import { atMost, ns, row } from '../lib/rows.js';
 import type { Suite } from '../lib/suite.js';
@@ -23,6 +23,7 @@ export const section: Suite = {
     let sink = 0;
     const t = await measure([
       atomicsPair(),
+      holdPair(),
       repeat('att.read(fn)', BATCH, () => {
         sink += att.read((v) => v[0]!);
       }),
@@ -48,6 +49,8 @@ export const section: Suite = {
     return {
       rows: [
         row('section', 'section enter/exit, uncontended: att.read(fn)', at('att.read(fn)'), PAIR, pair, atMost(2)),
+        row('section', "a section's rwlock atomics alone (store + load, store + load): the floor of a reader indicator a killed thread cannot leave set", at(HOLD), PAIR, pair),
+        row('section', 'section enter/exit, uncontended: att.read(fn), against its rwlock atomics alone', at('att.read(fn)'), HOLD, at(HOLD)),
         row('section', 'att.write(Int32Array, fn)', at('att.write(Int32Array, fn)'), PAIR, pair),
         row('section', "using s = att.section('ro')", at("using s = att.section('ro')"), PAIR, pair),
         row('section', 'mapped-mode map.retry() check', at('map.retry()'), LOAD, ns(t.get(LOAD)!), atMost(1.5)),
