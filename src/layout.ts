@@ -68,7 +68,7 @@ export const SP_WAIT_ANY = 7; // [atomic] waits of this space on a segment other
 export const SP_AGE = 8; // [atomic] questions of the reclaim clock to its `referenced` callbacks: += 1 per ask (with SP_EVENTS)
 export const SP_AGED = 9; // [atomic] the SP_AGE value this space last answered
 export const SP_AGER = 10; // [atomic] space slot + 1 of the clock that asked last: rung when answered
-export const SP_PARKED = 11; // [atomic] blocking waits asleep now, | an async wait armed and no sign of life since (spin.ts)
+export const SP_PARKED = 11; // [atomic] blocking waits asleep now, | an async wait armed and no sign of life since, | spinning for its acks (spin.ts)
 export const SP_HELD = 12; // [atomic] MAX_DEPTH words: segment slot + 1 per held section, | HELD_*
 export const SP_FIXED = 12;
 
