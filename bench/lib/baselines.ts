@@ -31,6 +31,24 @@ export function holdPair(): Task {
   });
 }
 
+export const WINDOW = "an invalidation's atomics alone: lock, seqcount odd, holders' check, the change, seqcount even, unlock";
+
+/**
+ * What an invalidation nobody answers must do in shared memory, bare: take the segment's
+ * operation lock, make its seqcount odd, check the holders' words (two spaces), store the
+ * change, make the seqcount even, release the lock. No journal, no deadline, no wake-up check.
+ */
+export function windowAtomics(): Task {
+  return repeat(WINDOW, 1000, () => {
+    if (Atomics.compareExchange(words, 4, 0, 1) !== 0) return;
+    Atomics.add(words, 5, 1);
+    sink += Atomics.load(words, 6) + Atomics.load(words, 7);
+    Atomics.store(words, 8, sink & 1);
+    Atomics.add(words, 5, 1);
+    Atomics.store(words, 4, 0);
+  });
+}
+
 /** One Atomics.load of a SharedArrayBuffer word: what a seqcount's read_retry is. */
 export function oneLoad(): Task {
   return repeat(LOAD, 1000, () => {

@@ -2,10 +2,11 @@
  * Invalidations with no callback notifier and no section inside, so the figure is the
  * protocol's own cost (operation lock, seqcount window, drain check, the change): on a segment
  * nobody attached (unwatched), on one with an attachment (watched, as segments in use are),
- * and on one with 1,000 attachments of its own, none with a notifier.
+ * and on one with 1,000 attachments of its own, none with a notifier; and against those
+ * steps' atomics alone, with nothing around them.
  */
 import { Domain } from '../../src/index.js';
-import { atomicsPair, PAIR } from '../lib/baselines.js';
+import { atomicsPair, PAIR, WINDOW, windowAtomics } from '../lib/baselines.js';
 import { flips, flipsSync } from '../lib/flip.js';
 import { measure } from '../lib/measure.js';
 import { atMost, ns, row } from '../lib/rows.js';
@@ -30,6 +31,7 @@ export const invalidation: Suite = {
     for (let i = 0; i < MANY; i++) access.attach();
     const t = await measure([
       atomicsPair(),
+      windowAtomics(),
       flips('unwatched', unwatched, BATCH),
       flips('watched', watched, BATCH),
       flipsSync('watched sync', watched, BATCH),
@@ -49,6 +51,8 @@ export const invalidation: Suite = {
     return {
       rows: [
         row('invalidation', 'invalidation, watched (1 attachment, no notifier, no section): await seg.protect()', one, PAIR, pair, atMost(50)),
+        row('invalidation', "an invalidation's atomics alone (lock, seqcount odd, holders' check, the change, seqcount even, unlock)", ns(t.get(WINDOW)!), PAIR, pair),
+        row('invalidation', 'invalidation, watched: await seg.protect(), against its atomics alone', one, WINDOW, ns(t.get(WINDOW)!)),
         row('invalidation', 'invalidation, unwatched (no attachment): await seg.protect()', ns(t.get('unwatched')!), PAIR, pair),
         row('invalidation', 'seg.protectSync(), watched (the blocking form)', ns(t.get('watched sync')!), PAIR, pair),
         row('invalidation', 'await seg.migrate() of 4 KiB, watched', ns(t.get('migrate')!), PAIR, pair),
