@@ -1,7 +1,7 @@
 /**
  * Memory figures: migrate bandwidth against TypedArray.prototype.set of the same bytes,
- * make + remove of a small segment against new SharedArrayBuffer, and what the control block
- * costs in bytes next to the arena it describes.
+ * make + remove of a small segment against new SharedArrayBuffer and against zeroing as many
+ * bytes (its floor), and what the control block costs in bytes next to the arena it describes.
  */
 import { Domain, type DomainOptions } from '../../src/index.js';
 import { keep } from '../lib/baselines.js';
@@ -66,6 +66,10 @@ export const memory: Suite = {
         sink += new SharedArrayBuffer(SMALL).byteLength;
       }),
     );
+    // The floor of a make: the fresh bytes must read zero, as a new SharedArrayBuffer's do.
+    const page = new Uint8Array(new SharedArrayBuffer(SMALL));
+    const zeros = new Uint8Array(SMALL);
+    const zeroing = await time(repeat('zero', 1000, () => page.set(zeros)));
     const domain = await Domain.create({ arenaBytes: 3 * BIG });
     const big = domain.space.make(BIG);
     const from = new Uint8Array(new SharedArrayBuffer(BIG)).fill(7);
@@ -80,6 +84,8 @@ export const memory: Suite = {
       rows: [
         row('memory', 'migrate bandwidth, 64 MiB (migrateSync)', bandwidth(t.get('migrate')!, BIG), 'TypedArray.prototype.set of the same bytes', bandwidth(t.get('set')!, BIG), atLeast(0.95)),
         row('memory', 'make + removeSync of 4 KiB', ns(make), 'new SharedArrayBuffer(4096)', ns(sab), atMost(0.2, '>= 5x faster (<= 0.2x)')),
+        row('memory', 'zeroing 4 KiB of shared memory (the floor of a make: fresh bytes read zero)', ns(zeroing), 'new SharedArrayBuffer(4096)', ns(sab)),
+        row('memory', 'make + removeSync of 4 KiB, against zeroing 4 KiB', ns(make), 'zeroing 4 KiB of shared memory', ns(zeroing)),
         ...(await controlRows()),
       ],
       curves: [],
