@@ -107,9 +107,7 @@ export function parking(words: Int32Array, layout: Layout, space: number, delta:
  * never sleeps.
  */
 export function idling(words: Int32Array, layout: Layout, space: number, idle: boolean): void {
-  const at = slotBase(layout.spaces, space) + SP_PARKED;
-  if (idle) Atomics.or(words, at, IDLE_WAIT);
-  else Atomics.and(words, at, ~IDLE_WAIT);
+  mark(words, layout, space, IDLE_WAIT, idle);
 }
 
 /**
@@ -118,9 +116,14 @@ export function idling(words: Int32Array, layout: Layout, space: number, idle: b
  * only; never sleeps.
  */
 export function spinning(words: Int32Array, layout: Layout, space: number, on: boolean): void {
+  mark(words, layout, space, SPINNING, on);
+}
+
+/** Sets (`on`) or clears flag `bit` of space `space`'s SP_PARKED. Never sleeps. */
+function mark(words: Int32Array, layout: Layout, space: number, bit: number, on: boolean): void {
   const at = slotBase(layout.spaces, space) + SP_PARKED;
-  if (on) Atomics.or(words, at, SPINNING);
-  else Atomics.and(words, at, ~SPINNING);
+  if (on) Atomics.or(words, at, bit);
+  else Atomics.and(words, at, ~bit);
 }
 
 /** True when space `space` sleeps, as far as it told (parking, idling): answering needs its wake-up first. */
