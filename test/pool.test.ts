@@ -10,6 +10,7 @@ import { createPool } from '../build/src/pool.js';
 import { Domain, XpmemError, type DomainOptions, type ReapMessage } from '../build/src/index.js';
 import { Worker } from 'node:worker_threads';
 import { once } from 'node:events';
+import { constants } from 'node:os';
 import { Piscina } from 'piscina';
 import type { PoolRun } from '../build/src/workers/pool.js';
 import { BOUND, bounded, expectCode, Gates } from './helpers.js';
@@ -113,7 +114,7 @@ describe('createPool', () => {
     }
   });
 
-  it("errors reach pool.run() whole: class, code, segId, name, stack and cause, for ERR_XPMEM_*, Node's own codes and the task's", async () => {
+  it("errors reach pool.run() whole: class, code, segId, name, stack and cause, for ERR_XPMEM_*, Node's own codes and the task's, and so do their causes", async () => {
     const d = await domain();
     const pool = createPool(d, { filename: TASK, minThreads: 1, maxThreads: 1, name: 'fail' }); // a URL, and a pool-wide handler
     try {
@@ -130,6 +131,34 @@ describe('createPool', () => {
       expect(own).toBeInstanceOf(Error);
       expect(own).toMatchObject({ name: 'TaskError', message: 'the task gave up', code: 'E_TASK', detail: [1, 2] });
       expect(own.cause).toEqual({ step: 3 });
+      // Causes cross the same way, each rebuilt with its class and fields, a cause's cause too.
+      const cause = async (kind: string): Promise<unknown> => ((await pool.run({ op: 'caused', cause: kind, space: d.space.id, segId: seg.id }).catch((e: unknown) => e)) as Error).cause;
+      const enoent = { code: 'ENOENT', syscall: 'open', errno: -constants.errno.ENOENT, path: expect.stringContaining('no-such-file') };
+      const fs = await cause('fs');
+      expect(fs).toBeInstanceOf(Error);
+      expect(fs).toMatchObject(enoent);
+      const swap = (await cause('swap')) as XpmemError;
+      expect(swap).toBeInstanceOf(XpmemError);
+      expect(swap).toMatchObject({ name: 'XpmemError', code: 'ERR_XPMEM_SWAP_IO', space: d.space.id, segId: seg.id });
+      expect(swap.cause).toMatchObject(enoent); // a cause's cause
+      const dom = await cause('dom');
+      expect(dom).toBeInstanceOf(DOMException);
+      expect(dom).toMatchObject({ name: 'AbortError', code: DOMException.ABORT_ERR, message: 'This operation was aborted' });
+      const aggregate = (await cause('aggregate')) as AggregateError;
+      expect(aggregate).toBeInstanceOf(AggregateError);
+      expect(aggregate.message).toBe('every attempt failed');
+      expect(aggregate.errors).toHaveLength(2);
+      expect(aggregate.errors[0]).toMatchObject(enoent);
+      expect(aggregate.errors[1]).toBeInstanceOf(XpmemError);
+      expect(aggregate.errors[1]).toMatchObject({ code: 'ERR_XPMEM_SWAP_IO', space: d.space.id });
+      expect(aggregate.errors[1].cause).toMatchObject(enoent);
+      // A chain that loops crosses as the same loop; a chain too long to carry crosses its first links.
+      const loop = (await pool.run({ op: 'loop' }).catch((e: unknown) => e)) as Error;
+      expect(loop.message).toBe('the task went round');
+      expect(loop.cause).toBe(loop);
+      const deep = (await pool.run({ op: 'deep' }).catch((e: unknown) => e)) as Error;
+      expect(deep).toMatchObject({ message: 'link 99999', code: 'E_LINK' });
+      expect(deep.cause).toMatchObject({ message: 'link 99998', code: 'E_LINK' });
     } finally {
       await closeAll(d, () => pool.close());
     }

@@ -6,7 +6,8 @@
  *   carries the task module and handler it wants (the pool's `filename` and `name`, or the
  *   run's own), and the pool worker imports that module once and calls that export.
  * - Errors come back whole: a task's error reaches run()'s caller with its class, `code`,
- *   `space`, `segId`, stack and cause (carry.ts), as if the task had run in the caller.
+ *   `space`, `segId`, stack and cause, the cause rebuilt the same way (carry.ts), as if the
+ *   task had run in the caller.
  * - Reap on exit: each Worker the pool starts is watched (by the process 'worker' event, for
  *   the pool's own threads only); when Piscina destroys one (idle timeout, an aborted task,
  *   destroy()) its thread exits and the domain reaps its space.
