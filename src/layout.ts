@@ -13,7 +13,7 @@
  */
 
 export const MAGIC = 0x58504d45; // 'XPME'
-export const VERSION = 4;
+export const VERSION = 5;
 
 /** Bytes per arena unit: a cache line. One 32-bit word of units addresses 128 GiB. */
 export const UNIT = 64;
@@ -52,7 +52,8 @@ export const ALLOC_HEADER_WORDS = 40;
 export const H_LIMIT_UNITS = H_ALLOC + ALLOC_HEADER_WORDS; // memoryLimit in units (0 = none), fixed at create
 export const H_CLOCK = H_LIMIT_UNITS + 1; // [tx] the reclaim clock's hand: next segment slot to scan
 export const H_SPACE_TOP = H_CLOCK + 1; // [tx] 1 + the highest space slot ever joined: scans of the space table stop there
-export const H_STATS = H_SPACE_TOP + 1; // [atomic] counters, STAT_* words (stats.ts)
+export const H_RECORD_WAITERS = H_SPACE_TOP + 1; // [atomic] operations waiting for a free invalidation record (record.ts)
+export const H_STATS = H_RECORD_WAITERS + 1; // [atomic] counters, STAT_* words (stats.ts)
 export const STAT_WORDS = 40;
 export const HEADER_WORDS = H_STATS + STAT_WORDS;
 
@@ -69,8 +70,9 @@ export const SP_AGE = 8; // [atomic] questions of the reclaim clock to its `refe
 export const SP_AGED = 9; // [atomic] the SP_AGE value this space last answered
 export const SP_AGER = 10; // [atomic] space slot + 1 of the clock that asked last: rung when answered
 export const SP_PARKED = 11; // [atomic] blocking waits asleep now, | an async wait armed and no sign of life since, | spinning for its acks (spin.ts)
-export const SP_HELD = 12; // [atomic] MAX_DEPTH words: segment slot + 1 per held section, | HELD_*
-export const SP_FIXED = 12;
+export const SP_RECORD_WAIT = 12; // [atomic] operations of this space waiting for a free invalidation record (record.ts)
+export const SP_HELD = 13; // [atomic] MAX_DEPTH words: segment slot + 1 per held section, | HELD_*
+export const SP_FIXED = 13;
 
 /**
  * SP_HELD word flags. A section entry that must wait out a window parks in its own held word
@@ -170,6 +172,16 @@ export const IV_MASKS = 9; // then TARGETS [tx], STARTED [atomic], ENDED [atomic
 export const IV_FREE = 0;
 export const IV_START = 1;
 export const IV_END = 2;
+
+/** The masks of a record, in IV_MASKS order: the spaces it targets, and those that acked each phase. */
+export const TARGETS = 0;
+export const STARTED = 1;
+export const ENDED = 2;
+
+/** Word index of mask `which` (TARGETS / STARTED / ENDED) of record `r`, word `w`. */
+export function maskAt(layout: Layout, r: number, which: number, w: number): number {
+  return slotBase(layout.invalidations, r) + IV_MASKS + which * layout.maskWords + w;
+}
 
 /** Why a range is being invalidated; IV_EVENT holds its index in EVENTS. */
 export type InvalidateEvent = 'remove' | 'migrate' | 'resize' | 'protect' | 'swap' | 'release';

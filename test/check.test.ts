@@ -22,7 +22,11 @@ import {
   SP_HELD,
   SP_STATE,
   SPACE_DEAD,
+  IV_END,
+  IV_STATE,
+  TARGETS,
   capacitiesOf,
+  maskAt,
   layoutFor,
   slotBase,
 } from '../src/layout.js';
@@ -41,7 +45,9 @@ describe('domain.check()', () => {
     const att0 = slotBase(layout.attachments, 0);
     const space0 = slotBase(layout.spaces, 0);
     const free = words[H_SEG_FREE]!;
-    const cases: [string, number, number, RegExp][] = [
+    const record0 = slotBase(layout.invalidations, 0);
+    /** What each case corrupts: one word (index, value), and other words it needs set first. */
+    const cases: [string, number, number, RegExp, [number, number][]?][] = [
       ['a free list that loops', slotBase(layout.segments, free) + SEG_NEXT, free, /free list .* corrupt/],
       ['a segment whose offset disagrees with its block', seg0 + SEG_UNIT, 1234, /SEG_UNIT 1234 != block offset/],
       ['arena accounting that does not add up', H_ALLOC + 4, 7, /free blocks hold .* counter says 7/],
@@ -54,18 +60,19 @@ describe('domain.check()', () => {
       ['a drainer with no operation', seg0 + SEG_DRAINER, 1, /drainer but no operation running/],
       ['an operation lock held by a free space', seg0 + SEG_OPLOCK, 5, /locked by space slot 4, which is free/],
       ['a held word that names no segment', space0 + SP_HELD, HELD_GRANTED | 1, /held word 0 holds .* names no segment/],
-      ['a dead space still holding a section', space0 + SP_STATE, SPACE_DEAD, /dead space slot 0 still holds a section/],
+      ['a dead space still holding a section', space0 + SP_STATE, SPACE_DEAD, /dead space slot 0 still holds a section/, [[space0 + SP_HELD, 1]]],
+      ['an ended record waiting for a free slot', maskAt(layout, 0, TARGETS, 0), 1 << 5, /record 0 waits for the end ack of space slot 5, which is not live/, [[record0 + IV_STATE, IV_END]]],
       ['a segment notifier count its attachments do not have', seg0 + SEG_NOTIFIERS, 1, /segment slot 0: notifier count 1 but its attachments have 0/],
     ];
     expect(d.check()).toEqual({ ok: true, errors: [] });
-    for (const [what, index, value, report] of cases) {
+    for (const [what, index, value, report, first = []] of cases) {
+      const olds = first.map(([i]) => words[i]!);
+      for (const [i, v] of first) words[i] = v;
       const old = words[index]!;
-      const heldOld = words[space0 + SP_HELD]!;
-      if (what.startsWith('a dead space')) words[space0 + SP_HELD] = 1;
       words[index] = value;
       const { ok, errors } = d.check();
       words[index] = old;
-      words[space0 + SP_HELD] = heldOld;
+      for (const [k, [i]] of first.entries()) words[i] = olds[k]!;
       expect(ok, what).toBe(false);
       expect(errors, what).toContainEqual(expect.stringMatching(report));
       expect(d.check().errors, `${what}, undone`).toEqual([]);

@@ -7,7 +7,7 @@
  * survivors own. 50 faults in CI; 500 with STRESS=long.
  */
 import { describe, expect, it } from 'vitest';
-import { type Agent, agents, bounded, BOUND, domain, Gates } from './helpers.js';
+import { type Agent, agents, bounded, BOUND, domain, Gates, noneInFlight } from './helpers.js';
 import type { Domain } from '../src/index.js';
 
 const FAULTS = process.env.STRESS === 'long' ? 500 : 50;
@@ -180,6 +180,7 @@ describe('fault injection', () => {
           expect(d.check().errors, `${name} (fault ${f})`).toEqual([]);
           await survivor!.worker.terminate();
           await d.settled();
+          await noneInFlight(d);
           expect(d.stats().residentBytes, `${name} (fault ${f}): memory left after every reap (survivors: ${codes.join(', ')})\n${d.formatMaps()}`).toBe(0);
           expect(d.check().errors).toEqual([]);
           survived[name] = (survived[name] ?? 0) + 1;

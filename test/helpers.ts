@@ -170,9 +170,15 @@ export function domain(opts: DomainOptions = {}): Promise<Domain> {
 export async function teardown(d: Domain, list: Agent[]): Promise<void> {
   await Promise.all(list.map((a) => a.worker.terminate()));
   await d.settled();
+  await noneInFlight(d);
   const report = d.check();
   await d.close();
   if (!report.ok) throw new Error(`domain.check() failed:\n${report.errors.join('\n')}`);
+}
+
+/** Resolves once no invalidation record is in flight: every target, the reaped ones too, acked every end (bounded). */
+export function noneInFlight(d: Domain): Promise<void> {
+  return until(() => d.stats().invalidationsInFlight === 0, 'every invalidation record to be acked');
 }
 
 /** Asserts `fn` throws (or rejects) with `code`. */

@@ -6,8 +6,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { agents, BOUND, bounded, domain, expectCode, Gates, heldWords, segSlot, spaceSlot, teardown, until } from './helpers.js';
-import { H_MUTEX, HELD_WANT } from '../src/layout.js';
+import { capacitiesOf, H_MUTEX, HELD_WANT, IV_END, layoutFor } from '../src/layout.js';
+import { readRecord } from '../src/notifier/record.js';
 
+const REOPENER = new URL('../build/test/fixtures/reopener.js', import.meta.url);
 const RESOLVED = 99;
 
 describe('invalidation protocol', () => {
@@ -75,7 +77,7 @@ describe('invalidation protocol', () => {
     const [s, e] = [list[0]!.events.find((x) => x.event === 'start')!, list[0]!.events.find((x) => x.event === 'end')!];
     expect({ ...s, event: 'x', blockable: 0 }).toEqual({ ...e, event: 'x', blockable: 0 });
     expect(s).toMatchObject({ segId: seg.id, offset: 0, length: 128, type: 'migrate', blockable: true });
-    expect(d.stats().invalidationsInFlight).toBe(0);
+    await until(() => d.stats().invalidationsInFlight === 0, 'every end to be acked');
     await teardown(d, list);
   });
 
@@ -117,6 +119,32 @@ describe('invalidation protocol', () => {
     await teardown(d, list);
   });
 
+  it('a record read while its slot is reopened is one use of it, never a mix of two', async () => {
+    // White box: a worker reopens records over and over with openRecord and endRecord, and in
+    // each use acks the end of target `self` before the record turns END. A read that mixed one
+    // use's END with the next use's cleared masks would show an END `self` never acked, as a
+    // target sees it when a reopening lands between its reads: its ack would land on the new use.
+    const d = await domain({ capacity: { invalidations: 1 } }); // no free record: each opening reuses the ended one
+    const words = new Int32Array(d.handle().control);
+    const layout = layoutFor(capacitiesOf(words));
+    const self = layout.spaces.capacity - 1; // no space there: nobody else reads these records
+    const stop = new Int32Array(new SharedArrayBuffer(4));
+    const writer = d.spawn(REOPENER, { workerData: { stop, target: self } });
+    try {
+      await until(() => d.stats().invalidationsInFlight > 0, 'the worker to open records');
+      let mixed = 0;
+      for (let i = 0; i < 5_000_000; i++) {
+        const view = readRecord(words, layout, 0, self);
+        if (view.state === IV_END && view.targeted && !view.ended) mixed++;
+      }
+      expect(mixed).toBe(0);
+    } finally {
+      Atomics.store(stop, 0, 1);
+      await new Promise((resolve) => writer.once('exit', resolve));
+      await d.close();
+    }
+  });
+
   it("a space never sees a later start of a segment before its earlier end: a start still settling holds back the next operation's start", async () => {
     const d = await domain();
     const gates = new Gates();
@@ -135,6 +163,55 @@ describe('invalidation protocol', () => {
     await second;
     await a!.until((e) => e.event === 'end' && a!.count('end') === 2, 'the second end');
     expect(gates.log.filter((c) => c % 10 !== 6)).toEqual([11, 12, 13, 11, 12, 13]);
+    await teardown(d, [a!]);
+  });
+
+  it('a later start waits for an earlier end that runs sections: none is delivered inside it, though each section exit delivers events inline', async () => {
+    const d = await domain();
+    const gates = new Gates();
+    const words = new Int32Array(gates.buffer);
+    const [a] = await agents(d, gates, 1);
+    const seg = d.space.make(64);
+    const other = d.space.make(64);
+    const endGate = gates.take();
+    const sections = gates.take(); // endGate + 1: the sections the end ran
+    const att = await a!.call('attach', { access: await a!.call('get', { segId: seg.id }) });
+    const oatt = await a!.call('attach', { access: await a!.call('get', { segId: other.id }) });
+    await a!.call('notifier', { att, how: 'plain', endHow: 'sections', endGate, endOther: oatt, tag: 1 });
+    await seg.migrate();
+    await until(() => Atomics.load(words, sections) > 0, 'the end to run sections');
+    const second = seg.migrate();
+    await until(() => d.stats().invalidationsInFlight === 2, 'the second record to be published');
+    const seen = Atomics.load(words, sections);
+    await until(() => Atomics.load(words, sections) > seen + 2, 'section exits after the second start was posted');
+    gates.open(endGate);
+    await second;
+    await a!.until((e) => e.event === 'end' && a!.count('end') === 2, 'the second end');
+    await until(() => gates.log.filter((c) => c === 16).length === 2, 'the second end to return'); // it runs no section: the gate is open
+    expect(gates.log).toEqual([11, 12, 13, 16, 11, 12, 13, 16]);
+    await teardown(d, [a!]);
+  });
+
+  it("a later start waits for an earlier end's promise to settle", async () => {
+    const d = await domain();
+    const gates = new Gates();
+    const [a] = await agents(d, gates, 1);
+    const seg = d.space.make(64);
+    const other = d.space.make(64);
+    const endGate = gates.take();
+    const att = await a!.call('attach', { access: await a!.call('get', { segId: seg.id }) });
+    const oatt = await a!.call('attach', { access: await a!.call('get', { segId: other.id }) });
+    await a!.call('notifier', { att, how: 'plain', endHow: 'async', endGate, tag: 1 });
+    await seg.migrate();
+    await a!.until((e) => e.event === 'end', 'the first end');
+    const second = seg.migrate();
+    await a!.call('deliver', { att: oatt }); // a section exit delivers inline: the second start must stay back
+    expect(gates.log).toEqual([11, 12, 13]);
+    gates.open(endGate);
+    await second;
+    await a!.until((e) => e.event === 'end' && a!.count('end') === 2, 'the second end');
+    await until(() => gates.log.length === 8, 'the second end to settle');
+    expect(gates.log).toEqual([11, 12, 13, 16, 11, 12, 13, 16]);
     await teardown(d, [a!]);
   });
 
@@ -349,6 +426,31 @@ describe('invalidation protocol', () => {
     settle();
     await migrated;
     expect(att.read((v) => v.length)).toBe(64);
+    await n.unregister();
+    expect(d.check().errors).toEqual([]);
+    await d.close();
+  });
+
+  it("ERR_XPMEM_WOULD_DEADLOCK when a sync operation's start would wait for this thread's own unsettled invalidateEnd", async () => {
+    const d = await domain();
+    const seg = d.space.make(64);
+    let settle!: () => void;
+    let ends = 0;
+    const n = d.space.notifier({
+      invalidateEnd: () => {
+        ends++;
+        return new Promise<void>((resolve) => {
+          settle = resolve;
+        });
+      },
+    });
+    await seg.migrate(); // its own end runs before it returns, and leaves its promise pending
+    expect(ends).toBe(1);
+    await expectCode(() => seg.migrateSync(), 'ERR_XPMEM_WOULD_DEADLOCK'); // its start waits for that promise
+    settle();
+    await seg.migrate();
+    expect(ends).toBe(2);
+    settle();
     await n.unregister();
     expect(d.check().errors).toEqual([]);
     await d.close();

@@ -56,6 +56,10 @@ import {
   HELD_WANT,
   IV_SEG,
   IV_START,
+  ENDED,
+  STARTED,
+  TARGETS,
+  maskAt,
   SEG_DRAINER,
   SEG_GEN,
   idOf,
@@ -240,10 +244,31 @@ function checkUsers(tx: Tx, cb: ControlBlock, errors: string[]): void {
       errors.push(`notifier ${n} is registered on attachment ${att}, which is gone or another space's`);
   }
   for (let r = 0; r < invalidations.capacity; r++) {
-    if (live(tx, invalidations, r, IV_STATE) === 0) continue;
+    const state = live(tx, invalidations, r, IV_STATE);
+    if (state === 0) continue;
     const inv = live(tx, invalidations, r, IV_INVALIDATOR);
-    if (!liveSpace(inv) && live(tx, invalidations, r, IV_STATE) !== IV_END) errors.push(`invalidation record ${r} is starting for space slot ${inv}, which is not live`);
+    if (!liveSpace(inv) && state !== IV_END) errors.push(`invalidation record ${r} is starting for space slot ${inv}, which is not live`);
+    for (const [which, phase] of state === IV_START ? ACKS : ACKS.slice(1)) {
+      for (const t of unacked(cb, r, which)) if (!liveSpace(t)) errors.push(`invalidation record ${r} waits for the ${phase} ack of space slot ${t}, which is not live`);
+    }
   }
+}
+
+/** The ack masks of a record and the phase each acks. */
+const ACKS: readonly (readonly [number, string])[] = [
+  [STARTED, 'start'],
+  [ENDED, 'end'],
+];
+
+/** The targets of record `r` (its TARGETS mask) not in ack mask `which`. */
+function unacked(cb: ControlBlock, r: number, which: number): number[] {
+  const { words, layout } = cb;
+  const missing: number[] = [];
+  for (let w = 0; w < layout.maskWords; w++) {
+    const bits = Atomics.load(words, maskAt(layout, r, TARGETS, w)) & ~Atomics.load(words, maskAt(layout, r, which, w));
+    for (let b = 0; b < 32; b++) if ((bits & (1 << b)) !== 0) missing.push(w * 32 + b);
+  }
+  return missing;
 }
 
 /**

@@ -10,9 +10,12 @@
  * never overlap; a thrown callback counts as done and is reported as a process warning.
  *
  * Order: ends are run before starts, and a record's start waits while an earlier record on the
- * same segment has not had its ends called here (its start still running, or not yet ended by
- * its invalidator), so no notifier sees a later start of a segment before its earlier end
- * returned (an async end may still be settling). Records of different segments are independent.
+ * same segment is in flight here (its start running or settling, its end not yet posted by its
+ * invalidator, or its end running or settling): no notifier sees a later start of a segment
+ * before its earlier end completed (returned and, if it returned a promise, that promise
+ * settled). The invalidator of the later record waits for that, within its deadline: the
+ * back-pressure that keeps a slow end from letting its segment's records pile up. Records of
+ * different segments are independent.
  *
  * Runs from the dispatcher (Atomics.waitAsync on the doorbell while the thread is idle;
  * blockable = true) and inline from library waits and section boundaries (blockable = false).
@@ -22,7 +25,6 @@
  */
 import {
   IV_EVENT,
-  IV_GEN,
   IV_INVALIDATOR,
   IV_LENGTH,
   IV_OFFSET,
@@ -52,7 +54,7 @@ import {
 import type { ControlBlock } from '../control/control.js';
 import { waitAsync } from '../sync/futex.js';
 import type { CallbackResult, NotifierCallbacks, Range } from './range.js';
-import { ENDED, STARTED, TARGETS, firstPending, hasBit, setBit } from './record.js';
+import { ENDED, STARTED, TARGETS, ack, hasBit, readRecord } from './record.js';
 import { ring } from '../sync/doorbell.js';
 import { idling, spinForEnd, spinForNext, spinsForAcks, type Spin } from './spin.js';
 
@@ -92,15 +94,6 @@ interface Inflight {
   phase: 'start' | 'end';
   /** When this space acked the start, its invalidator spun for the acks (spin.ts spinsForAcks). */
   invalidatorSpun: boolean;
-}
-
-/** What one thread read of an invalidation record (Delivery.#view). */
-interface RecordView {
-  readonly gen: number;
-  readonly state: number;
-  readonly targeted: boolean;
-  readonly started: boolean;
-  readonly ended: boolean;
 }
 
 function overlaps(a: number, alen: number, b: number, blen: number): boolean {
@@ -151,10 +144,10 @@ export class Delivery {
   /**
    * True if an invalidation of segment `seg` waits for a callback of this thread: a start still
    * running or whose promise has not settled (its invalidator waits for the ack), or an end
-   * running now (a later start on the segment waits for it to return).
+   * running or settling (a later start on the segment waits for it).
    */
   unsettledFor(seg: number): boolean {
-    for (const f of this.#inflight.values()) if (f.seg === seg && (f.running || (f.pending && f.phase === 'start'))) return true;
+    for (const f of this.#inflight.values()) if (f.seg === seg && (f.running || f.pending)) return true;
     return false;
   }
 
@@ -242,30 +235,9 @@ export class Delivery {
     }
   }
 
-  /**
-   * Record `r` as this thread may act on it: its generation, state, and whether this space is a
-   * target that acked its start / end, read between two reads of the generation. A record is
-   * reopened (its masks cleared) only once every target acked its end, and its generation moves
-   * first (record.ts openRecord): without the second read, an END read before a reopening and
-   * masks read after it would look like a record this space never acked, and its ack would land
-   * on the new record.
-   */
-  #view(base: number, r: number): RecordView {
-    const { words, layout } = this.#cb;
-    const self = this.#self;
-    for (;;) {
-      const gen = Atomics.load(words, base + IV_GEN);
-      const state = Atomics.load(words, base + IV_STATE);
-      const targeted = hasBit(words, layout, r, TARGETS, self);
-      const started = hasBit(words, layout, r, STARTED, self);
-      const ended = hasBit(words, layout, r, ENDED, self);
-      if (Atomics.load(words, base + IV_GEN) === gen) return { gen, state, targeted, started, ended };
-    }
-  }
-
   #step(r: number, blockable: boolean): void {
     const base = slotBase(this.#cb.layout.invalidations, r);
-    const { gen, state, targeted, started, ended } = this.#view(base, r);
+    const { gen, state, targeted, started, ended } = readRecord(this.#words, this.#cb.layout, r, this.#self);
     let f = this.#inflight.get(r);
     if (f !== undefined && (state === IV_FREE || f.gen !== gen)) {
       this.#finish(r, f);
@@ -301,8 +273,8 @@ export class Delivery {
     const { words, layout } = this.#cb;
     const seg = Atomics.load(words, base + IV_SEG);
     for (const earlier of this.#inflight.values()) {
-      if (earlier.seg === seg && earlier.phase === 'start') {
-        earlier.skipped = true; // its end comes first; delivered again when it finishes
+      if (earlier.seg === seg) {
+        earlier.skipped = true; // its end completes first (returned, its promise settled); delivered again when it finishes
         return;
       }
     }
@@ -390,17 +362,9 @@ export class Delivery {
     };
   }
 
-  /**
-   * Acks phase `which` of record `r`. Only the last target to ack a start rings the invalidator
-   * (it re-checks every mask when it wakes, and acks dead targets itself; the reaper rings it
-   * too): with many targets it wakes once per phase, not once per target. An end's ack rings
-   * nobody: no thread waits for it (the invalidator left at END, and a later record allocation
-   * frees the record), and a ring would wake an invalidator asleep on its next operation's acks.
-   */
+  /** Acks phase `which` of record `r` for this space (record.ts ack: who that rings, and why). */
   #ack(r: number, which: number): void {
-    const { words, layout } = this.#cb;
-    setBit(words, layout, r, which, this.#self);
-    if (which === STARTED && firstPending(words, layout, r, which) < 0) ring(words, layout, Atomics.load(words, slotBase(layout.invalidations, r) + IV_INVALIDATOR));
+    ack(this.#words, this.#cb.layout, r, which, this.#self);
   }
 
   #finish(r: number, f: Inflight): void {

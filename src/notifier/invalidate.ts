@@ -17,9 +17,11 @@
  *
  * The invalidator does not wait for the ends: the operation is done when the window closes
  * (the range is consistent again; Linux runs invalidate_range_end in the invalidator's context,
- * so nothing there waits on another thread for it either). Each target delivers an end before
- * any later start on the same segment (delivery.ts), and a later record allocation frees the
- * record once every target acked its end (record.ts).
+ * so nothing there waits on another thread for it either), but its targets are told and woken
+ * before it returns. Each target completes an end before any later start on the same segment
+ * (delivery.ts): a later invalidator waits in step 2 for a slow end, which bounds the records a
+ * segment holds. A later record allocation frees the record once every target acked its end,
+ * and an operation that finds no record free waits for one in step 1 (record.ts).
  *
  * A deadline passing in step 2 or 3 skips step 4 (nothing was changed: the rollback) and still
  * runs step 5; the operation then fails with ERR_XPMEM_TIMEOUT naming the space that did not
@@ -50,6 +52,8 @@ import {
   SP_NOTIFIERS,
   SP_STATE,
   SPACE_LIVE,
+  IV_STATE,
+  IV_END,
   EVENTS,
   idOf,
   slotBase,
@@ -62,7 +66,7 @@ import { writeBegin, writeEnd } from '../sync/seqcount.js';
 import { deadlineIn, remaining } from '../sync/futex.js';
 import { sleeping, type Tx } from '../sync/mutex.js';
 import { post, wakeSegmentWaiters } from '../sync/doorbell.js';
-import { openRecord, endRecord, firstPending, maskAt, setBit, STARTED, TARGETS } from './record.js';
+import { openRecord, endRecord, firstPending, maskAt, recordAvailable, setBit, waitingForRecord, ENDED, STARTED, TARGETS } from './record.js';
 import type { WaitFor, Waits } from './wait.js';
 import { count, ST_INVALIDATIONS } from '../stats.js';
 import { DRAIN_SPIN, answered, fixedSpin, spinForAnswers, spinning, type Spin } from './spin.js';
@@ -145,7 +149,7 @@ export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Wai
         }
       }
       closeWindow(me.cb, op.seg);
-      if (rec !== undefined) endRecord(me.cb.words, me.cb.layout, rec.r, rec.targets, !bounds.sync);
+      if (rec !== undefined) endRecord(me.cb.words, me.cb.layout, rec.r, rec.targets);
       // Under the lock: a death before it is the reaper's to finish.
       if (failure === undefined && op.finish !== undefined) {
         if (bounds.sync) op.finish();
@@ -213,38 +217,78 @@ interface Published {
 
 /**
  * Step 1, the record (window open): publishes it (step 2 rings its targets); returns it, or
- * undefined when no notifier overlaps the range after all. On failure, closes the window. May
- * sleep (async: on the mutex).
+ * undefined when no notifier overlaps the range after all. When every record is in use, waits
+ * for one within the deadline (waitForRecord). On failure, closes the window. May sleep (on the
+ * mutex, and for a record).
  */
 function* holdOff(me: Invalidator, op: Operation, range: { offset: number; length: number }, bounds: Bounds): Waits<Published | undefined> {
   const { cb } = me;
   const { layout } = cb;
   let targets: number[] = [];
-  let r = -1;
+  let r = FULL;
   try {
-    r = yield* transacted(me, bounds, bounds.deadline, (tx) => {
-      targets = targetsOf(cb, tx.get.bind(tx), op.seg, range, op.event === 'remove' || op.event === 'release');
-      if (targets.length === 0) return -1; // nobody to tell: no record, no thread hop
-      const rec = openRecord(tx, cb, (r, base) => {
-        tx.set(base + IV_SEG, op.seg);
-        tx.set(base + IV_OFFSET, range.offset);
-        tx.set(base + IV_LENGTH, range.length);
-        tx.set(base + IV_EVENT, EVENTS.indexOf(op.event));
-        tx.set(base + IV_SNAP, tx.get(H_REGSEQ));
-        tx.set(base + IV_INVALIDATOR, me.slot);
-        for (const t of targets) {
-          const w = maskAt(layout, r, TARGETS, t >>> 5);
-          tx.set(w, tx.get(w) | (1 << (t & 31)));
-        }
+    for (;;) {
+      r = yield* transacted(me, bounds, bounds.deadline, (tx) => {
+        targets = targetsOf(cb, tx.get.bind(tx), op.seg, range, op.event === 'remove' || op.event === 'release');
+        if (targets.length === 0) return -1; // nobody to tell: no record, no thread hop
+        const rec = openRecord(tx, cb, (r, base) => {
+          tx.set(base + IV_SEG, op.seg);
+          tx.set(base + IV_OFFSET, range.offset);
+          tx.set(base + IV_LENGTH, range.length);
+          tx.set(base + IV_EVENT, EVENTS.indexOf(op.event));
+          tx.set(base + IV_SNAP, tx.get(H_REGSEQ));
+          tx.set(base + IV_INVALIDATOR, me.slot);
+          for (const t of targets) {
+            const w = maskAt(layout, r, TARGETS, t >>> 5);
+            tx.set(w, tx.get(w) | (1 << (t & 31)));
+          }
+        });
+        return rec < 0 ? FULL : rec;
       });
-      if (rec < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `too many invalidations in flight (capacity ${layout.invalidations.capacity}); raise capacity.invalidations`);
-      return rec;
-    });
+      if (r !== FULL) break;
+      yield* waitForRecord(me, bounds);
+    }
   } catch (error) {
     closeWindow(cb, op.seg);
     throw error;
   }
   return r < 0 ? undefined : { r, targets };
+}
+
+/** holdOff's transaction found every record in use. */
+const FULL = -2;
+
+/**
+ * Waits until a record is free or reusable (every end of it acked), counted as a waiter so the
+ * last end ack rings us (record.ts). At the deadline: ERR_XPMEM_TIMEOUT naming a space whose end
+ * keeps a record in use, or ERR_XPMEM_NO_MEMORY when every record is still starting.
+ */
+function* waitForRecord(me: Invalidator, bounds: Bounds): Waits<void> {
+  const { words, layout } = me.cb;
+  waitingForRecord(words, layout, me.slot, 1);
+  try {
+    yield {
+      seg: -1,
+      deadline: bounds.deadline,
+      signal: bounds.signal,
+      until: () => recordAvailable(words, layout),
+      timeout: () => recordsTaken(me),
+    };
+  } finally {
+    waitingForRecord(words, layout, me.slot, -1);
+  }
+}
+
+/** The error of a wait for a record that found none free by its deadline. Never sleeps. */
+function recordsTaken(me: Invalidator): XpmemError {
+  const { words, layout } = me.cb;
+  const { capacity } = layout.invalidations;
+  for (let r = 0; r < capacity; r++) {
+    if (Atomics.load(words, slotBase(layout.invalidations, r) + IV_STATE) !== IV_END) continue;
+    const slow = firstPending(words, layout, r, ENDED);
+    if (slow >= 0) return unresponsive(me, slow, `did not finish an invalidateEnd within the deadline while all ${capacity} invalidation records were in use; the operation was rolled back`);
+  }
+  return xpmemError('ERR_XPMEM_NO_MEMORY', `too many invalidations in flight (capacity ${capacity}); raise capacity.invalidations`);
 }
 
 /**
@@ -261,21 +305,25 @@ function unwatched(cb: ControlBlock, seg: number): boolean {
 }
 
 /**
- * Spaces with a notifier overlapping the range: the owner's space-wide ones, then the rmap's.
- * `everyRange` (a removal): every range notifier on the segment, also one past a shrunk end.
+ * Live spaces with a notifier overlapping the range: the owner's space-wide ones, then the
+ * rmap's. `everyRange` (a removal): every range notifier on the segment, also one past a shrunk
+ * end. A dead space is never a target, though its notifiers stay linked until its reaper drops
+ * them: the reaper acks only the records opened before the space died (workers/reap.ts).
  */
 export function targetsOf(cb: ControlBlock, get: (i: number) => number, seg: number, range: { offset: number; length: number }, everyRange = false): number[] {
   const { layout } = cb;
   const targets = new Set<number>();
+  const live = (space: number): boolean => get(slotBase(layout.spaces, space) + SP_STATE) === SPACE_LIVE;
   const segBase = slotBase(layout.segments, seg);
   const owner = get(segBase + SEG_OWNER);
-  if (get(slotBase(layout.spaces, owner) + SP_NOTIFIERS) > 0) targets.add(owner);
+  if (get(slotBase(layout.spaces, owner) + SP_NOTIFIERS) > 0 && live(owner)) targets.add(owner);
   if (get(segBase + SEG_NOTIFIERS) === 0) return [...targets]; // no range notifier: the rmap has nobody to tell
   for (let a = get(segBase + SEG_RMAP); a >= 0; a = get(slotBase(layout.attachments, a) + AT_NEXT)) {
     const base = slotBase(layout.attachments, a);
     if (get(base + AT_NOTIFIERS) === 0) continue;
     const off = get(base + AT_OFFSET);
-    if (everyRange || (off < range.offset + range.length && range.offset < off + get(base + AT_LENGTH))) targets.add(get(base + AT_SPACE));
+    const space = get(base + AT_SPACE);
+    if ((everyRange || (off < range.offset + range.length && range.offset < off + get(base + AT_LENGTH))) && live(space)) targets.add(space);
   }
   return [...targets];
 }

@@ -42,7 +42,9 @@ export interface NotifierCallbacks {
    * The change is done; the range may be re-read (it may have moved, shrunk or gone). Runs
    * after the hold-off ended, so other threads' sections may already run meanwhile, and the
    * operation may already have resolved: nobody waits for it. It runs exactly once per
-   * invalidateStart, and before any later invalidateStart of the same segment in this space.
+   * invalidateStart, and a later invalidateStart of the same segment in this space comes only
+   * once it completed (returned and, if it returned a promise, that promise settled): a slow
+   * end holds back the next operation on the segment, whose invalidator waits for its start.
    */
   invalidateEnd?(range: Range): CallbackResult;
   /**

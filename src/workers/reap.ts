@@ -49,7 +49,7 @@ import { freeSlot, type ControlBlock } from '../control/control.js';
 import { seize } from '../sync/mutex.js';
 import { ring, wakeSegmentWaiters } from '../sync/doorbell.js';
 import { writeEnd } from '../sync/seqcount.js';
-import { ENDED, STARTED, TARGETS, endRecord, hasBit, setBit, targetsOfRecord } from '../notifier/record.js';
+import { ENDED, STARTED, TARGETS, ack, endRecord, hasBit, tellTargets, targetsOfRecord } from '../notifier/record.js';
 import { invalidate, transacted } from '../notifier/invalidate.js';
 import { deadlineIn } from '../sync/futex.js';
 import type { Tx } from '../sync/mutex.js';
@@ -140,7 +140,12 @@ function wakeAll(cb: ControlBlock): void {
 /** Runs one transaction for the reaper (may wait, without blocking, for the mutex). */
 type Transact = <T>(fn: (tx: Tx) => T) => Promise<T>;
 
-/** Acks on the dead space's behalf; ends the records it was invalidating (their windows are closed). Never sleeps. */
+/**
+ * Acks on the dead space's behalf every record that names it: the records opened before it died
+ * (none opened since names it: invalidate.ts targetsOf). Ends the records it was invalidating
+ * (their windows are closed), and tells the targets of those it had ended already: it may have
+ * died between its END store and its posts. Never sleeps.
+ */
 function settleRecords(cb: ControlBlock, dead: number): void {
   const { words, layout } = cb;
   for (let r = 0; r < layout.invalidations.capacity; r++) {
@@ -148,11 +153,12 @@ function settleRecords(cb: ControlBlock, dead: number): void {
     const state = Atomics.load(words, base + IV_STATE);
     if (state === IV_FREE) continue;
     if (hasBit(words, layout, r, TARGETS, dead)) {
-      setBit(words, layout, r, STARTED, dead);
-      setBit(words, layout, r, ENDED, dead);
-      ring(words, layout, Atomics.load(words, base + IV_INVALIDATOR));
+      ack(words, layout, r, STARTED, dead);
+      ack(words, layout, r, ENDED, dead);
     }
-    if (state === IV_START && Atomics.load(words, base + IV_INVALIDATOR) === dead) endRecord(words, layout, r, targetsOfRecord(words, layout, r));
+    if (Atomics.load(words, base + IV_INVALIDATOR) !== dead) continue;
+    if (state === IV_START) endRecord(words, layout, r, targetsOfRecord(words, layout, r));
+    else tellTargets(words, layout, r, targetsOfRecord(words, layout, r));
   }
 }
 
