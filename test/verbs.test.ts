@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { readdirSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import { Domain, join } from '../src/index.js';
-import { agents, domain, expectCode, Gates, teardown } from './helpers.js';
+import { agents, domain, expectCode, Gates, spaceSlot, teardown } from './helpers.js';
+import { H_MUTEX } from '../src/layout.js';
 
 describe('XPMEM verbs in one space', () => {
   it('make gives zero-filled memory that get/attach/read/write reach without copies', async () => {
@@ -40,6 +41,32 @@ describe('XPMEM verbs in one space', () => {
     expect(d.stats().freeBytes).toBe(32 << 20);
     expect(d.check().ok).toBe(true);
     await d.close();
+  });
+
+  it('an awaited removal nobody can observe is quick only while the domain mutex is free: taken, it waits without blocking the event loop', async () => {
+    const d = await domain();
+    const gates = new Gates();
+    const [holder] = await agents(d, gates, 1);
+    try {
+      const free = d.stats().freeBytes;
+      const quick = d.space.make(4096);
+      const removed = quick.remove();
+      expect(d.stats().freeBytes).toBe(free); // removed before remove() returned
+      await removed;
+      const words = new Int32Array(d.handle().control);
+      const seg = d.space.make(4096);
+      Atomics.store(words, H_MUTEX, spaceSlot(d, await holder!.call<number>('space')) + 1); // as if the other thread held it
+      let settled = false;
+      const waiting = seg.remove().finally(() => (settled = true));
+      await new Promise((resolve) => setImmediate(resolve)); // the event loop turns: remove() did not block it
+      expect(settled).toBe(false);
+      Atomics.store(words, H_MUTEX, 0);
+      Atomics.notify(words, H_MUTEX);
+      await waiting;
+      expect(d.stats().freeBytes).toBe(free);
+    } finally {
+      await teardown(d, [holder!]);
+    }
   });
 
   it('a removal nobody can observe opens no window; a permit or an owner notifier makes it a full invalidation', async () => {

@@ -78,9 +78,17 @@ export class Segment {
 
   /**
    * Revokes every attachment and frees the memory (xpmem_remove). One invalidation; none when
-   * nobody but the owner could observe the segment (no permit held, no owner notifier).
+   * nobody but the owner could observe the segment (no permit held, no owner notifier). Such a
+   * segment, with no other VM operation on it, is removed at once, without the invalidation's
+   * machinery, when the domain mutex is free (it is never waited for here: the event loop is
+   * never blocked).
    */
   remove(opts?: WaitOptions): Promise<void> {
+    try {
+      if (this.#quickly(opts, 0)) return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.#async(() => removal(this.#mm.cb, this.#mm.slot, this.#ref, 'remove'), opts);
   }
 
@@ -89,10 +97,18 @@ export class Segment {
    * VM operation on it, is removed at once, without the invalidation's machinery.
    */
   removeSync(opts?: WaitOptions): void {
+    if (this.#quickly(opts, opts?.deadlineMs ?? this.#mm.cb.deadlineMs)) return;
+    this.#sync(() => removal(this.#mm.cb, this.#mm.slot, this.#ref, 'remove'), opts);
+  }
+
+  /**
+   * The quick removal (vm/operations.ts quickRemoval), waiting for the domain mutex at most
+   * `patienceMs` (0: only if it is free). True if it removed the segment. May sleep on the mutex.
+   */
+  #quickly(opts: WaitOptions | undefined, patienceMs: number): boolean {
     checkWaitOptions(opts);
     this.#mm.checkLive();
-    if (quickRemoval(this.#mm.cb, this.#mm.slot, this.#ref, opts?.deadlineMs ?? this.#mm.cb.deadlineMs)) return;
-    this.#sync(() => removal(this.#mm.cb, this.#mm.slot, this.#ref, 'remove'), opts);
+    return quickRemoval(this.#mm.cb, this.#mm.slot, this.#ref, patienceMs);
   }
 
   /** Moves the bytes to another arena range. One invalidation; nothing written is lost. */

@@ -10,6 +10,7 @@
 import { aboutSegment, xpmemError } from '../errors.js';
 import { truncateSync } from 'node:fs';
 import {
+  H_MUTEX,
   SEG_BLOCK,
   SEG_BYTES,
   SEG_FLAGS,
@@ -168,14 +169,17 @@ export function removal(cb: ControlBlock, self: number, s: SegmentRef, event: In
  * (see unobservedRemoval) and no other VM operation holds it; returns false, having done
  * nothing, otherwise (the caller then runs the whole removal, which waits for what it must).
  * Takes the operation lock only if it is free and the mutex for one transaction, waiting for
- * it at most `patienceMs`. Throws ERR_XPMEM_REMOVED for a segment already gone.
+ * it at most `patienceMs`; with 0, only a mutex free now (a mutex taken meanwhile makes it
+ * return false, nothing done). Throws ERR_XPMEM_REMOVED for a segment already gone.
  */
 export function quickRemoval(cb: ControlBlock, self: number, s: SegmentRef, patienceMs: number): boolean {
   if (Atomics.load(cb.words, slotBase(cb.layout.segments, s.slot) + SEG_GRANTS) >= 0) return false; // observed (or a reused slot's)
+  if (patienceMs === 0 && Atomics.load(cb.words, H_MUTEX) !== 0) return false;
   if (!tryOperationLock(cb, self, s.slot)) return false;
   try {
     return cb.patiently(patienceMs, () => unobservedRemoval(cb, self, s));
   } catch (error) {
+    if (patienceMs === 0 && (error as { code?: string }).code === 'ERR_XPMEM_TIMEOUT') return false; // the mutex was taken meanwhile: nothing done
     throw aboutSegment(error, s.id); // as every error of an operation, it names the segment
   } finally {
     unlockOperation(cb, s.slot);
