@@ -178,6 +178,12 @@ export const TARGETS = 0;
 export const STARTED = 1;
 export const ENDED = 2;
 
+/** True while segment slot `seg` still holds generation `segGen`, live. Any thread. */
+export function segmentLive(words: Int32Array, layout: Layout, seg: number, segGen: number): boolean {
+  const base = slotBase(layout.segments, seg);
+  return Atomics.load(words, base + SEG_GEN) === segGen && Atomics.load(words, base + SEG_STATE) === SEG_LIVE;
+}
+
 /** Word index of mask `which` (TARGETS / STARTED / ENDED) of record `r`, word `w`. */
 export function maskAt(layout: Layout, r: number, which: number, w: number): number {
   return slotBase(layout.invalidations, r) + IV_MASKS + which * layout.maskWords + w;

@@ -34,21 +34,13 @@ import {
   IV_STATE,
   IV_FREE,
   H_CLOSED,
-  SEG_BYTES,
-  SEG_FLAGS,
   SEG_GEN,
-  SEG_LIVE,
   SEG_OWNER,
-  SEG_REF,
-  SEG_STATE,
-  SEGF_SWAPPED,
-  SP_AGE,
-  SP_AGED,
-  SP_AGER,
   SP_DOORBELL,
   SP_EVENTS,
   EVENTS,
   idOf,
+  segmentLive,
   slotBase,
 } from '../layout.js';
 import type { ControlBlock } from '../control/control.js';
@@ -57,6 +49,8 @@ import type { CallbackResult, NotifierCallbacks, Range } from './range.js';
 import { ENDED, STARTED, TARGETS, ack, hasBit, readRecord } from './record.js';
 import { ring } from '../sync/doorbell.js';
 import { idling, spinForEnd, spinForNext, spinsForAcks, type Spin } from './spin.js';
+import { answerAging } from './aging.js';
+import { reportThrown } from './thrown.js';
 
 /** A notifier as its own thread knows it. */
 export interface LocalNotifier {
@@ -172,7 +166,7 @@ export class Delivery {
     const at = this.#eventsAt;
     if (Atomics.exchange(words, at, 0) === 0) return;
     if (!blockable) idling(words, this.#cb.layout, this.#self, false); // delivering at a section boundary: awake
-    this.#answerAging(blockable);
+    answerAging(this.#cb, this.#self, this.#notifiers, blockable);
     const { invalidations } = this.#cb.layout;
     for (const starts of [false, true]) {
       // ends first (see the file comment)
@@ -182,55 +176,6 @@ export class Delivery {
         const state = words[slotBase(invalidations, r) + IV_STATE];
         if (state === IV_FREE && (this.#inflight.size === 0 || !this.#inflight.has(r))) continue;
         if ((state === IV_START) === starts) this.#step(r, blockable);
-      }
-    }
-  }
-
-  /**
-   * Answers the reclaim clock's questions asked since the last answer (SP_AGE moved): runs the
-   * `referenced` callbacks, records the question answered (SP_AGED) and rings the clock that
-   * asked last, which waits for the answers before its next turn (vm/reclaim.ts).
-   */
-  #answerAging(blockable: boolean): void {
-    const words = this.#words;
-    const base = slotBase(this.#cb.layout.spaces, this.#self);
-    const asked = Atomics.load(words, base + SP_AGE);
-    if (asked === Atomics.load(words, base + SP_AGED)) return;
-    this.#age(blockable);
-    Atomics.store(words, base + SP_AGED, asked);
-    const clock = Atomics.load(words, base + SP_AGER) - 1;
-    if (clock >= 0) ring(words, this.#cb.layout, clock);
-  }
-
-  /**
-   * Page aging (clear_young): the reclaim clock cleared referenced bits of segments our
-   * notifiers cover; each `referenced` callback answers for its range, and true sets the bit
-   * again (a second chance). Space-wide notifiers answer for every resident segment we own.
-   */
-  #age(blockable: boolean): void {
-    const { words, layout } = this.#cb;
-    const { segments } = layout;
-    const ask = (n: LocalNotifier, seg: number, offset: number, length: number): void => {
-      const base = slotBase(segments, seg);
-      if (Atomics.load(words, base + SEG_REF) !== 0 || (Atomics.load(words, base + SEG_FLAGS) & SEGF_SWAPPED) !== 0) return;
-      const range: Range = { segId: idOf(segments, seg, Atomics.load(words, base + SEG_GEN)), offset, length, event: 'swap', blockable, signal: NEVER };
-      try {
-        if (n.callbacks.referenced!(range) === true) Atomics.store(words, base + SEG_REF, 1);
-      } catch (error) {
-        report(error);
-      }
-    };
-    for (const n of this.#notifiers) {
-      if (n.callbacks.referenced === undefined) continue;
-      if (n.scope !== null) {
-        if (this.#segmentLive(n.scope.seg, n.scope.segGen)) ask(n, n.scope.seg, n.scope.offset, n.scope.length);
-        continue;
-      }
-      for (let seg = 0; seg < segments.capacity; seg++) {
-        const base = slotBase(segments, seg);
-        if (Atomics.load(words, base + SEG_STATE) === SEG_LIVE && Atomics.load(words, base + SEG_OWNER) === this.#self) {
-          ask(n, seg, 0, Atomics.load(words, base + SEG_BYTES));
-        }
       }
     }
   }
@@ -328,9 +273,9 @@ export class Delivery {
       if (call === undefined) continue;
       try {
         const result = call(range);
-        if (result !== undefined && typeof (result as Promise<void>).then === 'function') promises.push(Promise.resolve(result).catch(report));
+        if (result !== undefined && typeof (result as Promise<void>).then === 'function') promises.push(Promise.resolve(result).catch(reportThrown));
       } catch (error) {
-        report(error);
+        reportThrown(error);
       }
     }
     f.running = false;
@@ -370,14 +315,7 @@ export class Delivery {
   #finish(r: number, f: Inflight): void {
     this.#inflight.delete(r);
     for (const n of f.notifiers) this.#release(n);
-    if (f.removal && !this.#segmentLive(f.seg, f.segGen)) for (const n of f.notifiers) if (n.scope !== null) void this.remove(n);
-  }
-
-  /** True while segment slot `seg` still holds generation `segGen`, live (a rolled-back removal). */
-  #segmentLive(seg: number, segGen: number): boolean {
-    const { words, layout } = this.#cb;
-    const base = slotBase(layout.segments, seg);
-    return Atomics.load(words, base + SEG_GEN) === segGen && Atomics.load(words, base + SEG_STATE) === SEG_LIVE;
+    if (f.removal && !segmentLive(this.#words, this.#cb.layout, f.seg, f.segGen)) for (const n of f.notifiers) if (n.scope !== null) void this.remove(n);
   }
 
   #release(n: LocalNotifier): void {
@@ -485,11 +423,4 @@ export class Delivery {
       this.#dispatching = false;
     }
   }
-}
-
-/** The signal of a `referenced` question: it is never withdrawn. */
-const NEVER = new AbortController().signal;
-
-function report(error: unknown): void {
-  process.emitWarning(`xpmem-threads: a notifier callback threw: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`, 'XpmemNotifierWarning');
 }
