@@ -567,11 +567,6 @@ class Step implements fc.AsyncCommand<Model, Real> {
 
   /** Runs the step, or (when no space has what it acts on) the step that builds it. */
   async run(m: Model, r: Real): Promise<void> {
-    // One macrotask first: the promises the async notifiers' callbacks returned (settled by
-    // setImmediate) settle before the next command, as between an agent's commands. A sync
-    // operation of a space whose own end of the segment were still settling would fail fast
-    // before its start is delivered (the end rule), which the model does not predict.
-    await new Promise((resolve) => setImmediate(resolve));
     const space = this.#resolve(m);
     const before = new Map(m.notes.map((n) => [n, n.pairs]));
     if (space !== undefined) await RUNNERS[this.kind]!(m, r, { ...this.g, space });

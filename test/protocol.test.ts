@@ -99,7 +99,7 @@ describe('invalidation protocol', () => {
       const att = await a.call('attach', { access: await a.call('get', { segId: seg.id }) });
       await a.call('notifier', { att, how: 'plain', tag: i + 1 });
       const own = await a.call('attach', { access: await a.call('get', { segId: busy.id }), range: { offset: 4 * i, length: 4 } });
-      running.push(a.call<{ code?: string }>('loop', { body: { op: 'increment', att: own, index: 0, times: 10 }, progress, stop }));
+      running.push(a.call<{ code?: string }>('loop', { body: { op: 'increment', att: own, index: 0, times: 10 }, progress, stop }, 4 * BOUND)); // runs for all the operations below
     }
     await until(() => Atomics.load(words, progress) > 0, 'the sections to run');
     const OPS = 3000;
