@@ -19,7 +19,8 @@ export type XpmemErrorCode =
   | 'ERR_XPMEM_SWAP_IO'
   | 'ERR_XPMEM_CLOSED'
   | 'ERR_XPMEM_ABORTED'
-  | 'ERR_XPMEM_VIEW_ESCAPE';
+  | 'ERR_XPMEM_VIEW_ESCAPE'
+  | 'ERR_XPMEM_ASYNC_CALLBACK';
 
 /** Whom an {@link XpmemError} is about, when known: a space and a segment, by their public ids. */
 export interface XpmemErrorAbout {

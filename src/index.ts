@@ -15,5 +15,6 @@ export type { CheckReport } from './control/check.js';
 export type { DomainHandle } from './control/control.js';
 export type { WaitOptions } from './sync/futex.js';
 export type { ViewType } from './segment/view.js';
+export type { SyncResult } from './segment/result.js';
 export { XpmemError, type XpmemErrorAbout, type XpmemErrorCode } from './errors.js';
 export { join } from './workers/join.js';

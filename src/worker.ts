@@ -15,6 +15,7 @@ export type { Mapping } from './segment/mapping.js';
 export type { Notifier } from './notifier/notifier.js';
 export type { Range, NotifierCallbacks, CallbackResult } from './notifier/range.js';
 export type { ViewType } from './segment/view.js';
+export type { SyncResult } from './segment/result.js';
 export type { WaitOptions } from './sync/futex.js';
 export type { InvalidateEvent } from './layout.js';
 export type { DomainHandle } from './control/control.js';

@@ -30,14 +30,33 @@ function readOnlyViews(att: Attachment): void {
   void copy;
 }
 
+/** Never called: a sync section refuses a callback that returns a promise (readAsync and writeAsync take one). */
+function syncCallbacks(att: Attachment): number {
+  // @ts-expect-error an async callback in a sync read section
+  att.read(async (v) => v[0]);
+  // @ts-expect-error also typed, in a write section
+  att.write(Float64Array, async (v) => {
+    v[0] = 1;
+  });
+  // @ts-expect-error also a plain function that returns a promise
+  att.read(() => Promise.resolve(1));
+  void att.writeAsync(Float64Array, async (v) => {
+    v[0] = 1;
+  });
+  const length: number = att.read((v) => v.length);
+  att.write(() => {});
+  return length;
+}
+
 /** Never called: the worker entry names every type a task handles. */
 function workerTypes(a: Access, att: WorkerAttachment, m: Mapping, r: Range, t: ViewType<Float64Array>, e: XpmemErrorAbout): unknown[] {
   return [a.segId, att.length, m.valid, r.event, t.BYTES_PER_ELEMENT, e.segId];
 }
 
 describe('types', () => {
-  it("a read section's view is read-only; a write section's and a copy are not; the worker entry exports the task types", () => {
+  it("a read section's view is read-only; a write section's and a copy are not; a sync section's callback returns no promise; the worker entry exports the task types", () => {
     expectTypeOf(readOnlyViews).toBeFunction();
+    expectTypeOf(syncCallbacks).returns.toEqualTypeOf<number>();
     expectTypeOf(workerTypes).returns.toEqualTypeOf<unknown[]>();
   });
 });

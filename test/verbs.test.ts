@@ -2,8 +2,19 @@ import { describe, expect, it } from 'vitest';
 import { readdirSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import { Domain, join } from '../src/index.js';
-import { agents, domain, expectCode, Gates, spaceSlot, teardown } from './helpers.js';
+import { agents, domain, expectCode, Gates, spaceSlot, teardown, until } from './helpers.js';
 import { H_MUTEX } from '../src/layout.js';
+
+/** What `fn` throws, synchronously; fails when it returns. */
+function thrown(fn: () => unknown): unknown {
+  let returned: unknown;
+  try {
+    returned = fn();
+  } catch (error) {
+    return error;
+  }
+  throw new Error(`nothing was thrown; it returned ${String(returned)}`);
+}
 
 describe('XPMEM verbs in one space', () => {
   it('make gives zero-filled memory that get/attach/read/write reach without copies', async () => {
@@ -406,6 +417,55 @@ describe('the forms a task author reaches for', () => {
         v[0] = 1;
       }),
     ).toBeUndefined(); // the section still works after the refusals
+    expect(d.check().errors).toEqual([]);
+    await d.close();
+  });
+
+  it('a sync section whose callback returns a promise fails with ERR_XPMEM_ASYNC_CALLBACK: the section ended at its first await', async () => {
+    const d = await domain();
+    const seg = d.space.make(64);
+    const att = seg.attach();
+    // What plain JavaScript can pass (the TypeScript types refuse these callbacks: test/types.test-d.ts).
+    const loose = att as unknown as { read(fn: (v: Uint8Array) => unknown): unknown; write(type: unknown, fn: (v: Float64Array) => unknown): unknown };
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => {
+      unhandled.push(reason);
+    };
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      let resumed = false;
+      let release = (): void => {};
+      const paused = new Promise<void>((resolve) => (release = resolve));
+      const error = thrown(() =>
+        loose.read(async () => {
+          await paused;
+          resumed = true;
+        }),
+      );
+      expect(error).toMatchObject({ code: 'ERR_XPMEM_ASYNC_CALLBACK', segId: seg.id });
+      expect((error as Error).message).toMatch(/readAsync.*writeAsync/);
+      seg.migrateSync(); // the section had ended: a sync VM operation on its segment does not wait for it
+      release();
+      await until(() => resumed, 'the callback to go on after its first await');
+      await expectCode(
+        () =>
+          loose.write(Float64Array, async () => {
+            throw new Error('thrown outside any section');
+          }),
+        'ERR_XPMEM_ASYNC_CALLBACK',
+      );
+      // biome-ignore lint/suspicious/noThenProperty: a thenable that is not a Promise, on purpose
+      const thenable = { then: (_: unknown, reject: (e: Error) => void) => reject(new Error('a thenable')) };
+      await expectCode(() => loose.read(() => thenable), 'ERR_XPMEM_ASYNC_CALLBACK');
+      await new Promise((resolve) => setImmediate(resolve)); // an unhandled rejection is reported before the next macrotask
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    expect(await att.readAsync(async (v) => v.length)).toBe(64); // what to use instead
+    // biome-ignore lint/suspicious/noThenProperty: a then that is not a function, on purpose
+    const notThenable = { then: 1 };
+    expect(att.read(() => notThenable)).toBe(notThenable); // returned as it is
     expect(d.check().errors).toEqual([]);
     await d.close();
   });

@@ -20,6 +20,7 @@ import { Mapping } from './mapping.js';
 import type { Waits } from '../notifier/wait.js';
 import type { Bounds } from '../notifier/invalidate.js';
 import { faultIn } from '../vm/fault.js';
+import { checkEscape, checkSyncResult, type SyncResult } from './result.js';
 import type { NotifierCallbacks } from '../notifier/range.js';
 import { type Notifier, checkCallbacks, registerNotifier } from '../notifier/notifier.js';
 import { checkSegment } from '../vm/operations.js';
@@ -108,17 +109,22 @@ export class Attachment {
   /**
    * Runs `fn` inside a read section and returns what it returns. The view is valid inside `fn`
    * only: copy what must outlive the section (`view.slice()`); returning the view itself is
-   * ERR_XPMEM_VIEW_ESCAPE. May sleep (sync) while an invalidation window is open.
+   * ERR_XPMEM_VIEW_ESCAPE. `fn` must not return a promise: the section ends when `fn` returns,
+   * so it would end at the first `await` (ERR_XPMEM_ASYNC_CALLBACK; use readAsync()). May sleep
+   * (sync) while an invalidation window is open.
    */
-  read<T>(fn: (view: Readonly<Uint8Array>) => T, opts?: WaitOptions): T;
-  read<V, T>(type: ViewType<V>, fn: (view: Readonly<V>) => T, opts?: WaitOptions): T;
+  read<T>(fn: (view: Readonly<Uint8Array>) => SyncResult<T>, opts?: WaitOptions): T;
+  read<V, T>(type: ViewType<V>, fn: (view: Readonly<V>) => SyncResult<T>, opts?: WaitOptions): T;
   read(a: unknown, b?: unknown, c?: unknown): unknown {
     return this.#section(false, a, b, c);
   }
 
-  /** Runs `fn` inside a write section (as read()). May sleep (sync) while an invalidation window is open. */
-  write<T>(fn: (view: Uint8Array) => T, opts?: WaitOptions): T;
-  write<V, T>(type: ViewType<V>, fn: (view: V) => T, opts?: WaitOptions): T;
+  /**
+   * Runs `fn` inside a write section (as read(): no promise from `fn`, use writeAsync()). May
+   * sleep (sync) while an invalidation window is open.
+   */
+  write<T>(fn: (view: Uint8Array) => SyncResult<T>, opts?: WaitOptions): T;
+  write<V, T>(type: ViewType<V>, fn: (view: V) => SyncResult<T>, opts?: WaitOptions): T;
   write(a: unknown, b?: unknown, c?: unknown): unknown {
     return this.#section(true, a, b, c);
   }
@@ -262,7 +268,7 @@ export class Attachment {
     } finally {
       this.#exit(held);
     }
-    if (typeof result === 'object' && result !== null) this.#kept(result);
+    if ((typeof result === 'object' && result !== null) || typeof result === 'function') checkSyncResult(result, this.#mm.cb.arena, this.#a.segId);
     return result;
   }
 
@@ -277,23 +283,8 @@ export class Attachment {
       const yielded = turn();
       if (yielded !== undefined) await yielded;
     }
-    if (typeof result === 'object' && result !== null) this.#kept(result);
+    if (typeof result === 'object' && result !== null) checkEscape(result, this.#mm.cb.arena, this.#a.segId);
     return result;
-  }
-
-  /**
-   * Refuses a section's result that is a view of the arena: it would outlive the section, and
-   * once the segment moves or goes, reading it sees (and writing it corrupts) whatever the arena
-   * holds there next. Only the result itself is checked, not what it contains.
-   */
-  #kept(result: object): void {
-    if (ArrayBuffer.isView(result) && result.buffer === this.#mm.cb.arena) {
-      throw xpmemError(
-        'ERR_XPMEM_VIEW_ESCAPE',
-        `a section of segment ${this.#a.segId} returned a view of the segment, valid inside the section only; return a copy (view.slice()) or a value (an arrow like v => v.fill(0) returns its view: give it a block body)`,
-        { segId: this.#a.segId },
-      );
-    }
   }
 
   /**
