@@ -6,7 +6,7 @@ import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { discardAll } from './control/swapfile.js';
+import { checkSwapDir, discardAll } from './control/swapfile.js';
 import { checkIndex, checkOptions, invalidArgType, invalidArgValue, xpmemError, type XpmemError } from './errors.js';
 import { ControlBlock, type DomainHandle } from './control/control.js';
 import { H_CLOSED, SP_STATE, SPACE_LIVE, UNIT, slotBase, type Capacities } from './layout.js';
@@ -36,7 +36,8 @@ export interface DomainOptions {
   memoryLimit?: number;
   /**
    * Directory for swap files (default: a fresh directory under the OS temp dir, removed by
-   * close()). A directory you give must exist; close() removes only this domain's files in it.
+   * close()). A directory you give must exist and be writable, else create() fails with
+   * ERR_XPMEM_SWAP_IO (the fs error as `cause`); close() removes only this domain's files in it.
    */
   swapDir?: string;
   /** Table capacities (fixed for the domain's life). */
@@ -83,6 +84,7 @@ export class Domain {
     caps.spaces = Math.min(caps.spaces, 1024);
     const memoryLimit = opts.memoryLimit === undefined ? 0 : checkIndex('options.memoryLimit', opts.memoryLimit, UNIT, 2 ** 32 - UNIT);
     if (opts.swapDir !== undefined && typeof opts.swapDir !== 'string') throw invalidArgType('options.swapDir', 'of type string', opts.swapDir);
+    if (opts.swapDir !== undefined) checkSwapDir(opts.swapDir);
     const swapDir = opts.swapDir ?? mkdtempSync(join(tmpdir(), 'xpmem-swap-'));
     const cb = ControlBlock.format(caps, {
       arenaBytes: arenaBytes - (arenaBytes % UNIT),

@@ -4,10 +4,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { readdirSync, rmSync, symlinkSync, truncateSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { agents, domain, expectCode, Gates, teardown } from './helpers.js';
-import type { Domain, Segment } from '../src/index.js';
+import { Domain, type Segment } from '../src/index.js';
 
 /** The byte a pattern puts at index `i` of a segment of `bytes` bytes. */
 const at = (bytes: number, i: number): number => (i * 31 + bytes) & 255;
@@ -169,7 +170,9 @@ describe('swap', () => {
 
 describe('swap I/O faults', () => {
   it('an unwritable swap directory fails swapOut with ERR_XPMEM_SWAP_IO and keeps the data resident', async () => {
-    const d = await domain({ swapDir: '/nonexistent/xpmem-swap' });
+    const dir = mkdtempSync(join(tmpdir(), 'xpmem-gone-'));
+    const d = await domain({ swapDir: dir });
+    rmSync(dir, { recursive: true }); // gone after create (a temp-dir cleaner, an unmounted disk)
     try {
       const seg = d.space.make(5000);
       fill(d, seg);
@@ -179,6 +182,49 @@ describe('swap I/O faults', () => {
         .get(seg.id)
         .attach()
         .read((v) => expect(v[4999]).toBe(at(5000, 4999)));
+      expect(d.check().ok).toBe(true);
+    } finally {
+      await d.close();
+    }
+  });
+
+  it('a swapDir that is not a writable directory is refused at create with ERR_XPMEM_SWAP_IO, the fs error as cause', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xpmem-dirs-'));
+    try {
+      const file = join(dir, 'a-file');
+      writeFileSync(file, '');
+      const readOnly = join(dir, 'read-only');
+      mkdirSync(readOnly, { mode: 0o500 });
+      const cases: [string, string][] = [
+        [join(dir, 'missing'), 'ENOENT'],
+        [file, 'ENOTDIR'],
+      ];
+      if (process.getuid?.() !== 0) cases.push([readOnly, 'EACCES']); // root may write into any directory
+      for (const [swapDir, cause] of cases) {
+        const error = (await Domain.create({ swapDir }).catch((e: unknown) => e)) as Error;
+        expect(error).toMatchObject({ code: 'ERR_XPMEM_SWAP_IO', cause: expect.objectContaining({ code: cause }) });
+        expect(error.message).toContain(swapDir);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a reclaim whose swap-outs fail for I/O fails with ERR_XPMEM_NO_MEMORY, the fs error as cause', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xpmem-gone-'));
+    const d = await domain({ memoryLimit: 64 * 1024, swapDir: dir });
+    try {
+      const held = d.space.make(60 * 1024);
+      rmSync(dir, { recursive: true }); // gone after create: every swap-out fails
+      const sync = await Promise.resolve()
+        .then(() => d.space.make(16 * 1024, { deadlineMs: 200 }))
+        .catch((e: unknown) => e);
+      const async = await d.space.makeAsync(16 * 1024, { deadlineMs: 200 }).catch((e: unknown) => e);
+      for (const error of [sync, async]) {
+        expect(error).toMatchObject({ code: 'ERR_XPMEM_NO_MEMORY', cause: expect.objectContaining({ code: 'ENOENT', syscall: 'open' }) });
+        expect((error as Error).message).toContain(dir);
+      }
+      expect(held.swapped).toBe(false);
       expect(d.check().ok).toBe(true);
     } finally {
       await d.close();

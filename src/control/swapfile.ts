@@ -10,7 +10,7 @@
  * has the wrong size when read back is reported, never read as if it were the segment.
  * Any thread; every function blocks the thread on the file system (never on another space).
  */
-import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, fstatSync, ftruncateSync, openSync, opendirSync, readSync, readdirSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { xpmemError, type XpmemError } from '../errors.js';
 
@@ -24,8 +24,26 @@ export function swapPath(dir: string, domainId: number, segId: number): string {
 
 /** ERR_XPMEM_SWAP_IO for a failed fs call `what` on `path`, the fs error as cause. */
 export function swapIo(what: string, path: string, error: unknown): XpmemError {
+  return ioError(`${what} swap file ${path} failed`, error);
+}
+
+/** ERR_XPMEM_SWAP_IO saying `what` failed, with the fs `error` (its code and message) as cause, then `advice`. */
+function ioError(what: string, error: unknown, advice = ''): XpmemError {
   const code = (error as { code?: string }).code;
-  return Object.assign(xpmemError('ERR_XPMEM_SWAP_IO', `${what} swap file ${path} failed${code === undefined ? '' : ` (${code})`}: ${String((error as Error).message ?? error)}`), { cause: error });
+  return Object.assign(xpmemError('ERR_XPMEM_SWAP_IO', `${what}${code === undefined ? '' : ` (${code})`}: ${String((error as Error).message ?? error)}${advice}`), { cause: error });
+}
+
+/**
+ * Checks that `dir` can hold swap files: an existing directory this process may write and
+ * search. Throws ERR_XPMEM_SWAP_IO with the fs error as cause (ENOENT, ENOTDIR, EACCES, EROFS).
+ */
+export function checkSwapDir(dir: string): void {
+  try {
+    opendirSync(dir).closeSync();
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    throw ioError(`options.swapDir ${dir} cannot hold swap files`, error, '; give an existing directory this process may write, or leave swapDir out for a fresh one under the OS temp dir');
+  }
 }
 
 /**

@@ -17,10 +17,11 @@
  * When a reclaim frees nothing but what it lacks is held only for now (a section, another
  * operation, a victim that did not answer yet), the caller waits for that segment's lock to be
  * released (a short pause when a section held it) and reclaims again, until its deadline:
- * ERR_XPMEM_TIMEOUT then names the space that held the last busy victim. It fails with the
- * attempt's ERR_XPMEM_NO_MEMORY at once only when even every segment it does not pin itself
- * would not cover the shortfall. Two threads reclaiming at once take different victims: the hand
- * moves for both, and a victim one of them holds is busy for the other.
+ * ERR_XPMEM_TIMEOUT then names the space that held the last busy victim; when no victim was
+ * busy, the ERR_XPMEM_NO_MEMORY carries the fs error of a swap-out that failed as `cause`. It
+ * fails with the attempt's ERR_XPMEM_NO_MEMORY at once only when even every segment it does not
+ * pin itself would not cover the shortfall. Two threads reclaiming at once take different
+ * victims: the hand moves for both, and a victim one of them holds is busy for the other.
  *
  * Runs in the thread that needed the memory, inside its own operation (make, resize, a fault),
  * never holding the operation lock of the segment it allocates for. May sleep (its waits are
@@ -90,6 +91,7 @@ export function limited(mm: Mm): boolean {
 
 function* retried<T>(mm: Mm, exclude: number, bounds: Bounds, attempt: () => Waits<T>): Waits<T> {
   let blocker: Blocker | undefined;
+  let failed: XpmemError | undefined;
   for (let round = 0; ; round++) {
     try {
       return yield* attempt();
@@ -97,8 +99,9 @@ function* retried<T>(mm: Mm, exclude: number, bounds: Bounds, attempt: () => Wai
       const lack = shortfallOf(error);
       if (lack === undefined) throw error;
       if (bounds.signal?.aborted) throw xpmemError('ERR_XPMEM_ABORTED', `reclaim aborted: ${String(bounds.signal.reason)}`);
-      if (remaining(bounds.deadline) === 0) throw stuck(mm, error as XpmemError, blocker);
+      if (remaining(bounds.deadline) === 0) throw stuck(mm, error as XpmemError, blocker, failed);
       const found = yield* reclaim(mm, lack.short, exclude, bounds);
+      failed = found.failed ?? failed;
       if (found.freed > 0 || found.blocker?.kind === 'raced') {
         round = -1; // memory moved: try again at once
         continue;
@@ -124,8 +127,13 @@ const WHY: Record<Blocker['kind'], string> = {
   raced: 'swapped out the segment it chose first',
 };
 
-/** The error at the deadline: ERR_XPMEM_TIMEOUT naming the space that held the last busy victim, else the shortfall. */
-function stuck(mm: Mm, shortfall: XpmemError, blocker: Blocker | undefined): XpmemError {
+/**
+ * The error at the deadline: ERR_XPMEM_TIMEOUT naming the space that held the last busy victim,
+ * else the shortfall; when a swap-out failed for I/O (`failed`, an ERR_XPMEM_SWAP_IO), the
+ * shortfall says so and carries its fs error as `cause`.
+ */
+function stuck(mm: Mm, shortfall: XpmemError, blocker: Blocker | undefined, failed: XpmemError | undefined): XpmemError {
+  if (blocker === undefined && failed !== undefined) return Object.assign(xpmemError('ERR_XPMEM_NO_MEMORY', `${shortfall.message}; swapping out failed: ${failed.message}`), { cause: failed.cause });
   if (blocker === undefined) return shortfall;
   const id = blocker.space < 0 ? undefined : spaceIdAt(mm.words, mm.layout, blocker.space);
   const who = id === undefined ? 'another thread' : `space ${id}`;
@@ -160,10 +168,11 @@ function* within(until: number, w: Omit<WaitFor, 'timeout'>): Waits<void> {
   }
 }
 
-/** What one reclaim did: units freed, and the last victim that was only busy. */
+/** What one reclaim did: units freed, the last victim that was only busy, and the last swap-out that failed for I/O. */
 interface Reclaimed {
   readonly freed: number;
   readonly blocker: Blocker | undefined;
+  readonly failed: XpmemError | undefined;
 }
 
 /** Swaps out unreferenced victims until `short` units are free. May sleep. */
@@ -173,6 +182,7 @@ export function* reclaim(mm: Mm, short: number, exclude: number, caller: Bounds)
   let freed = 0;
   let aged = 0;
   let blocker: Blocker | undefined;
+  let failed: XpmemError | undefined;
   let asked: Asked[] = [];
   for (let turn = 0; turn < TURNS && freed < short; turn++) {
     if (asked.length > 0) yield* answers(mm, asked, caller); // let the asked spaces answer
@@ -191,6 +201,7 @@ export function* reclaim(mm: Mm, short: number, exclude: number, caller: Bounds)
         if (caller.signal?.aborted) throw error;
         const e = error as XpmemError;
         if (e.code === 'ERR_XPMEM_BUSY' || e.code === 'ERR_XPMEM_TIMEOUT') blocker = busyVictim(mm, v.ref.slot, e);
+        if (e.code === 'ERR_XPMEM_SWAP_IO') failed = e;
         continue; // removed meanwhile, or a swap I/O error: not reclaimable now
       }
       freed += v.units;
@@ -201,7 +212,7 @@ export function* reclaim(mm: Mm, short: number, exclude: number, caller: Bounds)
   if (reclaimChannel.hasSubscribers) {
     reclaimChannel.publish({ neededBytes: short * UNIT, freedBytes: freed * UNIT, victims, aged, durationMs: performance.now() - began } satisfies ReclaimMessage);
   }
-  return { freed, blocker };
+  return { freed, blocker, failed };
 }
 
 /** The blocker behind a victim's ERR_XPMEM_BUSY or ERR_XPMEM_TIMEOUT (which name the space by id). */
