@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkSwapDir, discardAll } from './control/swapfile.js';
-import { checkIndex, checkOptions, invalidArgType, invalidArgValue, xpmemError, type XpmemError } from './errors.js';
+import { checkIndex, checkOptions, invalidArgType, invalidArgValue, outOfRange, xpmemError, type XpmemError } from './errors.js';
+import { checkKeys } from './options.js';
 import { ControlBlock, type DomainHandle } from './control/control.js';
 import { H_CLOSED, SP_STATE, SPACE_LIVE, UNIT, slotBase, type Capacities } from './layout.js';
 import { ring } from './sync/doorbell.js';
@@ -21,11 +22,17 @@ import { formatRows, mapsOf, statsOf, type DomainStats, type MapRow } from './ob
 import type { Mm } from './mm.js';
 import { compact, type CompactReport } from './vm/compact.js';
 
-/** Options of Domain.create. */
+/**
+ * Options of Domain.create. An unknown key is refused (ERR_INVALID_ARG_VALUE, naming the known
+ * key it resembles); byte sizes are multiples of 64, the arena's unit (else ERR_OUT_OF_RANGE).
+ */
 export interface DomainOptions {
-  /** Initial arena size in bytes (default 16 MiB); the arena grows on demand. */
+  /**
+   * Initial arena size in bytes (default 16 MiB, or maxArenaBytes if smaller); the arena grows
+   * on demand. At most maxArenaBytes: for a larger arena, raise that too.
+   */
   arenaBytes?: number;
-  /** Arena limit in bytes (default 1 GiB, at most 4 GiB). */
+  /** Arena limit in bytes (default 1 GiB, at most 4 GiB - 64). */
   maxArenaBytes?: number;
   /** Default bound, in ms, of every wait (callbacks, locks): default 10,000. */
   deadlineMs?: number;
@@ -44,7 +51,19 @@ export interface DomainOptions {
   capacity?: Partial<Capacities>;
 }
 
+/** The keys DomainOptions knows (the compiler keeps this list and the interface the same). */
+const DOMAIN_KEYS = { arenaBytes: true, maxArenaBytes: true, deadlineMs: true, memoryLimit: true, swapDir: true, capacity: true } as const satisfies Record<keyof DomainOptions, true>;
+
+/** The largest arena: its size in units lives in a 32-bit control-block word. */
+const MAX_ARENA = 2 ** 32 - UNIT;
+
+/** maxArenaBytes when none is given: 1 GiB. */
+const DEFAULT_MAX_ARENA = 2 ** 30;
+
 const DEFAULT_CAPS: Capacities = { spaces: 64, segments: 4096, grants: 8192, attachments: 8192, notifiers: 4096, invalidations: 64, depth: 8, journal: 8192 };
+
+/** The keys options.capacity knows: those of the default capacities. */
+const CAPACITY_KEYS: Readonly<Record<string, true>> = Object.fromEntries(Object.keys(DEFAULT_CAPS).map((key) => [key, true]));
 
 /**
  * A domain: the shared control block and the arena every joined thread sees. The creating
@@ -72,27 +91,20 @@ export class Domain {
   /** Creates a domain and joins the calling thread to it. */
   static async create(opts: DomainOptions = {}): Promise<Domain> {
     checkOptions('options', opts);
-    const maxArenaBytes = opts.maxArenaBytes === undefined ? 2 ** 30 : checkIndex('options.maxArenaBytes', opts.maxArenaBytes, UNIT, 2 ** 32 - UNIT);
-    const arenaBytes = opts.arenaBytes === undefined ? Math.min(16 * 2 ** 20, maxArenaBytes) : checkIndex('options.arenaBytes', opts.arenaBytes, 0, maxArenaBytes);
+    checkKeys('options', opts, DOMAIN_KEYS);
+    const maxArenaBytes = opts.maxArenaBytes === undefined ? DEFAULT_MAX_ARENA : checkUnits('options.maxArenaBytes', opts.maxArenaBytes, UNIT, MAX_ARENA);
+    const arenaBytes = opts.arenaBytes === undefined ? Math.min(16 * 2 ** 20, maxArenaBytes) : checkUnits('options.arenaBytes', opts.arenaBytes, 0, maxArenaBytes, arenaBound(opts.maxArenaBytes));
     const deadlineMs = opts.deadlineMs === undefined ? 10_000 : checkIndex('options.deadlineMs', opts.deadlineMs, 1, 2 ** 31 - 1);
     checkOptions('options.capacity', opts.capacity);
     const caps = { ...DEFAULT_CAPS };
-    for (const [key, value] of Object.entries(opts.capacity ?? {})) {
-      if (!(key in caps)) throw invalidArgType(`options.capacity.${key}`, 'a known capacity', key);
-      caps[key as keyof Capacities] = checkIndex(`options.capacity.${key}`, value, 1, 2 ** 20);
-    }
+    checkKeys('options.capacity', opts.capacity ?? {}, CAPACITY_KEYS);
+    for (const [key, value] of Object.entries(opts.capacity ?? {})) caps[key as keyof Capacities] = checkIndex(`options.capacity.${key}`, value, 1, 2 ** 20);
     caps.spaces = Math.min(caps.spaces, 1024);
-    const memoryLimit = opts.memoryLimit === undefined ? 0 : checkIndex('options.memoryLimit', opts.memoryLimit, UNIT, 2 ** 32 - UNIT);
+    const memoryLimit = opts.memoryLimit === undefined ? 0 : checkUnits('options.memoryLimit', opts.memoryLimit, UNIT, MAX_ARENA);
     if (opts.swapDir !== undefined && typeof opts.swapDir !== 'string') throw invalidArgType('options.swapDir', 'of type string', opts.swapDir);
     if (opts.swapDir !== undefined) checkSwapDir(opts.swapDir);
     const swapDir = opts.swapDir ?? mkdtempSync(join(tmpdir(), 'xpmem-swap-'));
-    const cb = ControlBlock.format(caps, {
-      arenaBytes: arenaBytes - (arenaBytes % UNIT),
-      maxArenaBytes: maxArenaBytes - (maxArenaBytes % UNIT),
-      memoryLimit,
-      deadlineMs,
-      swapDir,
-    });
+    const cb = ControlBlock.format(caps, { arenaBytes, maxArenaBytes, memoryLimit, deadlineMs, swapDir });
     const { mm, space } = joinMm(cb.handle);
     return new Domain(cb, mm, space, opts.swapDir === undefined);
   }
@@ -218,4 +230,20 @@ export class Domain {
     if (this.#ownSwapDir) rmSync(this.#cb.swapDir, { recursive: true, force: true });
     else discardAll(this.#cb.swapDir, this.#cb.id);
   }
+}
+
+/**
+ * Validates a byte size the arena counts in 64-byte units: a multiple of UNIT from `min` to `max`
+ * (described as `upTo`), else ERR_OUT_OF_RANGE; nothing is rounded.
+ */
+function checkUnits(name: string, value: unknown, min: number, max: number, upTo = String(max)): number {
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value);
+  if (!Number.isSafeInteger(value) || value < min || value > max || value % UNIT !== 0) throw outOfRange(name, `a multiple of ${UNIT} (the arena's unit) from ${min} to ${upTo}`, value);
+  return value;
+}
+
+/** arenaBytes's upper bound in words: maxArenaBytes (`given`, else the default), and how to raise it. */
+function arenaBound(given: number | undefined): string {
+  const max = given === undefined ? `${DEFAULT_MAX_ARENA}, the default` : String(given);
+  return `options.maxArenaBytes (${max}); raise options.maxArenaBytes (at most ${MAX_ARENA}) for a larger arena`;
 }

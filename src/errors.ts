@@ -3,6 +3,7 @@
  * Protocol failures are XpmemError with an ERR_XPMEM_* code; bad arguments are TypeError or
  * RangeError carrying Node core's ERR_INVALID_ARG_TYPE / ERR_OUT_OF_RANGE codes.
  */
+import { inspect } from 'node:util';
 
 /** Stable codes of {@link XpmemError}. */
 export type XpmemErrorCode =
@@ -65,8 +66,23 @@ function codedError<E extends Error>(error: E, code: string): E & { code: string
 
 /** A TypeError shaped like Node core's ERR_INVALID_ARG_TYPE. */
 export function invalidArgType(name: string, expected: string, actual: unknown): TypeError {
-  const shown = actual === null ? 'null' : typeof actual === 'object' ? 'an object' : `${typeof actual} ${String(actual)}`;
-  return codedError(new TypeError(`The "${name}" argument must be ${expected}. Received ${shown}`), 'ERR_INVALID_ARG_TYPE');
+  return codedError(new TypeError(`The "${name}" argument must be ${expected}. Received ${received(actual)}`), 'ERR_INVALID_ARG_TYPE');
+}
+
+/**
+ * `value` as Node core's argument errors show it: `undefined`, `null`, `function Object`, `an
+ * instance of Map`, `type string ('7')`, `type number (5)` (long ones cut after 25 characters).
+ */
+function received(value: unknown): string {
+  if (value === undefined || value === null) return String(value);
+  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
+  if (typeof value === 'object') {
+    const kind = (value as { constructor?: { name?: unknown } }).constructor?.name;
+    return typeof kind === 'string' && kind !== '' ? `an instance of ${kind}` : inspect(value, { depth: -1 });
+  }
+  if (typeof value === 'string') return `type string (${inspect(value.length > 28 ? `${value.slice(0, 25)}...` : value)})`;
+  const shown = inspect(value);
+  return `type ${typeof value} (${shown.length > 28 ? `${shown.slice(0, 25)}...` : shown})`;
 }
 
 /** A TypeError shaped like Node core's ERR_INVALID_ARG_VALUE. */

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 // The pool runs the built pool-worker module in its workers, so this file tests the build throughout.
-import { createPool } from '../build/src/pool.js';
+import { createPool, type PoolOptions } from '../build/src/pool.js';
 import { Domain, XpmemError, type DomainOptions, type ReapMessage } from '../build/src/index.js';
 import { Worker } from 'node:worker_threads';
 import { once } from 'node:events';
@@ -103,12 +103,16 @@ describe('createPool', () => {
     }
   });
 
-  it("refuses atomics: 'sync' and a task module that is not a path", async () => {
+  it("refuses atomics: 'sync', a task module that is not a path and an unknown option", async () => {
     const d = await domain();
     try {
       expect(() => createPool(d, { filename: TASK.pathname, atomics: 'sync' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
       expect(() => createPool(d, { filename: 42 as unknown as string })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
       await expectCode(() => createPool(d, { filename: TASK.pathname, workerData: 7 }), 'ERR_INVALID_ARG_TYPE');
+      const unknown = { filename: TASK.pathname, maxThread: 2 } as unknown as PoolOptions;
+      expect(() => createPool(d, unknown)).toThrow(
+        expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining("unknown key 'maxThread' (did you mean 'maxThreads'?)") }),
+      );
     } finally {
       await d.close();
     }

@@ -223,6 +223,52 @@ describe('XPMEM verbs in one space', () => {
     await expectCode(() => join(d.handle()), 'ERR_XPMEM_CLOSED');
   });
 
+  it('unknown options are refused naming the known key they resemble; byte sizes the arena would round are refused', async () => {
+    const create = Domain.create as (opts: unknown) => Promise<Domain>;
+    const cases: [() => unknown, string, RegExp][] = [
+      [() => create({ areanBytes: 1 << 20 }), 'ERR_INVALID_ARG_VALUE', /unknown key 'areanBytes' \(did you mean 'arenaBytes'\?\)/],
+      [() => create({ memorylimit: 1 << 20 }), 'ERR_INVALID_ARG_VALUE', /'memorylimit' \(did you mean 'memoryLimit'\?\)/],
+      [() => create({ colour: 'blue' }), 'ERR_INVALID_ARG_VALUE', /only known keys \(arenaBytes, maxArenaBytes, deadlineMs, memoryLimit, swapDir, capacity\)\. Received unknown key 'colour'$/],
+      [() => create({ capacity: { segment: 8 } }), 'ERR_INVALID_ARG_VALUE', /"options\.capacity".*unknown key 'segment' \(did you mean 'segments'\?\)/],
+      [() => create({ arenaBytes: 100 }), 'ERR_OUT_OF_RANGE', /"options\.arenaBytes".*a multiple of 64 .*Received 100$/],
+      [() => create({ arenaBytes: 2 ** 31, maxArenaBytes: 2 ** 30 }), 'ERR_OUT_OF_RANGE', /"options\.arenaBytes".*raise options\.maxArenaBytes/],
+      [() => create({ arenaBytes: 2 ** 31 }), 'ERR_OUT_OF_RANGE', /to options\.maxArenaBytes \(1073741824, the default\); raise options\.maxArenaBytes/],
+      [() => create({ maxArenaBytes: 1000 }), 'ERR_OUT_OF_RANGE', /"options\.maxArenaBytes".*a multiple of 64/],
+      [() => create({ memoryLimit: 1000 }), 'ERR_OUT_OF_RANGE', /"options\.memoryLimit".*a multiple of 64/],
+    ];
+    for (const [i, [fn, code, message]] of cases.entries()) {
+      const error = await Promise.resolve()
+        .then(fn)
+        .then(
+          () => new Error('nothing was thrown'),
+          (e: unknown) => e as Error,
+        );
+      expect(error, `case ${i}`).toMatchObject({ code, message: expect.stringMatching(message) });
+    }
+  });
+
+  it('argument errors print what they received, as Node core does', async () => {
+    const d = await domain();
+    try {
+      const seg = d.space.make(64);
+      const att = seg.attach();
+      const loose = att as unknown as { read(...args: unknown[]): unknown; write(...args: unknown[]): unknown };
+      const cases: [() => unknown, string][] = [
+        [() => loose.read(Float32Array), 'The "fn" argument must be of type function. Received undefined'],
+        [() => d.space.get(undefined as unknown as number), 'The "segId" argument must be of type number. Received undefined'],
+        [() => d.space.get('7' as unknown as number), `The "segId" argument must be of type number. Received type string ('7')`],
+        [() => loose.write(Object, () => 0), 'The "type" argument must be a typed-array constructor such as Float64Array. Received function Object'],
+        [() => d.space.make(8, { name: 5 as unknown as string }), 'The "options.name" argument must be of type string. Received type number (5)'],
+        [() => d.space.notifier(null as unknown as object), 'The "callbacks" argument must be of type object. Received null'],
+        [() => d.watch(new Map() as unknown as Worker), 'The "worker" argument must be an instance of Worker. Received an instance of Map'],
+        [() => seg.attach({ offset: 'x'.repeat(40) as unknown as number }), `The "options.offset" argument must be of type number. Received type string ('${'x'.repeat(25)}...')`],
+      ];
+      expect(cases.map(([fn]) => (thrown(fn) as Error).message)).toEqual(cases.map(([, message]) => message));
+    } finally {
+      await d.close();
+    }
+  });
+
   it('use after detach, release, remove and close gives typed errors; a second detach or release is a no-op', async () => {
     const d = await domain();
     const seg = d.space.make(256);

@@ -28,6 +28,7 @@ import type { Worker } from 'node:worker_threads';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { checkOptions, invalidArgType, xpmemError } from '../errors.js';
+import { checkKeys } from '../options.js';
 import type { DomainHandle } from '../control/control.js';
 import { H_CLOSED } from '../layout.js';
 import { rebuild } from './carry.js';
@@ -45,6 +46,34 @@ export type PoolOptions = Omit<NonNullable<ConstructorParameters<typeof Piscina>
   /** The task module, a path or a file URL: its default export (or its `name` export) runs each task. */
   filename: string | URL;
 };
+
+/**
+ * The keys PoolOptions knows, Piscina's own and `filename`: the compiler keeps this list and
+ * the installed Piscina's options the same.
+ */
+const POOL_KEYS = {
+  filename: true,
+  name: true,
+  minThreads: true,
+  maxThreads: true,
+  idleTimeout: true,
+  maxQueue: true,
+  concurrentTasksPerWorker: true,
+  atomics: true,
+  resourceLimits: true,
+  argv: true,
+  execArgv: true,
+  env: true,
+  workerData: true,
+  taskQueue: true,
+  niceIncrement: true,
+  trackUnmanagedFds: true,
+  closeTimeout: true,
+  recordTiming: true,
+  stricterFIFO: true,
+  loadBalancer: true,
+  workerHistogram: true,
+} as const satisfies Record<keyof PoolOptions, true>;
 
 /** What a pool worker finds in workerData besides the caller's own fields. */
 export interface PoolWorkerData {
@@ -70,6 +99,7 @@ const POOL_WORKER = new URL('./pool-worker.js', import.meta.url).href;
 export function createPool(domain: PoolDomain, options: PoolOptions): Piscina {
   checkOptions('options', options);
   if (options === undefined) throw invalidArgType('options', 'an object with filename, the task module', options);
+  checkKeys('options', options, POOL_KEYS);
   const filename = moduleUrl('options.filename', options.filename);
   const name = handlerName('options.name', options.name);
   if (options.atomics === 'sync') {
