@@ -112,6 +112,12 @@ export class Attachment {
    * ERR_XPMEM_VIEW_ESCAPE. `fn` must not return a promise: the section ends when `fn` returns,
    * so it would end at the first `await` (ERR_XPMEM_ASYNC_CALLBACK; use readAsync()). May sleep
    * (sync) while an invalidation window is open.
+   *
+   * The view is read-only in its TypeScript type only: from JavaScript, a write through it
+   * succeeds. No cheap refusal exists: a typed array over a SharedArrayBuffer cannot be frozen,
+   * a Proxy is no typed array (its methods throw), and comparing the bytes at the exit cannot
+   * tell this thread's writes from those of other threads' write sections, which may run at the
+   * same time (every section is the shared side of the mapping lock).
    */
   read<T>(fn: (view: Readonly<Uint8Array>) => SyncResult<T>, opts?: WaitOptions): T;
   read<V, T>(type: ViewType<V>, fn: (view: Readonly<V>) => SyncResult<T>, opts?: WaitOptions): T;
@@ -145,7 +151,8 @@ export class Attachment {
 
   /**
    * Opens an explicit section, ended by `using` or end(): `using s = att.section('rw',
-   * Float64Array)`. Its view is valid until then. May sleep (sync).
+   * Float64Array)`. Its view is valid until then; an 'ro' section's view is read-only in its
+   * TypeScript type only (see read()). May sleep (sync).
    */
   section(mode: 'ro', opts?: WaitOptions): Section<Readonly<Uint8Array>>;
   section<V>(mode: 'ro', type: ViewType<V>, opts?: WaitOptions): Section<Readonly<V>>;
