@@ -230,6 +230,11 @@ export class Domain {
     if (this.#ownSwapDir) rmSync(this.#cb.swapDir, { recursive: true, force: true });
     else discardAll(this.#cb.swapDir, this.#cb.id);
   }
+
+  /** close(), for `await using domain = await Domain.create()`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
 }
 
 /**

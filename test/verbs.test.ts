@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readdirSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
-import { Domain, join } from '../src/index.js';
+import { Domain, join, type Segment } from '../src/index.js';
 import { agents, domain, expectCode, Gates, spaceSlot, teardown, until } from './helpers.js';
 import { H_MUTEX } from '../src/layout.js';
 
@@ -422,6 +422,39 @@ describe('the forms a task author reaches for', () => {
     await expectCode(() => d.space.attach(seg.id, 'rx' as 'ro'), 'ERR_INVALID_ARG_VALUE');
     expect(d.check().errors).toEqual([]);
     await d.close();
+  });
+
+  it('await using closes a domain, removes a segment and unregisters a notifier; a segment already removed or a closed domain disposes quietly', async () => {
+    let outer: Domain;
+    let kept: Segment;
+    {
+      await using d = await domain();
+      outer = d;
+      kept = d.space.make(64);
+      const events: string[] = [];
+      let segId = -1;
+      {
+        await using seg = d.space.make(64);
+        segId = seg.id;
+        await using n = seg.attach().notifier({
+          invalidateEnd: (r) => {
+            events.push(r.event);
+          },
+        });
+        await seg.migrate();
+        expect(n.registered).toBe(true);
+        {
+          await using gone = d.space.make(64);
+          await gone.remove(); // removed before its disposal: nothing left to do
+        }
+      }
+      await expectCode(() => d.space.get(segId), 'ERR_XPMEM_NO_SEGMENT');
+      expect(events).toEqual(['migrate']); // unregistered before its segment's removal
+      expect(d.stats()).toMatchObject({ segments: 1, grants: 0, attachments: 0 });
+    }
+    await expectCode(() => outer.space.make(64), 'ERR_XPMEM_CLOSED');
+    await kept[Symbol.asyncDispose](); // its domain closed: nothing left to do
+    await outer[Symbol.asyncDispose](); // a second close is a no-op
   });
 
   it('typed views in every section form: readAsync, writeAsync and section take a typed-array constructor', async () => {

@@ -81,6 +81,11 @@ export class Notifier {
     );
   }
 
+  /** unregister(), for `await using n = att.notifier(callbacks)`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.unregister();
+  }
+
   #unregistered(): Promise<void> {
     if (this.#gone !== undefined) return this.#gone;
     const { cb } = this.#mm;

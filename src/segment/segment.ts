@@ -170,6 +170,19 @@ export class Segment {
     this.#sync(() => swapIn(this.#mm.cb, this.#mm.slot, this.#ref), opts);
   }
 
+  /**
+   * remove(), for `await using seg = space.make(bytes)`: a no-op when the segment is already
+   * removed, or its domain closed (which freed it with the rest).
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      await this.remove();
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (code !== 'ERR_XPMEM_REMOVED' && code !== 'ERR_XPMEM_CLOSED') throw error;
+    }
+  }
+
   /** True while the bytes are in the swap file. */
   get swapped(): boolean {
     checkSegment(this.#mm.cb, this.#ref);
