@@ -5,7 +5,10 @@
  */
 import { inspect } from 'node:util';
 
-/** Stable codes of {@link XpmemError}. */
+/**
+ * Stable codes of {@link XpmemError}. What each means and what to do about it:
+ * [docs/ERRORS.md](../docs/ERRORS.md).
+ */
 export type XpmemErrorCode =
   | 'ERR_XPMEM_PERMISSION'
   | 'ERR_XPMEM_NO_SEGMENT'
@@ -31,7 +34,10 @@ export interface XpmemErrorAbout {
   readonly segId?: number | undefined;
 }
 
-/** An error of the XPMEM protocol; `code` is stable across versions. */
+/**
+ * An error of the XPMEM protocol; `code` is stable across versions (every code, what it means and
+ * what to do: [docs/ERRORS.md](../docs/ERRORS.md)).
+ */
 export class XpmemError extends Error {
   /** Stable machine-readable code. */
   readonly code: XpmemErrorCode;
