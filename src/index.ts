@@ -4,6 +4,7 @@ export type { DomainStats, MapRow } from './observe.js';
 export type { CompactReport } from './vm/compact.js';
 export type { InvalidateMessage, FaultMessage, ReclaimMessage, ReapMessage } from './diagnostics.js';
 export { Space } from './segment/space.js';
+export type { KeepOptions } from './segment/scope.js';
 export { Segment, type MakeOptions, type Permit } from './segment/segment.js';
 export { Access, type AttachOptions } from './segment/access.js';
 export { Attachment, type Section } from './segment/attachment.js';

@@ -8,6 +8,7 @@ export { join } from './workers/join.js';
 export { XpmemError, type XpmemErrorAbout, type XpmemErrorCode } from './errors.js';
 // The types a worker or pool task handles (their classes come from the main entry).
 export type { Space } from './segment/space.js';
+export type { KeepOptions } from './segment/scope.js';
 export type { Segment, MakeOptions, Permit } from './segment/segment.js';
 export type { Access, AttachOptions } from './segment/access.js';
 export type { Attachment, Section } from './segment/attachment.js';

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 // The pool runs the built pool-worker module in its workers, so this file tests the build throughout.
 import { createPool, type PoolOptions } from '../build/src/pool.js';
-import { Domain, XpmemError, type DomainOptions, type ReapMessage } from '../build/src/index.js';
+import { Domain, XpmemError, type DomainOptions, type ReapMessage, type Segment } from '../build/src/index.js';
 import { Worker } from 'node:worker_threads';
 import { once } from 'node:events';
 import { constants } from 'node:os';
@@ -20,6 +20,7 @@ function domain(opts: DomainOptions = {}): Promise<Domain> {
 }
 
 const TASK = new URL('../build/test/fixtures/pool-task.js', import.meta.url);
+const KEEP_TASK = new URL('../build/test/fixtures/keep-task.js', import.meta.url);
 
 /** Waits (bounded, on the event loop) until word `i` of `words` is at least `value`. */
 async function until(words: Int32Array, i: number, value: number, what: string): Promise<void> {
@@ -328,6 +329,73 @@ describe('createPool', () => {
       expect(d.stats().spaces).toBe(1);
       expect(process.listenerCount('worker')).toBe(listeners); // the pool stopped watching new workers
       await seg.migrate({ deadlineMs: 1000 });
+    } finally {
+      await closeAll(d, () => pool.close());
+    }
+  });
+
+  it('a worker keeps an attachment and a cache across tasks with { keep: true }; a notifier drops the cache and the next task rebuilds it', async () => {
+    const d = await domain();
+    const pool = createPool(d, { filename: KEEP_TASK.pathname, minThreads: 1, maxThreads: 1 });
+    try {
+      const publish = (value: number): Segment => {
+        const seg = d.space.make(8 * 8);
+        using att = seg.attach();
+        att.write(Float64Array, (v) => {
+          for (let i = 0; i < v.length; i++) v[i] = value * (i + 1);
+        });
+        return seg;
+      };
+      const first = publish(1);
+      const total = (seg: Segment): Promise<unknown> => pool.run({ op: 'total', segId: seg.id });
+      expect(await total(first)).toEqual({ sum: 36, attaches: 1, builds: 1 });
+      expect(await total(first)).toEqual({ sum: 36, attaches: 1, builds: 1 }); // the kept attachment and the cache outlived the task
+      expect(d.stats()).toMatchObject({ grants: 1, attachments: 1 });
+      await first.migrate(); // resolves once the worker's invalidateStart dropped the cache
+      expect(await total(first)).toEqual({ sum: 36, attaches: 1, builds: 2 });
+      const second = publish(2); // a new version, and the old one revoked
+      await first.remove();
+      expect(await total(second)).toEqual({ sum: 72, attaches: 2, builds: 3 });
+      expect(d.stats()).toMatchObject({ grants: 1, attachments: 1 }); // the worker detached the old one
+      await pool.close(); // its thread exits: the space is reaped, and what it kept with it
+      await d.settled();
+      expect(d.stats()).toMatchObject({ spaces: 1, grants: 0, attachments: 0 });
+    } finally {
+      await closeAll(d, () => pool.close());
+    }
+  });
+
+  it('a handle a task took without keep is released when the task settles, and says so when a later task uses it; keep is checked', async () => {
+    const d = await domain();
+    const pool = createPool(d, { filename: KEEP_TASK.pathname, minThreads: 1, maxThreads: 1 });
+    try {
+      const seg = d.space.make(64);
+      expect(await pool.run({ op: 'stash', segId: seg.id })).toBe('stashed');
+      expect(d.stats()).toMatchObject({ grants: 1, attachments: 1 }); // the kept access and its attachment
+      const [att, access, kept] = (await pool.run({ op: 'unstash', segId: seg.id })) as [{ code: string; message: string }, { code: string; message: string }, number];
+      expect(att.code).toBe('ERR_XPMEM_DETACHED');
+      expect(att.message).toContain('released when the task that attached it settled; pass { keep: true } to keep it across tasks');
+      expect(access.code).toBe('ERR_XPMEM_DETACHED');
+      expect(access.message).toContain('released when the task that got it settled; pass { keep: true } to keep it across tasks');
+      expect(kept).toBe(64); // what an access got with keep attaches is kept with it
+      expect(d.stats()).toMatchObject({ grants: 0, attachments: 0 }); // released by the task that used it
+      // Outside a task, a detached handle says only that.
+      const own = d.space.attach(seg.id, 'ro', undefined, { keep: true });
+      own.detach();
+      const detached = (() => {
+        try {
+          return own.read(() => 0);
+        } catch (error) {
+          return error as XpmemError;
+        }
+      })() as XpmemError;
+      expect(detached.code).toBe('ERR_XPMEM_DETACHED');
+      expect(detached.message).not.toContain('task');
+      for (const bad of [{ keep: 1 }, { kep: true }, 5]) {
+        await expectCode(() => d.space.get(seg.id, 'ro', bad as { keep: boolean }), 'ERR_INVALID_ARG_TYPE');
+        await expectCode(() => d.space.attach(seg.id, 'ro', {}, bad as { keep: boolean }), 'ERR_INVALID_ARG_TYPE');
+      }
+      expect(d.stats()).toMatchObject({ grants: 0, attachments: 0 });
     } finally {
       await closeAll(d, () => pool.close());
     }

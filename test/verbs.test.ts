@@ -457,6 +457,17 @@ describe('the forms a task author reaches for', () => {
     await outer[Symbol.asyncDispose](); // a second close is a no-op
   });
 
+  it('a failed space.attach() or seg.attach() keeps no permit', async () => {
+    const d = await domain();
+    const seg = d.space.make(64);
+    await expectCode(() => d.space.attach(seg.id, 'ro', { offset: 64 }), 'ERR_XPMEM_RANGE');
+    await expectCode(() => d.space.attach(seg.id, 'ro', { length: -1 }, { keep: true }), 'ERR_OUT_OF_RANGE');
+    await expectCode(() => seg.attach({ offset: 8, length: 64 }), 'ERR_XPMEM_RANGE');
+    expect(d.stats()).toMatchObject({ grants: 0, attachments: 0 });
+    expect(d.check().errors).toEqual([]);
+    await d.close();
+  });
+
   it('typed views in every section form: readAsync, writeAsync and section take a typed-array constructor', async () => {
     const d = await domain();
     const att = d.space.make(64).attach();

@@ -1,12 +1,14 @@
 /**
  * Access: a permit to a segment (xpmem_get's apid), from which ranges are attached. Release it
  * when done (release(), or `using`): an attachment made by attachOwning() does it on detach.
+ * Inside a pool task, the task scope releases it when the task settles, unless it was got with
+ * { keep: true }; what a kept access attaches is kept with it.
  */
 import { checkIndex, checkOptions, xpmemError } from '../errors.js';
 import type { Mm } from '../mm.js';
 import { Attachment } from './attachment.js';
 import { attachRange, getGrant, releaseGrant, type GrantSlot } from './verbs.js';
-import { track } from './scope.js';
+import { releasedByTask, track } from './scope.js';
 import { checkSegment } from '../vm/operations.js';
 import { MAX_SEGMENT_BYTES, SEG_BYTES } from '../layout.js';
 
@@ -26,12 +28,17 @@ export class Access {
   readonly #mm: Mm;
   readonly #grant: GrantSlot;
   readonly #attachments = new Set<Attachment>();
+  /** Got with { keep: true }: no task scope releases it or what it attaches. */
+  readonly #kept: boolean;
   #released = false;
+  /** Released by its task's scope (releaseWhenIdle), not by release(): its error says so. */
+  #releasedByTask = false;
 
   /** @internal built by Space.get */
-  constructor(mm: Mm, grant: GrantSlot) {
+  constructor(mm: Mm, grant: GrantSlot, kept: boolean) {
     this.#mm = mm;
     this.#grant = grant;
+    this.#kept = kept;
   }
 
   /** The segment this access is to. */
@@ -57,26 +64,36 @@ export class Access {
 
   /**
    * Maps a range (xpmem_attach). One transaction; throws ERR_XPMEM_RANGE / REMOVED / DETACHED.
-   * Inside a pool task, the attachment is detached when the task settles.
+   * Inside a pool task, the attachment is detached when the task settles, unless this access
+   * was got with { keep: true }.
    */
   attach(opts: AttachOptions = {}): Attachment {
     checkOptions('options', opts);
     const offset = opts.offset === undefined ? 0 : checkIndex('options.offset', opts.offset, 0, MAX_SEGMENT_BYTES);
     const length = opts.length === undefined ? undefined : checkIndex('options.length', opts.length, 1, MAX_SEGMENT_BYTES);
     this.#mm.checkLive();
-    if (this.#released) throw xpmemError('ERR_XPMEM_DETACHED', `access to segment ${this.segId} was released; get() it again`, { segId: this.segId });
+    if (this.#released) {
+      const what = `access to segment ${this.segId}`;
+      throw xpmemError('ERR_XPMEM_DETACHED', this.#releasedByTask ? releasedByTask(what, 'got') : `${what} was released; get() it again`, { segId: this.segId });
+    }
     const att = new Attachment(this.#mm, attachRange(this.#mm, this.#grant, offset, length));
     this.#attachments.add(att);
-    track(() => att.detachWhenIdle());
+    if (!this.#kept) track(() => att.detachWhenIdle());
     return att;
   }
 
   /**
    * attach(), with the attachment owning this access: its detach() (or `using`) releases the
-   * access too. What space.attach() and seg.attach() give.
+   * access too, and so does a failed attach. What space.attach() and seg.attach() give.
    */
   attachOwning(opts: AttachOptions = {}): Attachment {
-    const att = this.attach(opts);
+    let att: Attachment;
+    try {
+      att = this.attach(opts);
+    } catch (error) {
+      this.release();
+      throw error;
+    }
     att.whenDetached(() => this.release());
     return att;
   }
@@ -102,7 +119,9 @@ export class Access {
     const list = [...this.#attachments];
     let left = list.length + 1;
     const detached = (): void => {
-      if (--left === 0) this.release();
+      if (--left !== 0) return;
+      this.#releasedByTask ||= !this.#released;
+      this.release();
     };
     for (const att of list) att.detachWhenIdle(detached);
     detached();
@@ -110,11 +129,11 @@ export class Access {
 }
 
 /**
- * Gets a permit to segment `segId` (xpmem_get) for space `mm`, tracked by the task scope: inside
- * a pool task it is released when the task settles. Its thread only.
+ * Gets a permit to segment `segId` (xpmem_get) for space `mm`, tracked by the task scope unless
+ * `keep`: inside a pool task it is released when the task settles. Its thread only.
  */
-export function getAccess(mm: Mm, segId: number, writable: boolean): Access {
-  const access = new Access(mm, getGrant(mm, segId, writable));
-  track(() => access.releaseWhenIdle());
+export function getAccess(mm: Mm, segId: number, writable: boolean, keep = false): Access {
+  const access = new Access(mm, getGrant(mm, segId, writable), keep);
+  if (!keep) track(() => access.releaseWhenIdle());
   return access;
 }

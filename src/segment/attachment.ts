@@ -25,7 +25,7 @@ import type { NotifierCallbacks } from '../notifier/range.js';
 import { type Notifier, checkCallbacks, registerNotifier } from '../notifier/notifier.js';
 import { checkSegment } from '../vm/operations.js';
 import { detachAttachment, type AttachmentSlot } from './verbs.js';
-import { quietly } from './scope.js';
+import { quietly, releasedByTask } from './scope.js';
 import { spinForWindow } from '../notifier/spin.js';
 import { turn } from '../sync/turn.js';
 
@@ -47,6 +47,8 @@ export class Attachment {
   readonly #views = new ViewCache();
   readonly #notifiers = new Set<Notifier>();
   #detached = false;
+  /** Detached by its task's scope (detachWhenIdle), not by detach(): its error says so. */
+  #detachedByTask = false;
   #inside = 0;
   /** Runs after detach (Access.attachOwning: the access it owns is released). */
   #whenDetached: (() => void) | undefined;
@@ -99,6 +101,7 @@ export class Attachment {
    */
   detachWhenIdle(then?: () => void): void {
     const close = (): void => {
+      this.#detachedByTask ||= !this.#detached;
       this.detach();
       then?.();
     };
@@ -226,9 +229,13 @@ export class Attachment {
     this.detach();
   }
 
+  /** Throws unless this attachment can be used: ERR_XPMEM_CLOSED / SPACE_DEAD, or ERR_XPMEM_DETACHED saying who detached it. */
   #usable(): void {
     this.#mm.checkLive();
-    if (this.#detached) throw xpmemError('ERR_XPMEM_DETACHED', `attachment of segment ${this.#a.segId} was detached; attach again`, { segId: this.#a.segId });
+    if (this.#detached) {
+      const what = `attachment of segment ${this.#a.segId}`;
+      throw xpmemError('ERR_XPMEM_DETACHED', this.#detachedByTask ? releasedByTask(what, 'attached') : `${what} was detached; attach again`, { segId: this.#a.segId });
+    }
   }
 
   /**

@@ -1,10 +1,37 @@
 /**
  * Task scopes: what a pool task gets (accesses) and attaches during one run is released when the
- * run settles, so a task that forgets, throws or is aborted leaks no grant or attachment. Uses
- * AsyncLocalStorage, so concurrent tasks of one worker keep separate scopes across their awaits.
- * Outside a scope, tracking is one getStore() call and nothing else.
+ * run settles, so a task that forgets, throws or is aborted leaks no grant or attachment; what it
+ * gets or attaches with { keep: true } is not tracked, and lives until released or the thread
+ * exits. Uses AsyncLocalStorage, so concurrent tasks of one worker keep separate scopes across
+ * their awaits. Outside a scope, tracking is one getStore() call and nothing else.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { checkOptions, invalidArgType } from '../errors.js';
+
+/** Options of space.get() and space.attach(). */
+export interface KeepOptions {
+  /**
+   * Keep the handle when the pool task that made it settles (default false): it lives until
+   * detach() / release(), or until its thread exits. Outside a pool task nothing is released
+   * for you, so it changes nothing there.
+   */
+  keep?: boolean;
+}
+
+/** Validates space.get()'s and space.attach()'s options (`name` is the argument's name); returns `keep`. */
+export function keepOf(name: string, opts: unknown): boolean {
+  checkOptions(name, opts);
+  if (opts === undefined) return false;
+  for (const key of Object.keys(opts as object)) if (key !== 'keep') throw invalidArgType(`${name}.${key}`, "a known option ('keep')", key);
+  const { keep } = opts as KeepOptions;
+  if (keep !== undefined && typeof keep !== 'boolean') throw invalidArgType(`${name}.keep`, 'of type boolean', keep);
+  return keep === true;
+}
+
+/** What a handle's ERR_XPMEM_DETACHED says when its task's scope released it: the cause and the cure. */
+export function releasedByTask(what: string, verb: string): string {
+  return `${what} was released when the task that ${verb} it settled; pass { keep: true } to keep it across tasks`;
+}
 
 const scopes = new AsyncLocalStorage<(() => void)[]>();
 

@@ -11,6 +11,7 @@ import { limited, reclaiming } from '../vm/reclaim.js';
 import { type Notifier, registerNotifier } from '../notifier/notifier.js';
 import { transaction } from '../notifier/invalidate.js';
 import type { NotifierCallbacks } from '../notifier/range.js';
+import { keepOf, type KeepOptions } from './scope.js';
 
 /**
  * One thread's address space in a domain (an mm_struct): the XPMEM verbs start here. Each
@@ -79,28 +80,33 @@ export class Space {
   /**
    * Gets a permit to segment `segId` (xpmem_get), 'rw' unless `mode` says 'ro':
    * ERR_XPMEM_PERMISSION if the segment's permit forbids it. Release it when done (release(), or
-   * `using`); inside a pool task it is released when the task settles.
+   * `using`); inside a pool task it is released when the task settles, with what it attached,
+   * unless `opts.keep` is true: then it lives, with what it attaches, until release() or until
+   * this thread exits.
    */
-  get(segId: number, mode: 'ro' | 'rw' = 'rw'): Access {
-    const writable = this.#checkGet(segId, mode);
-    return getAccess(this.#mm, segId, writable);
+  get(segId: number, mode: 'ro' | 'rw' = 'rw', opts?: KeepOptions): Access {
+    const { writable, keep } = this.#checkGet(segId, mode, opts);
+    return getAccess(this.#mm, segId, writable, keep);
   }
 
   /**
    * get() and attach() in one: the attachment owns its permit, so its detach() (or `using att =
-   * space.attach(...)`) releases both. `range` defaults to the whole segment.
+   * space.attach(...)`) releases both. `range` defaults to the whole segment. Inside a pool task
+   * both are released when the task settles, unless `opts.keep` is true (see get()).
    */
-  attach(segId: number, mode: 'ro' | 'rw', range?: AttachOptions): Attachment {
-    const writable = this.#checkGet(segId, mode);
-    return getAccess(this.#mm, segId, writable).attachOwning(range);
+  attach(segId: number, mode: 'ro' | 'rw', range?: AttachOptions, opts?: KeepOptions): Attachment {
+    const { writable, keep } = this.#checkGet(segId, mode, opts);
+    return getAccess(this.#mm, segId, writable, keep).attachOwning(range);
   }
 
-  #checkGet(segId: unknown, mode: unknown): boolean {
+  /** Validates get()'s and attach()'s segment id, mode and options; checks this space is live. */
+  #checkGet(segId: unknown, mode: unknown, opts: unknown): { writable: boolean; keep: boolean } {
     if (typeof segId !== 'number') throw invalidArgType('segId', 'of type number', segId);
     const writable = checkOneOf('mode', mode, ['ro', 'rw'] as const) === 'rw';
+    const keep = keepOf('options', opts);
     this.#mm.checkLive();
     if (!Number.isSafeInteger(segId) || segId < 0) throw xpmemError('ERR_XPMEM_NO_SEGMENT', `no segment ${segId}: segment ids are non-negative integers from Segment.id`, { segId });
-    return writable;
+    return { writable, keep };
   }
 
   /** Registers notifiers for memory this space owns (every segment it made). */
