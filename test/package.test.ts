@@ -4,10 +4,11 @@
  * dependencies (piscina only as an optional peer, for the pool entry); installed by plain
  * extraction into a scratch node_modules, every entry point ('xpmem-threads',
  * 'xpmem-threads/worker', 'xpmem-threads/pool') has its declared `types`, a worker started with
- * domain.spawn joins and writes memory the main thread reads, and the README's task example
- * (section "Writing tasks") compiles with the consumer tsconfig the README gives, under the
- * pinned TypeScript and under the registry's current one, and runs as it says; so do the types a
- * task takes from the worker entry and the pool's error codes.
+ * domain.spawn joins and writes memory the main thread reads, and the README's task examples
+ * (section "Writing tasks": a task scaling stripes in place, and a worker keeping a cache across
+ * tasks with a kept attachment) compile with the consumer tsconfig the README gives, under the
+ * pinned TypeScript and under the registry's current one, and run as they say; so do the types
+ * a task takes from the worker entry and the pool's error codes.
  * Packs with --ignore-scripts: build/ comes from pretest, and rebuilding here would rewrite files
  * other test files are loading.
  */
@@ -84,9 +85,9 @@ function consumerTsconfig(): object {
 const CHECKS = `
 import { Domain, XpmemError } from 'xpmem-threads';
 import { createPool } from 'xpmem-threads/pool';
-import type { Access, Attachment, Mapping, Notifier, Range, Section, Segment, Space, ViewType, WaitOptions, XpmemErrorAbout } from 'xpmem-threads/worker';
+import type { Access, Attachment, KeepOptions, Mapping, Notifier, Range, Section, Segment, Space, ViewType, WaitOptions, XpmemErrorAbout } from 'xpmem-threads/worker';
 
-export type TaskTypes = [Access, Attachment, Mapping, Notifier, Range, Section<Float64Array>, Segment, Space, ViewType<Float32Array>, WaitOptions, XpmemErrorAbout];
+export type TaskTypes = [Access, Attachment, KeepOptions, Mapping, Notifier, Range, Section<Float64Array>, Segment, Space, ViewType<Float32Array>, WaitOptions, XpmemErrorAbout];
 const domain = await Domain.create({ arenaBytes: 1 << 20 });
 const pool = createPool(domain, { filename: new URL('./scale-task.js', import.meta.url), maxThreads: 1 });
 const seg = domain.space.make(64);
@@ -151,13 +152,17 @@ describe('the packed package', () => {
     expect(broken).toEqual([]);
   });
 
-  it("the README's task example compiles with the pinned TypeScript and the README's tsconfig, and runs as it says", () => {
+  it("the README's task examples compile with the pinned TypeScript and the README's tsconfig, and run as they say", () => {
     const dir = join(scratch, 'pinned');
     consumer(dir, join(ROOT, 'node_modules', '@types', 'node'));
-    expect(readmeFiles().size).toBe(2);
+    expect([...readmeFiles().keys()]).toEqual(['scale-task.ts', 'scale.ts', 'total-task.ts', 'total.ts']);
     expect(compile(join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), dir)).toBe('');
-    const out = execFileSync(process.execPath, [join('out', 'scale.js')], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
-    expect(out.trim().split('\n')).toEqual(['2', 'ERR_XPMEM_NO_SEGMENT true']);
+    const run = (file: string): string[] =>
+      execFileSync(process.execPath, [join('out', file)], { cwd: dir, encoding: 'utf8', timeout: 60_000 })
+        .trim()
+        .split('\n');
+    expect(run('scale.js')).toEqual(['2', 'ERR_XPMEM_NO_SEGMENT true']);
+    expect(run('total.js')).toEqual(['1024 false', '1024 true', '1024 false', '2048 false']); // built, kept, rebuilt after a migrate, a new version
     const checks = execFileSync(process.execPath, [join('out', 'checks.js')], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
     expect(checks.trim()).toBe('TypeError ERR_INVALID_ARG_VALUE ERR_INVALID_ARG_VALUE ERR_XPMEM_PERMISSION');
   });
@@ -165,7 +170,7 @@ describe('the packed package', () => {
   // The registry's current TypeScript and @types/node (TypeScript 7 needs "types": ["node"]); skipped offline.
   const registry = spawnSync('npm', ['view', 'typescript', 'version'], { encoding: 'utf8', timeout: 30_000 });
   it.skipIf(registry.status !== 0)(
-    `the README's task example compiles with the current TypeScript (${registry.stdout?.trim() || 'offline'}) and @types/node`,
+    `the README's task examples compile with the current TypeScript (${registry.stdout?.trim() || 'offline'}) and @types/node`,
     () => {
       const tools = join(scratch, 'current-tools');
       mkdirSync(tools);
