@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkSwapDir, discardAll } from './control/swapfile.js';
-import { checkIndex, checkOptions, invalidArgType, invalidArgValue, outOfRange, xpmemError, type XpmemError } from './errors.js';
+import { checkFunction, checkIndex, checkOptions, invalidArgType, invalidArgValue, outOfRange, xpmemError, type XpmemError } from './errors.js';
 import { checkKeys } from './options.js';
 import { ControlBlock, type DomainHandle } from './control/control.js';
 import { H_CLOSED, SP_STATE, SPACE_LIVE, UNIT, slotBase, type Capacities } from './layout.js';
@@ -80,6 +80,8 @@ export class Domain {
   #stalled: XpmemError | undefined;
   /** True when swapDir was made by create() (close() removes it). */
   readonly #ownSwapDir: boolean;
+  /** What close() runs once the domain is marked closed (onClose). */
+  readonly #onClose = new Set<() => Promise<void>>();
 
   private constructor(cb: ControlBlock, mm: Mm, space: Space, ownSwapDir: boolean) {
     this.#cb = cb;
@@ -217,14 +219,28 @@ export class Domain {
   }
 
   /**
+   * Registers `end` to run when close() is called, once the domain is marked closed; close()
+   * resolves after every such promise settled. A pool ends its tasks there. Returns a function
+   * that unregisters it. Runs in the creating thread; `end` runs there too.
+   */
+  onClose(end: () => Promise<void>): () => void {
+    checkFunction('end', end);
+    this.#onClose.add(end);
+    return () => {
+      this.#onClose.delete(end);
+    };
+  }
+
+  /**
    * Closes the domain: every later call through it, in any thread, fails with ERR_XPMEM_CLOSED;
-   * sleepers are woken (their waits fail with ERR_XPMEM_CLOSED); this thread's dispatcher stops
-   * once reaps in progress have ended.
+   * sleepers are woken (their waits fail with ERR_XPMEM_CLOSED); what onClose() registered runs
+   * (pools end their tasks); this thread's dispatcher stops once reaps in progress have ended.
    */
   async close(): Promise<void> {
     const { words, layout } = this.#cb;
     if (Atomics.exchange(words, H_CLOSED, 1) !== 0) return;
     for (let s = 0; s < layout.spaces.capacity; s++) if (Atomics.load(words, slotBase(layout.spaces, s) + SP_STATE) === SPACE_LIVE) ring(words, layout, s);
+    await Promise.allSettled([...this.#onClose].map(async (end) => end()));
     await this.settled({ deadlineMs: 2 ** 31 - 1 }); // the reaps see the domain closed and end
     forget(this.#cb.id);
     if (this.#ownSwapDir) rmSync(this.#cb.swapDir, { recursive: true, force: true });

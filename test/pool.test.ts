@@ -8,7 +8,9 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 // The pool runs the built pool-worker module in its workers, so this file tests the build throughout.
 import { createPool, type PoolOptions } from '../build/src/pool.js';
 import { Domain, XpmemError, type DomainOptions, type ReapMessage, type Segment } from '../build/src/index.js';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { constants } from 'node:os';
 import { Piscina } from 'piscina';
@@ -21,6 +23,7 @@ function domain(opts: DomainOptions = {}): Promise<Domain> {
 
 const TASK = new URL('../build/test/fixtures/pool-task.js', import.meta.url);
 const KEEP_TASK = new URL('../build/test/fixtures/keep-task.js', import.meta.url);
+const CLOSE_SCRIPT = new URL('../build/test/fixtures/close-script.js', import.meta.url);
 
 /** Waits (bounded, on the event loop) until word `i` of `words` is at least `value`. */
 async function until(words: Int32Array, i: number, value: number, what: string): Promise<void> {
@@ -399,5 +402,56 @@ describe('createPool', () => {
     } finally {
       await closeAll(d, () => pool.close());
     }
+  });
+
+  it('closing the domain with tasks in flight settles every run: finished ones with their value, the rest with ERR_XPMEM_CLOSED', async () => {
+    const d = await domain();
+    const gates = new Gates();
+    const pool = createPool(d, { filename: TASK.pathname, minThreads: 2, maxThreads: 2, workerData: { gates: gates.buffer } });
+    try {
+      const seg = d.space.make(4096);
+      const sum = { op: 'sum', segId: seg.id, offset: 0, length: 1 };
+      const finished = [pool.run(sum), pool.run(sum)];
+      await Promise.all(finished);
+      const gate = gates.take(); // never opened: only the close can end these tasks
+      const slots = [gates.take(), gates.take()];
+      const running = slots.map((slot) => pool.run({ op: 'hold', segId: seg.id, slot, gate }));
+      const queued = Array.from({ length: 4 }, () => pool.run(sum));
+      const all = Promise.allSettled([...finished, ...running, ...queued]);
+      for (const slot of slots) await until(new Int32Array(gates.buffer), slot, 1, 'both workers run a blocked task');
+      await d.close();
+      const settled = await bounded(all, 'every run to settle');
+      expect(settled.slice(0, 2)).toEqual([
+        { status: 'fulfilled', value: 0 },
+        { status: 'fulfilled', value: 0 },
+      ]);
+      for (const s of settled.slice(2)) {
+        expect(s.status).toBe('rejected');
+        expect((s as PromiseRejectedResult).reason).toBeInstanceOf(XpmemError);
+        expect((s as PromiseRejectedResult).reason).toMatchObject({ code: 'ERR_XPMEM_CLOSED' });
+      }
+      await expectCode(() => pool.run(sum), 'ERR_XPMEM_CLOSED');
+    } finally {
+      await pool.destroy(); // not close(), which would wait for blocked tasks the domain's close failed to end
+    }
+  });
+
+  it('a script that closes the domain with tasks queued exits with code 0 once every run settled', async () => {
+    const child = spawn(process.execPath, [fileURLToPath(CLOSE_SCRIPT)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = once(child, 'exit');
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    try {
+      const [code] = (await bounded(exited, 'the script to exit')) as [number | null];
+      expect({ code, err }).toEqual({ code: 0, err: '' });
+    } finally {
+      child.kill(); // a no-op once it exited
+    }
+    const [held, ...rest] = JSON.parse(out) as unknown[];
+    expect(held).toBe('ERR_XPMEM_CLOSED');
+    expect(rest).toHaveLength(6);
+    for (const r of rest) expect([0, 'ERR_XPMEM_CLOSED']).toContain(r); // done before the close, or ended by it
   });
 });

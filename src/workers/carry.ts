@@ -77,8 +77,18 @@ function carryValue(value: unknown, depth: number, seen: Map<Error, Marked>): un
 
 /** Caller side: the error `carry` sent, rebuilt; any other value as it is. */
 export function rebuild(error: unknown): unknown {
-  const carried = carriedIn((error as { cause?: unknown } | null)?.cause);
+  const carried = carriedOf(error);
   return carried === undefined ? error : rebuildCarried(carried, new Map());
+}
+
+/** Caller side: true if `error` is one `carry` sent (the task's own), not the pool's. */
+export function isCarried(error: unknown): boolean {
+  return carriedOf(error) !== undefined;
+}
+
+/** What `carry` sent in `error`'s cause, if it sent `error`. */
+function carriedOf(error: unknown): Carried | undefined {
+  return carriedIn((error as { cause?: unknown } | null)?.cause);
 }
 
 /** The carried error `value` holds if carryValue marked it, else undefined. */

@@ -21,6 +21,9 @@
  *   run() rejects with ERR_XPMEM_CLOSED, and a worker Piscina still starts (it replaces an idle
  *   worker whose exit arrives later) exits without joining, instead of failing the program
  *   with an 'error' event on the pool.
+ * - The domain's close() ends the pool's work: the pool is destroyed (queued tasks dropped,
+ *   workers terminated, running tasks with them), and every run not finished by then rejects
+ *   with ERR_XPMEM_CLOSED; close() resolves once they all settled.
  * Runs in the thread that owns the domain object.
  */
 import { Piscina } from 'piscina';
@@ -31,7 +34,7 @@ import { checkOptions, invalidArgType, xpmemError } from '../errors.js';
 import { checkKeys } from '../options.js';
 import type { DomainHandle } from '../control/control.js';
 import { H_CLOSED } from '../layout.js';
-import { rebuild } from './carry.js';
+import { isCarried, rebuild } from './carry.js';
 
 /** What a pool needs of its domain (a Domain is one): the handle its workers join with, and a watch that reaps them. */
 export interface PoolDomain {
@@ -39,6 +42,8 @@ export interface PoolDomain {
   handle(): DomainHandle;
   /** Reaps `worker`'s space when it exits. */
   watch(worker: Worker): Worker;
+  /** Runs `end` when the domain closes (and waits for it); returns a function that unregisters it. */
+  onClose(end: () => Promise<void>): () => void;
 }
 
 /** Piscina's options, with `filename` (the task module) required. */
@@ -130,8 +135,10 @@ export function createPool(domain: PoolDomain, options: PoolOptions): Piscina {
     process.off('worker', onWorker);
     throw error;
   }
+  const unhook = domain.onClose(() => pool.destroy()); // the domain's close ends the tasks in flight
   const closed = (): void => {
     process.off('worker', onWorker);
+    unhook();
   };
   pool.once('close', closed);
   const close = pool.close.bind(pool);
@@ -147,8 +154,8 @@ export function createPool(domain: PoolDomain, options: PoolOptions): Piscina {
   const run = pool.run.bind(pool);
   // A bad run option rejects the run, as Piscina's own checks do; it never throws synchronously.
   pool.run = async (task, runOptions = {}) => {
+    if (Atomics.load(control, H_CLOSED) !== 0) throw xpmemError('ERR_XPMEM_CLOSED', "this pool's domain was closed, which ended the pool");
     if (Atomics.load(shut, 0) !== 0) throw xpmemError('ERR_XPMEM_CLOSED', 'this pool was closed (close() or destroy()); create a new pool to run more tasks');
-    if (Atomics.load(control, H_CLOSED) !== 0) throw xpmemError('ERR_XPMEM_CLOSED', "this pool's domain was closed; close the pool too");
     const { filename: runFile, name: runName, ...rest } = runOptions;
     const envelope: PoolRun = {
       task,
@@ -158,6 +165,8 @@ export function createPool(domain: PoolDomain, options: PoolOptions): Piscina {
     try {
       return await run(envelope, rest);
     } catch (error) {
+      // Piscina's own error (a worker terminated or exited) once the domain closed: the close ended the task.
+      if (!isCarried(error) && Atomics.load(control, H_CLOSED) !== 0) throw xpmemError('ERR_XPMEM_CLOSED', "this pool's domain was closed before the task finished");
       throw rebuild(error);
     }
   };
