@@ -394,9 +394,13 @@ describe('createPool', () => {
       })() as XpmemError;
       expect(detached.code).toBe('ERR_XPMEM_DETACHED');
       expect(detached.message).not.toContain('task');
-      for (const bad of [{ keep: 1 }, { kep: true }, 5]) {
-        await expectCode(() => d.space.get(seg.id, 'ro', bad as { keep: boolean }), 'ERR_INVALID_ARG_TYPE');
-        await expectCode(() => d.space.attach(seg.id, 'ro', {}, bad as { keep: boolean }), 'ERR_INVALID_ARG_TYPE');
+      for (const [bad, code] of [
+        [{ keep: 1 }, 'ERR_INVALID_ARG_TYPE'],
+        [5, 'ERR_INVALID_ARG_TYPE'],
+        [{ kep: true }, 'ERR_INVALID_ARG_VALUE'], // an unknown key, as in every options object
+      ] as const) {
+        await expectCode(() => d.space.get(seg.id, 'ro', bad as { keep: boolean }), code);
+        await expectCode(() => d.space.attach(seg.id, 'ro', {}, bad as { keep: boolean }), code);
       }
       expect(d.stats()).toMatchObject({ grants: 0, attachments: 0 });
     } finally {

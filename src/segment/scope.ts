@@ -7,6 +7,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { checkOptions, invalidArgType } from '../errors.js';
+import { checkKeys } from '../options.js';
 
 /** Options of space.get() and space.attach(). */
 export interface KeepOptions {
@@ -18,11 +19,14 @@ export interface KeepOptions {
   keep?: boolean;
 }
 
+/** The keys a KeepOptions object may have. */
+const KEEP_KEYS: Readonly<Record<keyof KeepOptions, true>> = { keep: true };
+
 /** Validates space.get()'s and space.attach()'s options (`name` is the argument's name); returns `keep`. */
 export function keepOf(name: string, opts: unknown): boolean {
   checkOptions(name, opts);
   if (opts === undefined) return false;
-  for (const key of Object.keys(opts as object)) if (key !== 'keep') throw invalidArgType(`${name}.${key}`, "a known option ('keep')", key);
+  checkKeys(name, opts as object, KEEP_KEYS);
   const { keep } = opts as KeepOptions;
   if (keep !== undefined && typeof keep !== 'boolean') throw invalidArgType(`${name}.keep`, 'of type boolean', keep);
   return keep === true;
