@@ -15,6 +15,7 @@ import { once } from 'node:events';
 import { constants } from 'node:os';
 import { Piscina } from 'piscina';
 import type { PoolRun } from '../build/src/workers/pool.js';
+import { carry, rebuild } from '../build/src/workers/carry.js';
 import { BOUND, bounded, expectCode, Gates } from './helpers.js';
 
 function domain(opts: DomainOptions = {}): Promise<Domain> {
@@ -170,6 +171,20 @@ describe('createPool', () => {
     } finally {
       await closeAll(d, () => pool.close());
     }
+  });
+
+  it("a task's error crosses as plain data: rebuilt whole even by a clone that keeps no Error (Bun's drops its cause and fields)", () => {
+    /** What crosses when a clone keeps plain data only. */
+    const across = (error: Error): unknown => rebuild(JSON.parse(JSON.stringify(carry(error))));
+    class TaskError extends Error {}
+    const own = Object.assign(new TaskError('the task gave up', { cause: { step: 3 } }), { name: 'TaskError', code: 'E_TASK' });
+    const back = across(own) as Error;
+    expect(back).toBeInstanceOf(Error);
+    expect(back).toMatchObject({ name: 'TaskError', message: 'the task gave up', code: 'E_TASK', stack: own.stack });
+    expect(back.cause).toEqual({ step: 3 });
+    const removed = across(new XpmemError('ERR_XPMEM_NO_SEGMENT', 'no segment 7', { segId: 7, space: 66 }));
+    expect(removed).toBeInstanceOf(XpmemError);
+    expect(removed).toMatchObject({ code: 'ERR_XPMEM_NO_SEGMENT', message: 'no segment 7', segId: 7, space: 66 });
   });
 
   it('per-run names pick another export; a name the module lacks is ERR_INVALID_ARG_VALUE naming the module', async () => {

@@ -1,9 +1,10 @@
 /**
  * Errors across the pool boundary. A pool worker's error reaches pool.run()'s caller by
- * structured clone, which keeps an Error's message, stack, standard name and `cause`, but drops
- * its class and every other field: `code`, `space`, `segId`, an AggregateError's `errors`, a
- * DOMException's class. So the worker sends the error with its fields in `cause` (carry), and the
- * pool rebuilds it in the caller's thread (rebuild): an XpmemError for an ERR_XPMEM_* code; a
+ * structured clone, which keeps an Error's message, stack and standard name, but drops its
+ * class and every other field: `code`, `space`, `segId`, an AggregateError's `errors`, a
+ * DOMException's class, and in Bun its `cause` too. So the worker throws, in the error's place,
+ * a plain object holding its parts (carry), which every runtime clones whole, and the pool
+ * rebuilds it in the caller's thread (rebuild): an XpmemError for an ERR_XPMEM_* code; a
  * DOMException with the same name (and so the same `code`); an AggregateError; otherwise the same
  * kind of standard error (TypeError, RangeError, ...) with the same name; each with the worker's
  * fields and stack. Its `cause`, and an AggregateError's `errors`, are carried and rebuilt the
@@ -50,10 +51,10 @@ const STANDARD: Record<string, new (message: string) => Error> = {
   URIError,
 };
 
-/** Worker side: `error` as an Error that crosses with its class, fields and cause intact. */
+/** Worker side: `error` as a plain object that crosses with its class, fields and cause intact (to be thrown). */
 export function carry(error: unknown): unknown {
   if (!(error instanceof Error)) return error;
-  return new Error(error.message, { cause: carryValue(error, 0, new Map()) });
+  return carryValue(error, 0, new Map());
 }
 
 /**
@@ -77,18 +78,12 @@ function carryValue(value: unknown, depth: number, seen: Map<Error, Marked>): un
 
 /** Caller side: the error `carry` sent, rebuilt; any other value as it is. */
 export function rebuild(error: unknown): unknown {
-  const carried = carriedOf(error);
-  return carried === undefined ? error : rebuildCarried(carried, new Map());
+  return rebuildValue(error, new Map());
 }
 
 /** Caller side: true if `error` is one `carry` sent (the task's own), not the pool's. */
 export function isCarried(error: unknown): boolean {
-  return carriedOf(error) !== undefined;
-}
-
-/** What `carry` sent in `error`'s cause, if it sent `error`. */
-function carriedOf(error: unknown): Carried | undefined {
-  return carriedIn((error as { cause?: unknown } | null)?.cause);
+  return carriedIn(error) !== undefined;
 }
 
 /** The carried error `value` holds if carryValue marked it, else undefined. */
