@@ -44,7 +44,8 @@ function attachWhole(): Attachment {
  * Maps the range (faulting it in if it was swapped out) and sums it, the way a driver refills
  * its private copy: map() may wait for a window and run this space's callbacks meanwhile, so a
  * build that saw an invalidation start while it ran, or no longer covers the whole segment (it
- * was resized), is thrown away and redone (the mmu_interval_read_begin / read_retry loop).
+ * was resized), is thrown away and redone (the mmu_interval_read_begin / read_retry loop); so
+ * is a map() that waited out a resize shrinking the segment below the attachment.
  */
 function rebuild(): Cache {
   for (;;) {
@@ -53,7 +54,13 @@ function rebuild(): Cache {
       att.detach();
       att = attachWhole();
     }
-    const view = att.map().view;
+    let view: Uint8Array;
+    try {
+      view = att.map().view;
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 'ERR_XPMEM_RANGE') continue; // shrank meanwhile: attach again
+      throw error;
+    }
     let sum = 0;
     for (let i = 0; i < view.length; i++) sum += view[i]!;
     rebuilds++;
