@@ -48,6 +48,7 @@ import { waitAsync } from '../sync/futex.js';
 import type { CallbackResult, NotifierCallbacks, Range } from './range.js';
 import { ENDED, STARTED, TARGETS, ack, hasBit, readRecord } from './record.js';
 import { ring } from '../sync/doorbell.js';
+import { pause } from '../sync/pause.js';
 import { idling, spinForEnd, spinForNext, spinsForAcks, type Spin } from './spin.js';
 import { answerAging } from './aging.js';
 import { reportThrown } from './thrown.js';
@@ -389,7 +390,7 @@ export class Delivery {
       spin = spinForEnd(this.#words, this.#cb.layout, spun);
     }
     const since = performance.now();
-    for (const until = since + spin.ms; performance.now() < until; ) {
+    for (const until = since + spin.ms; performance.now() < until; pause()) {
       if (Atomics.load(this.#words, bell) !== seen) {
         spin.observe(performance.now() - since);
         return undefined;

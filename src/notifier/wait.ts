@@ -15,6 +15,7 @@ import { exitShared } from '../sync/rwlock.js';
 import { remaining, wait, waitAsync } from '../sync/futex.js';
 import { recordWait } from '../stats.js';
 import { turn } from '../sync/turn.js';
+import { pause } from '../sync/pause.js';
 import { idling, parking, type Spin } from './spin.js';
 
 /** One condition to wait for. */
@@ -123,6 +124,7 @@ function spun(s: Waiting, w: WaitFor, sync: boolean): boolean {
   do {
     if (sync) s.deliverInline();
     if (w.until()) return true;
+    pause();
   } while (performance.now() < end);
   return false;
 }

@@ -15,6 +15,7 @@
 import { H_JOURNAL_LEN, H_MUTEX, H_MUTEX_WAITERS, spaceIdAt, type Layout } from '../layout.js';
 import { xpmemError } from '../errors.js';
 import { deadlineIn, remaining } from './futex.js';
+import { pause } from './pause.js';
 
 const SPIN = 64;
 
@@ -170,7 +171,10 @@ function lock(cb: Int32Array, layout: Layout, self: number, deadlineMs: number):
     const holder = Atomics.compareExchange(cb, H_MUTEX, 0, mine);
     if (holder === 0) return;
     if (holder === mine) throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', 'the domain mutex is already held by this thread (a library call from inside a library critical section)');
-    if (i < SPIN) continue;
+    if (i < SPIN) {
+      pause();
+      continue;
+    }
     if (i === SPIN) deadline = deadlineIn(deadlineMs);
     const ms = remaining(deadline);
     if (ms === 0) throw heldTooLong(cb, layout, holder);
