@@ -21,23 +21,6 @@ export function post(words: Int32Array, layout: Layout, space: number): void {
 }
 
 /**
- * post() without the wake-up: the flag is set and the doorbell moved (a space spinning on it, or
- * about to sleep on it, sees that at once), but a space already asleep stays asleep until
- * wake(). Waking a parked thread costs the waker tens of µs on a virtual machine (the system
- * call waits for the sleeping CPU): this lets a caller pay it later, off its critical path.
- */
-export function postQuietly(words: Int32Array, layout: Layout, space: number): void {
-  const base = slotBase(layout.spaces, space);
-  Atomics.store(words, base + SP_EVENTS, 1);
-  Atomics.add(words, base + SP_DOORBELL, 1);
-}
-
-/** Wakes whatever sleeps on space `space`'s doorbell, which postQuietly() moved. */
-export function wake(words: Int32Array, layout: Layout, space: number): void {
-  notify(words, slotBase(layout.spaces, space) + SP_DOORBELL);
-}
-
-/**
  * Rings every space waiting on segment `seg` (window end, operation lock release). Cheap when
  * nobody waits: one exchange. Waiters park (a held word with HELD_WANT, or SP_WAIT_ANY), then
  * set SEG_WAITERS, then re-check their condition.
