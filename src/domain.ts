@@ -180,7 +180,7 @@ export class Domain {
       signal,
       () => {
         const stalled = this.#stalled;
-        return xpmemError('ERR_XPMEM_TIMEOUT', `reaps still running past the deadline${stalled === undefined ? '' : `: ${stalled.message}`}`, { space: stalled?.space });
+        return xpmemError('ERR_XPMEM_TIMEOUT', `reaps still running past the deadline${stalled === undefined ? '' : `: ${stalled.message}`}`, { space: stalled?.space, threadId: stalled?.threadId });
       },
       () => xpmemError('ERR_XPMEM_ABORTED', `settled() aborted: ${String(signal?.reason)}`),
     );

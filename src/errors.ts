@@ -26,10 +26,12 @@ export type XpmemErrorCode =
   | 'ERR_XPMEM_VIEW_ESCAPE'
   | 'ERR_XPMEM_ASYNC_CALLBACK';
 
-/** Whom an {@link XpmemError} is about, when known: a space and a segment, by their public ids. */
+/** Whom an {@link XpmemError} is about, when known: a space (with its thread) and a segment, by their public ids. */
 export interface XpmemErrorAbout {
   /** The space that did not answer in time, held what was needed, or was to blame. */
   readonly space?: number | undefined;
+  /** The worker threadId of that space's thread (0 for the main thread), read when the error was made. */
+  readonly threadId?: number | undefined;
   /** The segment the failed call was about. */
   readonly segId?: number | undefined;
 }
@@ -43,6 +45,8 @@ export class XpmemError extends Error {
   readonly code: XpmemErrorCode;
   /** The space (public id) that did not answer in time or held what was needed, when one is known. */
   readonly space: number | undefined;
+  /** The worker threadId of that space's thread (0 for the main thread), when a space is named. */
+  readonly threadId: number | undefined;
   /** The segment (id) the failed call was about, when it was about one. */
   readonly segId: number | undefined;
 
@@ -51,6 +55,7 @@ export class XpmemError extends Error {
     this.name = 'XpmemError';
     this.code = code;
     this.space = about.space;
+    this.threadId = about.threadId;
     this.segId = about.segId;
   }
 }
@@ -58,6 +63,11 @@ export class XpmemError extends Error {
 /** Builds an XpmemError; the one factory the library uses. */
 export function xpmemError(code: XpmemErrorCode, message: string, about?: XpmemErrorAbout): XpmemError {
   return new XpmemError(code, message, about);
+}
+
+/** How a message names a blamed space: `space 66 (thread 3)`. */
+export function blamed(about: { readonly space: number; readonly threadId: number }): string {
+  return `space ${about.space} (thread ${about.threadId})`;
 }
 
 /** Names segment `segId` in `error` if it is an XpmemError that names none yet; returns `error`. */

@@ -294,6 +294,19 @@ export function spaceIdAt(words: Int32Array, layout: Layout, slot: number): numb
   return idOf(layout.spaces, slot, Atomics.load(words, slotBase(layout.spaces, slot) + SP_GEN));
 }
 
+/** Whom an error blames: a space by its public id, and its thread. */
+export interface Blame {
+  /** The space's public id, as its Space.id reads. */
+  readonly space: number;
+  /** The worker threadId of the space's thread (0 for the main thread). */
+  readonly threadId: number;
+}
+
+/** The space in slot `slot` as an error blames it: its public id and its thread, as they read now. Any thread. */
+export function blame(words: Int32Array, layout: Layout, slot: number): Blame {
+  return { space: spaceIdAt(words, layout, slot), threadId: Atomics.load(words, slotBase(layout.spaces, slot) + SP_THREAD) };
+}
+
 /** Slot named by a public id (its generation must still be checked). */
 export function slotOf(table: Table, id: number): number {
   return id % table.capacity;

@@ -25,6 +25,7 @@ import {
   SEGF_SWAPPED,
   SP_GEN,
   SP_STATE,
+  SP_THREAD,
   SPACE_LIVE,
   UNIT,
   idOf,
@@ -41,6 +42,8 @@ import { inFlight } from './notifier/record.js';
 export interface MapRow {
   /** Owning or attaching space id. */
   readonly space: number;
+  /** The worker threadId of that space's thread (0 for the main thread). */
+  readonly threadId: number;
   /** The segment's id. */
   readonly segId: number;
   /** The segment's make() name ('' when none). */
@@ -155,7 +158,10 @@ export function mapsOf(cb: ControlBlock, self: number, spaceId: number | undefin
   const { layout } = cb;
   return cb.transact(self, (tx) => {
     const rows: MapRow[] = [];
-    const spaceIdOf = (slot: number): number => idOf(layout.spaces, slot, tx.get(slotBase(layout.spaces, slot) + SP_GEN));
+    const spaceOf = (slot: number): { space: number; threadId: number } => {
+      const base = slotBase(layout.spaces, slot);
+      return { space: idOf(layout.spaces, slot, tx.get(base + SP_GEN)), threadId: tx.get(base + SP_THREAD) };
+    };
     const segment = (slot: number): { segId: number; name: string; state: MapRow['state'] } => {
       const base = slotBase(layout.segments, slot);
       const state = tx.get(base + SEG_STATE) !== SEG_LIVE ? 'removing' : (tx.get(base + SEG_FLAGS) & SEGF_SWAPPED) !== 0 ? 'swapped' : 'live';
@@ -166,14 +172,14 @@ export function mapsOf(cb: ControlBlock, self: number, spaceId: number | undefin
       if (tx.get(base + SEG_STATE) === 0) continue;
       const seg = segment(s);
       const offset = seg.state === 'live' ? tx.get(base + SEG_UNIT) * UNIT : -1;
-      rows.push({ space: spaceIdOf(tx.get(base + SEG_OWNER)), ...seg, kind: 'segment', offset, length: tx.get(base + SEG_BYTES), mode: PERMITS[tx.get(base + SEG_PROT)]! });
+      rows.push({ ...spaceOf(tx.get(base + SEG_OWNER)), ...seg, kind: 'segment', offset, length: tx.get(base + SEG_BYTES), mode: PERMITS[tx.get(base + SEG_PROT)]! });
     }
     for (let a = 0; a < layout.attachments.capacity; a++) {
       const base = slotBase(layout.attachments, a);
       if (tx.get(base + AT_STATE) === 0) continue;
       const mode = tx.get(slotBase(layout.grants, tx.get(base + AT_GRANT)) + GR_MODE);
       rows.push({
-        space: spaceIdOf(tx.get(base + AT_SPACE)),
+        ...spaceOf(tx.get(base + AT_SPACE)),
         ...segment(tx.get(base + AT_SEG)),
         kind: 'attachment',
         offset: tx.get(base + AT_OFFSET),
@@ -185,8 +191,8 @@ export function mapsOf(cb: ControlBlock, self: number, spaceId: number | undefin
   });
 }
 
-const COLUMNS = ['space', 'segId', 'kind', 'offset', 'length', 'mode', 'state', 'name'] as const;
-const NUMERIC: ReadonlySet<string> = new Set(['space', 'segId', 'offset', 'length']);
+const COLUMNS = ['space', 'threadId', 'segId', 'kind', 'offset', 'length', 'mode', 'state', 'name'] as const;
+const NUMERIC: ReadonlySet<string> = new Set(['space', 'threadId', 'segId', 'offset', 'length']);
 
 /** maps() rows as an aligned text table (numbers right-aligned), one row per line, like /proc/pid/maps. */
 export function formatRows(rows: readonly MapRow[]): string {

@@ -46,6 +46,24 @@ describe('observability', () => {
     await teardown(d, []);
   });
 
+  it('maps() rows carry the threadId of their space', async () => {
+    const d = await domain();
+    const [agent] = await agents(d, new Gates(), 1);
+    const segId = await agent!.call<number>('make', { bytes: 64 });
+    const space = await agent!.call<number>('space');
+    const att = d.space.attach(segId, 'ro');
+    const threadId = agent!.worker.threadId;
+    expect(d.maps().map((r) => [r.kind, r.space, r.threadId])).toEqual([
+      ['segment', space, threadId],
+      ['attachment', d.space.id, 0],
+    ]);
+    const lines = d.formatMaps().split('\n');
+    expect(lines[0]).toMatch(/^space\s+threadId\s+segId\s/);
+    expect(lines[1]).toMatch(new RegExp(`^ *${space} +${threadId} +${segId} +segment `));
+    att.detach();
+    await teardown(d, [agent!]);
+  });
+
   it('maps() lists segments and attachments with names and states; formatMaps() prints them aligned', async () => {
     const d = await domain();
     try {
@@ -54,13 +72,13 @@ describe('observability', () => {
       d.space.get(a.id, 'ro').attach({ offset: 100, length: 200 });
       await b.swapOut();
       expect(d.maps()).toEqual([
-        { space: d.space.id, segId: a.id, name: 'alpha', kind: 'segment', offset: 0, length: 1000, mode: 'rw', state: 'live' },
-        { space: d.space.id, segId: b.id, name: 'β-buffer', kind: 'segment', offset: -1, length: 64, mode: 'rw', state: 'swapped' },
-        { space: d.space.id, segId: a.id, name: 'alpha', kind: 'attachment', offset: 100, length: 200, mode: 'ro', state: 'live' },
+        { space: d.space.id, threadId: 0, segId: a.id, name: 'alpha', kind: 'segment', offset: 0, length: 1000, mode: 'rw', state: 'live' },
+        { space: d.space.id, threadId: 0, segId: b.id, name: 'β-buffer', kind: 'segment', offset: -1, length: 64, mode: 'rw', state: 'swapped' },
+        { space: d.space.id, threadId: 0, segId: a.id, name: 'alpha', kind: 'attachment', offset: 100, length: 200, mode: 'ro', state: 'live' },
       ]);
       const lines = d.formatMaps().split('\n');
       expect(lines).toHaveLength(4);
-      expect(lines[0]).toMatch(/^space\s+segId\s+kind\s+offset\s+length\s+mode\s+state\s+name$/);
+      expect(lines[0]).toMatch(/^space\s+threadId\s+segId\s+kind\s+offset\s+length\s+mode\s+state\s+name$/);
       expect(lines[2]).toMatch(/ - +64 +rw +swapped +β-buffer$/);
       const kind = lines[0]!.indexOf('kind');
       expect(lines.slice(1).map((l) => l.slice(kind).split(' ')[0])).toEqual(['segment', 'segment', 'attachment']);

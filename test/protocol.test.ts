@@ -305,7 +305,7 @@ describe('invalidation protocol', () => {
     await teardown(d, [a!]);
   });
 
-  it('a space that never yields makes the invalidator fail with ERR_XPMEM_TIMEOUT naming it, rolled back', async () => {
+  it('a space that never yields makes the invalidator fail with ERR_XPMEM_TIMEOUT naming it and its thread, rolled back', async () => {
     const d = await domain();
     const gates = new Gates();
     const [spinner] = await agents(d, gates, 1);
@@ -322,7 +322,8 @@ describe('invalidation protocol', () => {
     void spinner!.send('spin', { gate });
     await spinner!.until((e) => e.event === 'spinning');
     const error = await seg.migrate({ deadlineMs: 100 }).catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'ERR_XPMEM_TIMEOUT', space: spaceId });
+    const threadId = spinner!.worker.threadId; // its thread, blamed with it
+    expect(error).toMatchObject({ code: 'ERR_XPMEM_TIMEOUT', space: spaceId, threadId, message: expect.stringContaining(`space ${spaceId} (thread ${threadId}) `) });
     expect(d.maps().find((r) => r.kind === 'segment')!.offset).toBe(before);
     expect(mine.read((v) => v[0])).toBe(3);
     gates.open(gate);

@@ -27,7 +27,7 @@
  * runs step 5; the operation then fails with ERR_XPMEM_TIMEOUT naming the space that did not
  * answer. VM operations on one segment are serialized by its operation lock (SEG_OPLOCK).
  */
-import { aboutSegment, xpmemError, type XpmemError } from '../errors.js';
+import { aboutSegment, blamed, xpmemError, type XpmemError } from '../errors.js';
 import {
   AT_LENGTH,
   AT_NEXT,
@@ -57,7 +57,7 @@ import {
   EVENTS,
   idOf,
   slotBase,
-  spaceIdAt,
+  blame,
   type InvalidateEvent,
 } from '../layout.js';
 import type { ControlBlock } from '../control/control.js';
@@ -395,7 +395,7 @@ function* drain(me: Invalidator, seg: number, bounds: Bounds): Waits<unknown> {
       until: () => (holder = holderOf(words, layout, seg, -1)) < 0,
       timeout: () =>
         bounds.nonblocking
-          ? busy('section', me.cb, holder, `space ${spaceIdAt(words, layout, holder)} still holds a section on the segment`)
+          ? busy('section', me.cb, holder, 'still holds a section on the segment')
           : unresponsive(me, holder, 'held a section on the segment past the deadline; the operation was rolled back'),
     };
     return undefined;
@@ -498,7 +498,7 @@ function* lockOperation(me: Invalidator, op: Operation, bounds: Bounds): Waits<v
   let holder = 0;
   const take = (): boolean => (holder = Atomics.compareExchange(words, at, 0, me.slot + 1)) === 0;
   if (take()) return;
-  if (bounds.nonblocking) throw busy('operation', me.cb, holder - 1, `space ${spaceIdAt(words, layout, holder - 1)} runs another VM operation on the segment`);
+  if (bounds.nonblocking) throw busy('operation', me.cb, holder - 1, 'runs another VM operation on the segment');
   if (bounds.sync && holder === me.slot + 1) {
     throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `this thread is already running a VM operation on segment ${op.id}; await it first`, { segId: op.id });
   }
@@ -513,10 +513,12 @@ function* lockOperation(me: Invalidator, op: Operation, bounds: Bounds): Waits<v
 
 /**
  * ERR_XPMEM_BUSY of the non-blocking path: the segment is skipped, nothing was changed. `space`
- * names (by id) the space in slot `holder` that keeps it busy; busyWith() says with what.
+ * and `threadId` name the space in slot `holder` that keeps it busy (`what` it does); busyWith()
+ * says with what.
  */
-function busy(kind: BusyWith, cb: ControlBlock, holder: number, why: string): XpmemError {
-  const error = xpmemError('ERR_XPMEM_BUSY', `${why}; the non-blocking path skips it`, { space: spaceIdAt(cb.words, cb.layout, holder) });
+function busy(kind: BusyWith, cb: ControlBlock, holder: number, what: string): XpmemError {
+  const about = blame(cb.words, cb.layout, holder);
+  const error = xpmemError('ERR_XPMEM_BUSY', `${blamed(about)} ${what}; the non-blocking path skips it`, about);
   return Object.assign(error, { [BUSY_WITH]: kind });
 }
 
@@ -530,10 +532,10 @@ export function busyWith(error: unknown): BusyWith | undefined {
   return (error as { [BUSY_WITH]?: BusyWith } | null)?.[BUSY_WITH];
 }
 
-/** ERR_XPMEM_TIMEOUT naming the space in slot `slot` by its public id. */
+/** ERR_XPMEM_TIMEOUT naming the space in slot `slot` by its public id and its thread. */
 function unresponsive(me: Invalidator, slot: number, what: string): XpmemError {
-  const id = spaceIdAt(me.cb.words, me.cb.layout, slot);
-  return xpmemError('ERR_XPMEM_TIMEOUT', `space ${id} ${what}`, { space: id });
+  const about = blame(me.cb.words, me.cb.layout, slot);
+  return xpmemError('ERR_XPMEM_TIMEOUT', `${blamed(about)} ${what}`, about);
 }
 
 /** Releases segment slot `seg`'s operation lock and wakes whoever waits on the segment. Never sleeps. */

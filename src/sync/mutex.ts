@@ -12,8 +12,8 @@
  * absolute, so replaying twice is harmless). A function that throws inside `transact` leaves
  * the control block exactly as it was: this is how a failed call leaves the domain unchanged.
  */
-import { H_JOURNAL_LEN, H_MUTEX, H_MUTEX_WAITERS, spaceIdAt, type Layout } from '../layout.js';
-import { xpmemError } from '../errors.js';
+import { H_JOURNAL_LEN, H_MUTEX, H_MUTEX_WAITERS, blame, type Layout } from '../layout.js';
+import { blamed, xpmemError } from '../errors.js';
 import { deadlineIn, remaining } from './futex.js';
 import { pause } from './pause.js';
 
@@ -187,11 +187,11 @@ function lock(cb: Int32Array, layout: Layout, self: number, deadlineMs: number):
   }
 }
 
-/** ERR_XPMEM_TIMEOUT naming the mutex's holder (mutex word `holder`) by its public space id. */
+/** ERR_XPMEM_TIMEOUT naming the mutex's holder (mutex word `holder`) by its public space id and its thread. */
 function heldTooLong(cb: Int32Array, layout: Layout, holder: number): Error {
   if (holder < 0) return xpmemError('ERR_XPMEM_TIMEOUT', `the domain mutex is held by thread ${-holder - 2}, which is joining the domain, past the deadline`);
-  const id = spaceIdAt(cb, layout, holder - 1);
-  return xpmemError('ERR_XPMEM_TIMEOUT', `the domain mutex is held by space ${id} past the deadline`, { space: id });
+  const about = blame(cb, layout, holder - 1);
+  return xpmemError('ERR_XPMEM_TIMEOUT', `the domain mutex is held by ${blamed(about)} past the deadline`, about);
 }
 
 /**

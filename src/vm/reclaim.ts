@@ -48,13 +48,13 @@ import {
   idOf,
   slotBase,
   slotOf,
-  spaceIdAt,
+  blame,
 } from '../layout.js';
 import { post } from '../sync/doorbell.js';
 import { busyWith, invalidate, targetsOf, transaction, type Bounds } from '../notifier/invalidate.js';
 import type { WaitFor, Waits } from '../notifier/wait.js';
 import { deadlineIn, remaining } from '../sync/futex.js';
-import { xpmemError, type XpmemError } from '../errors.js';
+import { blamed, xpmemError, type XpmemError } from '../errors.js';
 import { count, ST_RECLAIMS } from '../stats.js';
 import { reclaimChannel, type ReclaimMessage } from '../diagnostics.js';
 import { shortfallOf } from '../control/alloc.js';
@@ -135,9 +135,9 @@ const WHY: Record<Blocker['kind'], string> = {
 function stuck(mm: Mm, shortfall: XpmemError, blocker: Blocker | undefined, failed: XpmemError | undefined): XpmemError {
   if (blocker === undefined && failed !== undefined) return Object.assign(xpmemError('ERR_XPMEM_NO_MEMORY', `${shortfall.message}; swapping out failed: ${failed.message}`), { cause: failed.cause });
   if (blocker === undefined) return shortfall;
-  const id = blocker.space < 0 ? undefined : spaceIdAt(mm.words, mm.layout, blocker.space);
-  const who = id === undefined ? 'another thread' : `space ${id}`;
-  return xpmemError('ERR_XPMEM_TIMEOUT', `${shortfall.message}, within the deadline: ${who} ${WHY[blocker.kind]}`, { space: id });
+  const about = blocker.space < 0 ? undefined : blame(mm.words, mm.layout, blocker.space);
+  const who = about === undefined ? 'another thread' : blamed(about);
+  return xpmemError('ERR_XPMEM_TIMEOUT', `${shortfall.message}, within the deadline: ${who} ${WHY[blocker.kind]}`, about);
 }
 
 /**

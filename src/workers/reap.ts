@@ -42,7 +42,7 @@ import {
   SPACE_LIVE,
   idOf,
   slotBase,
-  spaceIdAt,
+  blame,
 } from '../layout.js';
 import { reapChannel, type ReapMessage } from '../diagnostics.js';
 import { freeSlot, type ControlBlock } from '../control/control.js';
@@ -77,8 +77,7 @@ export function spacesOfThread(cb: ControlBlock, threadId: number): number[] {
 export async function reap(me: Mm, dead: number, stalled: (error: XpmemError) => void): Promise<number> {
   const { cb } = me;
   const { words, layout } = cb;
-  const space = spaceIdAt(words, layout, dead);
-  const threadId = Atomics.load(words, slotBase(layout.spaces, dead) + SP_THREAD);
+  const { space, threadId } = blame(words, layout, dead);
   seize(words, layout, dead, me.slot);
   // Waits for the mutex without blocking: another dead holder is seized by its own reap, on this thread.
   const transact: Transact = (fn) => {
