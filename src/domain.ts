@@ -10,7 +10,7 @@ import { checkSwapDir, discardAll } from './control/swapfile.js';
 import { checkFunction, checkIndex, checkOptions, invalidArgType, invalidArgValue, outOfRange, xpmemError, type XpmemError } from './errors.js';
 import { checkKeys } from './options.js';
 import { ControlBlock, type DomainHandle } from './control/control.js';
-import { H_CLOSED, SP_STATE, SPACE_LIVE, UNIT, slotBase, type Capacities } from './layout.js';
+import { H_ARENA_UNITS, H_CLOSED, SP_STATE, SPACE_LIVE, UNIT, slotBase, type Capacities } from './layout.js';
 import { ring } from './sync/doorbell.js';
 import { checkWaitOptions, within, type WaitOptions } from './sync/futex.js';
 import { checkControlBlock, type CheckReport } from './control/check.js';
@@ -19,6 +19,7 @@ import { seize } from './sync/mutex.js';
 import { reap, spacesOfThread } from './workers/reap.js';
 import type { Space } from './segment/space.js';
 import { formatRows, mapsOf, statsOf, type DomainStats, type MapRow } from './observe.js';
+import { INSPECT, inspected, type HandleInspectOptions } from './segment/inspect.js';
 import type { Mm } from './mm.js';
 import { compact, type CompactReport } from './vm/compact.js';
 
@@ -184,6 +185,13 @@ export class Domain {
       },
       () => xpmemError('ERR_XPMEM_ABORTED', `settled() aborted: ${String(signal?.reason)}`),
     );
+  }
+
+  /** @internal util.inspect calls this: it shows its id, arena size (while open) and state ('live' or 'closed'); never throws. */
+  [INSPECT](depth: number, options: HandleInspectOptions): string {
+    const state = this.#mm.state();
+    const arenaBytes = state === 'live' ? Atomics.load(this.#cb.words, H_ARENA_UNITS) * UNIT : undefined;
+    return inspected('Domain', { id: this.#cb.id, arenaBytes, state }, depth, options);
   }
 
   /** Runs the invariant checker over the whole control block. */

@@ -62,15 +62,18 @@ export class Mm implements Waiting, Invalidator {
     return this.#gone || this.words[H_CLOSED] !== 0 || this.words[this.#genAt] !== this.gen;
   }
 
+  /** What this membership is now: 'closed' (its domain closed, or it left), 'reaped', or 'live'. Never throws. */
+  state(): 'live' | 'closed' | 'reaped' {
+    if (this.#gone || Atomics.load(this.words, H_CLOSED) !== 0) return 'closed';
+    const base = slotBase(this.cb.layout.spaces, this.slot);
+    return Atomics.load(this.words, base + SP_STATE) !== SPACE_LIVE || Atomics.load(this.words, base + SP_GEN) !== this.gen ? 'reaped' : 'live';
+  }
+
   /** Throws ERR_XPMEM_CLOSED / ERR_XPMEM_SPACE_DEAD when this membership is over. */
   checkLive(): void {
-    if (this.#gone || Atomics.load(this.words, H_CLOSED) !== 0) {
-      throw xpmemError('ERR_XPMEM_CLOSED', 'the domain was closed; nothing can be done through it any more');
-    }
-    const base = slotBase(this.cb.layout.spaces, this.slot);
-    if (Atomics.load(this.words, base + SP_STATE) !== SPACE_LIVE || Atomics.load(this.words, base + SP_GEN) !== this.gen) {
-      throw xpmemError('ERR_XPMEM_SPACE_DEAD', `space ${idOf(this.layout.spaces, this.slot, this.gen)} was reaped; join again`);
-    }
+    const state = this.state();
+    if (state === 'closed') throw xpmemError('ERR_XPMEM_CLOSED', 'the domain was closed; nothing can be done through it any more');
+    if (state === 'reaped') throw xpmemError('ERR_XPMEM_SPACE_DEAD', `space ${idOf(this.layout.spaces, this.slot, this.gen)} was reaped; join again`);
   }
 
   /** Ends this thread's use of the membership (close / reap): stops the dispatcher. */

@@ -11,6 +11,7 @@ import { attachRange, getGrant, releaseGrant, type GrantSlot } from './verbs.js'
 import { releasedByTask, track } from './scope.js';
 import { checkSegment } from '../vm/operations.js';
 import { MAX_SEGMENT_BYTES, SEG_BYTES } from '../layout.js';
+import { INSPECT, inspected, type HandleInspectOptions, segmentNow } from './inspect.js';
 
 /** The range to attach; defaults to the whole segment. */
 export interface AttachOptions {
@@ -104,6 +105,12 @@ export class Access {
     this.#released = true;
     for (const att of this.#attachments) att.detach();
     releaseGrant(this.#mm, this.#grant);
+  }
+
+  /** @internal util.inspect calls this: it shows segment, mode, the segment's size and state ('released' once released); never throws. */
+  [INSPECT](depth: number, options: HandleInspectOptions): string {
+    const { state, bytes } = segmentNow(this.#mm, this.#grant.seg, this.#grant.segGen, this.#released ? 'released' : undefined);
+    return inspected('Access', { segId: this.segId, mode: this.mode, bytes, state }, depth, options);
   }
 
   /** release(), for `using access = space.get(segId, 'ro')`. */

@@ -27,6 +27,7 @@ import { checkSegment } from '../vm/operations.js';
 import { detachAttachment, type AttachmentSlot } from './verbs.js';
 import { quietly, releasedByTask } from './scope.js';
 import { spinForWindow } from '../notifier/spin.js';
+import { INSPECT, inspected, type HandleInspectOptions, segmentNow, type HandleState } from './inspect.js';
 import { turn } from '../sync/turn.js';
 
 /** A section opened with `att.section(mode)`, ended by `using` (Symbol.dispose) or end(). */
@@ -183,7 +184,7 @@ export class Attachment {
   map(opts?: WaitOptions): Mapping {
     checkWaitOptions(opts);
     this.#usable();
-    return new Mapping(this.#mm, this.#a, this.#views, { check: this.#check.bind(this), fault: this.#fault.bind(this) }, opts);
+    return new Mapping(this.#mm, this.#a, this.#views, { check: this.#check.bind(this), fault: this.#fault.bind(this), state: this.#state.bind(this) }, opts);
   }
 
   /**
@@ -222,6 +223,17 @@ export class Attachment {
   /** @internal Access.attachOwning: `then` runs once this attachment is detached. */
   whenDetached(then: () => void): void {
     this.#whenDetached = then;
+  }
+
+  /** What it is now: 'closed' or 'reaped' with its space, 'detached', 'removed', 'swapped' or 'live'. Never throws. */
+  #state(): HandleState {
+    return segmentNow(this.#mm, this.#a.seg, this.#a.segGen, this.#detached ? 'detached' : undefined).state;
+  }
+
+  /** @internal util.inspect calls this: it shows segment, range, mode and state; never throws. */
+  [INSPECT](depth: number, options: HandleInspectOptions): string {
+    const { segId, offset, length, writable } = this.#a;
+    return inspected('Attachment', { segId, offset, length, mode: writable ? 'rw' : 'ro', state: this.#state() }, depth, options);
   }
 
   /** detach(), for `using att = access.attach()`. */

@@ -14,6 +14,7 @@ import type { ViewCache } from './view.js';
 import type { Waits } from '../notifier/wait.js';
 import type { Bounds } from '../notifier/invalidate.js';
 import type { AttachmentSlot } from './verbs.js';
+import { INSPECT, inspected, type HandleInspectOptions, type HandleState } from './inspect.js';
 
 /** What a Mapping needs from its attachment. */
 export interface MappedAccess {
@@ -21,6 +22,8 @@ export interface MappedAccess {
   check(write: boolean): boolean;
   /** Swaps the segment in (a page fault). May sleep. */
   fault(bounds: Bounds): Waits<void>;
+  /** What the attachment is now (util.inspect). Never throws. */
+  state(): HandleState;
 }
 
 /**
@@ -67,6 +70,13 @@ export class Mapping {
   /** read_retry: true when the view may be stale and must be refreshed. One atomic load. */
   retry(): boolean {
     return readRetry(this.#mm.words, this.#seqAt, this.#seq);
+  }
+
+  /** @internal util.inspect calls this: it shows segment, mapped bytes, seqcount and state ('stale' once retry() is true); never throws. */
+  [INSPECT](depth: number, options: HandleInspectOptions): string {
+    const attached = this.#access.state();
+    const state = (attached === 'live' || attached === 'swapped') && this.retry() ? 'stale' : attached;
+    return inspected('Mapping', { segId: this.#segId, length: this.view.length, seq: this.#seq, state }, depth, options);
   }
 
   /**

@@ -8,7 +8,7 @@
  * the thread (and refuse with ERR_XPMEM_WOULD_DEADLOCK where they would wait for themselves).
  */
 import { checkIndex, checkOneOf } from '../errors.js';
-import { MAX_SEGMENT_BYTES, PERMIT_NONE, PERMIT_RO, PERMIT_RW, SEG_BYTES, SEG_PROT, slotBase } from '../layout.js';
+import { MAX_SEGMENT_BYTES, PERMIT_NONE, PERMIT_RO, PERMIT_RW, SEG_BYTES, SEG_PERMIT, SEG_PROT, slotBase } from '../layout.js';
 import type { Mm } from '../mm.js';
 import { checkWaitOptions, type WaitOptions } from '../sync/futex.js';
 import { invalidate, type Bounds, type Operation } from '../notifier/invalidate.js';
@@ -17,6 +17,7 @@ import { checkSegment, migration, protection, quickRemoval, removal, resizing, s
 import { reclaiming } from '../vm/reclaim.js';
 import { getAccess, type AttachOptions } from './access.js';
 import type { Attachment } from './attachment.js';
+import { INSPECT, inspected, type HandleInspectOptions, segmentNow } from './inspect.js';
 
 /** Protection and permit names. */
 export type Permit = 'none' | 'ro' | 'rw';
@@ -59,13 +60,25 @@ export class Segment {
   /** Current size in bytes. */
   get bytes(): number {
     checkSegment(this.#mm.cb, this.#ref);
-    return Atomics.load(this.#mm.words, slotBase(this.#mm.layout.segments, this.#ref.slot) + SEG_BYTES);
+    return this.#word(SEG_BYTES);
   }
 
   /** Current protection. */
   get protection(): Permit {
     checkSegment(this.#mm.cb, this.#ref);
-    return PERMITS[Atomics.load(this.#mm.words, slotBase(this.#mm.layout.segments, this.#ref.slot) + SEG_PROT)]!;
+    return PERMITS[this.#word(SEG_PROT)]!;
+  }
+
+  /** Word `field` of the segment's slot, loaded atomically (unchecked: the slot may hold another segment now). */
+  #word(field: number): number {
+    return Atomics.load(this.#mm.words, slotBase(this.#mm.layout.segments, this.#ref.slot) + field);
+  }
+
+  /** @internal util.inspect calls this: it shows id, name, size, permit, protection and state; never throws. */
+  [INSPECT](depth: number, options: HandleInspectOptions): string {
+    const { state, bytes } = segmentNow(this.#mm, this.#ref.slot, this.#ref.gen);
+    const permit = (field: number): Permit | undefined => (bytes === undefined ? undefined : PERMITS[this.#word(field)]);
+    return inspected('Segment', { id: this.id, name: this.name || undefined, bytes, permit: permit(SEG_PERMIT), protection: permit(SEG_PROT), state }, depth, options);
   }
 
   /**

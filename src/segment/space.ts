@@ -1,6 +1,6 @@
 /** Space: one thread's address space in a domain; the XPMEM verbs start here. */
 import { checkOneOf, checkOptions, invalidArgType, xpmemError } from '../errors.js';
-import { SEGF_SWAPPABLE, idOf } from '../layout.js';
+import { SEGF_SWAPPABLE, SP_THREAD, idOf, slotBase } from '../layout.js';
 import type { Mm } from '../mm.js';
 import { checkWaitOptions } from '../sync/futex.js';
 import { getAccess, type Access, type AttachOptions } from './access.js';
@@ -12,6 +12,7 @@ import { type Notifier, registerNotifier } from '../notifier/notifier.js';
 import { transaction } from '../notifier/invalidate.js';
 import type { NotifierCallbacks } from '../notifier/range.js';
 import { keepOf, type KeepOptions } from './scope.js';
+import { INSPECT, inspected, type HandleInspectOptions } from './inspect.js';
 
 /**
  * One thread's address space in a domain (an mm_struct): the XPMEM verbs start here. Each
@@ -107,6 +108,14 @@ export class Space {
     this.#mm.checkLive();
     if (!Number.isSafeInteger(segId) || segId < 0) throw xpmemError('ERR_XPMEM_NO_SEGMENT', `no segment ${segId}: segment ids are non-negative integers from Segment.id`, { segId });
     return { writable, keep };
+  }
+
+  /** @internal util.inspect calls this: it shows id, its thread (while live) and state ('live', 'reaped', 'closed'); never throws. */
+  [INSPECT](depth: number, options: HandleInspectOptions): string {
+    const mm = this.#mm;
+    const state = mm.state();
+    const threadId = state === 'live' ? Atomics.load(mm.words, slotBase(mm.layout.spaces, mm.slot) + SP_THREAD) : undefined;
+    return inspected('Space', { id: this.id, threadId, state }, depth, options);
   }
 
   /** Registers notifiers for memory this space owns (every segment it made). */
