@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { agents, BOUND, bounded, domain, expectCode, Gates, heldWords, segSlot, spaceSlot, teardown, until } from './helpers.js';
-import { capacitiesOf, H_MUTEX, HELD_WANT, IV_END, layoutFor } from '../src/layout.js';
+import { capacitiesOf, H_MUTEX, HELD_WANT, IV_END, IV_GEN, layoutFor, slotBase } from '../src/layout.js';
 import { readRecord } from '../src/notifier/record.js';
 
 const REOPENER = new URL('../build/test/fixtures/reopener.js', import.meta.url);
@@ -131,7 +131,8 @@ describe('invalidation protocol', () => {
     const stop = new Int32Array(new SharedArrayBuffer(4));
     const writer = d.spawn(REOPENER, { workerData: { stop, target: self } });
     try {
-      await until(() => d.stats().invalidationsInFlight > 0, 'the worker to open records');
+      const gen = slotBase(layout.invalidations, 0) + IV_GEN; // moves at each opening
+      await until(() => Atomics.load(words, gen) > 100, 'the worker to reopen the record');
       let mixed = 0;
       for (let i = 0; i < 5_000_000; i++) {
         const view = readRecord(words, layout, 0, self);
