@@ -178,6 +178,11 @@ export const TARGETS = 0;
 export const STARTED = 1;
 export const ENDED = 2;
 
+/** Word `w` of the targets of record `r` not yet in ack mask `which` (a bit per space slot). Any thread. */
+export function unackedWord(words: Int32Array, layout: Layout, r: number, which: number, w: number): number {
+  return Atomics.load(words, maskAt(layout, r, TARGETS, w)) & ~Atomics.load(words, maskAt(layout, r, which, w));
+}
+
 /** True while segment slot `seg` still holds generation `segGen`, live. Any thread. */
 export function segmentLive(words: Int32Array, layout: Layout, seg: number, segGen: number): boolean {
   const base = slotBase(layout.segments, seg);

@@ -58,8 +58,7 @@ import {
   IV_START,
   ENDED,
   STARTED,
-  TARGETS,
-  maskAt,
+  unackedWord,
   SEG_DRAINER,
   SEG_GEN,
   idOf,
@@ -265,7 +264,7 @@ function unacked(cb: ControlBlock, r: number, which: number): number[] {
   const { words, layout } = cb;
   const missing: number[] = [];
   for (let w = 0; w < layout.maskWords; w++) {
-    const bits = Atomics.load(words, maskAt(layout, r, TARGETS, w)) & ~Atomics.load(words, maskAt(layout, r, which, w));
+    const bits = unackedWord(words, layout, r, which, w);
     for (let b = 0; b < 32; b++) if ((bits & (1 << b)) !== 0) missing.push(w * 32 + b);
   }
   return missing;

@@ -11,7 +11,24 @@
  * transaction writing the same word. Only live spaces are made targets (invalidate.ts targetsOf):
  * a dead one's acks are the reaper's, which it gives for every record opened before it died.
  */
-import { ENDED, H_RECORD_WAITERS, IV_END, IV_FREE, IV_GEN, IV_INVALIDATOR, IV_START, IV_STATE, SP_RECORD_WAIT, STARTED, TARGETS, maskAt, slotBase, spaceTop, type Layout } from '../layout.js';
+import {
+  ENDED,
+  H_RECORD_WAITERS,
+  IV_END,
+  IV_FREE,
+  IV_GEN,
+  IV_INVALIDATOR,
+  IV_START,
+  IV_STATE,
+  SP_RECORD_WAIT,
+  STARTED,
+  TARGETS,
+  maskAt,
+  slotBase,
+  spaceTop,
+  unackedWord,
+  type Layout,
+} from '../layout.js';
 import { freeSlot, takeSlot, type ControlBlock } from '../control/control.js';
 import { post, ring } from '../sync/doorbell.js';
 import type { Tx } from '../sync/mutex.js';
@@ -77,7 +94,7 @@ export function waitingForRecord(words: Int32Array, layout: Layout, space: numbe
 /** The first target of `r` not yet in ack mask `which`, or -1 when all acked. */
 export function firstPending(words: Int32Array, layout: Layout, r: number, which: number): number {
   for (let w = 0; w < layout.maskWords; w++) {
-    const missing = Atomics.load(words, maskAt(layout, r, TARGETS, w)) & ~Atomics.load(words, maskAt(layout, r, which, w));
+    const missing = unackedWord(words, layout, r, which, w);
     if (missing !== 0) return w * 32 + (31 - Math.clz32(missing & -missing));
   }
   return -1;
