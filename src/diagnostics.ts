@@ -52,6 +52,8 @@ export interface ReapMessage {
   readonly space: number;
   /** The threadId of the worker that exited. */
   readonly threadId: number;
+  /** The pid of its process (another process's, when a process of a shared domain died or left). */
+  readonly pid: number;
   /** Segments it owned, removed with event 'release'. */
   readonly segments: number;
 }

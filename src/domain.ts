@@ -10,13 +10,17 @@ import { checkSwapDir, discardAll } from './control/swapfile.js';
 import { checkFunction, checkIndex, checkOptions, invalidArgType, invalidArgValue, outOfRange, xpmemError, type XpmemError } from './errors.js';
 import { checkKeys } from './options.js';
 import { ControlBlock, type DomainHandle } from './control/control.js';
-import { H_ARENA_UNITS, H_CLOSED, SP_STATE, SPACE_LIVE, UNIT, slotBase, type Capacities } from './layout.js';
+import { H_ARENA_UNITS, H_CLOSED, SP_PID, SP_STATE, SPACE_LIVE, UNIT, slotBase, type Capacities, type Layout } from './layout.js';
 import { ring } from './sync/doorbell.js';
 import { checkWaitOptions, within, type WaitOptions } from './sync/futex.js';
 import { checkControlBlock, type CheckReport } from './control/check.js';
-import { forget, joinerOf, joinMm } from './workers/join.js';
-import { seize } from './sync/mutex.js';
-import { reap, spacesOfThread } from './workers/reap.js';
+import { forget, joinMm } from './workers/join.js';
+import { seize, type Tx } from './sync/mutex.js';
+import { reap, spacesOfThread, type DeadSpace } from './workers/reap.js';
+import { departed, joinerOf, seizeDeadJoiner } from './workers/process.js';
+import { createShared, openShared } from './workers/shared.js';
+import { shmPath, unlinkName } from './control/shm.js';
+import { native } from './sync/native.js';
 import type { Space } from './segment/space.js';
 import { formatRows, mapsOf, statsOf, type DomainStats, type MapRow } from './observe.js';
 import { INSPECT, inspected, type HandleInspectOptions } from './segment/inspect.js';
@@ -50,10 +54,31 @@ export interface DomainOptions {
   swapDir?: string;
   /** Table capacities (fixed for the domain's life). */
   capacity?: Partial<Capacities>;
+  /**
+   * Shares the domain with other processes under this name (1 to 200 letters, digits, '.', '_'
+   * or '-'): its memory is the file /dev/shm/xpmem-threads.<name>, mode 0600, mapped whole
+   * (maxArenaBytes up front; only touched pages take memory), and any process of the same user
+   * joins it with Domain.open(name). Needs Linux and Node's native addon: elsewhere
+   * ERR_XPMEM_UNSUPPORTED. A file of that name left by processes that all died is taken over;
+   * one whose processes run is ERR_XPMEM_EXISTS. See docs/CONTRACT.md, "Processes".
+   */
+  shared?: string;
+}
+
+/** Options of Domain.open. */
+export interface OpenOptions {
+  /** This process's default bound, in ms, of every wait (default: the creator's deadlineMs). */
+  deadlineMs?: number;
 }
 
 /** The keys DomainOptions knows (the compiler keeps this list and the interface the same). */
-const DOMAIN_KEYS = { arenaBytes: true, maxArenaBytes: true, deadlineMs: true, memoryLimit: true, swapDir: true, capacity: true } as const satisfies Record<keyof DomainOptions, true>;
+const DOMAIN_KEYS = { arenaBytes: true, maxArenaBytes: true, deadlineMs: true, memoryLimit: true, swapDir: true, capacity: true, shared: true } as const satisfies Record<keyof DomainOptions, true>;
+
+/** The keys OpenOptions knows. */
+const OPEN_KEYS = { deadlineMs: true } as const satisfies Record<keyof OpenOptions, true>;
+
+/** How often a process of a shared domain looks for processes that died or left (ms). */
+const WATCH_MS = 50;
 
 /** The largest arena: its size in units lives in a 32-bit control-block word. */
 const MAX_ARENA = 2 ** 32 - UNIT;
@@ -83,12 +108,20 @@ export class Domain {
   readonly #ownSwapDir: boolean;
   /** What close() runs once the domain is marked closed (onClose). */
   readonly #onClose = new Set<() => Promise<void>>();
+  /** A shared domain's file, and whether this process created it; undefined for threads only. */
+  readonly #shared: { readonly path: string; readonly creator: boolean } | undefined;
+  /** The timer that looks for departed processes (shared domains). */
+  #watcher: NodeJS.Timeout | undefined;
+  /** Pids of departed processes whose reap runs now. */
+  readonly #departing = new Set<number>();
 
-  private constructor(cb: ControlBlock, mm: Mm, space: Space, ownSwapDir: boolean) {
+  private constructor(cb: ControlBlock, mm: Mm, space: Space, ownSwapDir: boolean, shared?: { path: string; creator: boolean }) {
     this.#cb = cb;
     this.#mm = mm;
     this.space = space;
     this.#ownSwapDir = ownSwapDir;
+    this.#shared = shared;
+    if (shared !== undefined) this.#watcher = setInterval(() => this.#reapDeparted(), WATCH_MS).unref();
   }
 
   /** Creates a domain and joins the calling thread to it. */
@@ -106,10 +139,40 @@ export class Domain {
     const memoryLimit = opts.memoryLimit === undefined ? 0 : checkUnits('options.memoryLimit', opts.memoryLimit, UNIT, MAX_ARENA);
     if (opts.swapDir !== undefined && typeof opts.swapDir !== 'string') throw invalidArgType('options.swapDir', 'of type string', opts.swapDir);
     if (opts.swapDir !== undefined) checkSwapDir(opts.swapDir);
+    if (opts.shared !== undefined) {
+      shmPath(opts.shared);
+      native();
+    }
     const swapDir = opts.swapDir ?? mkdtempSync(join(tmpdir(), 'xpmem-swap-'));
-    const cb = ControlBlock.format(caps, { arenaBytes, maxArenaBytes, memoryLimit, deadlineMs, swapDir });
-    const { mm, space } = joinMm(cb.handle);
-    return new Domain(cb, mm, space, opts.swapDir === undefined);
+    const format = { arenaBytes, maxArenaBytes, memoryLimit, deadlineMs, swapDir };
+    if (opts.shared === undefined) {
+      const cb = ControlBlock.format(caps, format);
+      const { mm, space } = joinMm(cb.handle);
+      return new Domain(cb, mm, space, opts.swapDir === undefined);
+    }
+    try {
+      const { cb, mm, space, path } = createShared(opts.shared, caps, format);
+      return new Domain(cb, mm, space, opts.swapDir === undefined, { path, creator: true });
+    } catch (error) {
+      if (opts.swapDir === undefined) rmSync(swapDir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  /**
+   * Joins this process to the shared domain `name`, created by another process of the same
+   * user (Domain.create({ shared: name })): `domain.space` is this thread's space; spawn() and
+   * createPool() add this process's workers. close() leaves the domain: this process's spaces
+   * are reaped, as at its exit. ERR_XPMEM_NO_DOMAIN when there is none (or none of its processes
+   * runs), ERR_XPMEM_INCOMPATIBLE when another version of the library made it, ERR_XPMEM_CLOSED
+   * once its creator closed it, ERR_XPMEM_UNSUPPORTED where the native addon cannot load.
+   */
+  static async open(name: string, opts: OpenOptions = {}): Promise<Domain> {
+    checkOptions('options', opts);
+    checkKeys('options', opts, OPEN_KEYS);
+    const deadlineMs = opts.deadlineMs === undefined ? undefined : checkIndex('options.deadlineMs', opts.deadlineMs, 1, 2 ** 31 - 1);
+    const { cb, mm, space, path } = openShared(name, deadlineMs);
+    return new Domain(cb, mm, space, false, { path, creator: false });
   }
 
   /** A structured-cloneable handle: pass it to a worker, which calls join(handle). */
@@ -140,27 +203,52 @@ export class Domain {
     if (!(worker instanceof Worker)) throw invalidArgType('worker', 'an instance of Worker', worker);
     const threadId = worker.threadId;
     if (threadId < 0) throw invalidArgValue('worker', 'a Worker that has not exited (watch it before it exits, as domain.spawn() does)', 'an exited Worker');
-    worker.once('exit', () => {
-      const done = this.#reapThread(threadId).catch((error: unknown) => {
-        process.emitWarning(`xpmem-threads: reaping thread ${threadId} failed: ${String(error)}`, 'XpmemReapWarning');
-        return 0;
-      });
-      this.#reaps.add(done);
-      void done.finally(() => this.#reaps.delete(done));
-    });
+    worker.once('exit', () => void this.#track(this.#reapThread(threadId), `thread ${threadId}`));
     return worker;
   }
 
   /** Reaps every live space of thread `threadId`, which has exited; resolves when their segments are removed. */
   async #reapThread(threadId: number): Promise<number> {
     if (Atomics.load(this.#cb.words, H_CLOSED) !== 0) return 0;
-    seize(this.#cb.words, this.#cb.layout, joinerOf(threadId), this.#mm.slot); // died inside its join
+    seize(this.#cb.words, this.#cb.layout, joinerOf(threadId, this.#shared !== undefined), this.#mm.slot); // died inside its join
+    return this.#reapAll(spacesOfThread(this.#cb, threadId));
+  }
+
+  /** Reaps `spaces`, one after another; resolves with the segments removed. */
+  async #reapAll(spaces: DeadSpace[]): Promise<number> {
     let removed = 0;
-    for (const slot of spacesOfThread(this.#cb, threadId))
-      removed += await reap(this.#mm, slot, (error) => {
+    for (const dead of spaces)
+      removed += await reap(this.#mm, dead, (error) => {
         this.#stalled = error;
       });
     return removed;
+  }
+
+  /** Tracks a reap (settled() and close() wait for it); `what` names it in a warning if it fails. */
+  #track(reaping: Promise<number>, what: string): Promise<number> {
+    const done = reaping.catch((error: unknown) => {
+      process.emitWarning(`xpmem-threads: reaping ${what} failed: ${String(error)}`, 'XpmemReapWarning');
+      return 0;
+    });
+    this.#reaps.add(done);
+    void done.finally(() => this.#reaps.delete(done));
+    return done;
+  }
+
+  /**
+   * The shared domain's watcher (every WATCH_MS, on this thread's loop): reaps the spaces of
+   * processes that died or left, each once (several processes may watch one death: reap.ts claims
+   * each space for one reaper), and frees the mutex of a process that died while joining.
+   */
+  #reapDeparted(): void {
+    const { words, layout } = this.#cb;
+    if (this.#mm.state() !== 'live') return;
+    seizeDeadJoiner(words, layout, this.#mm.slot);
+    for (const { pid, spaces } of departed(words, layout)) {
+      if (this.#departing.has(pid)) continue;
+      this.#departing.add(pid);
+      void this.#track(this.#reapAll(spaces), `process ${pid}`).finally(() => this.#departing.delete(pid));
+    }
   }
 
   /**
@@ -240,14 +328,25 @@ export class Domain {
   }
 
   /**
-   * Closes the domain: every later call through it, in any thread, fails with ERR_XPMEM_CLOSED;
-   * sleepers are woken (their waits fail with ERR_XPMEM_CLOSED); what onClose() registered runs
-   * (pools end their tasks); this thread's dispatcher stops once reaps in progress have ended.
+   * Closes the domain: every later call through it, in any thread (of any process, for a shared
+   * domain), fails with ERR_XPMEM_CLOSED; sleepers are woken (their waits fail with
+   * ERR_XPMEM_CLOSED); what onClose() registered runs (pools end their tasks); this thread's
+   * dispatcher stops once reaps in progress have ended. A shared domain's name is free again at
+   * once (its file is unlinked; processes still mapping it keep their memory until they exit).
+   *
+   * In a process that joined with Domain.open(), close() leaves the domain instead, as the
+   * process's exit would: pools end, then every space of this process is marked as having left,
+   * and the other processes reap them (within about 50 ms, their watchers' period). Calls through
+   * this Domain then fail with ERR_XPMEM_CLOSED; this process's workers, with ERR_XPMEM_SPACE_DEAD
+   * once reaped. Let them finish their sections first: a section still running is not waited for.
    */
   async close(): Promise<void> {
+    clearInterval(this.#watcher);
+    if (this.#shared?.creator === false) return this.#leave();
     const { words, layout } = this.#cb;
     if (Atomics.exchange(words, H_CLOSED, 1) !== 0) return;
-    for (let s = 0; s < layout.spaces.capacity; s++) if (Atomics.load(words, slotBase(layout.spaces, s) + SP_STATE) === SPACE_LIVE) ring(words, layout, s);
+    if (this.#shared !== undefined) unlinkName(this.#shared.path);
+    wakeAll(words, layout);
     await Promise.allSettled([...this.#onClose].map(async (end) => end()));
     await this.settled({ deadlineMs: 2 ** 31 - 1 }); // the reaps see the domain closed and end
     forget(this.#cb.id);
@@ -255,9 +354,35 @@ export class Domain {
     else discardAll(this.#cb.swapDir, this.#cb.id);
   }
 
+  /** close() in a process that opened the domain: this process leaves it (see close()). */
+  async #leave(): Promise<void> {
+    if (this.#mm.state() === 'closed') return;
+    await Promise.allSettled([...this.#onClose].map(async (end) => end()));
+    await this.settled({ deadlineMs: 2 ** 31 - 1 });
+    const { words, layout } = this.#cb;
+    if (Atomics.load(words, H_CLOSED) === 0) {
+      this.#cb.transact(this.#mm.slot, (tx) => markLeft(tx, layout, process.pid));
+      wakeAll(words, layout);
+    }
+    forget(this.#cb.id);
+  }
+
   /** close(), for `await using domain = await Domain.create()`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+}
+
+/** Rings every live space of the domain (close: its sleepers re-check and see it closed). Never sleeps. */
+function wakeAll(words: Int32Array, layout: Layout): void {
+  for (let s = 0; s < layout.spaces.capacity; s++) if (Atomics.load(words, slotBase(layout.spaces, s) + SP_STATE) === SPACE_LIVE) ring(words, layout, s);
+}
+
+/** Records that process `pid` left the domain: its live spaces' SP_PID negated (process.ts departed()). Caller holds the mutex via tx. */
+function markLeft(tx: Tx, layout: Layout, pid: number): void {
+  for (let s = 0; s < layout.spaces.capacity; s++) {
+    const base = slotBase(layout.spaces, s);
+    if (tx.get(base + SP_STATE) === SPACE_LIVE && tx.get(base + SP_PID) === pid) tx.set(base + SP_PID, -pid);
   }
 }
 

@@ -24,7 +24,11 @@ export type XpmemErrorCode =
   | 'ERR_XPMEM_CLOSED'
   | 'ERR_XPMEM_ABORTED'
   | 'ERR_XPMEM_VIEW_ESCAPE'
-  | 'ERR_XPMEM_ASYNC_CALLBACK';
+  | 'ERR_XPMEM_ASYNC_CALLBACK'
+  | 'ERR_XPMEM_UNSUPPORTED'
+  | 'ERR_XPMEM_EXISTS'
+  | 'ERR_XPMEM_NO_DOMAIN'
+  | 'ERR_XPMEM_INCOMPATIBLE';
 
 /** Whom an {@link XpmemError} is about, when known: a space (with its thread) and a segment, by their public ids. */
 export interface XpmemErrorAbout {
@@ -32,8 +36,12 @@ export interface XpmemErrorAbout {
   readonly space?: number | undefined;
   /** The worker threadId of that space's thread (0 for the main thread), read when the error was made. */
   readonly threadId?: number | undefined;
+  /** The process of that space (shared domains; this process's pid for threads-only ones). */
+  readonly pid?: number | undefined;
   /** The segment the failed call was about. */
   readonly segId?: number | undefined;
+  /** The underlying error (an fs or system error), when there is one. */
+  readonly cause?: unknown;
 }
 
 /**
@@ -47,15 +55,18 @@ export class XpmemError extends Error {
   readonly space: number | undefined;
   /** The worker threadId of that space's thread (0 for the main thread), when a space is named. */
   readonly threadId: number | undefined;
+  /** The process of that space, when a space is named. */
+  readonly pid: number | undefined;
   /** The segment (id) the failed call was about, when it was about one. */
   readonly segId: number | undefined;
 
   constructor(code: XpmemErrorCode, message: string, about: XpmemErrorAbout = {}) {
-    super(message);
+    super(message, about.cause === undefined ? undefined : { cause: about.cause });
     this.name = 'XpmemError';
     this.code = code;
     this.space = about.space;
     this.threadId = about.threadId;
+    this.pid = about.pid;
     this.segId = about.segId;
   }
 }
@@ -65,9 +76,10 @@ export function xpmemError(code: XpmemErrorCode, message: string, about?: XpmemE
   return new XpmemError(code, message, about);
 }
 
-/** How a message names a blamed space: `space 66 (thread 3)`. */
-export function blamed(about: { readonly space: number; readonly threadId: number }): string {
-  return `space ${about.space} (thread ${about.threadId})`;
+/** How a message names a blamed space: `space 66 (thread 3)`, or `space 66 (thread 0 of process 4242)` in another process. */
+export function blamed(about: { readonly space: number; readonly threadId: number; readonly pid?: number }): string {
+  const of = about.pid === undefined || about.pid === process.pid ? '' : ` of process ${about.pid}`;
+  return `space ${about.space} (thread ${about.threadId}${of})`;
 }
 
 /** Names segment `segId` in `error` if it is an XpmemError that names none yet; returns `error`. */

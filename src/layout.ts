@@ -13,7 +13,7 @@
  */
 
 export const MAGIC = 0x58504d45; // 'XPME'
-export const VERSION = 5;
+export const VERSION = 6;
 
 /** Bytes per arena unit: a cache line. One 32-bit word of units addresses 128 GiB. */
 export const UNIT = 64;
@@ -71,8 +71,11 @@ export const SP_AGED = 9; // [atomic] the SP_AGE value this space last answered
 export const SP_AGER = 10; // [atomic] space slot + 1 of the clock that asked last: rung when answered
 export const SP_PARKED = 11; // [atomic] blocking waits asleep now, | an async wait armed and no sign of life since, | spinning for its acks (spin.ts)
 export const SP_RECORD_WAIT = 12; // [atomic] operations of this space waiting for a free invalidation record (record.ts)
-export const SP_HELD = 13; // [atomic] MAX_DEPTH words: segment slot + 1 per held section, | HELD_*
-export const SP_FIXED = 13;
+export const SP_PID = 13; // [tx] the process of its thread (-pid once that process left the domain: close())
+export const SP_PSTART = 14; // [tx] that process's start time (clock ticks since boot, mod 2^31): a reused pid is not it
+export const SP_REAPER = 15; // [atomic] space slot + 1 of the space reaping it (the one reap of a dead space), 0 = none
+export const SP_HELD = 16; // [atomic] MAX_DEPTH words: segment slot + 1 per held section, | HELD_*
+export const SP_FIXED = 16;
 
 /**
  * SP_HELD word flags. A section entry that must wait out a window parks in its own held word
@@ -299,17 +302,20 @@ export function spaceIdAt(words: Int32Array, layout: Layout, slot: number): numb
   return idOf(layout.spaces, slot, Atomics.load(words, slotBase(layout.spaces, slot) + SP_GEN));
 }
 
-/** Whom an error blames: a space by its public id, and its thread. */
+/** Whom an error blames: a space by its public id, its thread and its process. */
 export interface Blame {
   /** The space's public id, as its Space.id reads. */
   readonly space: number;
   /** The worker threadId of the space's thread (0 for the main thread). */
   readonly threadId: number;
+  /** The pid of the space's process. */
+  readonly pid: number;
 }
 
-/** The space in slot `slot` as an error blames it: its public id and its thread, as they read now. Any thread. */
+/** The space in slot `slot` as an error blames it: its public id, its thread and process, as they read now. Any thread. */
 export function blame(words: Int32Array, layout: Layout, slot: number): Blame {
-  return { space: spaceIdAt(words, layout, slot), threadId: Atomics.load(words, slotBase(layout.spaces, slot) + SP_THREAD) };
+  const base = slotBase(layout.spaces, slot);
+  return { space: spaceIdAt(words, layout, slot), threadId: Atomics.load(words, base + SP_THREAD), pid: Math.abs(Atomics.load(words, base + SP_PID)) };
 }
 
 /** Slot named by a public id (its generation must still be checked). */

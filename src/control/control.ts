@@ -47,6 +47,7 @@ import {
   type Table,
 } from '../layout.js';
 import { Tx, transact } from '../sync/mutex.js';
+import { acrossProcesses } from '../sync/futex.js';
 
 /** What a thread needs to join a domain; structured-cloneable. */
 export interface DomainHandle {
@@ -58,6 +59,15 @@ export interface DomainHandle {
   readonly deadlineMs: number;
   /** Directory of the domain's swap files. */
   readonly swapDir: string;
+  /** The name of a shared domain (its buffers map a file other processes map too); absent for a threads-only one. */
+  readonly shared?: string;
+}
+
+/** Buffers a shared domain's file provides (control/shm.ts), in place of fresh ones. */
+export interface SharedBuffers {
+  readonly control: SharedArrayBuffer;
+  readonly arena: SharedArrayBuffer;
+  readonly shared: string;
 }
 
 /** What format() writes besides the capacities. */
@@ -84,6 +94,8 @@ export class ControlBlock {
   readonly allocator: ArenaAllocator;
   readonly deadlineMs: number;
   readonly swapDir: string;
+  /** The shared domain's name, or undefined (threads only). */
+  readonly shared: string | undefined;
   readonly spaceList: FreeList;
   readonly segmentList: FreeList;
   readonly grantList: FreeList;
@@ -100,6 +112,8 @@ export class ControlBlock {
     this.arena = handle.arena;
     this.deadlineMs = handle.deadlineMs;
     this.swapDir = handle.swapDir;
+    this.shared = handle.shared;
+    if (handle.shared !== undefined) acrossProcesses(handle.control);
     this.layout = layoutFor(capacitiesOf(this.words));
     this.allocator = new ArenaAllocator(this.layout);
     this.#tx = new Tx(this.words);
@@ -112,12 +126,15 @@ export class ControlBlock {
     this.invalidationList = { table: l.invalidations, head: H_INV_FREE, next: IV_NEXT };
   }
 
-  /** Writes a fresh control block and arena; called once, by Domain.create. */
-  static format(caps: Capacities, opts: FormatOptions): ControlBlock {
+  /**
+   * Writes a fresh control block and arena, in new buffers or in a shared domain's (`memory`,
+   * zero-filled, its arena mapped at maxArenaBytes); called once, by Domain.create.
+   */
+  static format(caps: Capacities, opts: FormatOptions, memory?: SharedBuffers): ControlBlock {
     const { arenaBytes, maxArenaBytes, deadlineMs, swapDir } = opts;
     const layout = layoutFor(caps);
-    const control = new SharedArrayBuffer(layout.words * 4);
-    const arena = new SharedArrayBuffer(arenaBytes, { maxByteLength: maxArenaBytes });
+    const control = memory?.control ?? new SharedArrayBuffer(layout.words * 4);
+    const arena = memory?.arena ?? new SharedArrayBuffer(arenaBytes, { maxByteLength: maxArenaBytes });
     const w = new Int32Array(control);
     w[H_MAGIC] = MAGIC;
     w[H_VERSION] = VERSION;
@@ -132,7 +149,7 @@ export class ControlBlock {
     w[H_MAX_ARENA_UNITS] = Math.floor(maxArenaBytes / UNIT);
     w[H_LIMIT_UNITS] = Math.floor(opts.memoryLimit / UNIT);
     w[H_ID] = (Math.random() * 0x7fffffff) | 0;
-    const cb = new ControlBlock({ control, arena, deadlineMs, swapDir });
+    const cb = new ControlBlock({ control, arena, deadlineMs, swapDir, ...(memory && { shared: memory.shared }) });
     for (const list of cb.lists()) chain(w, list);
     const raw = {
       get: (i: number) => w[i]!,
@@ -153,7 +170,8 @@ export class ControlBlock {
   }
 
   get handle(): DomainHandle {
-    return { control: this.words.buffer as SharedArrayBuffer, arena: this.arena, deadlineMs: this.deadlineMs, swapDir: this.swapDir };
+    const handle = { control: this.words.buffer as SharedArrayBuffer, arena: this.arena, deadlineMs: this.deadlineMs, swapDir: this.swapDir };
+    return this.shared === undefined ? handle : { ...handle, shared: this.shared };
   }
 
   /** Domain identity, the same in every thread. */

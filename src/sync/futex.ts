@@ -5,13 +5,16 @@
  *
  * The one place the library sleeps. Wraps Atomics.wait / Atomics.waitAsync / Atomics.notify
  * with absolute deadlines and AbortSignal support, and defines the options (WaitOptions) every
- * call that may wait for another space takes.
+ * call that may wait for another space takes. A buffer shared with other processes (a shared
+ * domain's, after acrossProcesses()) sleeps and wakes through the futex system call instead
+ * (sync/native.ts): V8 keeps one wait list per process, and its notify never reaches another.
  *
  * Contract: a sleeper passes the value it last saw; it returns as soon as the word differs,
  * a notify arrives, the deadline passes, or (async only) the signal aborts. Callers always
  * re-check their condition after a return: wakeups may be spurious.
  */
 import { checkIndex, checkOptions, invalidArgType, xpmemError } from '../errors.js';
+import { native, type Native } from './native.js';
 
 /** Options of every call that may wait for another space. */
 export interface WaitOptions {
@@ -52,6 +55,34 @@ export function deadlineIn(ms: number): number {
   return ms === Infinity ? Infinity : performance.now() + ms;
 }
 
+/** Buffers this thread shares with other processes; undefined until the first (the common case costs one check). */
+let shared: WeakSet<ArrayBufferLike> | undefined;
+
+/** Results of the addon's waits, by number. */
+const REASONS: readonly WakeReason[] = ['ok', 'not-equal', 'timed-out', 'aborted'];
+
+/**
+ * From now on, this thread's waits and wakes on `buffer` go through the futex system call, so
+ * they reach other processes that mapped the same memory. Every thread of every process that
+ * uses the buffer calls this before its first wait on it (ControlBlock does). Throws
+ * ERR_XPMEM_UNSUPPORTED where the addon cannot load.
+ */
+export function acrossProcesses(buffer: SharedArrayBuffer): void {
+  native();
+  shared ??= new WeakSet();
+  shared.add(buffer);
+}
+
+/** The addon when `word`'s buffer is shared with other processes, else undefined. */
+function sys(word: Int32Array): Native | undefined {
+  return shared?.has(word.buffer) === true ? native() : undefined;
+}
+
+/** Milliseconds for the addon: whole, rounded up; -1 for none. */
+function wholeMs(ms: number): number {
+  return ms === Infinity ? -1 : Math.ceil(ms);
+}
+
 /**
  * Blocks the calling thread while `word[index] === expected`.
  * May sleep (synchronously): must not be called while holding the domain mutex.
@@ -59,6 +90,8 @@ export function deadlineIn(ms: number): number {
 export function wait(word: Int32Array, index: number, expected: number, deadline: number): WakeReason {
   const ms = remaining(deadline);
   if (ms === 0) return Atomics.load(word, index) === expected ? 'timed-out' : 'not-equal';
+  const addon = sys(word);
+  if (addon !== undefined) return REASONS[addon.wait(word.buffer as SharedArrayBuffer, word.byteOffset / 4 + index, expected, wholeMs(ms))]!;
   return Atomics.wait(word, index, expected, ms === Infinity ? undefined : ms);
 }
 
@@ -72,6 +105,8 @@ export async function waitAsync(word: Int32Array, index: number, expected: numbe
   if (signal?.aborted) return 'aborted';
   const ms = remaining(deadline);
   if (ms === 0) return Atomics.load(word, index) === expected ? 'timed-out' : 'not-equal';
+  const addon = sys(word);
+  if (addon !== undefined) return waitNative(addon, word, index, expected, ms, signal);
   const result = Atomics.waitAsync(word, index, expected);
   if (!result.async) return result.value;
   let why: WakeReason | undefined;
@@ -91,9 +126,34 @@ export async function waitAsync(word: Int32Array, index: number, expected: numbe
   }
 }
 
-/** Wakes every sleeper (sync and async) on `word[index]`. Never sleeps; callable from any thread. */
+/**
+ * waitAsync() of a word shared with other processes: a waiter thread of the addon sleeps in the
+ * futex. The deadline is a timer of this thread's loop, as for Atomics.waitAsync (it keeps the
+ * loop alive while the wait is bounded); it and the signal cancel the native wait.
+ */
+function waitNative(addon: Native, word: Int32Array, index: number, expected: number, ms: number, signal: AbortSignal | undefined): Promise<WakeReason> {
+  return new Promise((resolve) => {
+    let why: WakeReason | undefined;
+    const id = addon.waitAsync(word.buffer as SharedArrayBuffer, word.byteOffset / 4 + index, expected, -1, (result) => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      resolve(why ?? REASONS[result]!);
+    });
+    const end = (reason: WakeReason) => (): void => {
+      why = reason;
+      addon.cancel(id);
+    };
+    const timer = ms === Infinity ? undefined : setTimeout(end('timed-out'), ms);
+    const onAbort = end('aborted');
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Wakes every sleeper (sync and async) on `word[index]`, in every process sharing it. Never sleeps; callable from any thread. */
 export function notify(word: Int32Array, index: number): void {
-  Atomics.notify(word, index);
+  const addon = sys(word);
+  if (addon === undefined) Atomics.notify(word, index);
+  else addon.wake(word.buffer as SharedArrayBuffer, word.byteOffset / 4 + index);
 }
 
 /**

@@ -14,7 +14,7 @@
  */
 import { H_JOURNAL_LEN, H_MUTEX, H_MUTEX_WAITERS, blame, type Layout } from '../layout.js';
 import { blamed, xpmemError } from '../errors.js';
-import { deadlineIn, remaining } from './futex.js';
+import { deadlineIn, notify, remaining, wait } from './futex.js';
 import { pause } from './pause.js';
 
 const SPIN = 64;
@@ -180,7 +180,7 @@ function lock(cb: Int32Array, layout: Layout, self: number, deadlineMs: number):
     if (ms === 0) throw heldTooLong(cb, layout, holder);
     sleeping(cb, 1);
     try {
-      Atomics.wait(cb, H_MUTEX, holder, Math.min(ms, 50));
+      wait(cb, H_MUTEX, holder, deadlineIn(Math.min(ms, 50)));
     } finally {
       sleeping(cb, -1);
     }
@@ -189,7 +189,7 @@ function lock(cb: Int32Array, layout: Layout, self: number, deadlineMs: number):
 
 /** ERR_XPMEM_TIMEOUT naming the mutex's holder (mutex word `holder`) by its public space id and its thread. */
 function heldTooLong(cb: Int32Array, layout: Layout, holder: number): Error {
-  if (holder < 0) return xpmemError('ERR_XPMEM_TIMEOUT', `the domain mutex is held by thread ${-holder - 2}, which is joining the domain, past the deadline`);
+  if (holder < 0) return xpmemError('ERR_XPMEM_TIMEOUT', 'the domain mutex is held by a thread joining the domain, past the deadline');
   const about = blame(cb, layout, holder - 1);
   return xpmemError('ERR_XPMEM_TIMEOUT', `the domain mutex is held by ${blamed(about)} past the deadline`, about);
 }
@@ -209,7 +209,7 @@ export function sleeping(cb: Int32Array, delta: 1 | -1): void {
 /** Releases the mutex. Never sleeps; wakes mutex sleepers. */
 export function unlock(cb: Int32Array): void {
   Atomics.store(cb, H_MUTEX, 0);
-  if (Atomics.load(cb, H_MUTEX_WAITERS) > 0) Atomics.notify(cb, H_MUTEX);
+  if (Atomics.load(cb, H_MUTEX_WAITERS) > 0) notify(cb, H_MUTEX);
 }
 
 /**

@@ -9,7 +9,8 @@
 import { threadId } from 'node:worker_threads';
 import { invalidArgType, xpmemError } from '../errors.js';
 import { ControlBlock, allocSlot, type DomainHandle } from '../control/control.js';
-import { SP_AGE, SP_AGED, SP_AGER, SP_EVENTS, SP_PARKED, SP_GEN, SP_HELD, SP_NOTIFIERS, SP_RECORD_WAIT, SP_THREAD, SP_WAIT_ANY, H_CLOSED, H_SPACE_TOP, slotBase } from '../layout.js';
+import { SP_AGE, SP_AGED, SP_AGER, SP_EVENTS, SP_PARKED, SP_GEN, SP_HELD, SP_NOTIFIERS, SP_PID, SP_PSTART, SP_REAPER, SP_RECORD_WAIT, SP_THREAD, SP_WAIT_ANY, H_CLOSED, H_SPACE_TOP, slotBase } from '../layout.js';
+import { joinerOf, thisProcess } from './process.js';
 import { Mm } from '../mm.js';
 import { Space } from '../segment/space.js';
 
@@ -23,11 +24,6 @@ function isHandle(h: unknown): h is DomainHandle {
     (h as DomainHandle).arena instanceof SharedArrayBuffer &&
     typeof (h as DomainHandle).swapDir === 'string'
   );
-}
-
-/** The mutex identity of thread `threadId` before it has a space (its join transaction). */
-export function joinerOf(threadId: number): number {
-  return -(threadId + 2);
 }
 
 /** Joins this thread to the domain behind `handle`; returns its Space (the same one on every call). */
@@ -50,17 +46,20 @@ export function joinMm(handle: DomainHandle): { mm: Mm; space: Space } {
     }
   }
   const { layout } = cb;
-  const { slot, gen } = cb.transact(joinerOf(threadId), (tx) => {
+  const { pid, start } = thisProcess();
+  const { slot, gen } = cb.transact(joinerOf(threadId, cb.shared !== undefined), (tx) => {
     const s = allocSlot(tx, cb.spaceList);
     if (s < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `space table full (${layout.spaces.capacity} threads); raise capacity.spaces`);
     const base = slotBase(layout.spaces, s);
     if (s >= tx.get(H_SPACE_TOP)) tx.set(H_SPACE_TOP, s + 1);
     tx.set(base + SP_THREAD, threadId);
+    tx.set(base + SP_PID, pid);
+    tx.set(base + SP_PSTART, start);
     tx.set(base + SP_NOTIFIERS, 0);
     return { slot: s, gen: tx.get(base + SP_GEN) };
   });
   const base = slotBase(layout.spaces, slot);
-  for (const f of [SP_EVENTS, SP_WAIT_ANY, SP_AGE, SP_AGED, SP_AGER, SP_PARKED, SP_RECORD_WAIT]) Atomics.store(cb.words, base + f, 0);
+  for (const f of [SP_EVENTS, SP_WAIT_ANY, SP_AGE, SP_AGED, SP_AGER, SP_PARKED, SP_RECORD_WAIT, SP_REAPER]) Atomics.store(cb.words, base + f, 0);
   for (let d = 0; d < layout.caps.depth; d++) Atomics.store(cb.words, base + SP_HELD + d, 0);
   const mm = new Mm(cb, slot, gen);
   const entry = { mm, space: new Space(mm) };

@@ -35,6 +35,8 @@ import {
   SEG_STATE,
   SP_HELD,
   SP_NOTIFIERS,
+  SP_PID,
+  SP_REAPER,
   SP_STATE,
   SP_GEN,
   SP_THREAD,
@@ -58,26 +60,47 @@ import { unlinkAttachment, unlinkGrant } from '../control/lists.js';
 import type { Mm } from '../mm.js';
 import type { XpmemError } from '../errors.js';
 
-/** Live space slots whose thread is `threadId`. Any thread. */
-export function spacesOfThread(cb: ControlBlock, threadId: number): number[] {
+/** A space to reap: its slot and the generation it had when it was found dead. */
+export interface DeadSpace {
+  readonly slot: number;
+  readonly gen: number;
+}
+
+/** Live spaces of this process whose thread is `threadId`. Any thread. */
+export function spacesOfThread(cb: ControlBlock, threadId: number): DeadSpace[] {
   const { words, layout } = cb;
-  const found: number[] = [];
+  const found: DeadSpace[] = [];
   for (let s = 0; s < layout.spaces.capacity; s++) {
     const base = slotBase(layout.spaces, s);
-    if (Atomics.load(words, base + SP_STATE) === SPACE_LIVE && Atomics.load(words, base + SP_THREAD) === threadId) found.push(s);
+    if (Atomics.load(words, base + SP_STATE) === SPACE_LIVE && Atomics.load(words, base + SP_THREAD) === threadId && Atomics.load(words, base + SP_PID) === process.pid)
+      found.push({ slot: s, gen: Atomics.load(words, base + SP_GEN) });
   }
   return found;
 }
 
 /**
- * Reaps space `dead` from the watcher `me`. May sleep (async) while live attachers answer the
- * release invalidations; `stalled` hears each ERR_XPMEM_TIMEOUT a release retries after.
- * Returns how many segments were removed.
+ * Claims the reap of `dead` for `me`: true for exactly one claimant while the slot still holds
+ * the generation found dead (several processes may see one death). A claimed slot is freed only
+ * by its reap, so its generation cannot move under the claimant. Any thread; never sleeps.
  */
-export async function reap(me: Mm, dead: number, stalled: (error: XpmemError) => void): Promise<number> {
+function claim(words: Int32Array, base: number, dead: DeadSpace, me: number): boolean {
+  if (Atomics.compareExchange(words, base + SP_REAPER, 0, me + 1) !== 0) return false;
+  if (Atomics.load(words, base + SP_GEN) === dead.gen && Atomics.load(words, base + SP_STATE) === SPACE_LIVE) return true;
+  Atomics.store(words, base + SP_REAPER, 0); // reaped already, and the slot reused
+  return false;
+}
+
+/**
+ * Reaps space `dead` from the watcher `me`, unless another reaper claimed it. May sleep (async)
+ * while live attachers answer the release invalidations; `stalled` hears each ERR_XPMEM_TIMEOUT
+ * a release retries after. Returns how many segments were removed.
+ */
+export async function reap(me: Mm, deadSpace: DeadSpace, stalled: (error: XpmemError) => void): Promise<number> {
   const { cb } = me;
   const { words, layout } = cb;
-  const { space, threadId } = blame(words, layout, dead);
+  const dead = deadSpace.slot;
+  if (!claim(words, slotBase(layout.spaces, dead), deadSpace, me.slot)) return 0;
+  const { space, threadId, pid } = blame(words, layout, dead);
   seize(words, layout, dead, me.slot);
   // Waits for the mutex without blocking: another dead holder is seized by its own reap, on this thread.
   const transact: Transact = (fn) => {
@@ -97,7 +120,7 @@ export async function reap(me: Mm, dead: number, stalled: (error: XpmemError) =>
   const owned = await transact((tx) => dropUsers(cb, tx, dead));
   for (const ref of owned) await release(me, ref, stalled);
   await transact((tx) => freeSlot(tx, cb.spaceList, dead));
-  if (reapChannel.hasSubscribers) reapChannel.publish({ space, threadId, segments: owned.length } satisfies ReapMessage);
+  if (reapChannel.hasSubscribers) reapChannel.publish({ space, threadId, pid, segments: owned.length } satisfies ReapMessage);
   return owned.length;
 }
 

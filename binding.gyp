@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "xpmem",
+      "sources": ["native/xpmem.cc"],
+      "cflags_cc": ["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-cast-function-type"]
+    }
+  ]
+}

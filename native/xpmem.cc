@@ -1,0 +1,357 @@
+// The native part of shared domains (src/sync/native.ts loads it): a SharedArrayBuffer over a
+// mapping of a shared memory file, and futex waits and wakes that reach other processes.
+//
+// V8's Atomics.wait/notify keep one wait list per process, so a domain spread over processes
+// sleeps and wakes through the futex system call instead: without FUTEX_PRIVATE_FLAG, the kernel
+// keys a futex on a MAP_SHARED mapping by its file and offset, the same in every process.
+//
+// Exports (every index is an Int32 word index into the buffer):
+//   map(fd, offset, length)                  -> SharedArrayBuffer over mmap(MAP_SHARED) of fd
+//   wait(sab, index, expected, ms)           -> 0 woken, 1 not equal, 2 timed out (ms < 0: none)
+//   wake(sab, index)                         -> how many sleepers were woken (all of them)
+//   waitAsync(sab, index, expected, ms, fn)  -> id; fn(result) later on this thread's loop
+//   cancel(id)                               -> the async wait ends soon with result 3 (cancelled)
+//   lock(fd)                                 -> flock(fd, LOCK_EX): blocks while another process
+//                                               holds it; released by closing fd (or by death)
+//
+// An async wait sleeps in a waiter thread of a per-process pool (it grows to the number of async
+// waits in flight; idle threads are reused), never in libuv's shared pool, and its result comes
+// back through a uv_async handle of the thread that asked (unreferenced: a pending wait does not
+// keep the event loop alive, as with Atomics.waitAsync). A waiter sleeps in slices of at most
+// SLICE_MS and checks its cancel flag between them: cancel() sets the flag and wakes the word, and
+// the slice bounds the one race (a wake that lands just before the waiter sleeps again). When a
+// thread's environment is torn down (a worker exits), its waits are cancelled and dropped.
+#include <errno.h>
+#include <linux/futex.h>
+#include <node.h>
+#include <stdint.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+#include <v8.h>
+
+#include <atomic>
+#include <climits>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+namespace {
+
+using v8::BackingStore;
+using v8::Context;
+using v8::Function;
+using v8::FunctionCallbackInfo;
+using v8::Global;
+using v8::HandleScope;
+using v8::Integer;
+using v8::Isolate;
+using v8::Local;
+using v8::Number;
+using v8::Object;
+using v8::SharedArrayBuffer;
+using v8::Value;
+
+constexpr int kWoken = 0;
+constexpr int kNotEqual = 1;
+constexpr int kTimedOut = 2;
+constexpr int kCancelled = 3;
+constexpr int64_t kSliceMs = 250;
+
+// FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a wait interrupted by a
+// signal resumes with the same deadline.
+timespec MonotonicIn(int64_t ms) {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  int64_t ns = now.tv_nsec + (ms % 1000) * 1000000;
+  timespec at;
+  at.tv_sec = now.tv_sec + ms / 1000 + ns / 1000000000;
+  at.tv_nsec = ns % 1000000000;
+  return at;
+}
+
+bool Passed(const timespec& at) {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return now.tv_sec > at.tv_sec || (now.tv_sec == at.tv_sec && now.tv_nsec >= at.tv_nsec);
+}
+
+// Sleeps while *addr == expected until `at` (nullptr: no deadline). Never private: the wait is
+// keyed by the mapped file, so a wake from any process reaches it.
+int FutexWait(int32_t* addr, int32_t expected, const timespec* at) {
+  for (;;) {
+    long rc = syscall(SYS_futex, addr, FUTEX_WAIT_BITSET, expected, at, nullptr, FUTEX_BITSET_MATCH_ANY);
+    if (rc == 0) return kWoken;
+    if (errno == EAGAIN) return kNotEqual;
+    if (errno == ETIMEDOUT) return kTimedOut;
+    if (errno != EINTR) return kWoken;  // EFAULT/EINVAL cannot happen on a checked address: wake, callers re-check
+  }
+}
+
+int FutexWake(int32_t* addr) {
+  return static_cast<int>(syscall(SYS_futex, addr, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0));
+}
+
+void Throw(Isolate* isolate, const char* message) {
+  isolate->ThrowException(v8::Exception::TypeError(v8::String::NewFromUtf8(isolate, message).ToLocalChecked()));
+}
+
+// The word `index` of the SharedArrayBuffer `buffer`, and the store that keeps its memory mapped.
+bool WordAt(Isolate* isolate, Local<Value> buffer, Local<Value> index, int32_t** addr, std::shared_ptr<BackingStore>* store) {
+  if (!buffer->IsSharedArrayBuffer() || !index->IsUint32()) {
+    Throw(isolate, "expected (SharedArrayBuffer, word index)");
+    return false;
+  }
+  std::shared_ptr<BackingStore> s = buffer.As<SharedArrayBuffer>()->GetBackingStore();
+  uint32_t i = index.As<v8::Uint32>()->Value();
+  if ((static_cast<size_t>(i) + 1) * 4 > s->ByteLength()) {
+    Throw(isolate, "word index out of range");
+    return false;
+  }
+  *addr = static_cast<int32_t*>(s->Data()) + i;
+  if (store != nullptr) *store = std::move(s);
+  return true;
+}
+
+int64_t MsOf(Local<Value> v) {
+  double ms = v->IsNumber() ? v.As<Number>()->Value() : -1;
+  return ms < 0 || ms > 1e12 ? -1 : static_cast<int64_t>(ms);
+}
+
+// ---- async waits ----------------------------------------------------------------------------
+
+struct Env;
+
+struct Request {
+  std::shared_ptr<BackingStore> store;
+  int32_t* addr = nullptr;
+  int32_t expected = 0;
+  int64_t ms = -1;
+  uint32_t id = 0;
+  std::shared_ptr<std::atomic<bool>> cancelled;
+  std::shared_ptr<Env> env;
+};
+
+// One JavaScript thread's end of the async waits: results queue here and its loop runs them.
+struct Env {
+  uv_async_t async;
+  Isolate* isolate = nullptr;
+  Global<Context> context;
+  std::mutex mu;                                    // guards done, pending and closed
+  std::deque<std::pair<uint32_t, int>> done;        // (id, result) for the loop to deliver
+  std::unordered_map<uint32_t, Request*> pending;   // waits in flight (their cancel flags)
+  bool closed = false;
+  std::unordered_map<uint32_t, Global<Function>> callbacks;  // the JavaScript thread only
+  uint32_t next = 0;
+};
+
+struct Pool {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::unique_ptr<Request>> queue;
+  int idle = 0;
+};
+
+// Leaked on purpose: waiter threads may outlive static destruction at process exit.
+Pool* const pool = new Pool();
+
+void Cancel(Request* r) {
+  r->cancelled->store(true);
+  FutexWake(r->addr);
+}
+
+void RunWait(Request& r) {
+  timespec deadline = MonotonicIn(r.ms < 0 ? 0 : r.ms);
+  int result = kTimedOut;
+  for (;;) {
+    if (r.cancelled->load()) {
+      result = kCancelled;
+      break;
+    }
+    int64_t slice = kSliceMs;
+    timespec at = MonotonicIn(slice);
+    bool last = false;
+    if (r.ms >= 0 && (at.tv_sec > deadline.tv_sec || (at.tv_sec == deadline.tv_sec && at.tv_nsec >= deadline.tv_nsec))) {
+      at = deadline;
+      last = true;
+    }
+    int rc = FutexWait(r.addr, r.expected, &at);
+    if (rc != kTimedOut) {
+      result = r.cancelled->load() ? kCancelled : rc;
+      break;
+    }
+    if (last || (r.ms >= 0 && Passed(deadline))) break;
+  }
+  std::shared_ptr<Env> env = std::move(r.env);
+  std::lock_guard<std::mutex> lock(env->mu);
+  env->pending.erase(r.id);
+  if (env->closed) return;
+  env->done.emplace_back(r.id, result);
+  uv_async_send(&env->async);
+}
+
+void Waiter() {
+  for (;;) {
+    std::unique_ptr<Request> r;
+    {
+      std::unique_lock<std::mutex> lock(pool->mu);
+      pool->idle++;
+      pool->cv.wait(lock, [] { return !pool->queue.empty(); });
+      pool->idle--;
+      r = std::move(pool->queue.front());
+      pool->queue.pop_front();
+    }
+    RunWait(*r);
+  }
+}
+
+void Submit(std::unique_ptr<Request> r) {
+  std::lock_guard<std::mutex> lock(pool->mu);
+  pool->queue.push_back(std::move(r));
+  if (pool->idle < static_cast<int>(pool->queue.size())) std::thread(Waiter).detach();
+  pool->cv.notify_one();
+}
+
+void Deliver(uv_async_t* handle) {
+  Env* env = static_cast<std::shared_ptr<Env>*>(handle->data)->get();
+  std::deque<std::pair<uint32_t, int>> done;
+  {
+    std::lock_guard<std::mutex> lock(env->mu);
+    done.swap(env->done);
+  }
+  Isolate* isolate = env->isolate;
+  HandleScope scope(isolate);
+  Local<Context> context = env->context.Get(isolate);
+  Context::Scope in(context);
+  for (auto& [id, result] : done) {
+    auto it = env->callbacks.find(id);
+    if (it == env->callbacks.end()) continue;
+    Local<Function> fn = it->second.Get(isolate);
+    env->callbacks.erase(it);
+    Local<Value> argv[] = {Integer::New(isolate, result)};
+    // MakeCallback runs the microtasks the callback queued (the promise it resolves).
+    (void)node::MakeCallback(isolate, context->Global(), fn, 1, argv, {0, 0});
+  }
+}
+
+void Teardown(void* arg) {
+  auto* holder = static_cast<std::shared_ptr<Env>*>(arg);
+  Env* env = holder->get();
+  {
+    std::lock_guard<std::mutex> lock(env->mu);
+    env->closed = true;
+    for (auto& [id, r] : env->pending) Cancel(r);
+  }
+  env->callbacks.clear();
+  env->context.Reset();
+  uv_close(reinterpret_cast<uv_handle_t*>(&env->async), [](uv_handle_t* h) { delete static_cast<std::shared_ptr<Env>*>(h->data); });
+}
+
+// ---- exports ----------------------------------------------------------------------------------
+
+void Map(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  if (!args[0]->IsInt32() || !args[1]->IsNumber() || !args[2]->IsNumber()) return Throw(isolate, "expected (fd, offset, length)");
+  int fd = args[0].As<v8::Int32>()->Value();
+  double offset = args[1].As<Number>()->Value();
+  double length = args[2].As<Number>()->Value();
+  if (offset < 0 || length <= 0 || offset + length > 9007199254740991.0) return Throw(isolate, "bad offset or length");
+  void* p = mmap(nullptr, static_cast<size_t>(length), PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(offset));
+  if (p == MAP_FAILED) {
+    isolate->ThrowException(node::ErrnoException(isolate, errno, "mmap"));
+    return;
+  }
+  std::unique_ptr<BackingStore> store = SharedArrayBuffer::NewBackingStore(
+      p, static_cast<size_t>(length), [](void* data, size_t len, void*) { munmap(data, len); }, nullptr);
+  args.GetReturnValue().Set(SharedArrayBuffer::New(isolate, std::move(store)));
+}
+
+void Wait(const FunctionCallbackInfo<Value>& args) {
+  int32_t* addr;
+  if (!WordAt(args.GetIsolate(), args[0], args[1], &addr, nullptr)) return;
+  int32_t expected = args[2]->Int32Value(args.GetIsolate()->GetCurrentContext()).FromMaybe(0);
+  int64_t ms = MsOf(args[3]);
+  timespec at = MonotonicIn(ms < 0 ? 0 : ms);
+  args.GetReturnValue().Set(FutexWait(addr, expected, ms < 0 ? nullptr : &at));
+}
+
+void Wake(const FunctionCallbackInfo<Value>& args) {
+  int32_t* addr;
+  if (!WordAt(args.GetIsolate(), args[0], args[1], &addr, nullptr)) return;
+  args.GetReturnValue().Set(FutexWake(addr));
+}
+
+void WaitAsync(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  auto r = std::make_unique<Request>();
+  if (!WordAt(isolate, args[0], args[1], &r->addr, &r->store)) return;
+  if (!args[4]->IsFunction()) return Throw(isolate, "expected a callback");
+  r->expected = args[2]->Int32Value(isolate->GetCurrentContext()).FromMaybe(0);
+  r->ms = MsOf(args[3]);
+  r->cancelled = std::make_shared<std::atomic<bool>>(false);
+  auto* holder = static_cast<std::shared_ptr<Env>*>(args.Data().As<v8::External>()->Value());
+  std::shared_ptr<Env> env = *holder;
+  r->env = env;
+  uint32_t id = ++env->next;
+  r->id = id;
+  env->callbacks.emplace(id, Global<Function>(isolate, args[4].As<Function>()));
+  {
+    std::lock_guard<std::mutex> lock(env->mu);
+    env->pending.emplace(id, r.get());
+  }
+  Submit(std::move(r));
+  args.GetReturnValue().Set(id);
+}
+
+void CancelWait(const FunctionCallbackInfo<Value>& args) {
+  auto* holder = static_cast<std::shared_ptr<Env>*>(args.Data().As<v8::External>()->Value());
+  Env* env = holder->get();
+  uint32_t id = args[0]->Uint32Value(args.GetIsolate()->GetCurrentContext()).FromMaybe(0);
+  std::lock_guard<std::mutex> lock(env->mu);
+  auto it = env->pending.find(id);
+  if (it != env->pending.end()) Cancel(it->second);
+}
+
+void Lock(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  if (!args[0]->IsInt32()) return Throw(isolate, "expected (fd)");
+  int fd = args[0].As<v8::Int32>()->Value();
+  while (flock(fd, LOCK_EX) != 0) {
+    if (errno == EINTR) continue;
+    isolate->ThrowException(node::ErrnoException(isolate, errno, "flock"));
+    return;
+  }
+}
+
+}  // namespace
+
+// Context-aware: every worker thread that loads the addon gets its own Env.
+NODE_MODULE_INIT() {
+  Isolate* isolate = context->GetIsolate();
+  auto* holder = new std::shared_ptr<Env>(std::make_shared<Env>());
+  Env* env = holder->get();
+  env->isolate = isolate;
+  env->context.Reset(isolate, context);
+  env->async.data = holder;
+  uv_async_init(node::GetCurrentEventLoop(isolate), &env->async, Deliver);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&env->async));
+  node::AddEnvironmentCleanupHook(isolate, Teardown, holder);
+  Local<v8::External> data = v8::External::New(isolate, holder);
+  auto set = [&](const char* name, v8::FunctionCallback fn) {
+    Local<Function> f = v8::FunctionTemplate::New(isolate, fn, data)->GetFunction(context).ToLocalChecked();
+    exports->Set(context, v8::String::NewFromUtf8(isolate, name).ToLocalChecked(), f).Check();
+  };
+  set("map", Map);
+  set("wait", Wait);
+  set("wake", Wake);
+  set("waitAsync", WaitAsync);
+  set("cancel", CancelWait);
+  set("lock", Lock);
+}

@@ -1,0 +1,71 @@
+/**
+ * The native addon (native/xpmem.cc) that shared domains stand on: SharedArrayBuffers over a
+ * mapping of a shared memory file, and futex waits and wakes that reach other processes. Loaded
+ * on first use through node-gyp-build (a prebuild for this Node line, else a local build); a
+ * process that cannot load it still runs every threads-only domain, and only a shared domain
+ * fails, with ERR_XPMEM_UNSUPPORTED saying why. Per thread (each worker loads its own instance).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { xpmemError } from '../errors.js';
+
+/** The addon's exports (see native/xpmem.cc for each one's contract). */
+export interface Native {
+  /** A SharedArrayBuffer over mmap(MAP_SHARED) of `fd` from `offset`, `length` bytes; unmapped when collected. */
+  map(fd: number, offset: number, length: number): SharedArrayBuffer;
+  /** Sleeps while word `index` holds `expected`: 0 woken, 1 not equal, 2 timed out (`ms` < 0: no deadline). */
+  wait(buffer: SharedArrayBuffer, index: number, expected: number, ms: number): number;
+  /** Wakes every sleeper on word `index`, in any process; returns how many. */
+  wake(buffer: SharedArrayBuffer, index: number): number;
+  /** wait() in a waiter thread; `done` runs later on this thread's loop (3: cancelled). Returns an id for cancel(). */
+  waitAsync(buffer: SharedArrayBuffer, index: number, expected: number, ms: number, done: (result: number) => void): number;
+  /** Ends async wait `id` soon with result 3. */
+  cancel(id: number): void;
+  /** flock(fd, LOCK_EX): blocks while another process holds the lock; closing fd releases it. */
+  lock(fd: number): void;
+}
+
+let loaded: Native | Error | undefined;
+
+/** The package's root: the nearest folder above this file whose package.json is this package's. */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file) && (JSON.parse(readFileSync(file, 'utf8')) as { name?: string }).name === 'xpmem-threads') return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error('package.json of xpmem-threads not found above its code');
+    dir = up;
+  }
+}
+
+/** Why this runtime cannot load a V8 addon at all, or undefined. */
+function unsupportedRuntime(): string | undefined {
+  if ((process.versions as Record<string, string | undefined>).bun !== undefined) return 'Bun loads no addon built on the V8 API';
+  if ((globalThis as { Deno?: unknown }).Deno !== undefined) return 'Deno loads no addon built on the V8 API';
+  if (process.platform !== 'linux') return `shared domains need Linux futexes and /dev/shm (this is ${process.platform})`;
+  return undefined;
+}
+
+/**
+ * The addon, or ERR_XPMEM_UNSUPPORTED saying why it cannot load here (thrown; the answer is
+ * remembered). Runs in the calling thread; never sleeps.
+ */
+export function native(): Native {
+  if (loaded === undefined) {
+    const why = unsupportedRuntime();
+    if (why !== undefined) loaded = xpmemError('ERR_XPMEM_UNSUPPORTED', `shared domains are not available: ${why}; threads-only domains work`);
+    else {
+      try {
+        const build = createRequire(import.meta.url)('node-gyp-build') as (dir: string) => Native;
+        loaded = build(packageRoot());
+      } catch (error) {
+        loaded = xpmemError('ERR_XPMEM_UNSUPPORTED', `shared domains are not available: the native addon did not load (${(error as Error).message}); install with a compiler (npm rebuild xpmem-threads), or use threads-only domains`, { cause: error });
+      }
+    }
+  }
+  if (loaded instanceof Error) throw loaded;
+  return loaded;
+}

@@ -1,0 +1,83 @@
+/**
+ * Processes entering a shared domain: its creation (a staged file, formatted, joined, then
+ * published; a dead creator's leftover taken over) and its opening by another process. The file
+ * itself is control/shm.ts; the processes' liveness is process.ts. Runs in the calling thread;
+ * may block briefly on another process's takeover (flock) or on the domain mutex (the join).
+ */
+import { xpmemError } from '../errors.js';
+import { ControlBlock, type FormatOptions } from '../control/control.js';
+import { mapFile, publish, shmPath, stage, underLock, unlinkName, withFile, type Descriptor } from '../control/shm.js';
+import { H_CLOSED, VERSION, capacitiesOf, layoutFor, type Capacities } from '../layout.js';
+import { native } from '../sync/native.js';
+import { forget, joinMm } from './join.js';
+import { alive, anyAlive, thisProcess } from './process.js';
+import type { Mm } from '../mm.js';
+import type { Space } from '../segment/space.js';
+
+/** A process's membership of a shared domain, as create and open return it. */
+export interface SharedJoin {
+  readonly cb: ControlBlock;
+  readonly mm: Mm;
+  readonly space: Space;
+  /** The file's path. */
+  readonly path: string;
+}
+
+/** How many times create retries publishing while takeovers race (each try ends a different file). */
+const PUBLISH_TRIES = 8;
+
+/**
+ * Creates shared domain `name` and joins this thread to it: the file is staged, formatted and
+ * joined before it is published, so no opener sees it half made. A file of that name whose
+ * processes all died (or that was closed) is taken over; one in use is ERR_XPMEM_EXISTS.
+ */
+export function createShared(name: string, caps: Capacities, format: FormatOptions): SharedJoin {
+  const path = shmPath(name);
+  const memory = stage(path, layoutFor(caps).words * 4, { arenaBytes: format.maxArenaBytes, creator: thisProcess(), deadlineMs: format.deadlineMs, swapDir: format.swapDir });
+  try {
+    const cb = ControlBlock.format(caps, format, { control: memory.control, arena: memory.arena, shared: name });
+    const joined = joinMm(cb.handle);
+    try {
+      for (let tries = 1; !publish(memory.staging, path); tries++) {
+        const verdict = underLock(path, name, (fd, descriptor) => {
+          if (inUse(fd, name, descriptor)) return 'in use';
+          unlinkName(path);
+          return 'taken over';
+        });
+        if (verdict === 'in use' || tries === PUBLISH_TRIES)
+          throw xpmemError('ERR_XPMEM_EXISTS', `shared domain '${name}' exists and a process of it runs: join it with Domain.open('${name}'), or create one of another name`);
+      }
+    } catch (error) {
+      forget(cb.id);
+      throw error;
+    }
+    return { cb, ...joined, path };
+  } finally {
+    unlinkName(memory.staging);
+  }
+}
+
+/** True when the domain in file `fd` has a process that runs and has not left it (a closed domain has none). */
+function inUse(fd: number, name: string, descriptor: Descriptor): boolean {
+  if (descriptor.version !== VERSION) return alive(descriptor.creator); // its members cannot be read: its creator stands for them
+  const words = new Int32Array(mapFile(fd, name, descriptor).control);
+  return Atomics.load(words, H_CLOSED) === 0 && anyAlive(words, layoutFor(capacitiesOf(words)));
+}
+
+/**
+ * Joins this thread to the shared domain `name`, made by another process: ERR_XPMEM_NO_DOMAIN
+ * when there is none (or none of its processes runs), ERR_XPMEM_INCOMPATIBLE when another layout
+ * version made it, ERR_XPMEM_CLOSED when its creator closed it. `deadlineMs`: this process's
+ * default bound of every wait (default: the creator's).
+ */
+export function openShared(name: string, deadlineMs: number | undefined): SharedJoin {
+  const path = shmPath(name, 'name');
+  native();
+  const { control, arena, descriptor } = withFile(path, name, (fd, d) => mapFile(fd, name, d));
+  const words = new Int32Array(control);
+  if (Atomics.load(words, H_CLOSED) !== 0) throw xpmemError('ERR_XPMEM_CLOSED', `shared domain '${name}' was closed by its creator`);
+  if (!anyAlive(words, layoutFor(capacitiesOf(words))))
+    throw xpmemError('ERR_XPMEM_NO_DOMAIN', `shared domain '${name}' has no process left (its creator was killed): Domain.create({ shared: '${name}' }) takes it over`);
+  const joined = joinMm({ control, arena, deadlineMs: deadlineMs ?? descriptor.deadlineMs, swapDir: descriptor.swapDir, shared: name });
+  return { cb: joined.mm.cb, ...joined, path };
+}
