@@ -11,8 +11,10 @@
 //   wake(sab, index)                         -> how many sleepers were woken (all of them)
 //   waitAsync(sab, index, expected, ms, fn)  -> id; fn(result) later on this thread's loop
 //   cancel(id)                               -> the async wait ends soon with result 3 (cancelled)
-//   lock(fd)                                 -> flock(fd, LOCK_EX): blocks while another process
-//                                               holds it; released by closing fd (or by death)
+//   lock(fd, ms)                             -> flock(fd, LOCK_EX), trying for up to ms: true once
+//                                               held; released by unlock(fd) or by death (not by
+//                                               close alone while fd is mapped)
+//   unlock(fd)                               -> flock(fd, LOCK_UN)
 //
 // An async wait sleeps in a waiter thread of a per-process pool (it grows to the number of async
 // waits in flight; idle threads are reused), never in libuv's shared pool, and its result comes
@@ -33,6 +35,7 @@
 #include <uv.h>
 #include <v8.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <condition_variable>
@@ -321,13 +324,23 @@ void CancelWait(const FunctionCallbackInfo<Value>& args) {
 
 void Lock(const FunctionCallbackInfo<Value>& args) {
   Isolate* isolate = args.GetIsolate();
-  if (!args[0]->IsInt32()) return Throw(isolate, "expected (fd)");
+  if (!args[0]->IsInt32()) return Throw(isolate, "expected (fd, ms)");
   int fd = args[0].As<v8::Int32>()->Value();
-  while (flock(fd, LOCK_EX) != 0) {
-    if (errno == EINTR) continue;
-    isolate->ThrowException(node::ErrnoException(isolate, errno, "flock"));
-    return;
+  timespec deadline = MonotonicIn(std::max<int64_t>(0, MsOf(args[1])));
+  while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      isolate->ThrowException(node::ErrnoException(isolate, errno, "flock"));
+      return;
+    }
+    if (Passed(deadline)) return args.GetReturnValue().Set(false);
+    timespec pause = {0, 1000000};  // the holder decides in microseconds: poll each ms
+    nanosleep(&pause, nullptr);
   }
+  args.GetReturnValue().Set(true);
+}
+
+void Unlock(const FunctionCallbackInfo<Value>& args) {
+  if (args[0]->IsInt32()) flock(args[0].As<v8::Int32>()->Value(), LOCK_UN);
 }
 
 }  // namespace
@@ -354,4 +367,5 @@ NODE_MODULE_INIT() {
   set("waitAsync", WaitAsync);
   set("cancel", CancelWait);
   set("lock", Lock);
+  set("unlock", Unlock);
 }

@@ -112,7 +112,7 @@ export class Domain {
   readonly #shared: { readonly path: string; readonly creator: boolean } | undefined;
   /** The timer that looks for departed processes (shared domains). */
   #watcher: NodeJS.Timeout | undefined;
-  /** Pids of departed processes whose reap runs now. */
+  /** Slots of departed processes' spaces whose reap runs now in this process. */
   readonly #departing = new Set<number>();
 
   private constructor(cb: ControlBlock, mm: Mm, space: Space, ownSwapDir: boolean, shared?: { path: string; creator: boolean }) {
@@ -245,9 +245,9 @@ export class Domain {
     if (this.#mm.state() !== 'live') return;
     seizeDeadJoiner(words, layout, this.#mm.slot);
     for (const { pid, spaces } of departed(words, layout)) {
-      if (this.#departing.has(pid)) continue;
-      this.#departing.add(pid);
-      void this.#track(this.#reapAll(spaces), `process ${pid}`).finally(() => this.#departing.delete(pid));
+      const fresh = spaces.filter((dead) => !this.#departing.has(dead.slot));
+      for (const dead of fresh) this.#departing.add(dead.slot);
+      if (fresh.length > 0) void this.#track(this.#reapAll(fresh), `process ${pid}`).finally(() => fresh.forEach((dead) => this.#departing.delete(dead.slot)));
     }
   }
 

@@ -75,7 +75,7 @@ function pages(bytes: number): number {
 export function stage(path: string, controlBytes: number, descriptor: Omit<Descriptor, 'version' | 'controlBytes'>): SharedMemory & { readonly staging: string } {
   const addon = native();
   const staging = `${path}.new-${process.pid}-${Math.floor(Math.random() * 2 ** 32).toString(16)}`;
-  const fd = openSync(staging, 'wx', 0o600);
+  const fd = openSync(staging, 'wx+', 0o600);
   try {
     const controlPages = pages(controlBytes);
     ftruncateSync(fd, (1 + controlPages) * PAGE + descriptor.arenaBytes);
@@ -174,19 +174,25 @@ export function mapFile(fd: number, name: string, descriptor: Descriptor): Share
 
 /**
  * Runs `decide` under an exclusive flock of the file now at `path` (blocking while another
- * process holds it), on that file's fd and descriptor, if the path still names it once locked;
- * returns `decide`'s answer, or undefined when the file changed under the lock (try again).
+ * process holds it, up to `deadlineMs`: then ERR_XPMEM_TIMEOUT), on that file's fd and
+ * descriptor, if the path still names it once locked; returns `decide`'s answer, or undefined
+ * when the file changed under the lock (try again).
  */
-export function underLock<T>(path: string, name: string, decide: (fd: number, descriptor: Descriptor) => T): T | undefined {
+export function underLock<T>(path: string, name: string, deadlineMs: number, decide: (fd: number, descriptor: Descriptor) => T): T | undefined {
   return withFile(path, name, (fd, descriptor) => {
-    native().lock(fd);
-    let now: number;
+    const addon = native();
+    if (!addon.lock(fd, deadlineMs)) throw xpmemError('ERR_XPMEM_TIMEOUT', `another process held shared domain '${name}' locked (taking it over) past the deadline`);
     try {
-      now = statSync(path).ino;
-    } catch {
-      return undefined;
+      let now: number;
+      try {
+        now = statSync(path).ino;
+      } catch {
+        return undefined;
+      }
+      return now === fstatSync(fd).ino ? decide(fd, descriptor) : undefined;
+    } finally {
+      addon.unlock(fd); // a mapping made under the lock would keep it past close
     }
-    return now === fstatSync(fd).ino ? decide(fd, descriptor) : undefined;
   });
 }
 

@@ -213,11 +213,13 @@ export function unlock(cb: Int32Array): void {
 }
 
 /**
- * Takes the mutex away from a space that died holding it (only the reaper calls this, after
- * the dead thread's exit event), replaying its committed journal. Returns true if it did.
+ * Takes the mutex away from a space (slot `dead`) or a joining thread (`dead` negative, its
+ * identity as lock() took it) that died holding it (only a reaper calls this, once the death is
+ * known), replaying its committed journal. Returns true if it did.
  */
 export function seize(cb: Int32Array, layout: Layout, dead: number, self: number): boolean {
-  if (Atomics.compareExchange(cb, H_MUTEX, dead + 1, self + 1) !== dead + 1) return false;
+  const held = dead >= 0 ? dead + 1 : dead;
+  if (Atomics.compareExchange(cb, H_MUTEX, held, self + 1) !== held) return false;
   recover(cb, layout);
   unlock(cb);
   return true;

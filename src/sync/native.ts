@@ -23,8 +23,10 @@ export interface Native {
   waitAsync(buffer: SharedArrayBuffer, index: number, expected: number, ms: number, done: (result: number) => void): number;
   /** Ends async wait `id` soon with result 3. */
   cancel(id: number): void;
-  /** flock(fd, LOCK_EX): blocks while another process holds the lock; closing fd releases it. */
-  lock(fd: number): void;
+  /** flock(fd, LOCK_EX), trying for up to `ms`: true once held, false at the deadline (a dead holder's lock is released). */
+  lock(fd: number, ms: number): boolean;
+  /** flock(fd, LOCK_UN). Closing fd does not release the lock while a mapping of it lives. */
+  unlock(fd: number): void;
 }
 
 let loaded: Native | Error | undefined;

@@ -6,7 +6,7 @@
  * no more code. Every function here runs in the calling thread and never sleeps.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { H_MUTEX, SP_GEN, SP_PID, SP_PSTART, SP_STATE, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../layout.js';
+import { H_MUTEX, SP_GEN, SP_PID, SP_PSTART, SP_REAPER, SP_STATE, SPACE_DEAD, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../layout.js';
 import { seize } from '../sync/mutex.js';
 import type { DeadSpace } from './reap.js';
 
@@ -92,13 +92,19 @@ export interface Departed {
 
 /**
  * The processes of a shared domain whose spaces are to be reaped: dead (alive() false) or left
- * (close()). Reads the space table only; never sleeps.
+ * (close()); and spaces whose reaper died midway (dead, unclaimed: reap.ts releaseClaims), each
+ * listed under its own process. Reads the space table only; never sleeps.
  */
 export function departed(words: Int32Array, layout: Layout): Departed[] {
   const found: Departed[] = [];
+  const named = (slot: number): DeadSpace => ({ slot, gen: Atomics.load(words, slotBase(layout.spaces, slot) + SP_GEN) });
   for (const member of memberProcesses(words, layout, false).values()) {
     if (!member.left && alive(member)) continue;
-    found.push({ pid: member.pid, spaces: member.slots.map((slot) => ({ slot, gen: Atomics.load(words, slotBase(layout.spaces, slot) + SP_GEN) })) });
+    found.push({ pid: member.pid, spaces: member.slots.map(named) });
+  }
+  for (let s = 0, top = spaceTop(words); s < top; s++) {
+    const base = slotBase(layout.spaces, s);
+    if (Atomics.load(words, base + SP_STATE) === SPACE_DEAD && Atomics.load(words, base + SP_REAPER) === 0) found.push({ pid: Math.abs(Atomics.load(words, base + SP_PID)), spaces: [named(s)] });
   }
   return found;
 }
@@ -117,7 +123,7 @@ export function anyAlive(words: Int32Array, layout: Layout): boolean {
 export function seizeDeadJoiner(words: Int32Array, layout: Layout, me: number): void {
   const holder = Atomics.load(words, H_MUTEX);
   if (holder >= 0) return;
-  const pid = joinerProcess(holder - 1);
-  if (pid === (process.pid & 0x3fffff) || existsSync(`/proc/${pid}/stat`) && statOf(pid)?.state !== 'Z') return;
-  seize(words, layout, holder - 1, me);
+  const pid = joinerProcess(holder);
+  if (pid === (process.pid & 0x3fffff) || (existsSync(`/proc/${pid}/stat`) && statOf(pid)?.state !== 'Z')) return;
+  seize(words, layout, holder, me);
 }

@@ -41,7 +41,10 @@ import {
   SP_GEN,
   SP_THREAD,
   SPACE_DEAD,
+  SPACE_FREE,
   SPACE_LIVE,
+  spaceTop,
+  type Layout,
   idOf,
   slotBase,
   blame,
@@ -80,14 +83,27 @@ export function spacesOfThread(cb: ControlBlock, threadId: number): DeadSpace[] 
 
 /**
  * Claims the reap of `dead` for `me`: true for exactly one claimant while the slot still holds
- * the generation found dead (several processes may see one death). A claimed slot is freed only
- * by its reap, so its generation cannot move under the claimant. Any thread; never sleeps.
+ * the generation found dead (several processes may see one death), live or, when its reaper died
+ * midway, dead and unclaimed (releaseClaims). A claimed slot is freed only by its reap, so its
+ * generation cannot move under the claimant. Any thread; never sleeps.
  */
 function claim(words: Int32Array, base: number, dead: DeadSpace, me: number): boolean {
   if (Atomics.compareExchange(words, base + SP_REAPER, 0, me + 1) !== 0) return false;
-  if (Atomics.load(words, base + SP_GEN) === dead.gen && Atomics.load(words, base + SP_STATE) === SPACE_LIVE) return true;
+  if (Atomics.load(words, base + SP_GEN) === dead.gen && Atomics.load(words, base + SP_STATE) !== SPACE_FREE) return true;
   Atomics.store(words, base + SP_REAPER, 0); // reaped already, and the slot reused
   return false;
+}
+
+/**
+ * A reaper that dies midway (its process was killed) leaves the spaces it was reaping claimed,
+ * live or dead: its own reap unclaims them, and any process's watcher reaps them again from
+ * where it stopped (every step below is idempotent). Any thread; never sleeps.
+ */
+function releaseClaims(words: Int32Array, layout: Layout, reaper: number): void {
+  for (let s = 0, top = spaceTop(words); s < top; s++) {
+    const base = slotBase(layout.spaces, s);
+    if (s !== reaper && Atomics.load(words, base + SP_STATE) !== SPACE_FREE) Atomics.compareExchange(words, base + SP_REAPER, reaper + 1, 0);
+  }
 }
 
 /**
@@ -109,9 +125,11 @@ export async function reap(me: Mm, deadSpace: DeadSpace, stalled: (error: XpmemE
   };
   await transact((tx) => {
     const base = slotBase(layout.spaces, dead);
+    if (tx.get(base + SP_STATE) !== SPACE_LIVE) return; // a reap resumed after its first reaper died
     tx.set(base + SP_STATE, SPACE_DEAD);
     tx.set(base + SP_GEN, (tx.get(base + SP_GEN) + 1) & 0x3fffffff); // its thread, if still running, sees it at its next section
   });
+  releaseClaims(words, layout, dead);
   const spBase = slotBase(layout.spaces, dead);
   for (let d = 0; d < layout.caps.depth; d++) Atomics.store(words, spBase + SP_HELD + d, 0);
   wakeAll(cb); // drains, ack waits and lock waits re-check: the dead space no longer counts

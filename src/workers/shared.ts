@@ -39,7 +39,7 @@ export function createShared(name: string, caps: Capacities, format: FormatOptio
     const joined = joinMm(cb.handle);
     try {
       for (let tries = 1; !publish(memory.staging, path); tries++) {
-        const verdict = underLock(path, name, (fd, descriptor) => {
+        const verdict = underLock(path, name, format.deadlineMs, (fd, descriptor) => {
           if (inUse(fd, name, descriptor)) return 'in use';
           unlinkName(path);
           return 'taken over';

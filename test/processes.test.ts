@@ -1,0 +1,362 @@
+/**
+ * Shared domains: one domain across Node processes (child_process.fork), with the same verbs,
+ * notifiers, VM operations and reaping as across threads; SIGKILL at the worst moments.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { once } from 'node:events';
+import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Domain } from '../src/index.js';
+import type { ReapMessage } from '../src/diagnostics.js';
+import { agents, bounded, expectCode, Gates, noneInFlight, spaceSlot, until } from './helpers.js';
+import { SP_REAPER, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
+import { ShmGates } from './fixtures/shm-gates.js';
+import { thisProcess } from '../src/workers/process.js';
+
+const AGENT = new URL('../build/test/fixtures/process-agent.js', import.meta.url);
+let count = 0;
+const gates = ShmGates.create();
+
+/** A fresh domain name for one test. */
+function fresh(): string {
+  return `test-${process.pid}-${++count}`;
+}
+
+afterAll(() => {
+  gates.remove();
+  for (const f of readdirSync('/dev/shm')) if (f.startsWith(`xpmem-threads.test-${process.pid}-`)) rmSync(`/dev/shm/${f}`);
+});
+
+/** A forked process that opened the domain, driven by commands (test/fixtures/process-agent.ts). */
+class Child {
+  readonly process: ChildProcess;
+  readonly exited: Promise<unknown>;
+  space = -1;
+  #id = 0;
+  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
+
+  constructor(name: string, create: boolean) {
+    this.process = fork(AGENT, [name, gates.path, ...(create ? ['create'] : [])], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.exited = once(this.process, 'exit');
+    this.process.on('message', (m: { id?: number; ok?: boolean; value?: unknown; code?: string; message?: string }) => {
+      if (m.id === undefined) return;
+      const p = this.#pending.get(m.id)!;
+      this.#pending.delete(m.id);
+      if (m.ok) p.resolve(m.value);
+      else p.reject(Object.assign(new Error(m.message), { code: m.code }));
+    });
+  }
+
+  /** Forks a child that opens domain `name` (or creates it); resolves once it has joined. */
+  static async start(name: string, create = false): Promise<Child> {
+    const child = new Child(name, create);
+    const [ready] = (await bounded(once(child.process, 'message'), 'the child to join')) as [{ space: number }];
+    child.space = ready.space;
+    return child;
+  }
+
+  /** Runs a command in the child (bounded); rejects with its error, code kept. */
+  call<T = unknown>(op: string, args: Record<string, unknown> = {}): Promise<T> {
+    const id = ++this.#id;
+    return bounded(
+      new Promise<T>((resolve, reject) => {
+        this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+        this.process.send({ id, op, ...args });
+      }),
+      `child command ${op}`,
+    );
+  }
+
+  /** Sends a command whose answer may never come (the child blocks in it, or is killed). */
+  send(op: string, args: Record<string, unknown> = {}): void {
+    void this.call(op, args).catch(() => {});
+  }
+
+  /** SIGKILL, and its exit. */
+  async kill(): Promise<void> {
+    this.process.kill('SIGKILL');
+    await bounded(this.exited, 'the killed child to exit');
+  }
+}
+
+/** Resolves with the reap of process `pid`'s spaces (xpmem:reap in this thread), bounded. */
+function reapOf(pid: number): Promise<ReapMessage> {
+  return bounded(
+    new Promise<ReapMessage>((resolve) => {
+      const on = (m: unknown): void => {
+        if ((m as ReapMessage).pid !== pid) return;
+        unsubscribe('xpmem:reap', on);
+        resolve(m as ReapMessage);
+      };
+      subscribe('xpmem:reap', on);
+    }),
+    `the reap of process ${pid}`,
+  );
+}
+
+/** The creator's side of a test: a shared domain, small and with short deadlines. */
+function shared(name: string, deadlineMs = 5_000): Promise<Domain> {
+  return Domain.create({ shared: name, arenaBytes: 1 << 20, maxArenaBytes: 16 << 20, deadlineMs });
+}
+
+/** Closes `d` once nothing is in flight and its invariants hold. */
+async function finish(d: Domain): Promise<void> {
+  await d.settled();
+  await noneInFlight(d);
+  expect(d.check().errors).toEqual([]);
+  await d.close();
+}
+
+describe('shared domains: processes', () => {
+  it('exports and attaches across processes in both directions, zero copy', async () => {
+    const name = fresh();
+    const d = await shared(name);
+    const seg = d.space.make(4096);
+    const child = await Child.start(name);
+    const att = await child.call('attach', { segId: seg.id, mode: 'rw' });
+    await child.call('write', { att, index: 3, value: 0x5eed });
+    expect(d.space.get(seg.id, 'ro').attach().read(Int32Array, (v) => v[3])).toBe(0x5eed);
+    const theirs = await child.call<number>('make', { bytes: 4096 });
+    const mine = d.space.get(theirs, 'rw').attach();
+    mine.write(Int32Array, (v) => {
+      v[7] = 77;
+    });
+    const back = await child.call('attach', { segId: theirs, mode: 'ro' });
+    expect(await child.call('read', { att: back, index: 7 })).toBe(77);
+    expect(d.maps().filter((r) => r.kind === 'segment' && r.segId === theirs)[0]!.space).toBe(child.space);
+    await child.call('close');
+    await reapOf(child.process.pid!);
+    await expectCode(() => mine.read(() => {}), 'ERR_XPMEM_REMOVED'); // the leaver's segment went with it
+    await child.kill();
+    await finish(d);
+  });
+
+  it('the owner waits for an invalidateStart sleeping in another process; after the remove, that process sees ERR_XPMEM_REMOVED', async () => {
+    const name = fresh();
+    const d = await shared(name);
+    const seg = d.space.make(4096);
+    const child = await Child.start(name);
+    const att = await child.call('attach', { segId: seg.id, mode: 'rw' });
+    const [starts, ends, flag, gate] = [gates.take(), gates.take(), gates.take(), gates.take()];
+    await child.call('notifier', { att, starts, ends, flag, gate });
+    let removed = false;
+    const removing = seg.remove().then(() => {
+      removed = true;
+    });
+    await gates.until(flag); // the child's invalidateStart sleeps now
+    expect(removed).toBe(false);
+    expect(d.stats().invalidationsInFlight).toBe(1);
+    gates.open(gate);
+    await bounded(removing, 'the remove, once the start returned');
+    expect(Atomics.load(gates.words, starts)).toBe(1);
+    await gates.until(ends);
+    await expectCode(() => child.call('read', { att, index: 0 }), 'ERR_XPMEM_REMOVED');
+    await child.kill();
+    await finish(d);
+  });
+
+  it('a migrate loop under writers in two processes loses no increment', async () => {
+    const name = fresh();
+    const d = await shared(name);
+    const seg = d.space.make(4096);
+    const children = await Promise.all([Child.start(name), Child.start(name)]);
+    const TIMES = 3_000;
+    const started = children.map(() => gates.take());
+    const writing = await Promise.all(children.map((c) => c.call('attach', { segId: seg.id, mode: 'rw' })));
+    const done = children.map((c, i) => c.call('add', { att: writing[i], index: i, times: TIMES, started: started[i] }));
+    let finished = false;
+    void Promise.all(done).then(() => {
+      finished = true;
+    });
+    await Promise.all(started.map((g) => gates.until(g)));
+    let migrations = 0;
+    const offsets = new Set<number>();
+    while (!finished) {
+      await seg.migrate();
+      migrations++;
+      offsets.add(d.maps().find((r) => r.kind === 'segment')!.offset);
+    }
+    await Promise.all(done);
+    expect(migrations).toBeGreaterThan(0);
+    expect(offsets.size).toBeGreaterThan(1);
+    expect(d.space.get(seg.id, 'ro').attach().read(Int32Array, (v) => [v[0], v[1]])).toEqual([TIMES, TIMES]);
+    await Promise.all(children.map((c) => c.kill()));
+    await finish(d);
+  });
+
+  it('SIGKILL inside a write section: the migrate waiting for it goes on once the process is reaped', async () => {
+    const name = fresh();
+    const d = await shared(name);
+    const seg = d.space.make(4096);
+    const child = await Child.start(name);
+    const att = await child.call('attach', { segId: seg.id, mode: 'rw' });
+    const [flag, gate] = [gates.take(), gates.take()];
+    child.send('hold', { att, flag, gate });
+    await gates.until(flag);
+    const before = d.maps().find((r) => r.kind === 'segment')!.offset;
+    const migrating = seg.migrate();
+    const reaped = reapOf(child.process.pid!);
+    await child.kill();
+    await reaped;
+    await bounded(migrating, 'the migrate, once the holder is reaped');
+    expect(d.maps().find((r) => r.kind === 'segment')!.offset).not.toBe(before);
+    await finish(d);
+  });
+
+  it('SIGKILL while holding the domain mutex, as a space or while joining: the mutex is seized and the survivors go on', async () => {
+    for (const joiner of [false, true]) {
+      const name = fresh();
+      const d = await shared(name);
+      const seg = d.space.make(4096);
+      const child = await Child.start(name);
+      const [flag, gate] = [gates.take(), gates.take()];
+      child.send('mutex', { flag, gate, joiner });
+      await gates.until(flag);
+      const migrating = seg.migrate(); // needs the mutex: waits without blocking this thread
+      const reaped = reapOf(child.process.pid!);
+      await child.kill();
+      await reaped;
+      await bounded(migrating, `the migrate, once the mutex is seized (joiner: ${joiner})`);
+      d.space.make(64).removeSync();
+      await finish(d);
+    }
+  });
+
+  it('a death every surviving process sees is reaped once: the space table and free lists stay whole', async () => {
+    const name = fresh();
+    const d = await shared(name);
+    const survivors = await Promise.all([Child.start(name), Child.start(name)]);
+    for (let round = 0; round < 6; round++) {
+      const doomed = await Child.start(name);
+      const segs = await Promise.all([0, 1, 2].map(() => doomed.call<number>('make', { bytes: 4096 })));
+      for (const s of survivors) await s.call('attach', { segId: segs[0], mode: 'ro' });
+      await doomed.kill();
+      await until(() => d.maps().every((r) => r.space !== doomed.space), 'the dead process’s spaces to be reaped');
+      expect(d.check().errors).toEqual([]);
+    }
+    await Promise.all(survivors.map((s) => s.kill()));
+    await until(() => d.maps().every((r) => r.space === d.space.id), 'the survivors to be reaped');
+    await finish(d);
+  });
+
+  it('a reaper killed midway: its claims are released with its own reap, and another process reaps what it left', async () => {
+    const name = fresh();
+    const d = await shared(name);
+    const [reaper, doomed] = await Promise.all([Child.start(name), Child.start(name)]);
+    const segId = await doomed.call<number>('make', { bytes: 4096 });
+    const mine = d.space.get(segId, 'ro').attach();
+    // White box: the reaper process has claimed the doomed space's reap, as its watcher does.
+    const words = new Int32Array(d.handle().control);
+    const layout = layoutFor(capacitiesOf(words));
+    Atomics.store(words, slotBase(layout.spaces, spaceSlot(d, doomed.space)) + SP_REAPER, spaceSlot(d, reaper.space) + 1);
+    await Promise.all([doomed.kill(), reaper.kill()]);
+    await until(() => d.maps().every((r) => r.space === d.space.id), 'both dead processes to be reaped');
+    await expectCode(() => mine.read(() => {}), 'ERR_XPMEM_REMOVED');
+    await finish(d);
+  });
+
+  it('SIGKILL inside an invalidateStart: the remove waiting for it goes on once the process is reaped', async () => {
+    const name = fresh();
+    const d = await shared(name);
+    const seg = d.space.make(4096);
+    const child = await Child.start(name);
+    const att = await child.call('attach', { segId: seg.id, mode: 'ro' });
+    const [starts, ends, flag, gate] = [gates.take(), gates.take(), gates.take(), gates.take()];
+    await child.call('notifier', { att, starts, ends, flag, gate });
+    const removing = seg.remove();
+    await gates.until(flag);
+    const reaped = reapOf(child.process.pid!);
+    await child.kill();
+    await reaped;
+    await bounded(removing, 'the remove, once the sleeping process is reaped');
+    expect(Atomics.load(gates.words, ends)).toBe(0);
+    await finish(d);
+  });
+
+  it('SIGKILL of an invalidator midway: its window is closed, its record ended, its segment released, and a thread of another process goes on', async () => {
+    const name = fresh();
+    const d = await shared(name);
+    const child = await Child.start(name);
+    const segId = await child.call<number>('make', { bytes: 4096 });
+    const threadGates = new Gates();
+    const [watcher] = await agents(d, threadGates, 1);
+    const watched = await watcher!.call('attach', { access: await watcher!.call('get', { segId }) });
+    const gate = threadGates.take();
+    await watcher!.call('notifier', { att: watched, how: 'block', gate, tag: 1, release: true });
+    child.send('migrate', { segId });
+    await watcher!.until((e) => e.event === 'start', 'the thread in the child’s invalidateStart');
+    const reaped = reapOf(child.process.pid!);
+    await child.kill();
+    threadGates.open(gate);
+    await reaped;
+    await watcher!.until((e) => e.event === 'end', 'the end of the dead invalidator’s record');
+    await watcher!.until((e) => e.event === 'release', 'the release of the dead owner’s segment');
+    await watcher!.worker.terminate();
+    await finish(d);
+  });
+
+  it("a killed creator's leftover is refused by open and taken over by create; a live domain's name is ERR_XPMEM_EXISTS", async () => {
+    const name = fresh();
+    const creator = await Child.start(name, true);
+    await expectCode(() => shared(name), 'ERR_XPMEM_EXISTS');
+    const joined = await Domain.open(name);
+    await joined.close();
+    await creator.kill();
+    await expectCode(() => Domain.open(name), 'ERR_XPMEM_NO_DOMAIN');
+    const d = await shared(name);
+    const seg = d.space.make(4096);
+    const child = await Child.start(name);
+    const att = await child.call('attach', { segId: seg.id, mode: 'rw' });
+    await child.call('write', { att, index: 0, value: 9 });
+    expect(d.space.get(seg.id, 'ro').attach().read(Int32Array, (v) => v[0])).toBe(9);
+    await child.kill();
+    await finish(d);
+  });
+
+  it('the file is private (0600); bad names, unknown names, foreign files and other layout versions are refused with typed errors', async () => {
+    const name = fresh();
+    const d = await shared(name);
+    expect(statSync(`/dev/shm/xpmem-threads.${name}`).mode & 0o777).toBe(0o600);
+    for (const bad of ['../x', '', '.hidden', 'a/b', 'x'.repeat(201)]) {
+      await expectCode(() => Domain.create({ shared: bad }), 'ERR_INVALID_ARG_VALUE');
+      await expectCode(() => Domain.open(bad), 'ERR_INVALID_ARG_VALUE');
+    }
+    await expectCode(() => Domain.open(42 as unknown as string), 'ERR_INVALID_ARG_TYPE');
+    await expectCode(() => Domain.open(fresh()), 'ERR_XPMEM_NO_DOMAIN');
+    await expectCode(() => Domain.open(name, { deadline: 5 } as never), 'ERR_INVALID_ARG_VALUE');
+    const older = fresh();
+    const head = Buffer.alloc(4096 * 2);
+    head.writeUInt32LE(0x58504d53, 0); // the descriptor's magic
+    head.writeUInt32LE(1, 4); // layout version 1
+    head.writeUInt32LE(process.pid, 16); // its creator runs: this process
+    head.writeUInt32LE(thisProcess().start, 20);
+    writeFileSync(`/dev/shm/xpmem-threads.${older}`, head, { mode: 0o600 });
+    await expectCode(() => Domain.open(older), 'ERR_XPMEM_INCOMPATIBLE');
+    await expectCode(() => shared(older), 'ERR_XPMEM_EXISTS');
+    head.writeUInt32LE(0, 16); // no creator runs any more: a leftover
+    writeFileSync(`/dev/shm/xpmem-threads.${older}`, head, { mode: 0o600 });
+    await (await shared(older)).close();
+    const foreign = fresh();
+    writeFileSync(`/dev/shm/xpmem-threads.${foreign}`, 'not a domain', { mode: 0o600 });
+    await expectCode(() => Domain.open(foreign), 'ERR_XPMEM_INCOMPATIBLE');
+    rmSync(`/dev/shm/xpmem-threads.${foreign}`);
+    writeFileSync(`/dev/shm/xpmem-threads.${foreign}`, head, { mode: 0o644 });
+    await expectCode(() => Domain.open(foreign), 'ERR_XPMEM_PERMISSION');
+    rmSync(`/dev/shm/xpmem-threads.${foreign}`);
+    await d.close();
+  });
+
+  it("the creator's close ends the domain for every process: their calls fail with ERR_XPMEM_CLOSED and the name is free", async () => {
+    const name = fresh();
+    const d = await shared(name);
+    const seg = d.space.make(4096);
+    const child = await Child.start(name);
+    const att = await child.call('attach', { segId: seg.id, mode: 'rw' });
+    await d.close();
+    await expectCode(() => child.call('read', { att, index: 0 }), 'ERR_XPMEM_CLOSED');
+    await expectCode(() => child.call('make', { bytes: 64 }), 'ERR_XPMEM_CLOSED');
+    await expectCode(() => Domain.open(name), 'ERR_XPMEM_NO_DOMAIN');
+    await child.kill();
+  });
+});
