@@ -15,9 +15,10 @@ import { ring } from './sync/doorbell.js';
 import { checkWaitOptions, within, type WaitOptions } from './sync/futex.js';
 import { checkControlBlock, type CheckReport } from './control/check.js';
 import { forget, joinMm } from './workers/join.js';
-import { seize, type Tx } from './sync/mutex.js';
+import { seize, seizeIfDied, type Tx } from './sync/mutex.js';
 import { reap, spacesOfThread, type DeadSpace } from './workers/reap.js';
-import { departed, joinerOf, seizeDeadJoiner } from './workers/process.js';
+import { departed, unreaped } from './workers/process.js';
+import { joinerOf } from './sync/robust.js';
 import { createShared, openShared } from './workers/shared.js';
 import { shmPath, unlinkName } from './control/shm.js';
 import { native } from './sync/native.js';
@@ -243,7 +244,7 @@ export class Domain {
   #reapDeparted(): void {
     const { words, layout } = this.#cb;
     if (this.#mm.state() !== 'live') return;
-    seizeDeadJoiner(words, layout, this.#mm.slot);
+    seizeIfDied(words, layout, this.#mm.slot);
     for (const { pid, spaces } of departed(words, layout)) {
       const fresh = spaces.filter((dead) => !this.#departing.has(dead.slot));
       for (const dead of fresh) this.#departing.add(dead.slot);
@@ -252,7 +253,8 @@ export class Domain {
   }
 
   /**
-   * Resolves when every reap started by a worker exit has finished. A reap waits only for live
+   * Resolves when every reap started by a worker exit has finished; in a shared domain, also once
+   * every process that died or left before the call is reaped, by this process or another. A reap waits only for live
    * attachers of the dead space's segments, and retries past each deadline until they answer:
    * settled() gives up at `opts.deadlineMs` (default: the domain's) with ERR_XPMEM_TIMEOUT
    * naming the space a reap waited for last, or ERR_XPMEM_ABORTED (the reaps go on).
@@ -261,7 +263,12 @@ export class Domain {
     checkWaitOptions(opts);
     const { deadline, signal } = this.#mm.bounds(opts, false);
     const all = (async () => {
-      while (this.#reaps.size > 0) await Promise.allSettled([...this.#reaps]);
+      for (;;) {
+        this.#reapDeparted(); // a shared domain's processes already gone: their reaps start now
+        while (this.#reaps.size > 0) await Promise.allSettled([...this.#reaps]);
+        if (this.#shared === undefined || this.#mm.state() !== 'live' || !unreaped(this.#cb.words, this.#cb.layout)) return;
+        await new Promise((resolve) => setTimeout(resolve, WATCH_MS)); // reaped by another process: look again
+      }
     })();
     await within(
       all,

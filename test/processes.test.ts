@@ -12,7 +12,7 @@ import type { ReapMessage } from '../src/diagnostics.js';
 import { agents, bounded, expectCode, Gates, noneInFlight, spaceSlot, until } from './helpers.js';
 import { SP_REAPER, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
 import { ShmGates } from './fixtures/shm-gates.js';
-import { thisProcess } from '../src/workers/process.js';
+import { thisProcess } from '../src/sync/robust.js';
 
 const AGENT = new URL('../build/test/fixtures/process-agent.js', import.meta.url);
 let count = 0;
@@ -116,7 +116,12 @@ describe('shared domains: processes', () => {
     const child = await Child.start(name);
     const att = await child.call('attach', { segId: seg.id, mode: 'rw' });
     await child.call('write', { att, index: 3, value: 0x5eed });
-    expect(d.space.get(seg.id, 'ro').attach().read(Int32Array, (v) => v[3])).toBe(0x5eed);
+    expect(
+      d.space
+        .get(seg.id, 'ro')
+        .attach()
+        .read(Int32Array, (v) => v[3]),
+    ).toBe(0x5eed);
     const theirs = await child.call<number>('make', { bytes: 4096 });
     const mine = d.space.get(theirs, 'rw').attach();
     mine.write(Int32Array, (v) => {
@@ -180,7 +185,12 @@ describe('shared domains: processes', () => {
     await Promise.all(done);
     expect(migrations).toBeGreaterThan(0);
     expect(offsets.size).toBeGreaterThan(1);
-    expect(d.space.get(seg.id, 'ro').attach().read(Int32Array, (v) => [v[0], v[1]])).toEqual([TIMES, TIMES]);
+    expect(
+      d.space
+        .get(seg.id, 'ro')
+        .attach()
+        .read(Int32Array, (v) => [v[0], v[1]]),
+    ).toEqual([TIMES, TIMES]);
     await Promise.all(children.map((c) => c.kill()));
     await finish(d);
   });
@@ -309,7 +319,12 @@ describe('shared domains: processes', () => {
     const child = await Child.start(name);
     const att = await child.call('attach', { segId: seg.id, mode: 'rw' });
     await child.call('write', { att, index: 0, value: 9 });
-    expect(d.space.get(seg.id, 'ro').attach().read(Int32Array, (v) => v[0])).toBe(9);
+    expect(
+      d.space
+        .get(seg.id, 'ro')
+        .attach()
+        .read(Int32Array, (v) => v[0]),
+    ).toBe(9);
     await child.kill();
     await finish(d);
   });

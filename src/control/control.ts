@@ -47,7 +47,7 @@ import {
   type Table,
 } from '../layout.js';
 import { Tx, transact } from '../sync/mutex.js';
-import { acrossProcesses } from '../sync/futex.js';
+import { shareAcrossProcesses } from '../sync/futex.js';
 
 /** What a thread needs to join a domain; structured-cloneable. */
 export interface DomainHandle {
@@ -113,7 +113,7 @@ export class ControlBlock {
     this.deadlineMs = handle.deadlineMs;
     this.swapDir = handle.swapDir;
     this.shared = handle.shared;
-    if (handle.shared !== undefined) acrossProcesses(handle.control);
+    if (handle.shared !== undefined) shareAcrossProcesses(handle.control);
     this.layout = layoutFor(capacitiesOf(this.words));
     this.allocator = new ArenaAllocator(this.layout);
     this.#tx = new Tx(this.words);

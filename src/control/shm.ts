@@ -59,7 +59,11 @@ export interface SharedMemory {
 export function shmPath(name: unknown, what = 'options.shared'): string {
   if (typeof name !== 'string') throw invalidArgType(what, 'of type string', name);
   if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(name) || name.length > MAX_NAME)
-    throw invalidArgValue(what, `a name of 1 to ${MAX_NAME} letters, digits, '.', '_' or '-', not starting with '.' (it names a file in ${SHM_DIR})`, name.length > 40 ? `a name of ${name.length} characters` : JSON.stringify(name));
+    throw invalidArgValue(
+      what,
+      `a name of 1 to ${MAX_NAME} letters, digits, '.', '_' or '-', not starting with '.' (it names a file in ${SHM_DIR})`,
+      name.length > 40 ? `a name of ${name.length} characters` : JSON.stringify(name),
+    );
   return `${SHM_DIR}/xpmem-threads.${name}`;
 }
 
@@ -119,7 +123,10 @@ export function publish(staging: string, path: string): boolean {
 function describe(fd: number, name: string): Descriptor {
   const st = fstatSync(fd);
   if ((st.mode & 0o777) !== 0o600 || (typeof process.getuid === 'function' && st.uid !== process.getuid()))
-    throw xpmemError('ERR_XPMEM_PERMISSION', `shared domain '${name}' is not private to this user (mode ${(st.mode & 0o777).toString(8)}, owner ${st.uid}): it was not made by xpmem-threads; remove ${SHM_DIR}/xpmem-threads.${name}`);
+    throw xpmemError(
+      'ERR_XPMEM_PERMISSION',
+      `shared domain '${name}' is not private to this user (mode ${(st.mode & 0o777).toString(8)}, owner ${st.uid}): it was not made by xpmem-threads; remove ${SHM_DIR}/xpmem-threads.${name}`,
+    );
   const head = Buffer.alloc(PAGE);
   const got = st.size >= PAGE ? readSync(fd, head, 0, PAGE, 0) : 0;
   if (got < PAGE || head.readUInt32LE(D_MAGIC * 4) !== DESCRIPTOR_MAGIC)
@@ -130,7 +137,8 @@ function describe(fd: number, name: string): Descriptor {
   const arenaBytes = word(D_ARENA_UNITS_LOW) * 64;
   const swapDir = head.toString('utf8', SWAPDIR_AT, SWAPDIR_AT + Math.min(word(D_SWAPDIR_BYTES), PAGE - SWAPDIR_AT));
   const descriptor = { version, controlBytes, arenaBytes, creator: { pid: word(D_CREATOR_PID), start: word(D_CREATOR_START) }, deadlineMs: word(D_DEADLINE_MS), swapDir };
-  if (version === VERSION && st.size < PAGE + controlBytes + arenaBytes) throw xpmemError('ERR_XPMEM_INCOMPATIBLE', `shared domain '${name}' is truncated: remove ${SHM_DIR}/xpmem-threads.${name} if nothing uses it`);
+  if (version === VERSION && st.size < PAGE + controlBytes + arenaBytes)
+    throw xpmemError('ERR_XPMEM_INCOMPATIBLE', `shared domain '${name}' is truncated: remove ${SHM_DIR}/xpmem-threads.${name} if nothing uses it`);
   return descriptor;
 }
 
@@ -151,7 +159,8 @@ export function withFile<T>(path: string, name: string, use: (fd: number, descri
   try {
     fd = openSync(path, 'r+');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw xpmemError('ERR_XPMEM_NO_DOMAIN', `no shared domain named '${name}' (no ${path}): create it with Domain.create({ shared: '${name}' })`);
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+      throw xpmemError('ERR_XPMEM_NO_DOMAIN', `no shared domain named '${name}' (no ${path}): create it with Domain.create({ shared: '${name}' })`);
     throw xpmemError('ERR_XPMEM_NO_DOMAIN', `shared domain '${name}' cannot be opened: ${(error as Error).message}`, { cause: error });
   }
   try {

@@ -6,7 +6,7 @@
  * The one place the library sleeps. Wraps Atomics.wait / Atomics.waitAsync / Atomics.notify
  * with absolute deadlines and AbortSignal support, and defines the options (WaitOptions) every
  * call that may wait for another space takes. A buffer shared with other processes (a shared
- * domain's, after acrossProcesses()) sleeps and wakes through the futex system call instead
+ * domain's, after shareAcrossProcesses()) sleeps and wakes through the futex system call instead
  * (sync/native.ts): V8 keeps one wait list per process, and its notify never reaches another.
  *
  * Contract: a sleeper passes the value it last saw; it returns as soon as the word differs,
@@ -67,10 +67,15 @@ const REASONS: readonly WakeReason[] = ['ok', 'not-equal', 'timed-out', 'aborted
  * uses the buffer calls this before its first wait on it (ControlBlock does). Throws
  * ERR_XPMEM_UNSUPPORTED where the addon cannot load.
  */
-export function acrossProcesses(buffer: SharedArrayBuffer): void {
+export function shareAcrossProcesses(buffer: SharedArrayBuffer): void {
   native();
   shared ??= new WeakSet();
   shared.add(buffer);
+}
+
+/** True when this thread's waits on `word`'s buffer go to other processes (shareAcrossProcesses() was called for it). */
+export function acrossProcesses(word: Int32Array): boolean {
+  return shared?.has(word.buffer) === true;
 }
 
 /** The addon when `word`'s buffer is shared with other processes, else undefined. */

@@ -14,7 +14,8 @@
  */
 import { H_JOURNAL_LEN, H_MUTEX, H_MUTEX_WAITERS, blame, type Layout } from '../layout.js';
 import { blamed, xpmemError } from '../errors.js';
-import { deadlineIn, notify, remaining, wait } from './futex.js';
+import { acrossProcesses, deadlineIn, notify, remaining, wait } from './futex.js';
+import { holderDied } from './robust.js';
 import { pause } from './pause.js';
 
 const SPIN = 64;
@@ -184,7 +185,21 @@ function lock(cb: Int32Array, layout: Layout, self: number, deadlineMs: number):
     } finally {
       sleeping(cb, -1);
     }
+    seizeIfDied(cb, layout, self);
   }
+}
+
+/**
+ * In a shared domain, takes the mutex away from a holder whose process died (robust: what the
+ * kernel's robust futex list does for a pthread mutex), replaying its journal, for `self` (then
+ * releases it). Called by waiters after each slice of sleep on the mutex, and by each process's
+ * watcher: a waiter blocked in this thread goes on within a slice of a death, without waiting for
+ * a reaper. Returns true if it did. Never sleeps.
+ */
+export function seizeIfDied(cb: Int32Array, layout: Layout, self: number): boolean {
+  if (!acrossProcesses(cb)) return false;
+  const holder = Atomics.load(cb, H_MUTEX);
+  return holder !== 0 && holderDied(cb, layout, holder) && seize(cb, layout, holder > 0 ? holder - 1 : holder, self);
 }
 
 /** ERR_XPMEM_TIMEOUT naming the mutex's holder (mutex word `holder`) by its public space id and its thread. */
@@ -219,7 +234,7 @@ export function unlock(cb: Int32Array): void {
  */
 export function seize(cb: Int32Array, layout: Layout, dead: number, self: number): boolean {
   const held = dead >= 0 ? dead + 1 : dead;
-  if (Atomics.compareExchange(cb, H_MUTEX, held, self + 1) !== held) return false;
+  if (Atomics.compareExchange(cb, H_MUTEX, held, self >= 0 ? self + 1 : self) !== held) return false;
   recover(cb, layout);
   unlock(cb);
   return true;

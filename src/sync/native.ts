@@ -64,7 +64,11 @@ export function native(): Native {
         const build = createRequire(import.meta.url)('node-gyp-build') as (dir: string) => Native;
         loaded = build(packageRoot());
       } catch (error) {
-        loaded = xpmemError('ERR_XPMEM_UNSUPPORTED', `shared domains are not available: the native addon did not load (${(error as Error).message}); install with a compiler (npm rebuild xpmem-threads), or use threads-only domains`, { cause: error });
+        loaded = xpmemError(
+          'ERR_XPMEM_UNSUPPORTED',
+          `shared domains are not available: the native addon did not load (${(error as Error).message}); install with a compiler (npm rebuild xpmem-threads), or use threads-only domains`,
+          { cause: error },
+        );
       }
     }
   }

@@ -9,8 +9,26 @@
 import { threadId } from 'node:worker_threads';
 import { invalidArgType, xpmemError } from '../errors.js';
 import { ControlBlock, allocSlot, type DomainHandle } from '../control/control.js';
-import { SP_AGE, SP_AGED, SP_AGER, SP_EVENTS, SP_PARKED, SP_GEN, SP_HELD, SP_NOTIFIERS, SP_PID, SP_PSTART, SP_REAPER, SP_RECORD_WAIT, SP_THREAD, SP_WAIT_ANY, H_CLOSED, H_SPACE_TOP, slotBase } from '../layout.js';
-import { joinerOf, thisProcess } from './process.js';
+import {
+  SP_AGE,
+  SP_AGED,
+  SP_AGER,
+  SP_EVENTS,
+  SP_PARKED,
+  SP_GEN,
+  SP_HELD,
+  SP_NOTIFIERS,
+  SP_PID,
+  SP_PSTART,
+  SP_REAPER,
+  SP_RECORD_WAIT,
+  SP_THREAD,
+  SP_WAIT_ANY,
+  H_CLOSED,
+  H_SPACE_TOP,
+  slotBase,
+} from '../layout.js';
+import { joinerOf, thisProcess } from '../sync/robust.js';
 import { Mm } from '../mm.js';
 import { Space } from '../segment/space.js';
 

@@ -10,7 +10,8 @@ import { mapFile, publish, shmPath, stage, underLock, unlinkName, withFile, type
 import { H_CLOSED, VERSION, capacitiesOf, layoutFor, type Capacities } from '../layout.js';
 import { native } from '../sync/native.js';
 import { forget, joinMm } from './join.js';
-import { alive, anyAlive, thisProcess } from './process.js';
+import { anyAlive } from './process.js';
+import { alive, thisProcess } from '../sync/robust.js';
 import type { Mm } from '../mm.js';
 import type { Space } from '../segment/space.js';
 

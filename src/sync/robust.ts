@@ -1,0 +1,76 @@
+/**
+ * Processes as the domain mutex knows them, for shared domains (the robust futex's part): who
+ * this process is, whether another still runs, and which process a mutex identity names.
+ *
+ * A process is named by its pid and its start time (clock ticks since boot, from
+ * /proc/<pid>/stat, mod 2^31): a pid the kernel reused for a new process is not the one that
+ * joined. A zombie (killed, not yet waited for by its parent) counts as dead: it runs no more
+ * code. Every function here runs in the calling thread and never sleeps.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { SP_PID, SP_PSTART, slotBase, type Layout } from '../layout.js';
+
+/** A process as a space records it. */
+export interface ProcessId {
+  readonly pid: number;
+  readonly start: number;
+}
+
+/** The start time and state of process `pid`, or undefined when there is none. */
+function statOf(pid: number): { start: number; state: string } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return undefined;
+  }
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { state: fields[0] ?? '', start: Number(fields[19]) % 2 ** 31 };
+}
+
+let self: ProcessId | undefined;
+
+/** This process (start 0 where /proc is not there to read). */
+export function thisProcess(): ProcessId {
+  self ??= { pid: process.pid, start: statOf(process.pid)?.start ?? 0 };
+  return self;
+}
+
+/** True while process `who` runs: its pid exists, started when it says, and is not a zombie. */
+export function alive(who: ProcessId): boolean {
+  const stat = statOf(who.pid);
+  return stat !== undefined && stat.start === who.start && stat.state !== 'Z' && stat.state !== 'X';
+}
+
+/**
+ * The mutex identity of thread `threadId` of this process before it has a space (its join
+ * transaction). Threads only: one per thread. In a shared domain (`shared`) it also names the
+ * process: its pid's low 22 bits (pid_max is at most 2^22) and the threadId's low 8 bits, so a
+ * dead process's joins are told apart from every other process's (joinerProcess()); two threads
+ * of one process whose ids differ by a multiple of 256 share it, which matters only if one of
+ * them exits at the instant the other is joining.
+ */
+export function joinerOf(threadId: number, shared: boolean): number {
+  return shared ? -(2 + (process.pid & 0x3fffff) * 256 + (threadId & 0xff)) : -(threadId + 2);
+}
+
+/** The pid's low 22 bits of a shared domain's joiner identity `id` (a negative mutex identity). */
+export function joinerProcess(id: number): number {
+  return Math.floor((-id - 2) / 256);
+}
+
+/**
+ * True when the mutex word value `holder` names a process of a shared domain that no longer runs:
+ * a space (holder - 1) whose recorded process died, or a joiner whose pid has no running process.
+ * A holder of this process is never dead here: its threads are reaped at their exit.
+ */
+export function holderDied(words: Int32Array, layout: Layout, holder: number): boolean {
+  if (holder > 0) {
+    const base = slotBase(layout.spaces, holder - 1);
+    const pid = Math.abs(Atomics.load(words, base + SP_PID));
+    return pid !== process.pid && !alive({ pid, start: Atomics.load(words, base + SP_PSTART) });
+  }
+  const pid = joinerProcess(holder);
+  if (pid === (process.pid & 0x3fffff)) return false;
+  return !existsSync(`/proc/${pid}/stat`) || statOf(pid)?.state === 'Z';
+}
