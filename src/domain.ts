@@ -248,7 +248,10 @@ export class Domain {
     for (const { pid, spaces } of departed(words, layout)) {
       const fresh = spaces.filter((dead) => !this.#departing.has(dead.slot));
       for (const dead of fresh) this.#departing.add(dead.slot);
-      if (fresh.length > 0) void this.#track(this.#reapAll(fresh), `process ${pid}`).finally(() => fresh.forEach((dead) => this.#departing.delete(dead.slot)));
+      if (fresh.length === 0) continue;
+      void this.#track(this.#reapAll(fresh), `process ${pid}`).finally(() => {
+        for (const dead of fresh) this.#departing.delete(dead.slot);
+      });
     }
   }
 

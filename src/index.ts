@@ -1,5 +1,5 @@
 // The main entry: create a domain, spawn or watch workers, and every public type.
-export { Domain, type DomainOptions } from './domain.js';
+export { Domain, type DomainOptions, type OpenOptions } from './domain.js';
 export type { DomainStats, MapRow } from './observe.js';
 export type { CompactReport } from './vm/compact.js';
 export type { InvalidateMessage, FaultMessage, ReclaimMessage, ReapMessage } from './diagnostics.js';

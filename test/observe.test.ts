@@ -39,7 +39,7 @@ describe('observability', () => {
     expect(seen['xpmem:invalidate']).toContainEqual({ segId, event: 'swap', attachers: 0, durationMs: expect.any(Number), error: undefined });
     expect(seen['xpmem:fault']).toEqual([{ segId, space: d.space.id, bytes: 64 * 1024, durationMs: expect.any(Number) }]);
     expect(seen['xpmem:reclaim']).toEqual([{ neededBytes: 60 * 1024, freedBytes: 64 * 1024, victims: [segId], aged: expect.any(Number), durationMs: expect.any(Number) }]);
-    expect(seen['xpmem:reap']).toEqual([{ space: expect.any(Number), threadId: agent!.worker.threadId === -1 ? expect.any(Number) : agent!.worker.threadId, segments: 1 }]);
+    expect(seen['xpmem:reap']).toEqual([{ space: expect.any(Number), threadId: agent!.worker.threadId === -1 ? expect.any(Number) : agent!.worker.threadId, pid: process.pid, segments: 1 }]);
     const stats = d.stats();
     expect(stats).toMatchObject({ faults: 1, swapOuts: 2, swapIns: 1, reclaims: 1, swappedSegments: 1, swappedBytes: 64 * 1024, memoryLimit: 132 * 1024, residentBytes: 128 * 1024 });
     expect(stats.invalidations).toBe(seen['xpmem:invalidate']!.length);

@@ -1,14 +1,17 @@
 /**
- * The published package works: `npm pack` ships only build/src, the sources its maps name, and
- * the documents the README links to (plus README, LICENSE and package.json), with no runtime
- * dependencies (piscina only as an optional peer, for the pool entry); installed by plain
+ * The published package works: `npm pack` ships only build/src, the sources its maps name, the
+ * addon's sources (binding.gyp, native/) and prebuilds, and the documents the README links to
+ * (plus README, LICENSE and package.json), with one runtime dependency, the addon's loader
+ * node-gyp-build (piscina only as an optional peer, for the pool entry); installed by plain
  * extraction into a scratch node_modules, every entry point ('xpmem-threads',
  * 'xpmem-threads/worker', 'xpmem-threads/pool') has its declared `types`, a worker started with
  * domain.spawn joins and writes memory the main thread reads, and the README's task examples
  * (section "Writing tasks": a task scaling stripes in place, and a worker keeping a cache across
  * tasks with a kept attachment) compile with the consumer tsconfig the README gives, under the
  * pinned TypeScript and under the registry's current one, and run as they say; so do the types
- * a task takes from the worker entry and the pool's error codes.
+ * a task takes from the worker entry and the pool's error codes. A prebuild for this Node line,
+ * made from the shipped addon sources in a scratch folder, is what the installed package loads
+ * (it has no build of its own), and a shared domain works through it across two processes.
  * Packs with --ignore-scripts: build/ comes from pretest, and rebuilding here would rewrite files
  * other test files are loading.
  */
@@ -42,6 +45,30 @@ await d.close();
 console.log(JSON.stringify({ value, ok: report.ok, from: import.meta.resolve('xpmem-threads') }));
 `;
 
+/** A shared domain through the installed package: this process creates it, a forked one opens it and writes. */
+const SHARED = `
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import { createRequire } from 'node:module';
+import { Domain } from 'xpmem-threads';
+if (process.argv[2] === 'child') {
+  const d = await Domain.open(process.argv[3]);
+  d.space.get(Number(process.argv[4]), 'rw').attach().write(Uint32Array, (v) => { v[0] = 0xbeef; });
+  await d.close();
+} else {
+  const name = 'pack-' + process.pid;
+  const d = await Domain.create({ shared: name, arenaBytes: 1 << 20, maxArenaBytes: 1 << 20 });
+  const seg = d.space.make(4096);
+  const child = fork(new URL(import.meta.url), ['child', name, String(seg.id)]);
+  const [code] = await once(child, 'exit');
+  if (code !== 0) throw new Error('child failed');
+  const value = d.space.get(seg.id, 'ro').attach().read(Uint32Array, (v) => v[0]);
+  await d.close();
+  const addon = createRequire(import.meta.url)('node-gyp-build').path(new URL('./node_modules/xpmem-threads', import.meta.url).pathname);
+  console.log(JSON.stringify({ value, addon }));
+}
+`;
+
 const WORKER = `
 import { joinFromWorkerData } from 'xpmem-threads/worker';
 import { workerData } from 'node:worker_threads';
@@ -58,6 +85,7 @@ beforeAll(() => {
   mkdirSync(installed, { recursive: true });
   execFileSync('tar', ['-xzf', join(scratch, info!.filename), '-C', installed, '--strip-components=1'], { timeout: 30_000 });
   symlinkSync(join(ROOT, 'node_modules', 'piscina'), join(scratch, 'node_modules', 'piscina')); // the optional peer, installed beside it
+  symlinkSync(join(ROOT, 'node_modules', 'node-gyp-build'), join(scratch, 'node_modules', 'node-gyp-build')); // the one dependency
   writeFileSync(join(scratch, 'main.mjs'), MAIN);
   writeFileSync(join(scratch, 'worker.mjs'), WORKER);
 });
@@ -117,15 +145,25 @@ function compile(tsc: string, dir: string): string {
 }
 
 describe('the packed package', () => {
-  it('ships build/src and its sources only, no runtime dependencies, and the declared types', () => {
-    expect(shipped.filter((p) => !/^(build\/src\/.+|src\/.+\.ts|docs\/.+\.md|bench\/results\/latest\.svg|test\/model\/README\.md|package\.json|README\.md|LICENSE(\..+)?)$/.test(p))).toEqual([]);
+  it("ships build/src, its sources and the addon's, one runtime dependency (the addon loader), and the declared types", () => {
+    expect(
+      shipped.filter(
+        (p) =>
+          !/^(build\/src\/.+|src\/.+\.ts|native\/.+\.cc|binding\.gyp|prebuilds\/linux-x64\/xpmem-threads\.abi\d+\.node|docs\/.+\.md|bench\/results\/latest\.svg|test\/model\/README\.md|package\.json|README\.md|LICENSE(\..+)?)$/.test(
+            p,
+          ),
+      ),
+    ).toEqual([]);
+    expect(shipped).toEqual(expect.arrayContaining(['binding.gyp', 'native/xpmem.cc']));
     const pkg = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as {
       dependencies?: object;
+      scripts?: Record<string, string>;
       peerDependencies?: object;
       peerDependenciesMeta?: object;
       exports: Record<string, { types: string; default: string }>;
     };
-    expect(pkg.dependencies ?? {}).toEqual({});
+    expect(pkg.dependencies).toEqual({ 'node-gyp-build': expect.any(String) });
+    expect(pkg.scripts?.install).toBe('node-gyp-build');
     expect(pkg.peerDependencies).toEqual({ piscina: expect.any(String) });
     expect(pkg.peerDependenciesMeta).toEqual({ piscina: { optional: true } });
     expect(Object.keys(pkg.exports)).toEqual(['.', './worker', './pool']);
@@ -139,6 +177,30 @@ describe('the packed package', () => {
     const out = execFileSync(process.execPath, ['main.mjs'], { cwd: scratch, encoding: 'utf8', timeout: 30_000 });
     const result = JSON.parse(out.trim().split('\n').pop()!) as { value: number; ok: boolean; from: string };
     expect(result).toEqual({ value: 0xc0ffee, ok: true, from: expect.stringContaining(scratch) });
+  });
+
+  it('a prebuild made from the shipped sources is what the installed package loads, with no build of its own: a forked process opens its shared domain', () => {
+    const work = join(scratch, 'prebuild');
+    mkdirSync(work);
+    for (const file of ['package.json', 'binding.gyp', 'native/xpmem.cc']) {
+      mkdirSync(dirname(join(work, file)), { recursive: true });
+      writeFileSync(join(work, file), readFileSync(join(installed, file)));
+    }
+    // This Node's own headers (npm's nodedir for the machine's node; a runtime package's include/ otherwise).
+    const nodedir = existsSync(join(dirname(process.execPath), '..', 'include', 'node', 'node.h')) ? join(dirname(process.execPath), '..') : undefined;
+    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'prebuildify', 'bin.js'), '--napi=false', '--strip', '--target', `node@${process.versions.node}`], {
+      cwd: work,
+      env: { ...process.env, ...(nodedir && { npm_config_nodedir: nodedir }) },
+      timeout: 180_000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const prebuilt = `prebuilds/linux-x64/xpmem-threads.abi${process.versions.modules}.node`;
+    mkdirSync(dirname(join(installed, prebuilt)), { recursive: true });
+    writeFileSync(join(installed, prebuilt), readFileSync(join(work, prebuilt)));
+    expect(existsSync(join(installed, 'build', 'Release'))).toBe(false);
+    writeFileSync(join(scratch, 'shared.mjs'), SHARED);
+    const out = execFileSync(process.execPath, ['shared.mjs'], { cwd: scratch, encoding: 'utf8', timeout: 60_000, env: { ...process.env, PREBUILDS_ONLY: '1' } });
+    expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual({ value: 0xbeef, addon: join(installed, prebuilt) });
   });
 
   it('every relative link of the shipped README and docs resolves inside the installed package', () => {
