@@ -13,7 +13,8 @@
  */
 
 export const MAGIC = 0x58504d45; // 'XPME'
-export const VERSION = 5;
+/** 6: the trace and slowMs header words, and the space words of the callback a space runs and the trace it recorded in. */
+export const VERSION = 6;
 
 /** Bytes per arena unit: a cache line. One 32-bit word of units addresses 128 GiB. */
 export const UNIT = 64;
@@ -55,7 +56,10 @@ export const H_SPACE_TOP = H_CLOCK + 1; // [tx] 1 + the highest space slot ever 
 export const H_RECORD_WAITERS = H_SPACE_TOP + 1; // [atomic] operations waiting for a free invalidation record (record.ts)
 export const H_STATS = H_RECORD_WAITERS + 1; // [atomic] counters, STAT_* words (stats.ts)
 export const STAT_WORDS = 40;
-export const HEADER_WORDS = H_STATS + STAT_WORDS;
+export const H_TRACE = H_STATS + STAT_WORDS; // [atomic] the session of the trace recording now (trace/session.ts), 0 = none
+export const H_TRACE_EVENTS = H_TRACE + 1; // [atomic] the events each thread buffers for that trace, set with it
+export const H_SLOW_MS = H_TRACE_EVENTS + 1; // slowMs: how long an operation waits before xpmem:slow reports it, fixed at create
+export const HEADER_WORDS = H_SLOW_MS + 1;
 
 // ---- space table: one per joined thread (an mm_struct) ---------------------------------
 export const SP_STATE = 0; // [tx] FREE / LIVE / DEAD
@@ -71,8 +75,11 @@ export const SP_AGED = 9; // [atomic] the SP_AGE value this space last answered
 export const SP_AGER = 10; // [atomic] space slot + 1 of the clock that asked last: rung when answered
 export const SP_PARKED = 11; // [atomic] blocking waits asleep now, | an async wait armed and no sign of life since, | spinning for its acks (spin.ts)
 export const SP_RECORD_WAIT = 12; // [atomic] operations of this space waiting for a free invalidation record (record.ts)
-export const SP_HELD = 13; // [atomic] MAX_DEPTH words: segment slot + 1 per held section, | HELD_*
-export const SP_FIXED = 13;
+export const SP_CALLBACK = 13; // [atomic] the callback this space runs: (segment slot + 1) * 8 + CALLBACK_*, 0 = none (notifier/busy.ts)
+export const SP_CALLBACK_SINCE = 14; // [atomic] when it began: Date.now() in ms, low 32 bits
+export const SP_TRACED = 15; // [atomic] the trace session this space last recorded an event in (trace/session.ts)
+export const SP_HELD = 16; // [atomic] MAX_DEPTH words: segment slot + 1 per held section, | HELD_*
+export const SP_FIXED = 16;
 
 /**
  * SP_HELD word flags. A section entry that must wait out a window parks in its own held word
