@@ -186,6 +186,11 @@ describe('XPMEM verbs in one space', () => {
     const cases: [() => unknown, string][] = [
       [() => Domain.create({ arenaBytes: -1 }), 'ERR_OUT_OF_RANGE'],
       [() => Domain.create({ deadlineMs: '5' as unknown as number }), 'ERR_INVALID_ARG_TYPE'],
+      [() => Domain.create({ slowMs: 0 }), 'ERR_OUT_OF_RANGE'],
+      [() => Domain.create({ slowMs: 1.5 }), 'ERR_OUT_OF_RANGE'],
+      [() => Domain.create({ slowMs: '200' as unknown as number }), 'ERR_INVALID_ARG_TYPE'],
+      [() => d.trace({ maxEvents: 0 }), 'ERR_OUT_OF_RANGE'],
+      [() => d.trace({ maxEvent: 10 } as object), 'ERR_INVALID_ARG_VALUE'],
       [() => Domain.create(7 as unknown as object), 'ERR_INVALID_ARG_TYPE'],
       [() => Domain.create({ capacity: 3 as unknown as object }), 'ERR_INVALID_ARG_TYPE'],
       [() => join({ id: 1 } as unknown as Parameters<typeof join>[0]), 'ERR_INVALID_ARG_TYPE'],

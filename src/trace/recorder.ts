@@ -109,7 +109,8 @@ export class Recorder {
 
   /** Begins a span named `name` (args may be added until it ends). */
   begin(name: string, args: Record<string, unknown>): Span {
-    const span = { name, ts: nowUs(), session: this.#current(), args };
+    const session = this.#current(); // first, so that joining a trace is not timed in the span
+    const span = { name, ts: nowUs(), session, args };
     this.#open.push(span);
     return span;
   }
