@@ -151,11 +151,13 @@ export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Wai
       if (range === null) return false;
       traced?.note({ bytes: range.length });
       traced?.phase('hold-off');
+      const told = traced?.now(); // before the record is published: a target may start at once
       rec = openWindow(me.cb, op.seg) ? undefined : yield* holdOff(me, op, range, bounds);
       if (rec !== undefined) {
+        traced?.flows(rec.r, STARTED, rec.targets, 'invalidateStart', told);
         traced?.note({ targets: traced.spaces(rec.targets) });
         traced?.phase('waiting for starts', rec.targets);
-        failure = yield* start(me, op, rec, bounds, traced);
+        failure = yield* start(me, op, rec, bounds);
       }
       if (failure === undefined) failure = refuseDrain(me, op, bounds);
       const holder = failure === undefined ? holderOf(me.cb.words, me.cb.layout, op.seg, -1) : -1;
@@ -366,12 +368,11 @@ export function targetsOf(cb: ControlBlock, get: (i: number) => number, seg: num
  * expects the end soon and may spin for it (notifier/spin.ts). Returns the timeout error
  * instead of throwing it, so step 5 still runs.
  */
-function* start(me: Invalidator, op: Operation, rec: Published, bounds: Bounds, traced: OperationTrace | undefined): Waits<unknown> {
+function* start(me: Invalidator, op: Operation, rec: Published, bounds: Bounds): Waits<unknown> {
   const { words, layout } = me.cb;
   const spin = spinFor(me, rec);
   if (spin.ms > 0) spinning(words, layout, me.slot, true);
   try {
-    traced?.flows(rec.r, STARTED, rec.targets, 'invalidateStart');
     for (const t of rec.targets) post(words, layout, t);
     yield acks(me, op, rec, bounds, spin);
     return undefined;

@@ -9,6 +9,7 @@
 import { IV_GEN, blame, slotBase, type Blame, type InvalidateEvent } from '../layout.js';
 import type { ControlBlock } from '../control/control.js';
 import { flowId, type Recorder, type Span } from '../trace/recorder.js';
+import { nowUs } from '../trace/clock.js';
 
 /** A phase of an operation, as its span is named. */
 export type Phase = 'waiting for the operation lock' | 'hold-off' | 'waiting for starts' | 'drain' | 'change';
@@ -36,15 +37,23 @@ export class OperationTrace {
     this.#phase = name === undefined ? undefined : this.#rec.begin(name, slots.length === 0 ? {} : { waitingFor: this.spaces(slots) });
   }
 
+  /** Now, for flows() to start at: a target may run its callbacks as soon as the record is published. */
+  now(): number {
+    return nowUs();
+  }
+
   /** The spaces in `slots`, as args name them. */
   spaces(slots: readonly number[]): Blame[] {
     return slots.map((slot) => blame(this.#cb.words, this.#cb.layout, slot));
   }
 
-  /** Flow starts to the callbacks of phase `which` (STARTED, ENDED) that record `r` causes in each of `targets`. */
-  flows(r: number, which: number, targets: readonly number[], name: string): void {
+  /**
+   * Flow starts, at `ts` (before the record or its end was published), to the callbacks of phase
+   * `which` (STARTED, ENDED) that record `r` causes in each of `targets`.
+   */
+  flows(r: number, which: number, targets: readonly number[], name: string, ts = nowUs()): void {
     const gen = Atomics.load(this.#cb.words, slotBase(this.#cb.layout.invalidations, r) + IV_GEN);
-    for (const t of targets) this.#rec.flow('s', flowId(r, gen, which, t), name);
+    for (const t of targets) this.#rec.flow('s', flowId(r, gen, which, t), name, ts);
   }
 
   /** Ends the operation, failed with `failure` (undefined: it succeeded, or had nothing to do). */

@@ -134,10 +134,13 @@ export class Recorder {
     if (span.session !== 0 && span.session === this.#current()) this.#apart(span, nowUs());
   }
 
-  /** A flow start (an operation) or end (a callback it caused, binding to the span around it). */
-  flow(ph: 's' | 'f', id: string, name: string): void {
+  /**
+   * A flow start (an operation) or end (a callback it caused, binding to the span around it), at
+   * `ts` (default now).
+   */
+  flow(ph: 's' | 'f', id: string, name: string, ts = nowUs()): void {
     if (this.#current() === 0) return;
-    this.#push({ name, ph, id, ts: nowUs(), cat: CAT, pid: process.pid, tid: threadId, ...(ph === 'f' ? { bp: 'e' as const } : {}) });
+    this.#push({ name, ph, id, ts, cat: CAT, pid: process.pid, tid: threadId, ...(ph === 'f' ? { bp: 'e' as const } : {}) });
   }
 
   /**
