@@ -80,8 +80,18 @@ export interface SlowSpace {
   readonly threadId: number;
   /** What it is in, for a person: 'invalidateStart of segment 4096 for 1.2 s', 'holds a section on the segment ...'. */
   readonly doing: string;
-  /** The callback it runs, when it runs one: its name, segment and how long it has run (ms). */
-  readonly callback?: { readonly name: string; readonly segId: number; readonly ms: number };
+  /** The callback it runs, when it runs one. */
+  readonly callback?: SlowCallback;
+}
+
+/** The callback a space an operation waits for runs, in an `xpmem:slow` message. */
+export interface SlowCallback {
+  /** 'invalidateStart', 'invalidateEnd', 'release' or 'referenced'. */
+  readonly name: string;
+  /** The segment it runs for. */
+  readonly segId: number;
+  /** How long it has run, in ms (a callback that returned a promise runs until it settles). */
+  readonly ms: number;
 }
 
 export const invalidateChannel = channel('xpmem:invalidate');

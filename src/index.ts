@@ -2,7 +2,7 @@
 export { Domain, type DomainOptions } from './domain.js';
 export type { DomainStats, MapRow } from './observe.js';
 export type { CompactReport } from './vm/compact.js';
-export type { InvalidateMessage, FaultMessage, ReclaimMessage, ReapMessage, SlowMessage, SlowSpace } from './diagnostics.js';
+export type { InvalidateMessage, FaultMessage, ReclaimMessage, ReapMessage, SlowMessage, SlowSpace, SlowCallback } from './diagnostics.js';
 export type { Tracing, Trace, TraceOptions, StopOptions } from './trace/session.js';
 export type { TraceEvent } from './trace/recorder.js';
 export { Space } from './segment/space.js';

@@ -214,7 +214,7 @@ describe('trace', () => {
     }
   });
 
-  it('a second trace of a domain while one records is ERR_XPMEM_BUSY; tracing off records nothing', async () => {
+  it('a second trace of a domain while one records is ERR_XPMEM_BUSY; a trace holds only what ran while it recorded, and says when a buffer filled', async () => {
     const d = await domain();
     const seg = d.space.make(64);
     await seg.migrate();

@@ -17,20 +17,27 @@ import { nowUs } from './clock.js';
 
 /** One event of the Chrome trace-event format (the JSON ui.perfetto.dev and chrome://tracing open). */
 export interface TraceEvent {
+  /** The span's operation, phase or callback; a metadata event's kind (thread_name, process_name). */
   readonly name: string;
   /** X: complete span; b/e: async span begin/end; s/f: flow start/end; i: instant; M: metadata. */
   readonly ph: 'X' | 'b' | 'e' | 's' | 'f' | 'i' | 'M';
   /** µs on the machine's monotonic clock (clock.ts). */
   readonly ts: number;
+  /** The process (process.pid). */
   readonly pid: number;
+  /** The thread (its threadId, 0 for a main thread). */
   readonly tid: number;
+  /** 'xpmem'. */
   readonly cat?: string;
+  /** A complete span's duration, µs. */
   readonly dur?: number;
+  /** What pairs an async span's begin and end, or a flow's start and end. */
   readonly id?: string;
   /** A flow end binds to the span enclosing it. */
   readonly bp?: 'e';
   /** An instant's scope: the thread. */
   readonly s?: 't';
+  /** What the event is about: a span's segId, event, targets, error, ...; a metadata event's name. */
   readonly args?: Record<string, unknown>;
 }
 

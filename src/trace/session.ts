@@ -29,7 +29,9 @@ export interface StopOptions {
 
 /** What stop() returns: Chrome trace-event JSON (`JSON.stringify` it, open it in ui.perfetto.dev). */
 export interface Trace {
+  /** Every event of every thread that answered, with the metadata naming processes and threads. */
   readonly traceEvents: TraceEvent[];
+  /** How a viewer shows times. */
   readonly displayTimeUnit: 'ms';
 }
 
