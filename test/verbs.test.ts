@@ -233,7 +233,7 @@ describe('XPMEM verbs in one space', () => {
     const cases: [() => unknown, string, RegExp][] = [
       [() => create({ areanBytes: 1 << 20 }), 'ERR_INVALID_ARG_VALUE', /unknown key 'areanBytes' \(did you mean 'arenaBytes'\?\)/],
       [() => create({ memorylimit: 1 << 20 }), 'ERR_INVALID_ARG_VALUE', /'memorylimit' \(did you mean 'memoryLimit'\?\)/],
-      [() => create({ colour: 'blue' }), 'ERR_INVALID_ARG_VALUE', /only known keys \(arenaBytes, maxArenaBytes, deadlineMs, memoryLimit, swapDir, capacity\)\. Received unknown key 'colour'$/],
+      [() => create({ colour: 'blue' }), 'ERR_INVALID_ARG_VALUE', /only known keys \(arenaBytes, maxArenaBytes, deadlineMs, memoryLimit, swapDir, capacity, slowMs\)\. Received unknown key 'colour'$/],
       [() => create({ capacity: { segment: 8 } }), 'ERR_INVALID_ARG_VALUE', /"options\.capacity".*unknown key 'segment' \(did you mean 'segments'\?\)/],
       [() => create({ arenaBytes: 100 }), 'ERR_OUT_OF_RANGE', /"options\.arenaBytes".*a multiple of 64 .*Received 100$/],
       [() => create({ arenaBytes: 2 ** 31, maxArenaBytes: 2 ** 30 }), 'ERR_OUT_OF_RANGE', /"options\.arenaBytes".*raise options\.maxArenaBytes/],

@@ -150,8 +150,7 @@ export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Wai
       const range = bounds.sync ? synchronously(me, bounds.deadline, op.prepare) : yield* transaction(me, bounds, bounds.deadline, op.prepare); // prepare may take the mutex
       if (range === null) return false;
       traced?.note({ bytes: range.length });
-      traced?.phase('hold-off');
-      const told = traced?.now(); // before the record is published: a target may start at once
+      const told = traced?.phase('hold-off'); // flows start here, before the record is published: a target may start at once
       rec = openWindow(me.cb, op.seg) ? undefined : yield* holdOff(me, op, range, bounds);
       if (rec !== undefined) {
         traced?.flows(rec.r, STARTED, rec.targets, 'invalidateStart', told);

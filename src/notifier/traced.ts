@@ -18,28 +18,30 @@ export class OperationTrace {
   readonly #rec: Recorder;
   readonly #cb: ControlBlock;
   readonly #span: Span;
+  readonly #args: Record<string, unknown>;
   #phase: Span | undefined;
 
   constructor(rec: Recorder, cb: ControlBlock, op: { readonly name: string; readonly id: number; readonly event: InvalidateEvent }) {
     this.#rec = rec;
     this.#cb = cb;
-    this.#span = rec.begin(op.name, { segId: op.id, event: op.event });
+    this.#args = { segId: op.id, event: op.event };
+    this.#span = rec.begin(op.name, this.#args);
   }
 
   /** Adds `args` to the operation's span. */
   note(args: Record<string, unknown>): void {
-    Object.assign(this.#span.args, args);
+    Object.assign(this.#args, args);
   }
 
-  /** Ends the phase running, and begins `name` (none: undefined), waiting for the spaces in `slots`. */
-  phase(name: Phase | undefined, slots: readonly number[] = []): void {
-    if (this.#phase !== undefined) this.#rec.end(this.#phase);
-    this.#phase = name === undefined ? undefined : this.#rec.begin(name, slots.length === 0 ? {} : { waitingFor: this.spaces(slots) });
-  }
-
-  /** Now, for flows() to start at: a target may run its callbacks as soon as the record is published. */
-  now(): number {
-    return nowUs();
+  /**
+   * Ends the phase running, and begins `name` (none: undefined) at the same instant, waiting for
+   * the spaces in `slots`. Returns that instant.
+   */
+  phase(name: Phase | undefined, slots: readonly number[] = []): number {
+    const ts = nowUs();
+    if (this.#phase !== undefined) this.#rec.end(this.#phase, ts);
+    this.#phase = name === undefined ? undefined : this.#rec.begin(name, slots.length === 0 ? undefined : { waitingFor: this.spaces(slots) }, ts);
+    return ts;
   }
 
   /** The spaces in `slots`, as args name them. */
@@ -58,8 +60,8 @@ export class OperationTrace {
 
   /** Ends the operation, failed with `failure` (undefined: it succeeded, or had nothing to do). */
   end(failure: unknown): void {
-    this.phase(undefined);
-    if (failure !== undefined) this.#span.args.error = String((failure as { code?: unknown }).code ?? failure);
-    this.#rec.end(this.#span);
+    const ts = this.phase(undefined);
+    if (failure !== undefined) this.#args.error = String((failure as { code?: unknown }).code ?? failure);
+    this.#rec.end(this.#span, ts);
   }
 }

@@ -14,32 +14,9 @@
 import { BroadcastChannel, isMainThread, threadId } from 'node:worker_threads';
 import { H_TRACE, H_TRACE_EVENTS, SP_TRACED, slotBase, type Layout } from '../layout.js';
 import { nowUs } from './clock.js';
+import { EventBuffer, type RecordedPhase, type TraceEvent } from './buffer.js';
 
-/** One event of the Chrome trace-event format (the JSON ui.perfetto.dev and chrome://tracing open). */
-export interface TraceEvent {
-  /** The span's operation, phase or callback; a metadata event's kind (thread_name, process_name). */
-  readonly name: string;
-  /** X: complete span; b/e: async span begin/end; s/f: flow start/end; i: instant; M: metadata. */
-  readonly ph: 'X' | 'b' | 'e' | 's' | 'f' | 'i' | 'M';
-  /** µs on the machine's monotonic clock (clock.ts). */
-  readonly ts: number;
-  /** The process (process.pid). */
-  readonly pid: number;
-  /** The thread (its threadId, 0 for a main thread). */
-  readonly tid: number;
-  /** 'xpmem'. */
-  readonly cat?: string;
-  /** A complete span's duration, µs. */
-  readonly dur?: number;
-  /** What pairs an async span's begin and end, or a flow's start and end. */
-  readonly id?: string;
-  /** A flow end binds to the span enclosing it. */
-  readonly bp?: 'e';
-  /** An instant's scope: the thread. */
-  readonly s?: 't';
-  /** What the event is about: a span's segId, event, targets, error, ...; a metadata event's name. */
-  readonly args?: Record<string, unknown>;
-}
+export type { TraceEvent } from './buffer.js';
 
 /** What one thread sends the collector: its events of session `session`. */
 export interface Flush {
@@ -61,10 +38,8 @@ export interface Span {
   readonly name: string;
   readonly ts: number;
   readonly session: number;
-  args: Record<string, unknown>;
+  readonly args: Record<string, unknown> | undefined;
 }
-
-const CAT = 'xpmem';
 
 /** The BroadcastChannel of the trace of domain `domainId`. */
 export function channelName(domainId: number): string {
@@ -90,10 +65,7 @@ export class Recorder {
   readonly #slot: number;
   readonly #tracedAt: number;
   #session = 0;
-  #max = 0;
-  #events: TraceEvent[] = [];
-  #dropped = 0;
-  #droppedAt = 0;
+  #events = new EventBuffer(0);
   /** Spans begun and not ended, oldest first: one that ends under a younger one is not nested. */
   readonly #open: Span[] = [];
   #asyncIds = 0;
@@ -114,10 +86,10 @@ export class Recorder {
     return this.#words[H_TRACE] !== 0;
   }
 
-  /** Begins a span named `name` (args may be added until it ends). */
-  begin(name: string, args: Record<string, unknown>): Span {
+  /** Begins a span named `name` at `ts` (default now; its args, if any, may be added to until it ends). */
+  begin(name: string, args: Record<string, unknown> | undefined, ts?: number): Span {
     const session = this.#current(); // first, so that joining a trace is not timed in the span
-    const span = { name, ts: nowUs(), session, args };
+    const span = { name, ts: ts ?? nowUs(), session, args };
     this.#open.push(span);
     return span;
   }
@@ -125,14 +97,13 @@ export class Recorder {
   /**
    * Ends `span`: a complete span (X) on this thread's track when every span begun inside it
    * ended first, else (an async operation that interleaved with other work) an async span (b/e)
-   * beside the track, so the track's spans always nest.
+   * beside the track, so the track's spans always nest. At `ts` (default now).
    */
-  end(span: Span): void {
+  end(span: Span, ts = nowUs()): void {
     const at = this.#open.lastIndexOf(span);
     if (at >= 0) this.#open.splice(at, 1);
     if (span.session === 0 || span.session !== this.#current()) return;
-    const ts = nowUs();
-    if (at === this.#open.length) this.#push({ name: span.name, ph: 'X', ts: span.ts, dur: ts - span.ts, cat: CAT, pid: process.pid, tid: threadId, args: span.args });
+    if (at === this.#open.length) this.#push('X', span.name, span.ts, ts - span.ts, undefined, span.args);
     else this.#apart(span, ts);
   }
 
@@ -147,7 +118,7 @@ export class Recorder {
    */
   flow(ph: 's' | 'f', id: string, name: string, ts = nowUs()): void {
     if (this.#current() === 0) return;
-    this.#push({ name, ph, id, ts, cat: CAT, pid: process.pid, tid: threadId, ...(ph === 'f' ? { bp: 'e' as const } : {}) });
+    this.#push(ph, name, ts, 0, id, undefined);
   }
 
   /**
@@ -156,9 +127,9 @@ export class Recorder {
    */
   take(session: number): Flush | undefined {
     if (session !== this.#session) return undefined;
-    const flush = { session, slot: this.#slot, pid: process.pid, tid: threadId, name: isMainThread ? 'main' : undefined, events: this.#events, dropped: this.#dropped, droppedAt: this.#droppedAt };
-    this.#events = [];
-    this.#dropped = 0;
+    const { dropped, droppedAt } = this.#events;
+    const flush = { session, slot: this.#slot, pid: process.pid, tid: threadId, name: isMainThread ? 'main' : undefined, events: this.#events.events(process.pid, threadId), dropped, droppedAt };
+    this.#events = new EventBuffer(Atomics.load(this.#words, H_TRACE_EVENTS));
     holding.delete(this);
     return flush;
   }
@@ -173,9 +144,8 @@ export class Recorder {
 
   #apart(span: Span, end: number): void {
     const id = `${threadId}.${++this.#asyncIds}`;
-    const common = { name: span.name, cat: CAT, id, pid: process.pid, tid: threadId };
-    this.#push({ ...common, ph: 'b', ts: span.ts, args: span.args });
-    this.#push({ ...common, ph: 'e', ts: end });
+    this.#push('b', span.name, span.ts, 0, id, span.args);
+    this.#push('e', span.name, end, 0, id, undefined);
   }
 
   /** The trace recording now (0: none), joining it on its first event here. */
@@ -193,9 +163,7 @@ export class Recorder {
   #join(session: number): void {
     this.#channel?.close();
     this.#session = session;
-    this.#max = Atomics.load(this.#words, H_TRACE_EVENTS);
-    this.#events = [];
-    this.#dropped = 0;
+    this.#events = new EventBuffer(Atomics.load(this.#words, H_TRACE_EVENTS));
     this.#open.length = 0;
     const channel = new BroadcastChannel(channelName(this.#domainId));
     channel.unref();
@@ -218,9 +186,8 @@ export class Recorder {
     if (flush !== undefined) this.#channel?.postMessage(flush);
   }
 
-  #push(event: TraceEvent): void {
+  #push(ph: RecordedPhase, name: string, ts: number, dur: number, id: string | undefined, args: Record<string, unknown> | undefined): void {
     if (this.#events.length === 0) holding.add(this);
-    if (this.#events.length < this.#max) this.#events.push(event);
-    else if (this.#dropped++ === 0) this.#droppedAt = event.ts;
+    this.#events.push(ph, name, ts, dur, id, args);
   }
 }

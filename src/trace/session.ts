@@ -13,7 +13,8 @@ import { BroadcastChannel, isMainThread, threadId } from 'node:worker_threads';
 import { xpmemError } from '../errors.js';
 import { H_TRACE, H_TRACE_EVENTS, SP_STATE, SP_THREAD, SP_TRACED, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../layout.js';
 import { nowUs } from './clock.js';
-import { channelName, type Flush, type TraceEvent } from './recorder.js';
+import type { TraceEvent } from './buffer.js';
+import { channelName, type Flush } from './recorder.js';
 
 /** Options of domain.trace(). */
 export interface TraceOptions {
