@@ -56,7 +56,7 @@ export const H_SPACE_TOP = H_CLOCK + 1; // [tx] 1 + the highest space slot ever 
 export const H_RECORD_WAITERS = H_SPACE_TOP + 1; // [atomic] operations waiting for a free invalidation record (record.ts)
 export const H_STATS = H_RECORD_WAITERS + 1; // [atomic] counters, STAT_* words (stats.ts)
 export const STAT_WORDS = 40;
-export const H_TRACE = H_STATS + STAT_WORDS; // [atomic] the session of the trace recording now (trace/session.ts), 0 = none
+export const H_TRACE = H_STATS + STAT_WORDS; // [atomic] the session of the trace recording now (trace/session.ts), 0 = none, -1 = one starting
 export const H_TRACE_EVENTS = H_TRACE + 1; // [atomic] the events each thread buffers for that trace, set with it
 export const H_SLOW_MS = H_TRACE_EVENTS + 1; // slowMs: how long an operation waits before xpmem:slow reports it, fixed at create
 export const HEADER_WORDS = H_SLOW_MS + 1;

@@ -8,7 +8,7 @@
 import { SP_CALLBACK, SP_CALLBACK_SINCE, slotBase, type Layout } from '../layout.js';
 
 /** The callbacks a space may be running, as SP_CALLBACK's low three bits say. */
-export const CALLBACKS = ['', 'invalidateStart', 'invalidateEnd', 'release', 'referenced'] as const;
+const CALLBACKS = ['', 'invalidateStart', 'invalidateEnd', 'release', 'referenced'] as const;
 
 /** A callback's name, as CALLBACKS lists it. */
 export type CallbackName = Exclude<(typeof CALLBACKS)[number], ''>;

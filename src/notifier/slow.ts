@@ -35,20 +35,24 @@ const clocks = new WeakMap<Watched, { began: number; next: number }>();
 
 /**
  * A SlowWait of operation `op` (run by space `self`) waiting for `waitingFor`: `spaces()` gives
- * the slots of the spaces it still waits for, read when a report is built. Its own thread only.
+ * the slots of the spaces it still waits for, read when a report is built. The operation's clock
+ * starts when it first sleeps (a wait answered while it spins costs nothing here). Its own
+ * thread only.
  */
 export function slowWait(cb: ControlBlock, op: Watched, waitingFor: WaitingFor, spaces: () => readonly number[]): SlowWait {
-  let clock = clocks.get(op);
-  if (clock === undefined) {
-    const began = performance.now();
-    clock = { began, next: began + slowMs(cb) };
+  let clock: { began: number; next: number } | undefined;
+  let since = 0;
+  const started = (): { began: number; next: number } => {
+    if (clock !== undefined) return clock;
+    since = performance.now();
+    clock = clocks.get(op) ?? { began: since, next: since + slowMs(cb) };
     clocks.set(op, clock);
-  }
-  const since = performance.now();
-  const c = clock;
+    return clock;
+  };
   return {
-    due: () => c.next,
+    due: () => started().next,
     tick: () => {
+      const c = started();
       const now = performance.now();
       if (now < c.next) return;
       while (c.next <= now) c.next += slowMs(cb);

@@ -83,7 +83,7 @@ export class Recorder {
    * Atomics, and a thread that sees it a few events late only records them late.
    */
   get on(): boolean {
-    return this.#words[H_TRACE] !== 0;
+    return this.#words[H_TRACE]! > 0;
   }
 
   /** Begins a span named `name` at `ts` (default now; its args, if any, may be added to until it ends). */
@@ -150,7 +150,7 @@ export class Recorder {
 
   /** The trace recording now (0: none), joining it on its first event here. */
   #current(): number {
-    const session = Atomics.load(this.#words, H_TRACE);
+    const session = Math.max(0, Atomics.load(this.#words, H_TRACE)); // -1: a trace starting
     if (session !== this.#session && session !== 0) this.#join(session);
     return session;
   }

@@ -54,11 +54,15 @@ const LOOK_MS = 10;
 /** Starts a trace of `domain`. ERR_XPMEM_BUSY when one already records. Never sleeps. */
 export function startTrace(domain: TracedDomain, maxEvents: number): Tracing {
   const session = 1 + Math.floor(Math.random() * 0x7ffffffe);
-  Atomics.store(domain.words, H_TRACE_EVENTS, maxEvents);
-  if (Atomics.compareExchange(domain.words, H_TRACE, 0, session) !== 0) {
+  // Claimed (-1, which no thread records under) before the bound is stored, so a thread that
+  // sees the session sees its bound.
+  if (Atomics.compareExchange(domain.words, H_TRACE, 0, -1) !== 0) {
     throw xpmemError('ERR_XPMEM_BUSY', 'a trace of this domain is already recording (domain.trace(), or XPMEM_TRACE); stop it first');
   }
-  return new Tracing(domain, session);
+  Atomics.store(domain.words, H_TRACE_EVENTS, maxEvents);
+  const tracing = new Tracing(domain, session); // its channel listens before any thread records
+  Atomics.store(domain.words, H_TRACE, session);
+  return tracing;
 }
 
 /** A trace recording: stop() ends it and gathers every thread's events. */
@@ -84,11 +88,6 @@ export class Tracing {
       this.#flushes.set(key, known === undefined ? flush : { ...flush, events: [...known.events, ...flush.events], dropped: known.dropped + flush.dropped });
       this.#onFlush?.();
     };
-  }
-
-  /** True while it records (stop() not called yet). */
-  get recording(): boolean {
-    return this.#stopped === undefined;
   }
 
   /**
