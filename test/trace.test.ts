@@ -10,8 +10,8 @@ import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import type { SlowMessage, Trace, TraceEvent } from '../src/index.js';
-import { agents, bounded, domain, Gates, teardown } from './helpers.js';
+import type { Domain, Segment, SlowMessage, Trace, TraceEvent } from '../src/index.js';
+import { type Agent, agents, bounded, domain, Gates, teardown } from './helpers.js';
 
 const TRACE_RUN = new URL('../build/test/fixtures/trace-run.js', import.meta.url);
 const OPERATIONS = new Set(['remove', 'release', 'migrate', 'resize', 'protect', 'swapOut', 'swapIn', 'compact', 'reclaim', 'fault']);
@@ -230,16 +230,21 @@ describe('trace', () => {
   });
 });
 
+/** A domain reporting operations slow after `slowMs`, an agent that attached a segment of `bytes` of the main thread, and a gate. */
+async function oneAttacher(slowMs: number, bytes: number): Promise<{ d: Domain; gates: Gates; agent: Agent; seg: Segment; att: unknown; gate: number }> {
+  const d = await domain({ slowMs });
+  const gates = new Gates();
+  const [agent] = await agents(d, gates, 1);
+  const seg = d.space.make(bytes);
+  const att = await agent!.call('attach', { access: await agent!.call('get', { segId: seg.id }) });
+  return { d, gates, agent: agent!, seg, att, gate: gates.take() };
+}
+
 describe('xpmem:slow', () => {
   it('reports an operation waiting past slowMs while its target still runs a blocking invalidateStart', async () => {
-    const d = await domain({ slowMs: 200 });
-    const gates = new Gates();
-    const [agent] = await agents(d, gates, 1);
-    const seg = d.space.make(4096);
-    const att = await agent!.call('attach', { access: await agent!.call('get', { segId: seg.id }) });
-    const gate = gates.take();
-    await agent!.call('notifier', { att, how: 'block', gate, tag: 1 });
-    const space = await agent!.call<number>('space');
+    const { d, gates, agent, seg, att, gate } = await oneAttacher(200, 4096);
+    await agent.call('notifier', { att, how: 'block', gate, tag: 1 });
+    const space = await agent.call<number>('space');
     const slow = nextSlow((m) => m.segId === seg.id);
     const migrated = seg.migrate();
     const m = await slow;
@@ -248,33 +253,28 @@ describe('xpmem:slow', () => {
       segId: seg.id,
       event: 'migrate',
       waitingFor: 'invalidateStart',
-      spaces: [{ space, threadId: agent!.worker.threadId, callback: { name: 'invalidateStart', segId: seg.id, ms: expect.any(Number) } }],
+      spaces: [{ space, threadId: agent.worker.threadId, callback: { name: 'invalidateStart', segId: seg.id, ms: expect.any(Number) } }],
     });
     expect(m.waitedMs).toBeGreaterThanOrEqual(200);
     expect(m.spaces[0]!.doing).toMatch(new RegExp(`^invalidateStart of segment ${seg.id} for \\d`));
     gates.open(gate); // the callback returns only now
     await migrated;
-    await teardown(d, [agent!]);
+    await teardown(d, [agent]);
   });
 
   it('reports a blocking drain with the space that holds the section', async () => {
-    const d = await domain({ slowMs: 50 });
-    const gates = new Gates();
-    const [holder] = await agents(d, gates, 1);
-    const seg = d.space.make(64);
-    const att = await holder!.call('attach', { access: await holder!.call('get', { segId: seg.id }) });
-    const gate = gates.take();
-    const held = holder!.send('hold', { att, gate, tag: 1 });
-    await holder!.until((e) => e.event === 'holding');
+    const { d, gates, agent: holder, seg, att, gate } = await oneAttacher(50, 64);
+    const held = holder.send('hold', { att, gate, tag: 1 });
+    await holder.until((e) => e.event === 'holding');
     const slow = nextSlow(
       (m) => m.waitingFor === 'drain',
       () => gates.open(gate), // this thread blocks in migrateSync: the report itself lets the section go
     );
     seg.migrateSync();
     const m = await slow;
-    expect(m).toMatchObject({ operation: 'migrate', segId: seg.id, spaces: [{ space: await holder!.call<number>('space'), threadId: holder!.worker.threadId }] });
+    expect(m).toMatchObject({ operation: 'migrate', segId: seg.id, spaces: [{ space: await holder.call<number>('space'), threadId: holder.worker.threadId }] });
     expect(m.spaces[0]!.doing).toMatch(/^holds a section on the segment/);
     await held;
-    await teardown(d, [holder!]);
+    await teardown(d, [holder]);
   });
 });
