@@ -11,8 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { Domain, Segment, SlowMessage, Trace, TraceEvent } from '../src/index.js';
-import { type Agent, agents, bounded, domain, Gates, teardown } from './helpers.js';
+import { type Agent, agents, bounded, domain, Gates, noneInFlight, teardown } from './helpers.js';
 
+const KIB64 = 64 * 1024;
 const TRACE_RUN = new URL('../build/test/fixtures/trace-run.js', import.meta.url);
 const OPERATIONS = new Set(['remove', 'release', 'migrate', 'resize', 'protect', 'swapOut', 'swapIn', 'compact', 'reclaim', 'fault']);
 const CALLBACKS = new Set(['invalidateStart', 'invalidateEnd', 'release', 'referenced']);
@@ -190,6 +191,35 @@ describe('trace', () => {
     const apart = trace.traceEvents.filter((e) => e.ph === 'b' && e.name === 'migrate');
     expect([...spans.filter((s) => s.name === 'migrate'), ...apart].map((e) => e.args!.segId)).toEqual([second.id, first.id]);
     await teardown(d, [agent!]);
+  });
+
+  it('a reap and a reclaim in a trace: the release a reaper runs reaches a release callback, and the reclaim clock asks in a referenced span', async () => {
+    const d = await domain({ memoryLimit: 3 * KIB64 + 4096 });
+    const [owner, watcher] = (await agents(d, new Gates(), 2)) as [Agent, Agent];
+    const tracing = d.trace();
+    const owned = await owner.call<number>('make', { bytes: 64 });
+    const released = await watcher.call('attach', { access: await watcher.call('get', { segId: owned }) });
+    await watcher.call('notifier', { att: released, how: 'plain', tag: 1, release: true });
+    const [, aged] = [d.space.make(KIB64), d.space.make(KIB64), d.space.make(KIB64)];
+    const asked = await watcher.call('attach', { access: await watcher.call('get', { segId: aged!.id, mode: 'ro' }), range: {} });
+    await watcher.call('notifier', { att: asked, how: 'plain', tag: 2, referenced: false });
+    d.space.make(KIB64); // reclaims: the clock asks the watcher about `aged` and swaps out a victim
+    await watcher.until((e) => e.event === 'referenced', 'referenced() asked');
+    await owner.worker.terminate();
+    await d.settled(); // the reaper removed the dead owner's segment: 'release'
+    await noneInFlight(d); // every target ran what the operations caused
+    const trace = await tracing.stop();
+    const { spans, flows } = validate(trace);
+    expect(spans.filter((s) => s.tid === 0 && OPERATIONS.has(s.name)).map((s) => s.name)).toEqual(expect.arrayContaining(['reclaim', 'release']));
+    const mine = (s: Complete): boolean => s.tid === watcher.worker.threadId;
+    expect(spans.filter(mine).map((s) => s.name)).toEqual(expect.arrayContaining(['referenced', 'release']));
+    expect(flows).toContainEqual(
+      expect.objectContaining({
+        from: expect.objectContaining({ name: 'release', args: expect.objectContaining({ segId: owned }) }),
+        to: expect.objectContaining({ name: 'release', tid: watcher.worker.threadId }),
+      }),
+    );
+    await teardown(d, [watcher]);
   });
 
   it('XPMEM_TRACE writes the trace of a whole run when the domain closes or the process ends', async () => {
