@@ -210,6 +210,7 @@ describe('XPMEM verbs in one space', () => {
       [() => seg.removeSync({ signal: aborted }), 'ERR_XPMEM_ABORTED'],
       [() => seg.resize(2 ** 40), 'ERR_OUT_OF_RANGE'],
       [() => seg.protectSync('ro', 3 as unknown as object), 'ERR_INVALID_ARG_TYPE'],
+      [() => d.trace().stop({ deadlineMs: -1 }), 'ERR_OUT_OF_RANGE'], // last: the trace it started goes on recording
     ];
     const before = JSON.stringify(d.maps());
     for (const [i, [fn, code]] of cases.entries()) {
