@@ -10,7 +10,7 @@ import { checkSwapDir, discardAll } from './control/swapfile.js';
 import { checkFunction, checkIndex, checkOptions, invalidArgType, invalidArgValue, outOfRange, xpmemError, type XpmemError } from './errors.js';
 import { checkKeys } from './options.js';
 import { ControlBlock, type DomainHandle } from './control/control.js';
-import { H_ARENA_UNITS, H_CLOSED, H_SLOW_MS, SP_STATE, SPACE_LIVE, UNIT, slotBase, type Capacities } from './layout.js';
+import { H_ARENA_UNITS, H_CLOSED, H_SLOW_MS, H_TRACE, SP_STATE, SPACE_LIVE, UNIT, slotBase, type Capacities } from './layout.js';
 import { startTrace, type TraceOptions, type Tracing } from './trace/session.js';
 import { traceToFile } from './trace/file.js';
 import { ring } from './sync/doorbell.js';
@@ -160,9 +160,18 @@ export class Domain {
     const data = opts.workerData === undefined ? {} : opts.workerData;
     if (typeof data !== 'object' || data === null) throw invalidArgType('options.workerData', 'an object (xpmem adds its handle to it)', data);
     const worker = new Worker(file, { ...opts, workerData: { ...data, xpmem: this.handle() } });
-    if (typeof opts.name === 'string') this.#names.set(worker.threadId, opts.name);
+    if (typeof opts.name === 'string') this.#nameTrack(worker, opts.name);
     this.watch(worker);
     return worker;
+  }
+
+  /** Names `worker`'s track in traces, until it exits outside a trace (one recording keeps the name for its stop()). */
+  #nameTrack(worker: Worker, name: string): void {
+    const { threadId } = worker;
+    this.#names.set(threadId, name);
+    worker.once('exit', () => {
+      if (Atomics.load(this.#cb.words, H_TRACE) === 0) this.#names.delete(threadId);
+    });
   }
 
   /**

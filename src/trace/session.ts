@@ -10,7 +10,8 @@
  * that called trace(); it never blocks, and stop() waits without blocking the event loop.
  */
 import { BroadcastChannel, isMainThread, threadId } from 'node:worker_threads';
-import { xpmemError } from '../errors.js';
+import { checkIndex, checkOptions, xpmemError } from '../errors.js';
+import { checkKeys } from '../options.js';
 import { H_TRACE, H_TRACE_EVENTS, SP_STATE, SP_THREAD, SP_TRACED, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../layout.js';
 import { nowUs } from './clock.js';
 import type { TraceEvent } from './buffer.js';
@@ -48,6 +49,8 @@ export interface TracedDomain {
 }
 
 const STOP_MS = 2_000;
+/** The keys StopOptions knows. */
+const STOP_KEYS = { deadlineMs: true } as const satisfies Record<keyof StopOptions, true>;
 /** How often stop() looks again at which spaces it still waits for (one may be reaped meanwhile). */
 const LOOK_MS = 10;
 
@@ -94,10 +97,14 @@ export class Tracing {
    * Stops recording in every thread and resolves with the events of every thread that sent
    * them within `opts.deadlineMs`: a thread that does not answer by then (blocked, or in a
    * long synchronous loop) is named in the trace, its events lost. Calling it again resolves
-   * with the same trace. Waits without blocking the event loop.
+   * with the same trace. Bad options throw before anything stops. Waits without blocking the
+   * event loop.
    */
   stop(opts: StopOptions = {}): Promise<Trace> {
-    this.#stopped ??= this.#gather(opts.deadlineMs ?? STOP_MS);
+    checkOptions('options', opts);
+    checkKeys('options', opts, STOP_KEYS);
+    const deadlineMs = opts.deadlineMs === undefined ? STOP_MS : checkIndex('options.deadlineMs', opts.deadlineMs, 0, 2 ** 31 - 1);
+    this.#stopped ??= this.#gather(deadlineMs);
     return this.#stopped;
   }
 
