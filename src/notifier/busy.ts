@@ -21,6 +21,13 @@ export interface Busy {
   readonly wasSince: number;
 }
 
+/** Publishes that space `slot` runs no callback (a new membership of the slot). Its own thread only. */
+export function idle(words: Int32Array, layout: Layout, slot: number): void {
+  const at = slotBase(layout.spaces, slot) + SP_CALLBACK;
+  Atomics.store(words, at, 0);
+  Atomics.store(words, at + SP_CALLBACK_SINCE - SP_CALLBACK, 0);
+}
+
 /** Publishes that space `slot` runs callback `name` for segment slot `seg`. Its own thread only. */
 export function publishCallback(words: Int32Array, layout: Layout, slot: number, name: CallbackName, seg: number): Busy {
   const at = slotBase(layout.spaces, slot) + SP_CALLBACK;

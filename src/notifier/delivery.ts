@@ -52,7 +52,7 @@ import { pause } from '../sync/pause.js';
 import { idling, spinForEnd, spinForNext, spinsForAcks, type Spin } from './spin.js';
 import { answerAging } from './aging.js';
 import { reportThrown } from './thrown.js';
-import { publishCallback, returned, settled, type CallbackName } from './busy.js';
+import { idle, publishCallback, returned, settled, type CallbackName } from './busy.js';
 import { flowId, type Recorder, type Span } from '../trace/recorder.js';
 
 /** A notifier as its own thread knows it. */
@@ -113,6 +113,7 @@ export class Delivery {
     this.#cb = cb;
     this.#self = self;
     this.#trace = trace;
+    idle(cb.words, cb.layout, self); // a slot's last member may have died inside a callback
     this.#words = cb.words;
     this.#eventsAt = slotBase(cb.layout.spaces, self) + SP_EVENTS;
   }

@@ -76,6 +76,7 @@ export class Recorder {
     this.#domainId = domainId;
     this.#slot = slot;
     this.#tracedAt = slotBase(layout.spaces, slot) + SP_TRACED;
+    Atomics.store(words, this.#tracedAt, 0); // a slot's last member may have recorded in the trace recording now
   }
 
   /**

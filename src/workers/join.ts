@@ -9,25 +9,7 @@
 import { threadId } from 'node:worker_threads';
 import { invalidArgType, xpmemError } from '../errors.js';
 import { ControlBlock, allocSlot, type DomainHandle } from '../control/control.js';
-import {
-  SP_AGE,
-  SP_AGED,
-  SP_AGER,
-  SP_CALLBACK,
-  SP_CALLBACK_SINCE,
-  SP_EVENTS,
-  SP_PARKED,
-  SP_GEN,
-  SP_HELD,
-  SP_NOTIFIERS,
-  SP_RECORD_WAIT,
-  SP_THREAD,
-  SP_TRACED,
-  SP_WAIT_ANY,
-  H_CLOSED,
-  H_SPACE_TOP,
-  slotBase,
-} from '../layout.js';
+import { SP_AGE, SP_AGED, SP_AGER, SP_EVENTS, SP_PARKED, SP_GEN, SP_HELD, SP_NOTIFIERS, SP_RECORD_WAIT, SP_THREAD, SP_WAIT_ANY, H_CLOSED, H_SPACE_TOP, slotBase } from '../layout.js';
 import { Mm } from '../mm.js';
 import { Space } from '../segment/space.js';
 
@@ -78,7 +60,7 @@ export function joinMm(handle: DomainHandle): { mm: Mm; space: Space } {
     return { slot: s, gen: tx.get(base + SP_GEN) };
   });
   const base = slotBase(layout.spaces, slot);
-  for (const f of [SP_EVENTS, SP_WAIT_ANY, SP_AGE, SP_AGED, SP_AGER, SP_PARKED, SP_RECORD_WAIT, SP_CALLBACK, SP_CALLBACK_SINCE, SP_TRACED]) Atomics.store(cb.words, base + f, 0);
+  for (const f of [SP_EVENTS, SP_WAIT_ANY, SP_AGE, SP_AGED, SP_AGER, SP_PARKED, SP_RECORD_WAIT]) Atomics.store(cb.words, base + f, 0);
   for (let d = 0; d < layout.caps.depth; d++) Atomics.store(cb.words, base + SP_HELD + d, 0);
   const mm = new Mm(cb, slot, gen);
   const entry = { mm, space: new Space(mm) };
