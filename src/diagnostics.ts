@@ -1,6 +1,6 @@
 /**
- * diagnostics_channel publication: `xpmem:invalidate`, `xpmem:fault`, `xpmem:reclaim` and
- * `xpmem:reap`. Messages are built only when a channel has subscribers, in the thread that did
+ * diagnostics_channel publication: `xpmem:invalidate`, `xpmem:fault`, `xpmem:reclaim`,
+ * `xpmem:reap` and `xpmem:slow`. Messages are built only when a channel has subscribers, in the thread that did
  * the work (subscribe in that thread: channels are per thread). Never sleeps.
  */
 import { channel } from 'node:diagnostics_channel';
@@ -58,10 +58,49 @@ export interface ReapMessage {
   readonly segments: number;
 }
 
+/** Message of `xpmem:slow`: an operation has waited longer than slowMs, and still waits. */
+export interface SlowMessage {
+  /** The operation: 'remove', 'migrate', 'resize', 'protect', 'swapOut', 'swapIn', 'compact', 'reclaim', 'fault' or 'release'. */
+  readonly operation: string;
+  /** Its segment. */
+  readonly segId: number;
+  /** Its invalidation's event, as callbacks see it. */
+  readonly event: InvalidateEvent;
+  /** How long it has waited, in ms (since its first wait). */
+  readonly waitedMs: number;
+  /** What it waits for now: another operation on the segment, a free record, its targets' invalidateStart, or sections to leave. */
+  readonly waitingFor: 'operation lock' | 'record' | 'invalidateStart' | 'drain';
+  /** The spaces it still waits for. */
+  readonly spaces: readonly SlowSpace[];
+}
+
+/** A space an operation waits for, in an `xpmem:slow` message. */
+export interface SlowSpace {
+  /** The space's public id. */
+  readonly space: number;
+  /** Its thread's threadId (0 for a main thread). Spaces of other processes will add a pid beside it. */
+  readonly threadId: number;
+  /** What it is in, for a person: 'invalidateStart of segment 4096 for 1.2 s', 'holds a section on the segment ...'. */
+  readonly doing: string;
+  /** The callback it runs, when it runs one. */
+  readonly callback?: SlowCallback;
+}
+
+/** The callback a space an operation waits for runs, in an `xpmem:slow` message. */
+export interface SlowCallback {
+  /** 'invalidateStart', 'invalidateEnd', 'release' or 'referenced'. */
+  readonly name: string;
+  /** The segment it runs for. */
+  readonly segId: number;
+  /** How long it has run, in ms (a callback that returned a promise runs until it settles). */
+  readonly ms: number;
+}
+
 export const invalidateChannel = channel('xpmem:invalidate');
 export const faultChannel = channel('xpmem:fault');
 export const reclaimChannel = channel('xpmem:reclaim');
 export const reapChannel = channel('xpmem:reap');
+export const slowChannel = channel('xpmem:slow');
 
 /** Publishes one invalidation on `xpmem:invalidate` (the caller checked it has subscribers). */
 export function published(op: { readonly id: number; readonly event: InvalidateEvent }, attachers: number, durationMs: number, failure: unknown): void {

@@ -10,7 +10,9 @@ import { checkSwapDir, discardAll } from './control/swapfile.js';
 import { checkFunction, checkIndex, checkOptions, invalidArgType, invalidArgValue, outOfRange, xpmemError, type XpmemError } from './errors.js';
 import { checkKeys } from './options.js';
 import { ControlBlock, type DomainHandle } from './control/control.js';
-import { H_ARENA_UNITS, H_CLOSED, SP_PID, SP_STATE, SPACE_LIVE, UNIT, slotBase, type Capacities, type Layout } from './layout.js';
+import { H_ARENA_UNITS, H_CLOSED, H_TRACE, SP_PID, SP_STATE, SPACE_LIVE, UNIT, slotBase, type Capacities, type Layout } from './layout.js';
+import { startTrace, type TraceOptions, type Tracing } from './trace/session.js';
+import { traceToFile } from './trace/file.js';
 import { ring } from './sync/doorbell.js';
 import { checkWaitOptions, within, type WaitOptions } from './sync/futex.js';
 import { checkControlBlock, type CheckReport } from './control/check.js';
@@ -56,6 +58,11 @@ export interface DomainOptions {
   /** Table capacities (fixed for the domain's life). */
   capacity?: Partial<Capacities>;
   /**
+   * How long, in ms, a VM operation waits before `xpmem:slow` reports it in its thread, and again
+   * after each further slowMs while it still waits (default 1,000).
+   */
+  slowMs?: number;
+  /**
    * Shares the domain with other processes under this name (1 to 200 letters, digits, '.', '_'
    * or '-'): its memory is the file /dev/shm/xpmem-threads.<name>, mode 0600, mapped whole
    * (maxArenaBytes up front; only touched pages take memory), and any process of the same user
@@ -73,13 +80,19 @@ export interface OpenOptions {
 }
 
 /** The keys DomainOptions knows (the compiler keeps this list and the interface the same). */
-const DOMAIN_KEYS = { arenaBytes: true, maxArenaBytes: true, deadlineMs: true, memoryLimit: true, swapDir: true, capacity: true, shared: true } as const satisfies Record<keyof DomainOptions, true>;
+const DOMAIN_KEYS = { arenaBytes: true, maxArenaBytes: true, deadlineMs: true, memoryLimit: true, swapDir: true, capacity: true, slowMs: true, shared: true } as const satisfies Record<
+  keyof DomainOptions,
+  true
+>;
 
 /** The keys OpenOptions knows. */
 const OPEN_KEYS = { deadlineMs: true } as const satisfies Record<keyof OpenOptions, true>;
 
 /** How often a process of a shared domain looks for processes that died or left (ms). */
 const WATCH_MS = 50;
+
+/** The keys TraceOptions knows. */
+const TRACE_KEYS = { maxEvents: true } as const satisfies Record<keyof TraceOptions, true>;
 
 /** The largest arena: its size in units lives in a 32-bit control-block word. */
 const MAX_ARENA = 2 ** 32 - UNIT;
@@ -115,6 +128,10 @@ export class Domain {
   #watcher: NodeJS.Timeout | undefined;
   /** Slots of departed processes' spaces whose reap runs now in this process. */
   readonly #departing = new Set<number>();
+  /** Names of the workers spawn() started, by threadId: their tracks in a trace. */
+  readonly #names = new Map<number, string>();
+  /** With XPMEM_TRACE: writes the trace of the whole run (close() calls it). */
+  #traceFile: (() => Promise<void>) | undefined;
 
   private constructor(cb: ControlBlock, mm: Mm, space: Space, ownSwapDir: boolean, shared?: { path: string; creator: boolean }) {
     this.#cb = cb;
@@ -132,6 +149,7 @@ export class Domain {
     const maxArenaBytes = opts.maxArenaBytes === undefined ? DEFAULT_MAX_ARENA : checkUnits('options.maxArenaBytes', opts.maxArenaBytes, UNIT, MAX_ARENA);
     const arenaBytes = opts.arenaBytes === undefined ? Math.min(16 * 2 ** 20, maxArenaBytes) : checkUnits('options.arenaBytes', opts.arenaBytes, 0, maxArenaBytes, arenaBound(opts.maxArenaBytes));
     const deadlineMs = opts.deadlineMs === undefined ? 10_000 : checkIndex('options.deadlineMs', opts.deadlineMs, 1, 2 ** 31 - 1);
+    const slowMs = opts.slowMs === undefined ? 1_000 : checkIndex('options.slowMs', opts.slowMs, 1, 2 ** 31 - 1);
     checkOptions('options.capacity', opts.capacity);
     const caps = { ...DEFAULT_CAPS };
     checkKeys('options.capacity', opts.capacity ?? {}, CAPACITY_KEYS);
@@ -145,19 +163,24 @@ export class Domain {
       native();
     }
     const swapDir = opts.swapDir ?? mkdtempSync(join(tmpdir(), 'xpmem-swap-'));
-    const format = { arenaBytes, maxArenaBytes, memoryLimit, deadlineMs, swapDir };
+    const format = { arenaBytes, maxArenaBytes, memoryLimit, deadlineMs, swapDir, slowMs };
+    let domain: Domain;
     if (opts.shared === undefined) {
       const cb = ControlBlock.format(caps, format);
       const { mm, space } = joinMm(cb.handle);
-      return new Domain(cb, mm, space, opts.swapDir === undefined);
+      domain = new Domain(cb, mm, space, opts.swapDir === undefined);
+    } else {
+      try {
+        const { cb, mm, space, path } = createShared(opts.shared, caps, format);
+        domain = new Domain(cb, mm, space, opts.swapDir === undefined, { path, creator: true });
+      } catch (error) {
+        if (opts.swapDir === undefined) rmSync(swapDir, { recursive: true, force: true });
+        throw error;
+      }
     }
-    try {
-      const { cb, mm, space, path } = createShared(opts.shared, caps, format);
-      return new Domain(cb, mm, space, opts.swapDir === undefined, { path, creator: true });
-    } catch (error) {
-      if (opts.swapDir === undefined) rmSync(swapDir, { recursive: true, force: true });
-      throw error;
-    }
+    const file = process.env.XPMEM_TRACE;
+    if (file !== undefined && file !== '') domain.#traceFile = traceToFile(domain.trace(), file);
+    return domain;
   }
 
   /**
@@ -176,6 +199,21 @@ export class Domain {
     return new Domain(cb, mm, space, false, { path, creator: false });
   }
 
+  /**
+   * Starts recording a trace of the domain, in every thread of it: operations, their phases,
+   * callbacks, and the flows between them. `await tracing.stop()` gives it as Chrome trace-event
+   * JSON (open it in ui.perfetto.dev). ERR_XPMEM_BUSY while another trace of the domain records
+   * (XPMEM_TRACE records one from create to close). Runs in the creating thread.
+   */
+  trace(opts: TraceOptions = {}): Tracing {
+    checkOptions('options', opts);
+    checkKeys('options', opts, TRACE_KEYS);
+    const maxEvents = opts.maxEvents === undefined ? 100_000 : checkIndex('options.maxEvents', opts.maxEvents, 1, 2 ** 31 - 1);
+    this.#mm.checkLive();
+    const { words, layout, id } = this.#cb;
+    return startTrace({ words, layout, id, own: this.#mm.trace, nameOf: (threadId) => this.#names.get(threadId) }, maxEvents);
+  }
+
   /** A structured-cloneable handle: pass it to a worker, which calls join(handle). */
   handle(): DomainHandle {
     return this.#cb.handle;
@@ -190,8 +228,18 @@ export class Domain {
     const data = opts.workerData === undefined ? {} : opts.workerData;
     if (typeof data !== 'object' || data === null) throw invalidArgType('options.workerData', 'an object (xpmem adds its handle to it)', data);
     const worker = new Worker(file, { ...opts, workerData: { ...data, xpmem: this.handle() } });
+    if (typeof opts.name === 'string') this.#nameTrack(worker, opts.name);
     this.watch(worker);
     return worker;
+  }
+
+  /** Names `worker`'s track in traces, until it exits outside a trace (one recording keeps the name for its stop()). */
+  #nameTrack(worker: Worker, name: string): void {
+    const { threadId } = worker;
+    this.#names.set(threadId, name);
+    worker.once('exit', () => {
+      if (Atomics.load(this.#cb.words, H_TRACE) === 0) this.#names.delete(threadId);
+    });
   }
 
   /**
@@ -357,6 +405,7 @@ export class Domain {
     if (Atomics.exchange(words, H_CLOSED, 1) !== 0) return;
     if (this.#shared !== undefined) unlinkName(this.#shared.path);
     wakeAll(words, layout);
+    await this.#traceFile?.(); // before pools terminate their workers with what they recorded
     await Promise.allSettled([...this.#onClose].map(async (end) => end()));
     await this.settled({ deadlineMs: 2 ** 31 - 1 }); // the reaps see the domain closed and end
     forget(this.#cb.id);

@@ -2,7 +2,9 @@
 export { Domain, type DomainOptions, type OpenOptions } from './domain.js';
 export type { DomainStats, MapRow } from './observe.js';
 export type { CompactReport } from './vm/compact.js';
-export type { InvalidateMessage, FaultMessage, ReclaimMessage, ReapMessage } from './diagnostics.js';
+export type { InvalidateMessage, FaultMessage, ReclaimMessage, ReapMessage, SlowMessage, SlowSpace, SlowCallback } from './diagnostics.js';
+export type { Tracing, Trace, TraceOptions, StopOptions } from './trace/session.js';
+export type { TraceEvent } from './trace/buffer.js';
 export { Space } from './segment/space.js';
 export type { KeepOptions } from './segment/scope.js';
 export { Segment, type MakeOptions, type Permit } from './segment/segment.js';

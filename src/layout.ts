@@ -13,6 +13,7 @@
  */
 
 export const MAGIC = 0x58504d45; // 'XPME'
+/** 6: shared domains (the space words of its process and reaper), the trace and slowMs header words, and the space words of the callback a space runs and the trace it recorded in. */
 export const VERSION = 6;
 
 /** Bytes per arena unit: a cache line. One 32-bit word of units addresses 128 GiB. */
@@ -55,7 +56,10 @@ export const H_SPACE_TOP = H_CLOCK + 1; // [tx] 1 + the highest space slot ever 
 export const H_RECORD_WAITERS = H_SPACE_TOP + 1; // [atomic] operations waiting for a free invalidation record (record.ts)
 export const H_STATS = H_RECORD_WAITERS + 1; // [atomic] counters, STAT_* words (stats.ts)
 export const STAT_WORDS = 40;
-export const HEADER_WORDS = H_STATS + STAT_WORDS;
+export const H_TRACE = H_STATS + STAT_WORDS; // [atomic] the session of the trace recording now (trace/session.ts), 0 = none, -1 = one starting
+export const H_TRACE_EVENTS = H_TRACE + 1; // [atomic] the events each thread buffers for that trace, set with it
+export const H_SLOW_MS = H_TRACE_EVENTS + 1; // slowMs: how long an operation waits before xpmem:slow reports it, fixed at create
+export const HEADER_WORDS = H_SLOW_MS + 1;
 
 // ---- space table: one per joined thread (an mm_struct) ---------------------------------
 export const SP_STATE = 0; // [tx] FREE / LIVE / DEAD
@@ -74,8 +78,11 @@ export const SP_RECORD_WAIT = 12; // [atomic] operations of this space waiting f
 export const SP_PID = 13; // [tx] the process of its thread (-pid once that process left the domain: close())
 export const SP_PSTART = 14; // [tx] that process's start time (clock ticks since boot, mod 2^31): a reused pid is not it
 export const SP_REAPER = 15; // [atomic] space slot + 1 of the space reaping it (the one reap of a dead space), 0 = none
-export const SP_HELD = 16; // [atomic] MAX_DEPTH words: segment slot + 1 per held section, | HELD_*
-export const SP_FIXED = 16;
+export const SP_CALLBACK = 16; // [atomic] the callback this space runs: (segment slot + 1) * 8 + CALLBACK_*, 0 = none (notifier/busy.ts)
+export const SP_CALLBACK_SINCE = 17; // [atomic] when it began: Date.now() in ms, low 32 bits
+export const SP_TRACED = 18; // [atomic] the trace session this space last recorded an event in (trace/session.ts)
+export const SP_HELD = 19; // [atomic] MAX_DEPTH words: segment slot + 1 per held section, | HELD_*
+export const SP_FIXED = 19;
 
 /**
  * SP_HELD word flags. A section entry that must wait out a window parks in its own held word

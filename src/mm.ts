@@ -10,6 +10,7 @@ import { Delivery } from './notifier/delivery.js';
 import { runAsync, runSync, type Waiting, type Waits } from './notifier/wait.js';
 import type { Bounds, Invalidator } from './notifier/invalidate.js';
 import { deadlineIn, type WaitOptions } from './sync/futex.js';
+import { Recorder } from './trace/recorder.js';
 
 export class Mm implements Waiting, Invalidator {
   readonly cb: ControlBlock;
@@ -22,6 +23,8 @@ export class Mm implements Waiting, Invalidator {
   readonly slot: number;
   readonly gen: number;
   readonly delivery: Delivery;
+  /** What this space records while a trace of its domain runs. */
+  readonly trace: Recorder;
   /** Held-section slots: segment slot per SP_HELD index, -1 = free. Mirrors the shared words. */
   readonly held: Int32Array;
   /** Segment id per held-section slot, -1 = free: sections nest in increasing id order. */
@@ -40,7 +43,8 @@ export class Mm implements Waiting, Invalidator {
     this.#genAt = slotBase(cb.layout.spaces, slot) + SP_GEN;
     this.slot = slot;
     this.gen = gen;
-    this.delivery = new Delivery(cb, slot);
+    this.trace = new Recorder(cb.words, cb.layout, cb.id, slot);
+    this.delivery = new Delivery(cb, slot, this.trace);
     this.held = new Int32Array(cb.layout.caps.depth).fill(-1);
     this.heldIds = new Float64Array(cb.layout.caps.depth).fill(-1);
     this.heldAsync = new Uint8Array(cb.layout.caps.depth);
@@ -76,10 +80,11 @@ export class Mm implements Waiting, Invalidator {
     if (state === 'reaped') throw xpmemError('ERR_XPMEM_SPACE_DEAD', `space ${idOf(this.layout.spaces, this.slot, this.gen)} was reaped; join again`);
   }
 
-  /** Ends this thread's use of the membership (close / reap): stops the dispatcher. */
+  /** Ends this thread's use of the membership (close / reap): stops the dispatcher, sends what it traced. */
   leave(): void {
     this.#gone = true;
     this.delivery.stop();
+    this.trace.close();
   }
 
   deliverInline(): void {

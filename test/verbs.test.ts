@@ -186,6 +186,11 @@ describe('XPMEM verbs in one space', () => {
     const cases: [() => unknown, string][] = [
       [() => Domain.create({ arenaBytes: -1 }), 'ERR_OUT_OF_RANGE'],
       [() => Domain.create({ deadlineMs: '5' as unknown as number }), 'ERR_INVALID_ARG_TYPE'],
+      [() => Domain.create({ slowMs: 0 }), 'ERR_OUT_OF_RANGE'],
+      [() => Domain.create({ slowMs: 1.5 }), 'ERR_OUT_OF_RANGE'],
+      [() => Domain.create({ slowMs: '200' as unknown as number }), 'ERR_INVALID_ARG_TYPE'],
+      [() => d.trace({ maxEvents: 0 }), 'ERR_OUT_OF_RANGE'],
+      [() => d.trace({ maxEvent: 10 } as object), 'ERR_INVALID_ARG_VALUE'],
       [() => Domain.create(7 as unknown as object), 'ERR_INVALID_ARG_TYPE'],
       [() => Domain.create({ capacity: 3 as unknown as object }), 'ERR_INVALID_ARG_TYPE'],
       [() => join({ id: 1 } as unknown as Parameters<typeof join>[0]), 'ERR_INVALID_ARG_TYPE'],
@@ -205,6 +210,7 @@ describe('XPMEM verbs in one space', () => {
       [() => seg.removeSync({ signal: aborted }), 'ERR_XPMEM_ABORTED'],
       [() => seg.resize(2 ** 40), 'ERR_OUT_OF_RANGE'],
       [() => seg.protectSync('ro', 3 as unknown as object), 'ERR_INVALID_ARG_TYPE'],
+      [() => d.trace().stop({ deadlineMs: -1 }), 'ERR_OUT_OF_RANGE'], // last: the trace it started goes on recording
     ];
     const before = JSON.stringify(d.maps());
     for (const [i, [fn, code]] of cases.entries()) {
@@ -228,7 +234,11 @@ describe('XPMEM verbs in one space', () => {
     const cases: [() => unknown, string, RegExp][] = [
       [() => create({ areanBytes: 1 << 20 }), 'ERR_INVALID_ARG_VALUE', /unknown key 'areanBytes' \(did you mean 'arenaBytes'\?\)/],
       [() => create({ memorylimit: 1 << 20 }), 'ERR_INVALID_ARG_VALUE', /'memorylimit' \(did you mean 'memoryLimit'\?\)/],
-      [() => create({ colour: 'blue' }), 'ERR_INVALID_ARG_VALUE', /only known keys \(arenaBytes, maxArenaBytes, deadlineMs, memoryLimit, swapDir, capacity, shared\)\. Received unknown key 'colour'$/],
+      [
+        () => create({ colour: 'blue' }),
+        'ERR_INVALID_ARG_VALUE',
+        /only known keys \(arenaBytes, maxArenaBytes, deadlineMs, memoryLimit, swapDir, capacity, slowMs, shared\)\. Received unknown key 'colour'$/,
+      ],
       [() => create({ capacity: { segment: 8 } }), 'ERR_INVALID_ARG_VALUE', /"options\.capacity".*unknown key 'segment' \(did you mean 'segments'\?\)/],
       [() => create({ arenaBytes: 100 }), 'ERR_OUT_OF_RANGE', /"options\.arenaBytes".*a multiple of 64 .*Received 100$/],
       [() => create({ arenaBytes: 2 ** 31, maxArenaBytes: 2 ** 30 }), 'ERR_OUT_OF_RANGE', /"options\.arenaBytes".*raise options\.maxArenaBytes/],

@@ -18,6 +18,7 @@ import {
   H_INV_FREE,
   H_JOURNAL_CAP,
   H_LIMIT_UNITS,
+  H_SLOW_MS,
   H_MAGIC,
   H_MAX_ARENA_UNITS,
   H_MAX_ATTACHMENTS,
@@ -78,6 +79,8 @@ export interface FormatOptions {
   readonly memoryLimit: number;
   readonly deadlineMs: number;
   readonly swapDir: string;
+  /** When a waiting operation is reported slow (ms). */
+  readonly slowMs: number;
 }
 
 /** A table with a free list: which header word heads it and which field links it. */
@@ -148,6 +151,7 @@ export class ControlBlock {
     w[H_JOURNAL_CAP] = caps.journal;
     w[H_MAX_ARENA_UNITS] = Math.floor(maxArenaBytes / UNIT);
     w[H_LIMIT_UNITS] = Math.floor(opts.memoryLimit / UNIT);
+    w[H_SLOW_MS] = opts.slowMs;
     w[H_ID] = (Math.random() * 0x7fffffff) | 0;
     const cb = new ControlBlock({ control, arena, deadlineMs, swapDir, ...(memory && { shared: memory.shared }) });
     for (const list of cb.lists()) chain(w, list);

@@ -52,6 +52,8 @@ import { pause } from '../sync/pause.js';
 import { idling, spinForEnd, spinForNext, spinsForAcks, type Spin } from './spin.js';
 import { answerAging } from './aging.js';
 import { reportThrown } from './thrown.js';
+import { idle, publishCallback, returned, settled, type CallbackName } from './busy.js';
+import { flowId, type Recorder, type Span } from '../trace/recorder.js';
 
 /** A notifier as its own thread knows it. */
 export interface LocalNotifier {
@@ -105,10 +107,13 @@ export class Delivery {
   readonly #words: Int32Array;
   /** Word index of this space's SP_EVENTS (checked at every section boundary). */
   readonly #eventsAt: number;
+  readonly #trace: Recorder;
 
-  constructor(cb: ControlBlock, self: number) {
+  constructor(cb: ControlBlock, self: number, trace: Recorder) {
     this.#cb = cb;
     this.#self = self;
+    this.#trace = trace;
+    idle(cb.words, cb.layout, self); // a slot's last member may have died inside a callback
     this.#words = cb.words;
     this.#eventsAt = slotBase(cb.layout.spaces, self) + SP_EVENTS;
   }
@@ -167,7 +172,7 @@ export class Delivery {
     const at = this.#eventsAt;
     if (Atomics.exchange(words, at, 0) === 0) return;
     if (!blockable) idling(words, this.#cb.layout, this.#self, false); // delivering at a section boundary: awake
-    answerAging(this.#cb, this.#self, this.#notifiers, blockable);
+    answerAging(this.#cb, this.#self, this.#notifiers, blockable, this.#trace);
     const { invalidations } = this.#cb.layout;
     for (const starts of [false, true]) {
       // ends first (see the file comment)
@@ -208,7 +213,7 @@ export class Delivery {
     }
     f.phase = 'end';
     const ends = f.paired.map((n) => n.callbacks.invalidateEnd);
-    this.#run(f, ends, this.#range(base, f, blockable), () => {
+    this.#run(r, f, 'invalidateEnd', ends, this.#range(base, f, blockable), () => {
       this.#ack(r, ENDED);
       this.#finish(r, f);
     });
@@ -255,20 +260,24 @@ export class Delivery {
     for (const n of notifiers) n.inflight++;
     this.#inflight.set(r, f);
     const calls = notifiers.map((n) => (release && n.callbacks.release !== undefined ? n.callbacks.release : n.callbacks.invalidateStart));
-    this.#run(f, calls, this.#range(base, f, blockable), () => {
+    this.#run(r, f, release ? 'release' : 'invalidateStart', calls, this.#range(base, f, blockable), () => {
       f.invalidatorSpun = spinsForAcks(words, layout, Atomics.load(words, base + IV_INVALIDATOR)); // before the ack it may see at once
       this.#ack(r, STARTED);
     });
   }
 
   /**
-   * Calls `calls` in order; `done` runs when every returned promise settled (or at once). While
-   * they run, the record is busy: a nested delivery (a callback calling into the library) skips
-   * it, and a re-check is kicked once they finish if one did, or if promises were awaited (no
-   * self-wake otherwise: the delivery that called us goes on scanning).
+   * Calls `calls` (the `name` callbacks of record `r`) in order; `done` runs when every returned
+   * promise settled (or at once). While they run, the record is busy: a nested delivery (a
+   * callback calling into the library) skips it, and a re-check is kicked once they finish if one
+   * did, or if promises were awaited (no self-wake otherwise: the delivery that called us goes on
+   * scanning). The space publishes that it runs them (busy.ts), and a trace records them as one
+   * span, the end of its operation's flow.
    */
-  #run(f: Inflight, calls: (((range: Range) => CallbackResult) | undefined)[], range: Range, done: () => void): void {
+  #run(r: number, f: Inflight, name: CallbackName, calls: (((range: Range) => CallbackResult) | undefined)[], range: Range, done: () => void): void {
     f.running = true;
+    const busy = publishCallback(this.#words, this.#cb.layout, this.#self, name, f.seg);
+    const span = this.#trace.on ? this.#traced(r, f, name, range, calls.length) : undefined;
     const promises: Promise<void>[] = [];
     for (const call of calls) {
       if (call === undefined) continue;
@@ -280,6 +289,8 @@ export class Delivery {
       }
     }
     f.running = false;
+    if (span !== undefined) this.#trace.end(span);
+    returned(this.#words, busy, promises.length > 0);
     if (promises.length === 0) {
       done();
       if (f.skipped) this.#kick();
@@ -289,9 +300,18 @@ export class Delivery {
     f.pending = true;
     void Promise.all(promises).then(() => {
       f.pending = false;
+      settled(this.#words, busy);
+      if (span !== undefined) this.#trace.settled(span);
       done();
       this.#kick();
     });
+  }
+
+  /** Begins the span of `calls` callbacks `name` of record `r`, inside which the flow from its operation ends. */
+  #traced(r: number, f: Inflight, name: CallbackName, range: Range, calls: number): Span {
+    const span = this.#trace.begin(name, { segId: range.segId, event: range.event, blockable: range.blockable, notifiers: calls });
+    this.#trace.flow('f', flowId(r, f.gen, f.phase === 'start' ? STARTED : ENDED, this.#self), name);
+    return span;
   }
 
   #range(base: number, f: Inflight, blockable: boolean): Range {

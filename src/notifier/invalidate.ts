@@ -66,11 +66,17 @@ import { writeBegin, writeEnd } from '../sync/seqcount.js';
 import { deadlineIn, remaining } from '../sync/futex.js';
 import { sleeping, type Tx } from '../sync/mutex.js';
 import { post, wakeSegmentWaiters } from '../sync/doorbell.js';
-import { openRecord, endRecord, firstPending, maskAt, recordAvailable, setBit, waitingForRecord, ENDED, STARTED, TARGETS } from './record.js';
+import { openRecord, endRecord, firstPending, hasBit, maskAt, recordAvailable, setBit, waitingForRecord, ENDED, STARTED, TARGETS } from './record.js';
+import { slowWait } from './slow.js';
+import { OperationTrace } from './traced.js';
+import type { Recorder } from '../trace/recorder.js';
 import type { WaitFor, Waits } from './wait.js';
 import { count, ST_INVALIDATIONS } from '../stats.js';
 import { DRAIN_SPIN, answered, fixedSpin, spinForAnswers, spinning, type Spin } from './spin.js';
 import { invalidateChannel, published } from '../diagnostics.js';
+
+/** What an operation is called in traces and xpmem:slow reports (its event alone does not tell swapOut from swapIn). */
+export type OperationName = 'remove' | 'release' | 'migrate' | 'resize' | 'protect' | 'swapOut' | 'swapIn' | 'compact' | 'reclaim' | 'fault';
 
 /** One VM operation on one segment. */
 export interface Operation {
@@ -79,6 +85,7 @@ export interface Operation {
   /** Segment id (for diagnostics). */
   readonly id: number;
   readonly event: InvalidateEvent;
+  readonly name: OperationName;
   /**
    * Under the operation lock, before step 1: validates and returns the range to invalidate, or
    * null when there is nothing to do (e.g. a swap-in that another thread already did). Throws to
@@ -98,6 +105,8 @@ export interface Operation {
 export interface Invalidator {
   readonly cb: ControlBlock;
   readonly slot: number;
+  /** This space's trace recorder. */
+  readonly trace: Recorder;
   /** True if this thread is inside a section on segment `seg` (with `sync` false: an async one). */
   holds(seg: number, sync?: boolean): boolean;
   /** True if a callback of this thread for an invalidation of `seg` runs, or returned a promise not yet settled. */
@@ -126,21 +135,37 @@ export interface Bounds {
  * prepare() found nothing to do (no invalidation ran).
  */
 export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Waits<boolean> {
+  const traced = me.trace.on ? new OperationTrace(me.trace, me.cb, op) : undefined;
+  let failure: unknown;
   try {
     refuseSelf(me, op, bounds);
     // Generators cost ~60 ns each on Node 20: each step below makes one only when it may wait.
-    if (!tryOperationLock(me.cb, me.slot, op.seg)) yield* lockOperation(me, op, bounds);
+    if (!tryOperationLock(me.cb, me.slot, op.seg)) {
+      traced?.phase('waiting for the operation lock');
+      yield* lockOperation(me, op, bounds);
+    }
     const began = invalidateChannel.hasSubscribers ? performance.now() : 0;
-    let failure: unknown;
     let rec: Published | undefined;
     try {
       const range = bounds.sync ? synchronously(me, bounds.deadline, op.prepare) : yield* transaction(me, bounds, bounds.deadline, op.prepare); // prepare may take the mutex
       if (range === null) return false;
+      traced?.note({ bytes: range.length });
+      const told = traced?.phase('hold-off'); // flows start here, before the record is published: a target may start at once
       rec = openWindow(me.cb, op.seg) ? undefined : yield* holdOff(me, op, range, bounds);
-      if (rec !== undefined) failure = yield* start(me, rec, bounds);
+      if (rec !== undefined) {
+        traced?.flows(rec.r, STARTED, rec.targets, 'invalidateStart', told);
+        traced?.note({ targets: traced.spaces(rec.targets) });
+        traced?.phase('waiting for starts', rec.targets);
+        failure = yield* start(me, op, rec, bounds);
+      }
       if (failure === undefined) failure = refuseDrain(me, op, bounds);
-      if (failure === undefined && holderOf(me.cb.words, me.cb.layout, op.seg, -1) >= 0) failure = yield* drain(me, op.seg, bounds);
+      const holder = failure === undefined ? holderOf(me.cb.words, me.cb.layout, op.seg, -1) : -1;
+      if (holder >= 0) {
+        traced?.phase('drain', [holder]);
+        failure = yield* drain(me, op, bounds);
+      }
       if (failure === undefined) {
+        traced?.phase('change');
         try {
           if (bounds.sync) synchronously(me, bounds.deadline, op.apply);
           else yield* transaction(me, bounds, bounds.deadline, op.apply);
@@ -148,8 +173,12 @@ export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Wai
           failure = error;
         }
       }
+      traced?.phase(undefined);
       closeWindow(me.cb, op.seg);
-      if (rec !== undefined) endRecord(me.cb.words, me.cb.layout, rec.r, rec.targets);
+      if (rec !== undefined) {
+        traced?.flows(rec.r, ENDED, rec.targets, 'invalidateEnd');
+        endRecord(me.cb.words, me.cb.layout, rec.r, rec.targets);
+      }
       // Under the lock: a death before it is the reaper's to finish.
       if (failure === undefined && op.finish !== undefined) {
         if (bounds.sync) op.finish();
@@ -164,7 +193,10 @@ export function* invalidate(me: Invalidator, op: Operation, bounds: Bounds): Wai
     if (failure !== undefined) throw failure;
     return true;
   } catch (error) {
-    throw aboutSegment(error, op.id); // every error of an operation names its segment
+    failure = aboutSegment(error, op.id); // every error of an operation names its segment
+    throw failure;
+  } finally {
+    traced?.end(failure);
   }
 }
 
@@ -246,7 +278,7 @@ function* holdOff(me: Invalidator, op: Operation, range: { offset: number; lengt
         return rec < 0 ? FULL : rec;
       });
       if (r !== FULL) break;
-      yield* waitForRecord(me, bounds);
+      yield* waitForRecord(me, op, bounds);
     }
   } catch (error) {
     closeWindow(cb, op.seg);
@@ -263,12 +295,13 @@ const FULL = -2;
  * last end ack rings us (record.ts). At the deadline: ERR_XPMEM_TIMEOUT naming a space whose end
  * keeps a record in use, or ERR_XPMEM_NO_MEMORY when every record is still starting.
  */
-function* waitForRecord(me: Invalidator, bounds: Bounds): Waits<void> {
+function* waitForRecord(me: Invalidator, op: Operation, bounds: Bounds): Waits<void> {
   const { words, layout } = me.cb;
   waitingForRecord(words, layout, me.slot, 1);
   try {
     yield {
       seg: -1,
+      slow: slowWait(me.cb, op, 'record', () => []),
       deadline: bounds.deadline,
       signal: bounds.signal,
       until: () => recordAvailable(words, layout),
@@ -334,13 +367,13 @@ export function targetsOf(cb: ControlBlock, get: (i: number) => number, seg: num
  * expects the end soon and may spin for it (notifier/spin.ts). Returns the timeout error
  * instead of throwing it, so step 5 still runs.
  */
-function* start(me: Invalidator, rec: Published, bounds: Bounds): Waits<unknown> {
+function* start(me: Invalidator, op: Operation, rec: Published, bounds: Bounds): Waits<unknown> {
   const { words, layout } = me.cb;
   const spin = spinFor(me, rec);
   if (spin.ms > 0) spinning(words, layout, me.slot, true);
   try {
     for (const t of rec.targets) post(words, layout, t);
-    yield acks(me, rec.r, STARTED, bounds, 'invalidateStart', spin);
+    yield acks(me, op, rec, bounds, spin);
     return undefined;
   } catch (error) {
     return error;
@@ -383,13 +416,15 @@ function refuseDrain(me: Invalidator, op: Operation, bounds: Bounds): unknown {
 }
 
 /** Step 3: the rwlock's exclusive side, waiting for the sections inside to leave (none can enter). */
-function* drain(me: Invalidator, seg: number, bounds: Bounds): Waits<unknown> {
+function* drain(me: Invalidator, op: Operation, bounds: Bounds): Waits<unknown> {
   const { words, layout } = me.cb;
+  const { seg } = op;
   let holder = -1;
   try {
     yield {
       seg: -1,
       spin: DRAIN_SPIN,
+      slow: slowWait(me.cb, op, 'drain', () => (holder < 0 ? [] : [holder])),
       deadline: bounds.nonblocking ? Math.min(bounds.deadline, deadlineIn(NONBLOCKING_DRAIN_MS)) : bounds.deadline,
       signal: bounds.signal,
       until: () => (holder = holderOf(words, layout, seg, -1)) < 0,
@@ -460,14 +495,17 @@ function* mutexFree(me: Invalidator, deadline: number): Waits<void> {
   }
 }
 
-/** Waits until every target of `r` acked `which` (spinning as `spin` says first); a target no longer live counts as acked. */
-function acks(me: Invalidator, r: number, which: number, bounds: Bounds, what: string, spin: Spin): WaitFor {
+/** Waits until every target of `rec` acked its start (spinning as `spin` says first); a target no longer live counts as acked. */
+function acks(me: Invalidator, op: Operation, rec: Published, bounds: Bounds, spin: Spin): WaitFor {
   const { words, layout } = me.cb;
+  const { r } = rec;
+  const which = STARTED;
   let pending = -1;
   return {
     seg: -1,
     self: Atomics.load(words, slotBase(layout.invalidations, r) + IV_SEG), // our own callbacks may be among them
     spin,
+    slow: slowWait(me.cb, op, 'invalidateStart', () => rec.targets.filter((t) => !hasBit(words, layout, r, STARTED, t) && Atomics.load(words, slotBase(layout.spaces, t) + SP_STATE) === SPACE_LIVE)),
     deadline: bounds.deadline,
     signal: bounds.signal,
     until: () => {
@@ -481,7 +519,7 @@ function acks(me: Invalidator, r: number, which: number, bounds: Bounds, what: s
         setBit(words, layout, r, which, pending);
       }
     },
-    timeout: () => unresponsive(me, pending, `did not finish ${what} within the deadline; the operation was rolled back`),
+    timeout: () => unresponsive(me, pending, 'did not finish invalidateStart within the deadline; the operation was rolled back'),
   };
 }
 
@@ -504,6 +542,7 @@ function* lockOperation(me: Invalidator, op: Operation, bounds: Bounds): Waits<v
   }
   yield {
     seg,
+    slow: slowWait(me.cb, op, 'operation lock', () => (holder > 0 ? [holder - 1] : [])),
     deadline: bounds.deadline,
     signal: bounds.signal,
     until: take,

@@ -17,6 +17,7 @@ import { recordWait } from '../stats.js';
 import { turn } from '../sync/turn.js';
 import { pause } from '../sync/pause.js';
 import { idling, parking, type Spin } from './spin.js';
+import type { SlowWait } from './slow.js';
 
 /** One condition to wait for. */
 export interface WaitFor {
@@ -46,6 +47,8 @@ export interface WaitFor {
    * usually comes within about a wake-up's time), and tell it how the wait went: see spun().
    */
   readonly spin?: Spin;
+  /** An operation's wait: reports while it is slow (slow.ts), so it sleeps no longer than the next report is due. */
+  readonly slow?: SlowWait;
   /** performance.now() deadline. */
   readonly deadline: number;
   readonly signal?: AbortSignal | undefined;
@@ -129,6 +132,11 @@ function spun(s: Waiting, w: WaitFor, sync: boolean): boolean {
   return false;
 }
 
+/** Until when a wait of `w` sleeps: its deadline, or its next slow report if that comes first. */
+function sleepUntil(w: WaitFor): number {
+  return w.slow === undefined ? w.deadline : Math.min(w.deadline, w.slow.due());
+}
+
 /** Blocks the thread until `w.until()`. May sleep; see the file contract. */
 export function waitSync(s: Waiting, w: WaitFor): void {
   const bell = register(s, w);
@@ -156,10 +164,11 @@ export function waitSync(s: Waiting, w: WaitFor): void {
       }
       parking(s.words, s.layout, s.slot, 1);
       try {
-        wait(s.words, bell, seen, w.deadline);
+        wait(s.words, bell, seen, sleepUntil(w));
       } finally {
         parking(s.words, s.layout, s.slot, -1);
       }
+      w.slow?.tick();
     }
   } finally {
     unregister(s, w, entered, since);
@@ -199,11 +208,12 @@ export async function waitAsyncFor(s: Waiting, w: WaitFor): Promise<void> {
       holdOpen();
       idling(s.words, s.layout, s.slot, true);
       try {
-        await waitAsync(s.words, bell, w.word?.value() ?? seen, w.deadline, w.signal);
+        await waitAsync(s.words, bell, w.word?.value() ?? seen, sleepUntil(w), w.signal);
       } finally {
         idling(s.words, s.layout, s.slot, false);
         letGo();
       }
+      w.slow?.tick();
     }
   } finally {
     unregister(s, w, entered, since);

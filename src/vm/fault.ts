@@ -18,7 +18,7 @@ import type { Mm } from '../mm.js';
 /** Swaps segment `s` in for this thread (unless another thread already did). May sleep. */
 export function* faultIn(mm: Mm, s: SegmentRef, bounds: Bounds): Waits<void> {
   const began = performance.now();
-  const ran = yield* reclaiming(mm, s.slot, bounds, () => invalidate(mm, swapIn(mm.cb, mm.slot, s), bounds));
+  const ran = yield* reclaiming(mm, s.slot, bounds, () => invalidate(mm, { ...swapIn(mm.cb, mm.slot, s), name: 'fault' }, bounds));
   if (!ran) return;
   count(mm.words, ST_FAULTS);
   if (faultChannel.hasSubscribers) {

@@ -31,7 +31,6 @@ import {
   SP_NOTIFIERS,
   UNIT,
   slotBase,
-  type InvalidateEvent,
 } from '../layout.js';
 import { freeSlot, type ControlBlock } from '../control/control.js';
 import { writeBegin, writeEnd } from '../sync/seqcount.js';
@@ -118,6 +117,7 @@ export function compaction(cb: ControlBlock, self: number, s: SegmentRef): Opera
     seg: s.slot,
     id: s.id,
     event: 'migrate',
+    name: 'compact',
     prepare: () => allocating(cb, s, () => swappedOut(cb, s) || !cb.transact(self, lowerHole)),
     apply: () => {
       moved = cb.transact(self, (tx) => {
@@ -145,11 +145,12 @@ function bumpViews(tx: Tx, cb: ControlBlock, s: SegmentRef): void {
  * range in step 4, so the memory is reusable at once; the slot itself is freed after step 5.
  * A segment nobody can observe is removed by prepare() alone (see unobservedRemoval).
  */
-export function removal(cb: ControlBlock, self: number, s: SegmentRef, event: InvalidateEvent): Operation {
+export function removal(cb: ControlBlock, self: number, s: SegmentRef, event: 'remove' | 'release'): Operation {
   return {
     seg: s.slot,
     id: s.id,
     event,
+    name: event,
     prepare: () => (unobservedRemoval(cb, self, s) ? null : whole(cb, s)),
     apply: () => {
       const swapFile = cb.transact(self, (tx) => {
@@ -233,6 +234,7 @@ export function migration(cb: ControlBlock, self: number, s: SegmentRef): Operat
     seg: s.slot,
     id: s.id,
     event: 'migrate',
+    name: 'migrate',
     prepare: () => allocating(cb, s, () => swappedOut(cb, s)), // swapped out: nothing in the arena to move
     apply: () =>
       cb.transact(self, (tx) => {
@@ -253,6 +255,7 @@ export function resizing(cb: ControlBlock, self: number, s: SegmentRef, bytes: n
     seg: s.slot,
     id: s.id,
     event: 'resize',
+    name: 'resize',
     prepare: () => {
       const { length } = whole(cb, s);
       if (bytes > length && !swappedOut(cb, s)) checkHeadroom(cb, growth(cb, self, s, unitsFor(bytes)));
@@ -303,6 +306,7 @@ export function protection(cb: ControlBlock, self: number, s: SegmentRef, prot: 
     seg: s.slot,
     id: s.id,
     event: 'protect',
+    name: 'protect',
     prepare: () => whole(cb, s),
     apply: () =>
       cb.transact(self, (tx) => {
@@ -356,6 +360,7 @@ export function swapOut(cb: ControlBlock, self: number, s: SegmentRef): Operatio
     seg: s.slot,
     id: s.id,
     event: 'swap',
+    name: 'swapOut',
     prepare: () => {
       const range = whole(cb, s);
       if ((field(cb, s, SEG_FLAGS) & SEGF_SWAPPABLE) === 0) {
@@ -395,6 +400,7 @@ export function swapIn(cb: ControlBlock, self: number, s: SegmentRef): Operation
     seg: s.slot,
     id: s.id,
     event: 'swap',
+    name: 'swapIn',
     prepare: () => allocating(cb, s, () => !swappedOut(cb, s)),
     apply: () => {
       const path = swapFileOf(cb, s);

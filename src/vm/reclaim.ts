@@ -193,7 +193,7 @@ export function* reclaim(mm: Mm, short: number, exclude: number, caller: Bounds)
     for (const v of scan.victims) {
       const bounds: Bounds = { deadline: Math.min(caller.deadline, deadlineIn(VICTIM_MS)), signal: caller.signal, sync: caller.sync, nonblocking: true };
       try {
-        if (!(yield* invalidate(mm, swapOut(mm.cb, mm.slot, v.ref), bounds))) {
+        if (!(yield* invalidate(mm, { ...swapOut(mm.cb, mm.slot, v.ref), name: 'reclaim' }, bounds))) {
           blocker = { kind: 'raced', seg: v.ref.slot, space: -1 }; // swapped out meanwhile: memory moved
           continue;
         }

@@ -1,0 +1,186 @@
+/**
+ * A trace of a domain, from domain.trace() to tracing.stop(): the collector. trace() stores a
+ * fresh session number in the control block's H_TRACE word, which every thread of the domain
+ * reads before it records (recorder.ts); stop() clears it, asks every space marked as recording
+ * in it (SP_TRACED) for its events over the trace's BroadcastChannel, waits for their answers
+ * within a bound, and returns them as one Chrome trace-event JSON object: a track per thread,
+ * a pid per process. Workers that exit while the trace records send their events on their way
+ * out, and the collector keeps them; a worker terminated (worker.terminate(), a pool's abort)
+ * cannot, and what it recorded is lost: the trace says so. The collector runs in the thread
+ * that called trace(); it never blocks, and stop() waits without blocking the event loop.
+ */
+import { BroadcastChannel, isMainThread, threadId } from 'node:worker_threads';
+import { checkIndex, checkOptions, xpmemError } from '../errors.js';
+import { checkKeys } from '../options.js';
+import { H_TRACE, H_TRACE_EVENTS, SP_STATE, SP_THREAD, SP_TRACED, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../layout.js';
+import { nowUs } from './clock.js';
+import type { TraceEvent } from './buffer.js';
+import { channelName, type Flush } from './recorder.js';
+
+/** Options of domain.trace(). */
+export interface TraceOptions {
+  /** Events each thread keeps (default 100,000); past it they are counted as dropped. */
+  maxEvents?: number;
+}
+
+/** Options of tracing.stop(). */
+export interface StopOptions {
+  /** How long to wait for threads to send their events, in ms (default 2,000). */
+  deadlineMs?: number;
+}
+
+/** What stop() returns: Chrome trace-event JSON (`JSON.stringify` it, open it in ui.perfetto.dev). */
+export interface Trace {
+  /** Every event of every thread that answered, with the metadata naming processes and threads. */
+  readonly traceEvents: TraceEvent[];
+  /** How a viewer shows times. */
+  readonly displayTimeUnit: 'ms';
+}
+
+/** The domain a trace is of, as the collector reads it. */
+export interface TracedDomain {
+  readonly words: Int32Array;
+  readonly layout: Layout;
+  readonly id: number;
+  /** The recorder of the collecting thread's own space. */
+  readonly own: { take(session: number): Flush | undefined };
+  /** A worker's name (given to domain.spawn), by threadId. */
+  nameOf(threadId: number): string | undefined;
+}
+
+const STOP_MS = 2_000;
+/** The keys StopOptions knows. */
+const STOP_KEYS = { deadlineMs: true } as const satisfies Record<keyof StopOptions, true>;
+/** How often stop() looks again at which spaces it still waits for (one may be reaped meanwhile). */
+const LOOK_MS = 10;
+
+/** Starts a trace of `domain`. ERR_XPMEM_BUSY when one already records. Never sleeps. */
+export function startTrace(domain: TracedDomain, maxEvents: number): Tracing {
+  const session = 1 + Math.floor(Math.random() * 0x7ffffffe);
+  // Claimed (-1, which no thread records under) before the bound is stored, so a thread that
+  // sees the session sees its bound.
+  if (Atomics.compareExchange(domain.words, H_TRACE, 0, -1) !== 0) {
+    throw xpmemError('ERR_XPMEM_BUSY', 'a trace of this domain is already recording (domain.trace(), or XPMEM_TRACE); stop it first');
+  }
+  Atomics.store(domain.words, H_TRACE_EVENTS, maxEvents);
+  const tracing = new Tracing(domain, session); // its channel listens before any thread records
+  Atomics.store(domain.words, H_TRACE, session);
+  return tracing;
+}
+
+/** A trace recording: stop() ends it and gathers every thread's events. */
+export class Tracing {
+  readonly #domain: TracedDomain;
+  readonly #session: number;
+  readonly #channel: BroadcastChannel;
+  /** What threads sent, by `${slot}:${tid}`. */
+  readonly #flushes = new Map<string, Flush>();
+  #onFlush: (() => void) | undefined;
+  #stopped: Promise<Trace> | undefined;
+
+  constructor(domain: TracedDomain, session: number) {
+    this.#domain = domain;
+    this.#session = session;
+    this.#channel = new BroadcastChannel(channelName(domain.id));
+    this.#channel.unref();
+    this.#channel.onmessage = (m: unknown) => {
+      const flush = (m as { data: Flush }).data;
+      if (flush.session !== session || flush.events === undefined) return;
+      const key = `${flush.slot}:${flush.tid}`;
+      const known = this.#flushes.get(key);
+      this.#flushes.set(key, known === undefined ? flush : { ...flush, events: [...known.events, ...flush.events], dropped: known.dropped + flush.dropped });
+      this.#onFlush?.();
+    };
+  }
+
+  /**
+   * Stops recording in every thread and resolves with the events of every thread that sent
+   * them within `opts.deadlineMs`: a thread that does not answer by then (blocked, or in a
+   * long synchronous loop) is named in the trace, its events lost. Calling it again resolves
+   * with the same trace. Bad options throw before anything stops. Waits without blocking the
+   * event loop.
+   */
+  stop(opts: StopOptions = {}): Promise<Trace> {
+    checkOptions('options', opts);
+    checkKeys('options', opts, STOP_KEYS);
+    const deadlineMs = opts.deadlineMs === undefined ? STOP_MS : checkIndex('options.deadlineMs', opts.deadlineMs, 0, 2 ** 31 - 1);
+    this.#stopped ??= this.#gather(deadlineMs);
+    return this.#stopped;
+  }
+
+  /**
+   * The trace as far as it got here, synchronously (the process is exiting): this thread's own
+   * events, and those of threads that exited and sent theirs. Stops recording.
+   */
+  snapshot(): Trace {
+    this.#end();
+    this.#channel.close();
+    const own = this.#domain.own.take(this.#session);
+    if (own !== undefined) this.#flushes.set(`${own.slot}:${own.tid}`, own);
+    return this.#assemble(this.#missing());
+  }
+
+  async #gather(deadlineMs: number): Promise<Trace> {
+    this.#end();
+    this.#channel.postMessage({ collect: this.#session });
+    const deadline = performance.now() + deadlineMs;
+    let missing = this.#missing();
+    while (missing.length > 0 && performance.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(LOOK_MS, Math.max(0, deadline - performance.now())));
+        this.#onFlush = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#onFlush = undefined;
+      missing = this.#missing();
+    }
+    this.#channel.close();
+    return this.#assemble(missing.map((m) => ({ ...m, deadlineMs })));
+  }
+
+  /** Stops recording (H_TRACE back to 0, unless another trace took it since). */
+  #end(): void {
+    Atomics.compareExchange(this.#domain.words, H_TRACE, this.#session, 0);
+  }
+
+  /** Live spaces marked as recording in this trace that have not sent their events. */
+  #missing(): { slot: number; threadId: number }[] {
+    const { words, layout } = this.#domain;
+    const missing: { slot: number; threadId: number }[] = [];
+    for (let s = 0, top = spaceTop(words); s < top; s++) {
+      const base = slotBase(layout.spaces, s);
+      if (Atomics.load(words, base + SP_STATE) !== SPACE_LIVE || Atomics.load(words, base + SP_TRACED) !== this.#session) continue;
+      const threadId = Atomics.load(words, base + SP_THREAD);
+      if (!this.#flushes.has(`${s}:${threadId}`)) missing.push({ slot: s, threadId });
+    }
+    return missing;
+  }
+
+  /** Every event sent, with the metadata naming each process and thread, and what was lost. */
+  #assemble(silent: readonly { slot: number; threadId: number; deadlineMs?: number }[]): Trace {
+    const events: TraceEvent[] = [];
+    const tracks = new Set<string>();
+    const processes = new Set<number>();
+    const track = (pid: number, tid: number, name: string): void => {
+      processes.add(pid);
+      if (tracks.has(`${pid}:${tid}`)) return;
+      tracks.add(`${pid}:${tid}`);
+      events.push({ name: 'thread_name', ph: 'M', ts: 0, pid, tid, args: { name } });
+    };
+    for (const f of this.#flushes.values()) {
+      track(f.pid, f.tid, f.name ?? this.#domain.nameOf(f.tid) ?? `worker ${f.tid}`);
+      events.push(...f.events);
+      if (f.dropped > 0) events.push({ name: 'trace buffer full', ph: 'i', s: 't', ts: f.droppedAt, pid: f.pid, tid: f.tid, args: { dropped: f.dropped } });
+    }
+    const ts = nowUs();
+    for (const m of silent) {
+      track(process.pid, threadId, isMainThread ? 'main' : (this.#domain.nameOf(threadId) ?? `worker ${threadId}`));
+      const why = m.deadlineMs === undefined ? 'the process exited first' : `it did not answer within ${m.deadlineMs} ms`;
+      events.push({ name: 'events lost', ph: 'i', s: 't', ts, pid: process.pid, tid: threadId, args: { slot: m.slot, threadId: m.threadId, why } });
+    }
+    for (const pid of processes) events.push({ name: 'process_name', ph: 'M', ts: 0, pid, tid: 0, args: { name: `node ${pid}` } });
+    return { traceEvents: events, displayTimeUnit: 'ms' };
+  }
+}
