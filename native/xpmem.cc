@@ -257,6 +257,23 @@ void Teardown(void* arg) {
   uv_close(reinterpret_cast<uv_handle_t*>(&env->async), [](uv_handle_t* h) { delete static_cast<std::shared_ptr<Env>*>(h->data); });
 }
 
+// The Env holder a function's data carries (V8 14 wants a type tag on every External).
+#if V8_MAJOR_VERSION >= 14
+Local<v8::External> Wrap(Isolate* isolate, std::shared_ptr<Env>* holder) {
+  return v8::External::New(isolate, holder, v8::kExternalPointerTypeTagDefault);
+}
+std::shared_ptr<Env>* HolderOf(const FunctionCallbackInfo<Value>& args) {
+  return static_cast<std::shared_ptr<Env>*>(args.Data().As<v8::External>()->Value(v8::kExternalPointerTypeTagDefault));
+}
+#else
+Local<v8::External> Wrap(Isolate* isolate, std::shared_ptr<Env>* holder) {
+  return v8::External::New(isolate, holder);
+}
+std::shared_ptr<Env>* HolderOf(const FunctionCallbackInfo<Value>& args) {
+  return static_cast<std::shared_ptr<Env>*>(args.Data().As<v8::External>()->Value());
+}
+#endif
+
 // ---- exports ----------------------------------------------------------------------------------
 
 void Map(const FunctionCallbackInfo<Value>& args) {
@@ -299,8 +316,7 @@ void WaitAsync(const FunctionCallbackInfo<Value>& args) {
   r->expected = args[2]->Int32Value(isolate->GetCurrentContext()).FromMaybe(0);
   r->ms = MsOf(args[3]);
   r->cancelled = std::make_shared<std::atomic<bool>>(false);
-  auto* holder = static_cast<std::shared_ptr<Env>*>(args.Data().As<v8::External>()->Value());
-  std::shared_ptr<Env> env = *holder;
+  std::shared_ptr<Env> env = *HolderOf(args);
   r->env = env;
   uint32_t id = ++env->next;
   r->id = id;
@@ -314,8 +330,7 @@ void WaitAsync(const FunctionCallbackInfo<Value>& args) {
 }
 
 void CancelWait(const FunctionCallbackInfo<Value>& args) {
-  auto* holder = static_cast<std::shared_ptr<Env>*>(args.Data().As<v8::External>()->Value());
-  Env* env = holder->get();
+  Env* env = HolderOf(args)->get();
   uint32_t id = args[0]->Uint32Value(args.GetIsolate()->GetCurrentContext()).FromMaybe(0);
   std::lock_guard<std::mutex> lock(env->mu);
   auto it = env->pending.find(id);
@@ -347,7 +362,7 @@ void Unlock(const FunctionCallbackInfo<Value>& args) {
 
 // Context-aware: every worker thread that loads the addon gets its own Env.
 NODE_MODULE_INIT() {
-  Isolate* isolate = context->GetIsolate();
+  Isolate* isolate = Isolate::GetCurrent();  // Context::GetIsolate is gone from V8 in Node 26
   auto* holder = new std::shared_ptr<Env>(std::make_shared<Env>());
   Env* env = holder->get();
   env->isolate = isolate;
@@ -356,7 +371,7 @@ NODE_MODULE_INIT() {
   uv_async_init(node::GetCurrentEventLoop(isolate), &env->async, Deliver);
   uv_unref(reinterpret_cast<uv_handle_t*>(&env->async));
   node::AddEnvironmentCleanupHook(isolate, Teardown, holder);
-  Local<v8::External> data = v8::External::New(isolate, holder);
+  Local<v8::External> data = Wrap(isolate, holder);
   auto set = [&](const char* name, v8::FunctionCallback fn) {
     Local<Function> f = v8::FunctionTemplate::New(isolate, fn, data)->GetFunction(context).ToLocalChecked();
     exports->Set(context, v8::String::NewFromUtf8(isolate, name).ToLocalChecked(), f).Check();

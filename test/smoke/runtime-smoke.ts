@@ -6,10 +6,13 @@
  * (waiting for the worker's invalidateStart; the worker then reads the same bytes) and removes
  * it (the worker's next section fails with ERR_XPMEM_REMOVED); a piscina pool (createPool)
  * sums a segment in place while it migrates, and its tasks' errors come back whole; the domain
- * checks consistent and the program ends by itself. One line per step; exits 1 on the first
+ * checks consistent and the program ends by itself. A shared domain (one other processes may
+ * open) is made and closed on Node; Deno and Bun, which load no V8 addon, refuse it with
+ * ERR_XPMEM_UNSUPPORTED naming the runtime. One line per step; exits 1 on the first
  * failure, or when it has not ended within DEADLINE_MS (a hang fails too).
  */
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { setTimeout } from 'node:timers';
 import type { Worker } from 'node:worker_threads';
 import { Domain, XpmemError, type Segment } from '../../src/index.js';
@@ -98,8 +101,33 @@ async function poolSteps(domain: Domain, removed: number): Promise<void> {
   check(domain.stats().spaces === 1, 'the pool closed, and the domain reaped its workers');
 }
 
+/** A shared domain: made, written and closed on Node (its /dev/shm file comes and goes); refused where the addon cannot load. */
+async function sharedSteps(): Promise<void> {
+  const name = `smoke-${process.pid}`;
+  if (process.versions.bun !== undefined || process.versions.deno !== undefined) {
+    const refused = await Domain.create({ shared: name }).catch((e: unknown) => e);
+    check(
+      refused instanceof XpmemError && refused.code === 'ERR_XPMEM_UNSUPPORTED' && refused.message.includes(runtime().split(' ')[0]!),
+      'a shared domain is refused with ERR_XPMEM_UNSUPPORTED, naming this runtime',
+    );
+    return;
+  }
+  const domain = await Domain.create({ shared: name, arenaBytes: 1 << 20, maxArenaBytes: 1 << 20 });
+  const file = `/dev/shm/xpmem-threads.${name}`;
+  const made = existsSync(file);
+  domain.space
+    .make(4096)
+    .attach()
+    .write((v) => {
+      v[0] = 7;
+    });
+  await domain.close();
+  check(made && !existsSync(file), `a shared domain lived in ${file} until it closed`);
+}
+
 try {
   console.log(`runtime smoke on ${runtime()}`);
+  await sharedSteps();
   const domain = await Domain.create({ arenaBytes: 4 << 20, deadlineMs: 10_000 });
   const bytes = 64 << 10;
   const seg = domain.space.make(bytes, { name: 'smoke' });
