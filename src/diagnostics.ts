@@ -78,8 +78,10 @@ export interface SlowMessage {
 export interface SlowSpace {
   /** The space's public id. */
   readonly space: number;
-  /** Its thread's threadId (0 for a main thread). Spaces of other processes will add a pid beside it. */
+  /** Its thread's threadId (0 for a main thread). */
   readonly threadId: number;
+  /** Its process (another process's, in a shared domain). */
+  readonly pid: number;
   /** What it is in, for a person: 'invalidateStart of segment 4096 for 1.2 s', 'holds a section on the segment ...'. */
   readonly doing: string;
   /** The callback it runs, when it runs one. */

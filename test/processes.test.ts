@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Domain } from '../src/index.js';
-import type { ReapMessage } from '../src/diagnostics.js';
+import type { ReapMessage, SlowMessage } from '../src/diagnostics.js';
 import { agents, bounded, expectCode, Gates, noneInFlight, spaceSlot, until } from './helpers.js';
 import { SP_REAPER, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
 import { ShmGates } from './fixtures/shm-gates.js';
@@ -96,8 +96,8 @@ function reapOf(pid: number): Promise<ReapMessage> {
 }
 
 /** The creator's side of a test: a shared domain, small and with short deadlines. */
-function shared(name: string, deadlineMs = 5_000): Promise<Domain> {
-  return Domain.create({ shared: name, arenaBytes: 1 << 20, maxArenaBytes: 16 << 20, deadlineMs });
+function shared(name: string, deadlineMs = 5_000, slowMs?: number): Promise<Domain> {
+  return Domain.create({ shared: name, arenaBytes: 1 << 20, maxArenaBytes: 16 << 20, deadlineMs, ...(slowMs && { slowMs }) });
 }
 
 /** Closes `d` once nothing is in flight and its invariants hold. */
@@ -157,6 +157,36 @@ describe('shared domains: processes', () => {
     expect(Atomics.load(gates.words, starts)).toBe(1);
     await gates.until(ends);
     await expectCode(() => child.call('read', { att, index: 0 }), 'ERR_XPMEM_REMOVED');
+    await child.kill();
+    await finish(d);
+  });
+
+  it('xpmem:slow names the process of a space whose invalidateStart sleeps, and what it runs', async () => {
+    const name = fresh();
+    const d = await shared(name, 5_000, 100);
+    const seg = d.space.make(4096);
+    const child = await Child.start(name);
+    const att = await child.call('attach', { segId: seg.id, mode: 'ro' });
+    const [starts, ends, flag, gate] = [gates.take(), gates.take(), gates.take(), gates.take()];
+    await child.call('notifier', { att, starts, ends, flag, gate });
+    const reported = bounded(
+      new Promise<SlowMessage>((resolve) => {
+        const on = (m: unknown): void => {
+          unsubscribe('xpmem:slow', on);
+          resolve(m as SlowMessage);
+        };
+        subscribe('xpmem:slow', on);
+      }),
+      'an xpmem:slow report',
+    );
+    const migrating = seg.migrate();
+    const message = await reported;
+    expect(message).toMatchObject({ operation: 'migrate', segId: seg.id, waitingFor: 'invalidateStart' });
+    expect(message.spaces).toEqual([
+      expect.objectContaining({ space: child.space, threadId: 0, pid: child.process.pid, callback: expect.objectContaining({ name: 'invalidateStart', segId: seg.id }) }),
+    ]);
+    gates.open(gate);
+    await migrating;
     await child.kill();
     await finish(d);
   });
