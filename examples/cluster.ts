@@ -46,6 +46,16 @@ async function primary(): Promise<void> {
       att.detach();
       return seg;
     };
+    // A worker that exits unasked or a failed request ends the run: every wait below races
+    // `failure`, and the finally block stops the workers and closes the domain.
+    let fail: (error: unknown) => void = () => {};
+    const failure = new Promise<never>((_, reject) => (fail = reject));
+    failure.catch(() => {}); // not unhandled while no wait races it
+    const guard = <T>(wait: Promise<T>): Promise<T> => Promise.race([wait, failure]);
+    cluster.on('exit', (w, code) => {
+      if (!w.exitedAfterDisconnect) fail(new Error(`worker #${w.id} exited with code ${code} before it was stopped`));
+    });
+
     let table = makeTable(1);
     let version = 1;
 
@@ -58,16 +68,18 @@ async function primary(): Promise<void> {
     // 2. The workers: each joins the domain (its ready), learns the table and listens; they
     //    share one port (listen(0) in a cluster gives every worker the same one).
     const workers: Worker[] = [];
-    const ports = await Promise.all(
-      Array.from({ length: WORKERS }, async () => {
-        const w = cluster.fork({ CLUSTER_DOMAIN: name });
-        workers.push(w);
-        const listening = once(w, 'listening');
-        await once(w, 'message');
-        await publish(w);
-        const [address] = (await listening) as [AddressInfo];
-        return address.port;
-      }),
+    const ports = await guard(
+      Promise.all(
+        Array.from({ length: WORKERS }, async () => {
+          const w = cluster.fork({ CLUSTER_DOMAIN: name });
+          workers.push(w);
+          const listening = once(w, 'listening');
+          await once(w, 'message');
+          await publish(w);
+          const [address] = (await listening) as [AddressInfo];
+          return address.port;
+        }),
+      ),
     );
     const port = ports[0]!;
 
@@ -117,38 +129,41 @@ async function primary(): Promise<void> {
         progress.on('answer', on);
         on();
       });
-    const clients = Array.from({ length: CONCURRENCY }, (_, k) => client(k));
+    const load = Promise.all(Array.from({ length: CONCURRENCY }, (_, k) => client(k)));
+    load.catch(fail);
 
     // 4. The replacements, REQUESTS answers apart: make the next table, publish it to every
     //    worker (each acks), then remove the old one. remove() runs the workers' invalidateStart
     //    (they drop their caches) and resolves after every one of them returned.
     let removeMs = 0;
     for (let r = 1; r <= REPLACE; r++) {
-      await answered(r * REQUESTS);
+      await guard(answered(r * REQUESTS));
       const old = table;
       table = makeTable(++version);
-      await Promise.all(workers.map(publish));
+      await guard(Promise.all(workers.map(publish)));
       const began = performance.now();
-      await old.remove();
+      await guard(old.remove());
       removeMs += performance.now() - began;
       oldest = version;
     }
-    await answered((REPLACE + 1) * REQUESTS);
+    await guard(answered((REPLACE + 1) * REQUESTS));
     stopped = true;
-    await Promise.all(clients);
+    await guard(load);
     agent.destroy();
 
     // 5. Shutdown: each worker stops serving, leaves the domain and reports; then it disconnects
     //    and exits. The primary reaps the spaces of the processes that left, and checks.
-    const reports = await Promise.all(
-      workers.map(async (w) => {
-        const exit = once(w, 'exit');
-        w.send({ stop: true } satisfies ToWorker);
-        const [report] = (await once(w, 'message')) as [{ drops: number; rebuilds: number }];
-        w.disconnect();
-        const [code] = (await exit) as [number];
-        return { ...report, code };
-      }),
+    const reports = await guard(
+      Promise.all(
+        workers.map(async (w) => {
+          const exit = once(w, 'exit');
+          w.send({ stop: true } satisfies ToWorker);
+          const [report] = (await once(w, 'message')) as [{ drops: number; rebuilds: number }];
+          w.disconnect();
+          const [code] = (await exit) as [number];
+          return { ...report, code };
+        }),
+      ),
     );
     await domain.settled();
     const check = domain.check();
@@ -165,7 +180,7 @@ async function primary(): Promise<void> {
     console.log(`domain.check(): ${check.ok ? 'consistent' : `BROKEN ${JSON.stringify(check.errors)}`}`);
     if (wrong > 0 || stale > 0 || !check.ok || reports.some((r) => r.code !== 0)) process.exitCode = 1;
   } finally {
-    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill(); // only if something failed
+    for (const w of Object.values(cluster.workers ?? {})) w?.kill(); // only when the run failed
     await domain.close();
   }
   console.log(`domain closed: /dev/shm/xpmem-threads.${name} ${existsSync(`/dev/shm/xpmem-threads.${name}`) ? 'is still there' : 'is gone'}`);
