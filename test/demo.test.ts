@@ -5,11 +5,16 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { BOUND } from './helpers.js';
 
-/** Runs built example `name` with `env`; resolves with its stdout (rejects on a non-zero exit). */
+/** Runs built example `name` with `env`; resolves with its stdout (rejects on a non-zero exit, with what it printed). */
 async function run(name: string, env: Record<string, string> = {}): Promise<string> {
   const file = new URL(`../build/examples/${name}.js`, import.meta.url);
-  const { stdout } = await promisify(execFile)(process.execPath, [file.pathname], { timeout: BOUND, env: { ...process.env, ...env } });
-  return stdout;
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, [file.pathname], { timeout: BOUND, env: { ...process.env, ...env } });
+    return stdout;
+  } catch (error) {
+    const { stdout, stderr } = error as { stdout?: string; stderr?: string };
+    throw new Error(`${(error as Error).message}\n${stdout ?? ''}${stderr ?? ''}`);
+  }
 }
 
 describe('the demo and examples', () => {
