@@ -196,9 +196,9 @@ async function worker(): Promise<void> {
   let rebuilds = 0;
 
   /**
-   * 2. The cache: decoded from the newest table when it was dropped. The primary publishes a new
-   *    table (and waits for this worker's ack) before it removes the old one, so a rebuild never
-   *    meets a removed table (ERR_XPMEM_REMOVED): it attaches the newest one.
+   * 2. The cache: a Map decoded from the table, rebuilt by the first request after a drop. The
+   *    primary publishes a new table (and waits for this worker's ack) before it removes the old
+   *    one, so a rebuild attaches the newest table and never meets a removed one (ERR_XPMEM_REMOVED).
    */
   const current = (): Table => {
     if (cache !== undefined) return cache;
