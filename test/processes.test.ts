@@ -7,7 +7,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { once } from 'node:events';
 import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Domain } from '../src/index.js';
+import { Domain, type Segment } from '../src/index.js';
 import type { ReapMessage, SlowMessage } from '../src/diagnostics.js';
 import { agents, bounded, expectCode, Gates, noneInFlight, spaceSlot, until } from './helpers.js';
 import { SP_REAPER, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
@@ -100,6 +100,26 @@ function shared(name: string, deadlineMs = 5_000, slowMs?: number): Promise<Doma
   return Domain.create({ shared: name, arenaBytes: 1 << 20, maxArenaBytes: 16 << 20, deadlineMs, ...(slowMs && { slowMs }) });
 }
 
+/**
+ * A fresh shared domain of this process, a segment of it, and a child process that opened the
+ * domain and attached the segment with `mode`.
+ */
+async function attached(mode: 'ro' | 'rw', slowMs?: number): Promise<{ name: string; d: Domain; seg: Segment; child: Child; att: number }> {
+  const name = fresh();
+  const d = await shared(name, 5_000, slowMs);
+  const seg = d.space.make(4096);
+  const child = await Child.start(name);
+  return { name, d, seg, child, att: await child.call<number>('attach', { segId: seg.id, mode }) };
+}
+
+/** Int32 `index` of segment `segId`, read through a fresh attachment of `d`'s space. */
+function peek(d: Domain, segId: number, index: number): number | undefined {
+  return d.space
+    .get(segId, 'ro')
+    .attach()
+    .read(Int32Array, (v) => v[index]);
+}
+
 /** Closes `d` once nothing is in flight and its invariants hold. */
 async function finish(d: Domain): Promise<void> {
   await d.settled();
@@ -110,18 +130,9 @@ async function finish(d: Domain): Promise<void> {
 
 describe('shared domains: processes', () => {
   it('exports and attaches across processes in both directions, zero copy', async () => {
-    const name = fresh();
-    const d = await shared(name);
-    const seg = d.space.make(4096);
-    const child = await Child.start(name);
-    const att = await child.call('attach', { segId: seg.id, mode: 'rw' });
+    const { d, seg, child, att } = await attached('rw');
     await child.call('write', { att, index: 3, value: 0x5eed });
-    expect(
-      d.space
-        .get(seg.id, 'ro')
-        .attach()
-        .read(Int32Array, (v) => v[3]),
-    ).toBe(0x5eed);
+    expect(peek(d, seg.id, 3)).toBe(0x5eed);
     const theirs = await child.call<number>('make', { bytes: 4096 });
     const mine = d.space.get(theirs, 'rw').attach();
     mine.write(Int32Array, (v) => {
@@ -138,11 +149,7 @@ describe('shared domains: processes', () => {
   });
 
   it('the owner waits for an invalidateStart sleeping in another process; after the remove, that process sees ERR_XPMEM_REMOVED', async () => {
-    const name = fresh();
-    const d = await shared(name);
-    const seg = d.space.make(4096);
-    const child = await Child.start(name);
-    const att = await child.call('attach', { segId: seg.id, mode: 'rw' });
+    const { d, seg, child, att } = await attached('rw');
     const [starts, ends, flag, gate] = [gates.take(), gates.take(), gates.take(), gates.take()];
     await child.call('notifier', { att, starts, ends, flag, gate });
     let removed = false;
@@ -162,11 +169,7 @@ describe('shared domains: processes', () => {
   });
 
   it('xpmem:slow names the process of a space whose invalidateStart sleeps, and what it runs', async () => {
-    const name = fresh();
-    const d = await shared(name, 5_000, 100);
-    const seg = d.space.make(4096);
-    const child = await Child.start(name);
-    const att = await child.call('attach', { segId: seg.id, mode: 'ro' });
+    const { d, seg, child, att } = await attached('ro', 100);
     const [starts, ends, flag, gate] = [gates.take(), gates.take(), gates.take(), gates.take()];
     await child.call('notifier', { att, starts, ends, flag, gate });
     const reported = bounded(
@@ -226,11 +229,7 @@ describe('shared domains: processes', () => {
   });
 
   it('SIGKILL inside a write section: the migrate waiting for it goes on once the process is reaped', async () => {
-    const name = fresh();
-    const d = await shared(name);
-    const seg = d.space.make(4096);
-    const child = await Child.start(name);
-    const att = await child.call('attach', { segId: seg.id, mode: 'rw' });
+    const { d, seg, child, att } = await attached('rw');
     const [flag, gate] = [gates.take(), gates.take()];
     child.send('hold', { att, flag, gate });
     await gates.until(flag);
@@ -297,11 +296,7 @@ describe('shared domains: processes', () => {
   });
 
   it('SIGKILL inside an invalidateStart: the remove waiting for it goes on once the process is reaped', async () => {
-    const name = fresh();
-    const d = await shared(name);
-    const seg = d.space.make(4096);
-    const child = await Child.start(name);
-    const att = await child.call('attach', { segId: seg.id, mode: 'ro' });
+    const { d, seg, child, att } = await attached('ro');
     const [starts, ends, flag, gate] = [gates.take(), gates.take(), gates.take(), gates.take()];
     await child.call('notifier', { att, starts, ends, flag, gate });
     const removing = seg.remove();
@@ -349,12 +344,7 @@ describe('shared domains: processes', () => {
     const child = await Child.start(name);
     const att = await child.call('attach', { segId: seg.id, mode: 'rw' });
     await child.call('write', { att, index: 0, value: 9 });
-    expect(
-      d.space
-        .get(seg.id, 'ro')
-        .attach()
-        .read(Int32Array, (v) => v[0]),
-    ).toBe(9);
+    expect(peek(d, seg.id, 0)).toBe(9);
     await child.kill();
     await finish(d);
   });
@@ -393,11 +383,7 @@ describe('shared domains: processes', () => {
   });
 
   it("the creator's close ends the domain for every process: their calls fail with ERR_XPMEM_CLOSED and the name is free", async () => {
-    const name = fresh();
-    const d = await shared(name);
-    const seg = d.space.make(4096);
-    const child = await Child.start(name);
-    const att = await child.call('attach', { segId: seg.id, mode: 'rw' });
+    const { name, d, child, att } = await attached('rw');
     await d.close();
     await expectCode(() => child.call('read', { att, index: 0 }), 'ERR_XPMEM_CLOSED');
     await expectCode(() => child.call('make', { bytes: 64 }), 'ERR_XPMEM_CLOSED');
