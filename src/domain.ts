@@ -2,7 +2,7 @@
  * Domain: the control block and arena shared by every space, created by one thread (usually
  * the main thread), which also watches the workers it spawns and reaps them when they exit.
  */
-import { Worker, type WorkerOptions } from 'node:worker_threads';
+import { Worker, threadId, type WorkerOptions } from 'node:worker_threads';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import { checkSwapDir, discardAll } from './control/swapfile.js';
 import { checkFunction, checkIndex, checkOptions, invalidArgType, invalidArgValue, outOfRange, xpmemError, type XpmemError } from './errors.js';
 import { checkKeys } from './options.js';
 import { ControlBlock, type DomainHandle } from './control/control.js';
-import { H_ARENA_UNITS, H_CLOSED, H_TRACE, SP_PID, SP_STATE, SPACE_LIVE, UNIT, slotBase, type Capacities, type Layout } from './layout.js';
+import { H_ARENA_UNITS, H_CLOSED, H_TRACE, SP_PID, SP_STATE, SP_THREAD, SPACE_LIVE, UNIT, slotBase, type Capacities, type Layout } from './layout.js';
 import { startTrace, type TraceOptions, type Tracing } from './trace/session.js';
 import { traceToFile } from './trace/file.js';
 import { ring } from './sync/doorbell.js';
@@ -128,6 +128,8 @@ export class Domain {
   #watcher: NodeJS.Timeout | undefined;
   /** Slots of departed processes' spaces whose reap runs now in this process. */
   readonly #departing = new Set<number>();
+  /** Threads watch() watches that have not exited: the spaces an opener's close() leaves with its own. */
+  readonly #watched = new Set<number>();
   /** Names of the workers spawn() started, by threadId: their tracks in a trace. */
   readonly #names = new Map<number, string>();
   /** With XPMEM_TRACE: writes the trace of the whole run (close() calls it). */
@@ -252,13 +254,18 @@ export class Domain {
     if (!(worker instanceof Worker)) throw invalidArgType('worker', 'an instance of Worker', worker);
     const threadId = worker.threadId;
     if (threadId < 0) throw invalidArgValue('worker', 'a Worker that has not exited (watch it before it exits, as domain.spawn() does)', 'an exited Worker');
-    worker.once('exit', () => void this.#track(this.#reapThread(threadId), `thread ${threadId}`));
+    this.#watched.add(threadId);
+    worker.once('exit', () => {
+      this.#watched.delete(threadId);
+      void this.#track(this.#reapThread(threadId), `thread ${threadId}`);
+    });
     return worker;
   }
 
   /** Reaps every live space of thread `threadId`, which has exited; resolves when their segments are removed. */
   async #reapThread(threadId: number): Promise<number> {
-    if (Atomics.load(this.#cb.words, H_CLOSED) !== 0) return 0;
+    if (this.#mm.state() !== 'live') return 0; // closed, or this process left: the others reap
+
     seize(this.#cb.words, this.#cb.layout, joinerOf(threadId, this.#shared !== undefined), this.#mm.slot); // died inside its join
     return this.#reapAll(spacesOfThread(this.#cb, threadId));
   }
@@ -393,8 +400,8 @@ export class Domain {
    * once (its file is unlinked; processes still mapping it keep their memory until they exit).
    *
    * In a process that joined with Domain.open(), close() leaves the domain instead, as the
-   * process's exit would: pools end, then every space of this process is marked as having left,
-   * and the other processes reap them (within about 50 ms, their watchers' period). Calls through
+   * process's exit would: pools end, then this thread's space and those of the workers this
+   * Domain watches (spawn(), watch(), pools) are marked as having left, and the other processes reap them (within about 50 ms, their watchers' period). Calls through
    * this Domain then fail with ERR_XPMEM_CLOSED; this process's workers, with ERR_XPMEM_SPACE_DEAD
    * once reaped. Let them finish their sections first: a section still running is not waited for.
    */
@@ -420,7 +427,8 @@ export class Domain {
     await this.settled({ deadlineMs: 2 ** 31 - 1 });
     const { words, layout } = this.#cb;
     if (Atomics.load(words, H_CLOSED) === 0) {
-      this.#cb.transact(this.#mm.slot, (tx) => markLeft(tx, layout, process.pid));
+      const threads = new Set([threadId, ...this.#watched]);
+      this.#cb.transact(this.#mm.slot, (tx) => markLeft(tx, layout, process.pid, threads));
       wakeAll(words, layout);
     }
     forget(this.#cb.id);
@@ -437,11 +445,14 @@ function wakeAll(words: Int32Array, layout: Layout): void {
   for (let s = 0; s < layout.spaces.capacity; s++) if (Atomics.load(words, slotBase(layout.spaces, s) + SP_STATE) === SPACE_LIVE) ring(words, layout, s);
 }
 
-/** Records that process `pid` left the domain: its live spaces' SP_PID negated (process.ts departed()). Caller holds the mutex via tx. */
-function markLeft(tx: Tx, layout: Layout, pid: number): void {
+/**
+ * Records that the live spaces of `threads` of process `pid` left the domain: their SP_PID
+ * negated, so every process's watcher reaps them (process.ts departed()). Caller holds the mutex via tx.
+ */
+function markLeft(tx: Tx, layout: Layout, pid: number, threads: ReadonlySet<number>): void {
   for (let s = 0; s < layout.spaces.capacity; s++) {
     const base = slotBase(layout.spaces, s);
-    if (tx.get(base + SP_STATE) === SPACE_LIVE && tx.get(base + SP_PID) === pid) tx.set(base + SP_PID, -pid);
+    if (tx.get(base + SP_STATE) === SPACE_LIVE && tx.get(base + SP_PID) === pid && threads.has(tx.get(base + SP_THREAD))) tx.set(base + SP_PID, -pid);
   }
 }
 

@@ -129,7 +129,7 @@ async function finish(d: Domain): Promise<void> {
 }
 
 describe('shared domains: processes', () => {
-  it('exports and attaches across processes in both directions, zero copy', async () => {
+  it('exports and attaches across processes in both directions, zero copy; a process that leaves takes its workers with it', async () => {
     const { d, seg, child, att } = await attached('rw');
     await child.call('write', { att, index: 3, value: 0x5eed });
     expect(peek(d, seg.id, 3)).toBe(0x5eed);
@@ -141,8 +141,11 @@ describe('shared domains: processes', () => {
     const back = await child.call('attach', { segId: theirs, mode: 'ro' });
     expect(await child.call('read', { att: back, index: 7 })).toBe(77);
     expect(d.maps().filter((r) => r.kind === 'segment' && r.segId === theirs)[0]!.space).toBe(child.space);
-    await child.call('close');
-    await reapOf(child.process.pid!);
+    const worker = await child.call<number>('spawn');
+    expect(d.stats().spaces).toBe(3);
+    await child.call('close'); // leaves with its own space and its worker's
+    await until(() => d.stats().spaces === 1, 'the leaver’s spaces, its worker’s among them, to be reaped');
+    expect(d.maps().some((r) => r.space === child.space || r.space === worker)).toBe(false);
     await expectCode(() => mine.read(() => {}), 'ERR_XPMEM_REMOVED'); // the leaver's segment went with it
     await child.kill();
     await finish(d);
@@ -384,6 +387,7 @@ describe('shared domains: processes', () => {
 
   it("the creator's close ends the domain for every process: their calls fail with ERR_XPMEM_CLOSED and the name is free", async () => {
     const { name, d, child, att } = await attached('rw');
+    await expectCode(() => Domain.open(name), 'ERR_XPMEM_EXISTS'); // this thread is in it already
     await d.close();
     await expectCode(() => child.call('read', { att, index: 0 }), 'ERR_XPMEM_CLOSED');
     await expectCode(() => child.call('make', { bytes: 64 }), 'ERR_XPMEM_CLOSED');

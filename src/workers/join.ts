@@ -85,6 +85,11 @@ export function joinMm(handle: DomainHandle): { mm: Mm; space: Space } {
   return entry;
 }
 
+/** True while this thread is a live member of domain `id` (its id word, H_ID). */
+export function isMember(id: number): boolean {
+  return joined.get(id)?.mm.state() === 'live';
+}
+
 /** Forgets this thread's membership of domain `id` (close). */
 export function forget(id: number): void {
   joined.get(id)?.mm.leave();

@@ -7,9 +7,9 @@
 import { xpmemError } from '../errors.js';
 import { ControlBlock, type FormatOptions } from '../control/control.js';
 import { mapFile, publish, shmPath, stage, underLock, unlinkName, withFile, type Descriptor } from '../control/shm.js';
-import { H_CLOSED, VERSION, capacitiesOf, layoutFor, type Capacities } from '../layout.js';
+import { H_CLOSED, H_ID, VERSION, capacitiesOf, layoutFor, type Capacities } from '../layout.js';
 import { native } from '../sync/native.js';
-import { forget, joinMm } from './join.js';
+import { forget, isMember, joinMm } from './join.js';
 import { anyAlive } from './process.js';
 import { alive, thisProcess } from '../sync/robust.js';
 import type { Mm } from '../mm.js';
@@ -77,6 +77,7 @@ export function openShared(name: string, deadlineMs: number | undefined): Shared
   const { control, arena, descriptor } = withFile(path, name, (fd, d) => mapFile(fd, name, d));
   const words = new Int32Array(control);
   if (Atomics.load(words, H_CLOSED) !== 0) throw xpmemError('ERR_XPMEM_CLOSED', `shared domain '${name}' was closed by its creator`);
+  if (isMember(Atomics.load(words, H_ID))) throw xpmemError('ERR_XPMEM_EXISTS', `this thread is in shared domain '${name}' already (it created or opened it): use that Domain`);
   if (!anyAlive(words, layoutFor(capacitiesOf(words))))
     throw xpmemError('ERR_XPMEM_NO_DOMAIN', `shared domain '${name}' has no process left (its creator was killed): Domain.create({ shared: '${name}' }) takes it over`);
   const joined = joinMm({ control, arena, deadlineMs: deadlineMs ?? descriptor.deadlineMs, swapDir: descriptor.swapDir, shared: name });
