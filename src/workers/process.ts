@@ -7,13 +7,18 @@ import { SP_GEN, SP_PID, SP_PSTART, SP_REAPER, SP_STATE, SPACE_DEAD, SPACE_LIVE,
 import { alive, thisProcess, type ProcessId } from '../sync/robust.js';
 import type { DeadSpace } from './reap.js';
 
+/** A process's live spaces: those still in the domain, and those that left it (close(): their pid recorded negated). */
+interface Member extends ProcessId {
+  readonly staying: number[];
+  readonly left: number[];
+}
+
 /**
  * The processes of the live spaces of a control block, with their space slots; this process's
- * only with `withSelf`. A process that left (close(): its pid recorded negated) is listed with
- * `left` true.
+ * spaces that stay only with `withSelf`.
  */
-function memberProcesses(words: Int32Array, layout: Layout, withSelf: boolean): Map<number, ProcessId & { readonly slots: number[]; left: boolean }> {
-  const found = new Map<number, ProcessId & { slots: number[]; left: boolean }>();
+function memberProcesses(words: Int32Array, layout: Layout, withSelf: boolean): Map<number, Member> {
+  const found = new Map<number, Member>();
   const me = thisProcess().pid;
   for (let s = 0, top = spaceTop(words); s < top; s++) {
     const base = slotBase(layout.spaces, s);
@@ -23,11 +28,10 @@ function memberProcesses(words: Int32Array, layout: Layout, withSelf: boolean): 
     if (pid === me && recorded > 0 && !withSelf) continue;
     let entry = found.get(pid);
     if (entry === undefined) {
-      entry = { pid, start: Atomics.load(words, base + SP_PSTART), slots: [], left: false };
+      entry = { pid, start: Atomics.load(words, base + SP_PSTART), staying: [], left: [] };
       found.set(pid, entry);
     }
-    entry.slots.push(s);
-    if (recorded < 0) entry.left = true;
+    (recorded < 0 ? entry.left : entry.staying).push(s);
   }
   return found;
 }
@@ -39,16 +43,16 @@ export interface Departed {
 }
 
 /**
- * The processes of a shared domain whose spaces are to be reaped: dead (alive() false) or left
- * (close()); and spaces whose reaper died midway (dead, unclaimed: reap.ts releaseClaims), each
+ * The spaces of a shared domain to be reaped: every space of a dead process (alive() false),
+ * the spaces that left (close()) of a live one, and spaces whose reaper died midway (dead, unclaimed: reap.ts releaseClaims), each
  * listed under its own process. Reads the space table only; never sleeps.
  */
 export function departed(words: Int32Array, layout: Layout): Departed[] {
   const found: Departed[] = [];
   const named = (slot: number): DeadSpace => ({ slot, gen: Atomics.load(words, slotBase(layout.spaces, slot) + SP_GEN) });
   for (const member of memberProcesses(words, layout, false).values()) {
-    if (!member.left && alive(member)) continue;
-    found.push({ pid: member.pid, spaces: member.slots.map(named) });
+    const gone = alive(member) ? member.left : [...member.staying, ...member.left];
+    if (gone.length > 0) found.push({ pid: member.pid, spaces: gone.map(named) });
   }
   for (let s = 0, top = spaceTop(words); s < top; s++) {
     const base = slotBase(layout.spaces, s);
@@ -59,7 +63,7 @@ export function departed(words: Int32Array, layout: Layout): Departed[] {
 
 /** True while some process (this one included) has a live space in the domain, has not left it, and runs. Never sleeps. */
 export function anyAlive(words: Int32Array, layout: Layout): boolean {
-  for (const member of memberProcesses(words, layout, true).values()) if (!member.left && alive(member)) return true;
+  for (const member of memberProcesses(words, layout, true).values()) if (member.staying.length > 0 && alive(member)) return true;
   return false;
 }
 
