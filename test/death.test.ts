@@ -24,6 +24,18 @@ describe('reaping dead spaces', () => {
     await teardown(d, []);
   });
 
+  it('a worker terminated while it holds the domain mutex joining: its reap frees the mutex', async () => {
+    const d = await domain({ deadlineMs: 2_000 });
+    const gates = new Gates();
+    const [joiner] = await agents(d, gates, 1);
+    void joiner!.send('joiningMutex', { gate: gates.take(), tag: 1 }).catch(() => {});
+    await joiner!.until((e) => e.event === 'holding');
+    await joiner!.worker.terminate();
+    await d.settled();
+    d.space.make(64).removeSync(); // a transaction: ERR_XPMEM_TIMEOUT had the mutex stayed taken
+    await teardown(d, []);
+  });
+
   it("only a worker's exit reaps its space: no call reaps a running thread, and a worker that already exited cannot be watched", async () => {
     const d = await domain();
     const gates = new Gates();
