@@ -105,6 +105,18 @@ export function repeat(name: string, batch: number, op: () => void): Task {
   };
 }
 
+/** A task awaiting `op` `batch` times per sample, one call after the other. */
+export function repeatAsync(name: string, batch: number, op: () => Promise<unknown>): Task {
+  return {
+    name,
+    batch,
+    async: true,
+    run: async () => {
+      for (let i = 0; i < batch; i++) await op();
+    },
+  };
+}
+
 /** One operation per sample, timing only `op`; `prepare` runs before it untimed (tinybench's overriddenDuration). */
 export function timedPart(name: string, prepare: () => void, op: () => void): Task {
   return {
