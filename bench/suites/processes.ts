@@ -30,7 +30,7 @@ import { Domain, type Segment } from '../../src/index.js';
 import { type Attacher, Attachers, BOUND_MS, type Ready } from '../lib/attachers.js';
 import { bounded } from '../lib/bounded.js';
 import { flips } from '../lib/flip.js';
-import { measure, repeatAsync, TIME_MS, type Task, type Timing } from '../lib/measure.js';
+import { measure, repeatAsync, TIME_MS, timing, type Task, type Timing } from '../lib/measure.js';
 import { attacherProcess } from '../lib/processes.js';
 import { atLeast, atMost, bandwidth, ns, p90, row, valueAtMost } from '../lib/rows.js';
 import { spaced } from '../lib/spaced.js';
@@ -43,9 +43,11 @@ const PARTS = 4;
 /** Samples per spaced figure (as the cold suite takes them); BENCH_TIME_MS scales them. */
 const SAMPLES = Math.max(40, Math.round(0.4 * TIME_MS));
 const ROUND_TRIPS = 64;
-/** Samples of each parallel sum, and of each open (a fresh process each). */
-const SUM_SAMPLES = 8;
-const OPEN_SAMPLES = 12;
+/** Samples of each parallel sum in place, of each cloned one (seconds each), and of each open (a fresh process each). */
+const SUM_SAMPLES = 12;
+const CLONED_SAMPLES = 4;
+const OPEN_SAMPLES = 8;
+const PY_BLOCK = `xpmem-bench-py-${process.pid}`;
 const RTT = 'process.send round trip to that process (advanced serialization)';
 
 const run = promisify(execFile);
@@ -111,8 +113,11 @@ function inPlace(seg: Segment): (a: Attacher, k: number) => Promise<unknown> {
   return (a, k) => a.call('sum', { segId: seg.id, offset: k * length, length });
 }
 
-/** Times a fresh attacher process's open + get + attach of `segId` (what it reports), then lets it leave. */
-function opens(name: string, segId: number): Task {
+/**
+ * Times a fresh attacher process's open + get + attach of `segId` (what it reports), then lets it
+ * leave; keeps the part of each that loading the addon took (ns) in `addon`.
+ */
+function opens(name: string, segId: number, addon: number[]): Task {
   return {
     name: 'open',
     batch: 1,
@@ -120,7 +125,8 @@ function opens(name: string, segId: number): Task {
     run: async () => {
       const a = attacherProcess(name, segId);
       try {
-        const { openMs } = (await a.ready) as Ready & { openMs: number };
+        const { openMs, addonMs } = (await a.ready) as Ready & { openMs: number; addonMs: number };
+        addon.push(addonMs * 1e6);
         await a.call('leave');
         return { overriddenDuration: openMs };
       } finally {
@@ -161,18 +167,56 @@ async function pythonBlock(name: string, bytes: number): Promise<{ stop: () => P
   return { stop };
 }
 
-/** Open + attach here and in Python, interleaved; without python3, the open alone. */
-async function openFigures(name: string, segId: number): Promise<{ open: Timing; python?: Timing }> {
-  if (spawnSync('python3', ['--version']).error !== undefined) {
-    const t = await measure([opens(name, segId)], { samples: OPEN_SAMPLES });
-    return { open: t.get('open')! };
-  }
-  const block = await pythonBlock(`xpmem-bench-py-${process.pid}`, OPEN_BYTES);
+/** Open + attach here and in Python, interleaved (without python3, the open alone), and the addon's part of the open. */
+async function openFigures(name: string, segId: number): Promise<{ open: Timing; addon: Timing; python?: Timing }> {
+  const addon: number[] = [];
+  const python = spawnSync('python3', ['--version']).error === undefined;
+  const block = python ? await pythonBlock(PY_BLOCK, OPEN_BYTES) : undefined;
   try {
-    const t = await measure([opens(name, segId), pythonAttaches(`xpmem-bench-py-${process.pid}`)], { samples: OPEN_SAMPLES });
-    return { open: t.get('open')!, python: t.get('python')! };
+    const t = await measure([opens(name, segId, addon), ...(python ? [pythonAttaches(PY_BLOCK)] : [])], { samples: OPEN_SAMPLES, warmups: 0 });
+    return { open: t.get('open')!, addon: timing('addon', addon), ...(python ? { python: t.get('python')! } : {}) };
   } finally {
-    await block.stop();
+    await block?.stop();
+  }
+}
+
+/** Invalidations of `seg` (whose one attacher is `first`, parked) against round trips to it: 2 ms apart, and back to back. */
+async function invalidations(seg: Segment, first: Attacher): Promise<{ apart: Map<string, Timing>; backToBack: Map<string, Timing> }> {
+  let ro = false;
+  const flip = (): Promise<void> => seg.protect((ro = !ro) ? 'ro' : 'rw');
+  const ping = (): Promise<void> => first.ping();
+  const apart = await measure([spaced('inv', 2, flip), spaced('rtt', 2, ping)], { samples: SAMPLES });
+  const backToBack = await measure([flips('inv', seg, ROUND_TRIPS), repeatAsync('rtt', ROUND_TRIPS, ping)]);
+  return { apart, backToBack };
+}
+
+/**
+ * The parallel sums: in place by the processes of `crew` (segment `seg`) and by the worker threads
+ * of `workers` (segment `local`), interleaved; then in place by `crew` again beside `quarters`
+ * (the same numbers) cloned to it (each of those sums takes seconds: fewer samples, no warm-up).
+ */
+async function sums(
+  crew: readonly Attacher[],
+  seg: Segment,
+  quarters: readonly Float64Array[],
+  workers: readonly Attacher[],
+  local: Segment,
+): Promise<{ inPlace: Map<string, Timing>; cloned: Map<string, Timing> }> {
+  const inPlaceSums = await measure([parallelSum('processes', crew, inPlace(seg)), parallelSum('workers', workers, inPlace(local))], { samples: SUM_SAMPLES });
+  const cloned = await measure([parallelSum('processes', crew, inPlace(seg)), parallelSum('cloned', crew, (a, k) => a.call('total', { values: quarters[k]! }))], {
+    samples: CLONED_SAMPLES,
+    warmups: 0, // both tasks ran already (the processes' sum just above; a clone goes to fresh memory each time)
+  });
+  return { inPlace: inPlaceSums, cloned };
+}
+
+/** The PARTS quarters of segment `seg`'s numbers, as copies of this thread's own. */
+function copies(domain: Domain, seg: Segment): Float64Array[] {
+  const att = domain.space.get(seg.id, 'ro').attach();
+  try {
+    return att.read(Float64Array, (v) => Array.from({ length: PARTS }, (_, k) => v.slice((k * v.length) / PARTS, ((k + 1) * v.length) / PARTS)));
+  } finally {
+    att.detach();
   }
 }
 
@@ -186,39 +230,24 @@ export const processes: Suite = {
     const domain = await Domain.create({ shared: name, arenaBytes, maxArenaBytes: arenaBytes });
     const threads = await Domain.create({ arenaBytes: SUM_BYTES + MIB, maxArenaBytes: SUM_BYTES + MIB });
     const workers = new Attachers(threads);
-    const crew: Attacher[] = [];
+    const crew: Attacher[] = [attacherProcess(name)];
     try {
-      const small = domain.space.make(4096);
-      crew.push(attacherProcess(name));
-      await crew[0]!.ready;
       const first = crew[0]!;
+      await first.ready;
+      const small = domain.space.make(4096);
       const sections = (await first.call('sections', { segId: small.id })) as Record<'joined' | 'own', Timing>;
-
       await first.call('attach', { segId: small.id, notifier: true });
-      let ro = false;
-      const flip = (): Promise<void> => small.protect((ro = !ro) ? 'ro' : 'rw');
-      const ping = (): Promise<void> => first.ping();
-      const apart = await measure([spaced('inv', 2, flip), spaced('rtt', 2, ping)], { samples: SAMPLES });
-      const backToBack = await measure([flips('inv', small, ROUND_TRIPS), repeatAsync('rtt', ROUND_TRIPS, ping)]);
+      const { apart, backToBack } = await invalidations(small, first);
 
-      const seg = numbers(domain, SUM_BYTES);
-      const quarters = domain.space
-        .get(seg.id, 'ro')
-        .attach()
-        .read(Float64Array, (v) => Array.from({ length: PARTS }, (_, k) => v.slice((k * v.length) / PARTS, ((k + 1) * v.length) / PARTS)));
-      const local = numbers(threads, SUM_BYTES);
       crew.push(...Array.from({ length: PARTS - 1 }, () => attacherProcess(name)));
       await Promise.all(crew.map((a) => a.ready));
       await workers.spawn(PARTS);
-      const sums = await measure(
-        [parallelSum('processes', crew, inPlace(seg)), parallelSum('cloned', crew, (a, k) => a.call('total', { values: quarters[k]! })), parallelSum('workers', workers.list, inPlace(local))],
-        { samples: SUM_SAMPLES },
-      );
+      const seg = numbers(domain, SUM_BYTES);
+      const summed = await sums(crew, seg, copies(domain, seg), workers.list, numbers(threads, SUM_BYTES));
 
-      const big = domain.space.make(OPEN_BYTES);
-      const open = await openFigures(name, big.id);
+      const open = await openFigures(name, domain.space.make(OPEN_BYTES).id);
 
-      const sum = (task: string) => bandwidth(sums.get(task)!, SUM_BYTES);
+      const gbs = (t: Map<string, Timing>, task: string) => bandwidth(t.get(task)!, SUM_BYTES);
       const openFigure = `Domain.open + get + attach of a ${OPEN_BYTES / MIB} MiB segment, timed inside the joining process (fresh, forked; addon load included)`;
       const py = `Python multiprocessing.shared_memory.SharedMemory(name=...) of a ${OPEN_BYTES / MIB} MiB block, timed inside a fresh python3`;
       return {
@@ -251,22 +280,29 @@ export const processes: Suite = {
           row(
             'processes',
             `parallel sum of ${SUM_BYTES / MIB} MiB over ${PARTS} processes that opened the domain, each its quarter in place`,
-            sum('processes'),
+            gbs(summed.cloned, 'processes'),
             `the quarters sent by structured clone over IPC to the same ${PARTS} processes, which sum them`,
-            sum('cloned'),
+            gbs(summed.cloned, 'cloned'),
             atLeast(5, '>= 5x faster'),
           ),
           row(
             'processes',
             `parallel sum of ${SUM_BYTES / MIB} MiB over ${PARTS} processes, against ${PARTS} worker threads`,
-            sum('processes'),
+            gbs(summed.inPlace, 'processes'),
             `the same sum over ${PARTS} worker threads of a threads-only domain, each its quarter in place`,
-            sum('workers'),
+            gbs(summed.inPlace, 'workers'),
             atLeast(0.9),
           ),
           open.python === undefined
             ? row('processes', openFigure, ns(open.open), '1 ms, the goal (python3 missing: its baseline skipped)', { value: 1e6, unit: 'ns/op', rme: 0 }, valueAtMost(1e6, '<= 1 ms'))
             : row('processes', openFigure, ns(open.open), py, ns(open.python), valueAtMost(1e6, '<= 1 ms')),
+          row(
+            'processes',
+            'of which loading the native addon (node-gyp-build finding it, dlopen), in the first Domain.open of a process',
+            ns(open.addon),
+            'the open + get + attach above',
+            ns(open.open),
+          ),
         ],
         curves: [],
       };
