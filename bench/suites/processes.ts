@@ -32,7 +32,7 @@ import { bounded } from '../lib/bounded.js';
 import { flips } from '../lib/flip.js';
 import { measure, repeatAsync, TIME_MS, timing, type Task, type Timing } from '../lib/measure.js';
 import { attacherProcess } from '../lib/processes.js';
-import { atLeast, atMost, bandwidth, ns, p90, row, valueAtMost } from '../lib/rows.js';
+import { atLeast, atMost, bandwidth, ns, p90, row, valueAtMost, type Row } from '../lib/rows.js';
 import { spaced } from '../lib/spaced.js';
 import type { Suite } from '../lib/suite.js';
 
@@ -220,6 +220,15 @@ function copies(domain: Domain, seg: Segment): Float64Array[] {
   }
 }
 
+/** The p50 and p90 rows of the invalidations 2 ms apart against the round trips taken the same way. */
+function apartRows(apart: Map<string, Timing>): Row[] {
+  const what = 'invalidation 2 ms apart, 1 attacher process with a range notifier, parked (idle event loop): await seg.protect()';
+  return [
+    row('processes', `${what}, p50`, ns(apart.get('inv')!), `${RTT}, 2 ms apart, p50`, ns(apart.get('rtt')!), atMost(1)),
+    row('processes', `${what}, p90`, p90(apart.get('inv')!), `${RTT}, 2 ms apart, p90`, p90(apart.get('rtt')!)),
+  ];
+}
+
 export const processes: Suite = {
   name: 'processes',
   title: 'shared domains across processes: a joined section, invalidations, a 4-process sum, open + attach',
@@ -260,21 +269,7 @@ export const processes: Suite = {
             ns(sections.own),
             atMost(1.1),
           ),
-          row(
-            'processes',
-            'invalidation 2 ms apart, 1 attacher process with a range notifier, parked (idle event loop): await seg.protect(), p50',
-            ns(apart.get('inv')!),
-            `${RTT}, 2 ms apart, p50`,
-            ns(apart.get('rtt')!),
-            atMost(1),
-          ),
-          row(
-            'processes',
-            'invalidation 2 ms apart, 1 attacher process with a range notifier, parked (idle event loop): await seg.protect(), p90',
-            p90(apart.get('inv')!),
-            `${RTT}, 2 ms apart, p90`,
-            p90(apart.get('rtt')!),
-          ),
+          ...apartRows(apart),
           row(
             'processes',
             'invalidation back to back, 1 attacher process with a range notifier, idle between them: await seg.protect()',
