@@ -4,9 +4,9 @@
  * one's ready message, commands wait for their answer, a blocking ring waits at most BOUND_MS
  * and retiring waits for the domain's reaps, each bounded. Pings and awaited rings are not
  * bounded one by one (a timer each would be part of the round trip they measure): the suite's
- * bound covers them.
+ * bound covers them. Attacher processes (lib/processes.ts) are driven through the same class.
  */
-import type { Worker } from 'node:worker_threads';
+import type { EventEmitter } from 'node:events';
 import type { Domain } from '../../src/index.js';
 import { ANSWERS, RING, STOP, WORDS, type Command } from '../fixtures/protocol.js';
 import { bounded } from './bounded.js';
@@ -22,24 +22,35 @@ interface Reply {
   message?: string;
 }
 
-/** One attacher worker. */
+/** What an attacher sends when it has joined: its space, and whatever else its fixture reports. */
+export interface Ready {
+  readonly ready: number;
+  readonly [key: string]: unknown;
+}
+
+/** One attacher: a worker (spawned by Attachers) or a forked process, driven the same way. */
 export class Attacher {
-  readonly worker: Worker;
-  readonly ready: Promise<void>;
+  readonly ready: Promise<Ready>;
+  /** Sends one message to the attacher. */
+  readonly post: (m: unknown) => void;
+  /** Ends the attacher (terminate, or kill); resolves once it is gone. */
+  readonly end: () => Promise<unknown>;
   #id = 0;
   #pong: (() => void) | undefined;
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
-  constructor(domain: Domain, words: SharedArrayBuffer) {
-    this.worker = domain.spawn(FIXTURE, { workerData: { words } });
+  /** `peer`: the Worker or ChildProcess, for its messages and errors; `post` sends it one. */
+  constructor(peer: EventEmitter, post: (m: unknown) => void, end: () => Promise<unknown>) {
+    this.post = post;
+    this.end = end;
     this.ready = bounded(
-      new Promise<void>((resolve, reject) => {
-        this.worker.on('message', (m: number | Reply | { ready: number }) => {
+      new Promise<Ready>((resolve, reject) => {
+        peer.on('message', (m: number | Reply | Ready) => {
           if (typeof m === 'number') this.#pong?.();
-          else if ('ready' in m) resolve();
+          else if ('ready' in m) resolve(m);
           else this.#answer(m);
         });
-        this.worker.once('error', (error) => {
+        peer.once('error', (error) => {
           reject(error);
           for (const p of this.#pending.values()) p.reject(error);
         });
@@ -49,11 +60,11 @@ export class Attacher {
     );
   }
 
-  /** One postMessage round trip. */
+  /** One message round trip (postMessage, or process.send). */
   ping(): Promise<void> {
     return new Promise((resolve) => {
       this.#pong = resolve;
-      this.worker.postMessage(0);
+      this.post(0);
     });
   }
 
@@ -63,7 +74,7 @@ export class Attacher {
     return bounded(
       new Promise((resolve, reject) => {
         this.#pending.set(id, { resolve, reject });
-        this.worker.postMessage({ id, op, ...args } satisfies Command);
+        this.post({ id, op, ...args } satisfies Command);
       }),
       `attacher command ${op}`,
       BOUND_MS,
@@ -79,6 +90,16 @@ export class Attacher {
   }
 }
 
+/** An attacher worker of `domain` (fixtures/attacher.ts) sharing `words` with this thread. */
+function workerAttacher(domain: Domain, words: SharedArrayBuffer): Attacher {
+  const worker = domain.spawn(FIXTURE, { workerData: { words } });
+  return new Attacher(
+    worker,
+    (m) => worker.postMessage(m),
+    () => worker.terminate(),
+  );
+}
+
 /** The attachers of one domain and the words they share with this thread. */
 export class Attachers {
   readonly list: Attacher[] = [];
@@ -91,7 +112,7 @@ export class Attachers {
 
   /** Spawns attachers until there are `n`, waiting until each has joined; returns the new ones. */
   async spawn(n: number): Promise<Attacher[]> {
-    const more = Array.from({ length: n - this.list.length }, () => new Attacher(this.#domain, this.words.buffer as SharedArrayBuffer));
+    const more = Array.from({ length: n - this.list.length }, () => workerAttacher(this.#domain, this.words.buffer as SharedArrayBuffer));
     this.list.push(...more);
     await Promise.all(more.map((a) => a.ready));
     return more;
@@ -139,7 +160,7 @@ export class Attachers {
 
   /** Terminates every attacher and waits until the domain has reaped their spaces. */
   async retire(): Promise<void> {
-    await bounded(Promise.all(this.list.map((a) => a.worker.terminate())), 'attacher exits', BOUND_MS);
+    await bounded(Promise.all(this.list.map((a) => a.end())), 'attacher exits', BOUND_MS);
     await bounded(this.#domain.settled(), 'reaping attachers', BOUND_MS);
   }
 }

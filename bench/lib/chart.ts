@@ -8,6 +8,7 @@ import { compile, type TopLevelSpec } from 'vega-lite';
 import type { Curve } from './curve.js';
 import { ratio } from './format.js';
 import type { Report } from './report.js';
+import { ratioBound } from './rows.js';
 
 const STATUS = { domain: ['met', 'not met', 'no goal'], range: ['#3a923a', '#d62728', '#a0a0a0'] };
 
@@ -17,7 +18,7 @@ function figuresPanel(report: Report) {
   const values = report.rows.map((r) => ({
     figure: r.figure,
     ratio: r.ratio,
-    goal: r.goal?.bound ?? null,
+    goal: r.goal === undefined ? null : ratioBound(r.goal, r.baselineValue),
     status: r.met === undefined ? 'no goal' : r.met ? 'met' : 'not met',
     label: ratio(r.ratio),
     end: Math.max(r.ratio, 1),

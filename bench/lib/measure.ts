@@ -38,6 +38,8 @@ export interface Budget {
    * untimed pause, which a time budget would not count): replaces timeMs and iterations.
    */
   readonly samples?: number;
+  /** Warm-up runs of each task before the first round (default 2; 0: none). */
+  readonly warmups?: number;
 }
 
 export const TIME_MS = Number(process.env.BENCH_TIME_MS ?? 1000);
@@ -59,9 +61,9 @@ export async function measure(tasks: readonly Task[], budget: Budget = {}): Prom
     const bench = new Bench({
       time,
       iterations,
-      warmup: round === 0,
+      warmup: round === 0 && budget.warmups !== 0,
       warmupTime: Math.min(200, time),
-      warmupIterations: 2,
+      warmupIterations: budget.warmups ?? 2,
       retainSamples: true,
       throws: true,
     });
@@ -78,7 +80,7 @@ export async function measure(tasks: readonly Task[], budget: Budget = {}): Prom
 }
 
 /** The median and 90th percentile of `ns` samples, and the relative margin of error of their mean (95 %, normal approximation). */
-function timing(name: string, ns: number[]): Timing {
+export function timing(name: string, ns: number[]): Timing {
   if (ns.length === 0) throw new Error(`benchmark ${name}: no samples`);
   const sorted = [...ns].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
@@ -101,6 +103,18 @@ export function repeat(name: string, batch: number, op: () => void): Task {
     batch,
     run: () => {
       for (let i = 0; i < batch; i++) op();
+    },
+  };
+}
+
+/** A task awaiting `op` `batch` times per sample, one call after the other. */
+export function repeatAsync(name: string, batch: number, op: () => Promise<unknown>): Task {
+  return {
+    name,
+    batch,
+    async: true,
+    run: async () => {
+      for (let i = 0; i < batch; i++) await op();
     },
   };
 }

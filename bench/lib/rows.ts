@@ -19,6 +19,8 @@ export interface Goal {
   readonly bound: number;
   /** How the issue states it when that reads better than the bound, e.g. '>= 20x faster'. */
   readonly text?: string;
+  /** 'value': the bound is on the value itself, in the row's unit (e.g. <= 1 ms as 1e6 ns/op), not on the ratio. */
+  readonly on?: 'value';
 }
 
 export interface Row {
@@ -39,6 +41,14 @@ export interface Row {
 
 export const atMost = (bound: number, text?: string): Goal => ({ op: '<=', bound, ...(text === undefined ? {} : { text }) });
 export const atLeast = (bound: number, text?: string): Goal => ({ op: '>=', bound, ...(text === undefined ? {} : { text }) });
+
+/** A bound on the value itself (in the row's unit), stated as `text`, e.g. valueAtMost(1e6, '<= 1 ms'). */
+export const valueAtMost = (bound: number, text: string): Goal => ({ op: '<=', bound, text, on: 'value' });
+
+/** The goal's bound as a ratio to `baselineValue` (where a chart draws it). */
+export function ratioBound(goal: Goal, baselineValue: number): number {
+  return goal.on === 'value' ? goal.bound / baselineValue : goal.bound;
+}
 
 export function goalText(goal: Goal): string {
   return goal.text ?? `${goal.op} ${goal.bound}x`;
@@ -67,6 +77,7 @@ export function count(value: number, unit: string): Quantity {
 /** One row comparing `own` with `base`. */
 export function row(suite: string, figure: string, own: Quantity, baseline: string, base: Quantity, goal?: Goal): Row {
   const ratio = own.value / base.value;
+  const measured = goal?.on === 'value' ? own.value : ratio;
   return {
     suite,
     figure,
@@ -77,6 +88,6 @@ export function row(suite: string, figure: string, own: Quantity, baseline: stri
     baselineValue: base.value,
     baselineUnit: base.unit,
     ratio,
-    ...(goal === undefined ? {} : { goal, met: goal.op === '<=' ? ratio <= goal.bound : ratio >= goal.bound }),
+    ...(goal === undefined ? {} : { goal, met: goal.op === '<=' ? measured <= goal.bound : measured >= goal.bound }),
   };
 }

@@ -10,7 +10,7 @@ import { type Attacher, Attachers } from '../lib/attachers.js';
 import { RING } from '../fixtures/protocol.js';
 import { series, type Point } from '../lib/curve.js';
 import { flips, flipsSync } from '../lib/flip.js';
-import { measure, repeat, type Task, type Timing } from '../lib/measure.js';
+import { measure, repeat, repeatAsync, type Task, type Timing } from '../lib/measure.js';
 import { atMost, ns, row } from '../lib/rows.js';
 import type { Suite } from '../lib/suite.js';
 
@@ -33,14 +33,7 @@ async function invalidations(seg: Segment, n: number): Promise<{ async: Timing; 
 
 /** ROUND_TRIPS awaited calls of `trip` per sample. */
 function trips(name: string, trip: () => Promise<void>): Task {
-  return {
-    name,
-    batch: ROUND_TRIPS,
-    async: true,
-    run: async () => {
-      for (let i = 0; i < ROUND_TRIPS; i++) await trip();
-    },
-  };
+  return repeatAsync(name, ROUND_TRIPS, trip);
 }
 
 /** Round trips to an idle attacher: postMessage, and a doorbell ring answered from its event loop. */

@@ -9,7 +9,8 @@ import { attachers } from './attachers.js';
 import { cold } from './cold.js';
 import { memory } from './memory.js';
 import { pool } from './pool.js';
+import { processes } from './processes.js';
 import { segments } from './segments.js';
 import { swap } from './swap.js';
 
-export const suites: readonly Suite[] = [section, invalidation, attachers, cold, memory, swap, pool, segments];
+export const suites: readonly Suite[] = [section, invalidation, attachers, cold, memory, swap, pool, segments, processes];
