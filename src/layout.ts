@@ -59,7 +59,8 @@ export const STAT_WORDS = 40;
 export const H_TRACE = H_STATS + STAT_WORDS; // [atomic] the session of the trace recording now (trace/session.ts), 0 = none, -1 = one starting
 export const H_TRACE_EVENTS = H_TRACE + 1; // [atomic] the events each thread buffers for that trace, set with it
 export const H_SLOW_MS = H_TRACE_EVENTS + 1; // slowMs: how long an operation waits before xpmem:slow reports it, fixed at create
-export const HEADER_WORDS = H_SLOW_MS + 1;
+export const H_FRESH_UNITS = H_SLOW_MS + 1; // [atomic] arena units from here on were never handed out: still zero (raised, under the mutex, before a block past it is written)
+export const HEADER_WORDS = H_FRESH_UNITS + 1;
 
 // ---- space table: one per joined thread (an mm_struct) ---------------------------------
 export const SP_STATE = 0; // [tx] FREE / LIVE / DEAD

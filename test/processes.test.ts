@@ -352,6 +352,26 @@ describe('shared domains: processes', () => {
     await finish(d);
   });
 
+  it('memory never handed out is not touched: a 64 MiB segment takes file pages only where it is written, and reads zero', async () => {
+    const name = fresh();
+    const d = await Domain.create({ shared: name, arenaBytes: 1 << 20, maxArenaBytes: 256 << 20 });
+    const file = `/dev/shm/xpmem-threads.${name}`;
+    const before = statSync(file).blocks * 512;
+    const big = d.space.make(64 << 20);
+    const att = big.attach();
+    expect(statSync(file).blocks * 512 - before).toBeLessThan(1 << 20); // make() zeroed nothing: the file's pages were never touched
+    att.write((v) => {
+      v[(32 << 20) + 5] = 1;
+    });
+    expect(att.read((v) => v[5] === 0 && v[(32 << 20) + 5] === 1 && v[(64 << 20) - 1] === 0)).toBe(true);
+    att.detach();
+    await big.remove();
+    const again = d.space.make(64 << 20); // the same range, now used: zeroed
+    expect(again.attach().read((v) => v[(32 << 20) + 5])).toBe(0);
+    await again.remove();
+    await finish(d);
+  });
+
   it('the file is private (0600); bad names, unknown names, foreign files and other layout versions are refused with typed errors', async () => {
     const name = fresh();
     const d = await shared(name);

@@ -5,7 +5,7 @@
  * are called with the domain mutex held.
  */
 import { xpmemError, type XpmemError } from '../errors.js';
-import { H_ARENA_UNITS, H_LIMIT_UNITS, H_MAX_ARENA_UNITS, UNIT } from '../layout.js';
+import { H_ARENA_UNITS, H_FRESH_UNITS, H_LIMIT_UNITS, H_MAX_ARENA_UNITS, UNIT } from '../layout.js';
 import type { Tx } from '../sync/mutex.js';
 import type { Words } from './arena.js';
 import type { ControlBlock } from './control.js';
@@ -90,10 +90,24 @@ function atomicWords(words: Int32Array): Words {
 const ZEROS = new Uint8Array(64 * 1024);
 
 /**
+ * Zero-fills bytes [from, to) of a block just taken (or grown in place) that ends at byte
+ * `end`, where they may hold old data: arena units never handed out since the domain was made
+ * are zero already (a new or grown SharedArrayBuffer, a new shared memory file, whose pages
+ * then stay untouched) and are skipped. The fresh mark is raised past the block first, so data
+ * the caller writes into it next can never lie above the mark, even if its transaction then
+ * fails or its thread dies. Caller holds the mutex; never sleeps.
+ */
+export function zeroTaken(cb: ControlBlock, from: number, to: number, end: number): void {
+  const fresh = Atomics.load(cb.words, H_FRESH_UNITS) * UNIT;
+  if (end > fresh) Atomics.store(cb.words, H_FRESH_UNITS, Math.ceil(end / UNIT));
+  if (from < fresh) zero(cb.arena, from, Math.min(to, fresh));
+}
+
+/**
  * Zero-fills arena bytes [from, to), like a new SharedArrayBuffer. Only on memory nobody else
  * can reach yet: a fresh range before the transaction that publishes it commits.
  */
-export function zero(arena: SharedArrayBuffer, from: number, to: number): void {
+function zero(arena: SharedArrayBuffer, from: number, to: number): void {
   const bytes = new Uint8Array(arena, from, to - from);
   for (let at = 0; at < bytes.length; at += ZEROS.length) bytes.set(bytes.length - at >= ZEROS.length ? ZEROS : ZEROS.subarray(0, bytes.length - at), at);
 }

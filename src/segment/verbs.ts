@@ -43,7 +43,7 @@ import {
   slotBase,
 } from '../layout.js';
 import { allocSlot, type ControlBlock } from '../control/control.js';
-import { allocUnits, unitsFor, zero } from '../control/alloc.js';
+import { allocUnits, unitsFor, zeroTaken } from '../control/alloc.js';
 import type { Tx } from '../sync/mutex.js';
 import { GRANTS, linkFront, RMAP, unlinkAttachment, unlinkGrant } from '../control/lists.js';
 import type { Mm } from '../mm.js';
@@ -103,7 +103,7 @@ export function makeSegment(mm: Mm, bytes: number, permit: number, flags: number
     const packed = packName(name);
     for (let w = 0; w < NAME_WORDS; w++) tx.set(base + SEG_NAME + w, packed[w]!);
     // Before the commit publishes it (reclaim and compaction scan live segments): zeroed and young.
-    zero(cb.arena, unit * UNIT, (unit + units) * UNIT);
+    zeroTaken(cb, unit * UNIT, (unit + units) * UNIT, (unit + units) * UNIT);
     Atomics.store(cb.words, base + SEG_REF, 1);
     return { slot, gen: tx.get(base + SEG_GEN), unit };
   });

@@ -36,7 +36,7 @@ import { freeSlot, type ControlBlock } from '../control/control.js';
 import { writeBegin, writeEnd } from '../sync/seqcount.js';
 import type { Tx } from '../sync/mutex.js';
 import { tryOperationLock, unlockOperation, type Operation } from '../notifier/invalidate.js';
-import { allocUnits, checkHeadroom, unitsFor, zero } from '../control/alloc.js';
+import { allocUnits, checkHeadroom, unitsFor, zeroTaken } from '../control/alloc.js';
 import { dropSegmentUsers } from '../control/lists.js';
 import { discardSwap, readSwap, swapIo, swapPath, writeSwap } from '../control/swapfile.js';
 import { count, ST_SWAP_INS, ST_SWAP_OUTS } from '../stats.js';
@@ -96,9 +96,9 @@ function moveTo(tx: Tx, cb: ControlBlock, s: SegmentRef, block: number, keep: nu
   const base = slotBase(cb.layout.segments, s.slot);
   const from = tx.get(base + SEG_UNIT);
   const to = cb.allocator.offset(tx, block);
-  const arena = new Uint8Array(cb.arena);
-  arena.copyWithin(to * UNIT, from * UNIT, from * UNIT + keep);
-  zero(cb.arena, to * UNIT + keep, (to + cb.allocator.length(tx, block)) * UNIT);
+  const end = (to + cb.allocator.length(tx, block)) * UNIT;
+  zeroTaken(cb, to * UNIT + keep, end, end);
+  new Uint8Array(cb.arena).copyWithin(to * UNIT, from * UNIT, from * UNIT + keep);
   cb.allocator.free(tx, tx.get(base + SEG_BLOCK));
   tx.set(base + SEG_BLOCK, block);
   tx.set(base + SEG_UNIT, to);
@@ -279,7 +279,7 @@ export function resizing(cb: ControlBlock, self: number, s: SegmentRef, bytes: n
             }
             if (bytes > old) {
               const unit = tx.get(base + SEG_UNIT);
-              zero(cb.arena, unit * UNIT + old, (unit + units) * UNIT);
+              zeroTaken(cb, unit * UNIT + old, (unit + units) * UNIT, (unit + units) * UNIT);
             }
             tx.set(base + SEG_BYTES, bytes);
             bumpViews(tx, cb, s);
@@ -410,8 +410,8 @@ export function swapIn(cb: ControlBlock, self: number, s: SegmentRef): Operation
         const units = unitsFor(bytes);
         const block = allocUnits(tx, cb, units);
         const unit = cb.allocator.offset(tx, block);
+        zeroTaken(cb, unit * UNIT + bytes, (unit + units) * UNIT, (unit + units) * UNIT);
         readSwap(path, new Uint8Array(cb.arena, unit * UNIT, bytes));
-        zero(cb.arena, unit * UNIT + bytes, (unit + units) * UNIT);
         tx.set(base + SEG_BLOCK, block);
         tx.set(base + SEG_UNIT, unit);
         tx.set(base + SEG_FLAGS, tx.get(base + SEG_FLAGS) & ~SEGF_SWAPPED);
