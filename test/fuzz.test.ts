@@ -59,8 +59,8 @@ const LIMIT = 32 << 10;
 const TIME_LIMIT_MS = LONG ? 3_600_000 : 120_000;
 /** FUZZ_PROCESSES=1: only process mode, as many runs as STRESS=long. */
 const PROCESSES_ONLY = process.env.FUZZ_PROCESSES !== undefined;
-const PROCESS_RUNS = Number(process.env.FUZZ_RUNS ?? (LONG || PROCESSES_ONLY ? 2_000 : 20));
-const PROCESS_LIMITED_RUNS = Number(process.env.FUZZ_RUNS ?? (LONG || PROCESSES_ONLY ? 1_000 : 10));
+const PROCESS_RUNS = Number(process.env.FUZZ_RUNS ?? (LONG || PROCESSES_ONLY ? 2_000 : 60));
+const PROCESS_LIMITED_RUNS = Number(process.env.FUZZ_RUNS ?? (LONG || PROCESSES_ONLY ? 1_000 : 20));
 const AGENTS = 3;
 const SPACE_NAMES = ['main', 'A1', 'A2', 'A3'];
 const CAPS = { spaces: 8, segments: 10, grants: 6, attachments: 6, notifiers: 5, invalidations: 16, depth: 4 };

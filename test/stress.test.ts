@@ -48,6 +48,7 @@ async function lostWrites(processes: boolean, rounds: number): Promise<void> {
         LIMIT + BOUND,
       ),
     );
+    for (const r of running) r.catch(() => {}); // awaited below: a failure before that leaves no unhandled rejection
     await until(() => progress.every((p) => Atomics.load(words, p) > 0), 'both writers to start');
     const sizes = [4096, 8192, 128, 65536];
     const kinds: Record<string, number> = {};
