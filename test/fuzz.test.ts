@@ -22,7 +22,8 @@
  * Process mode: the same properties with each agent in a host process of its own (helpers.ts
  * hosts()), every run's domain a shared one the hosts open, the tally a /dev/shm file they map.
  * A smoke of a few runs in CI; STRESS=long (or FUZZ_PROCESSES=1, which runs process mode alone)
- * runs thousands.
+ * runs thousands. FUZZ_HOST_JOINS=1 has each host process join every run's domain itself
+ * (Domain.open) besides its agent (see fixtures/agent-host.ts).
  */
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import fc from 'fast-check';
