@@ -18,14 +18,21 @@
  * outcomes). STRESS=long runs many more and longer sequences. FUZZ_RUNS=n sets the runs of
  * each property, FUZZ_SEED=s (and FUZZ_PATH=p) replays a reported failure, FUZZ_STATS=1 prints
  * the outcomes seen per call, FUZZ_TRACE=1 every run's calls.
+ *
+ * Process mode: the same properties with each agent in a host process of its own (helpers.ts
+ * hosts()), every run's domain a shared one the hosts open, the tally a /dev/shm file they map.
+ * A smoke of a few runs in CI; STRESS=long (or FUZZ_PROCESSES=1, which runs process mode alone)
+ * runs thousands. FUZZ_HOST_JOINS=1 has each host process join every run's domain itself
+ * (Domain.open) besides its agent (see fixtures/agent-host.ts).
  */
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import fc from 'fast-check';
-import { closeSync, openSync, readdirSync, readSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Domain, type MapRow } from '../src/index.js';
 import { H_ID } from '../src/layout.js';
-import { agents, Gates, teardown, type Agent } from './helpers.js';
+import { agents, cleanUpProcesses, Gates, hosts, sharedName, teardown, type Agent } from './helpers.js';
+import { freshShmPath, mapShm } from './fixtures/shm-gates.js';
 import {
   EVENT_CODES,
   FuzzSpace,
@@ -51,6 +58,10 @@ const LIMITED_RUNS = Number(process.env.FUZZ_RUNS ?? (LONG ? 10_000 : 250));
 const MAX_COMMANDS = LONG ? 80 : 40;
 const LIMIT = 32 << 10;
 const TIME_LIMIT_MS = LONG ? 3_600_000 : 120_000;
+/** FUZZ_PROCESSES=1: only process mode, as many runs as STRESS=long. */
+const PROCESSES_ONLY = process.env.FUZZ_PROCESSES !== undefined;
+const PROCESS_RUNS = Number(process.env.FUZZ_RUNS ?? (LONG || PROCESSES_ONLY ? 2_000 : 60));
+const PROCESS_LIMITED_RUNS = Number(process.env.FUZZ_RUNS ?? (LONG || PROCESSES_ONLY ? 1_000 : 20));
 const AGENTS = 3;
 const SPACE_NAMES = ['main', 'A1', 'A2', 'A3'];
 const CAPS = { spaces: 8, segments: 10, grants: 6, attachments: 6, notifiers: 5, invalidations: 16, depth: 4 };
@@ -383,6 +394,8 @@ interface Real {
   main: FuzzSpace;
   agents: Agent[];
   tally: Int32Array;
+  /** The tally's /dev/shm file (process mode). */
+  tallyPath: string | undefined;
 }
 
 async function exec(r: Real, space: number, cmd: FuzzCmd): Promise<Outcome> {
@@ -1526,16 +1539,30 @@ const commandsFor = (limited: boolean): fc.Arbitrary<Step>[] =>
 // The property
 // ---------------------------------------------------------------------------------------------
 
-/** A fresh domain for one run, joined by the long-lived agents. */
-async function setup(list: Agent[], memoryLimit: number): Promise<{ model: Model; real: Real }> {
-  const d = await Domain.create({ arenaBytes: 64 << 10, maxArenaBytes: MAX_ARENA, deadlineMs: DEADLINE_MS, capacity: CAPS, ...(memoryLimit > 0 ? { memoryLimit } : {}) });
-  const tallyBuffer = new SharedArrayBuffer(MAX_NOTES * TALLY_WORDS * 4);
+/**
+ * A fresh domain for one run, joined by the long-lived agents; with `processes`, a shared domain
+ * their hosts open, and a tally in a /dev/shm file.
+ */
+async function setup(list: Agent[], memoryLimit: number, processes: boolean): Promise<{ model: Model; real: Real }> {
+  const name = processes ? sharedName() : undefined;
+  const d = await Domain.create({
+    arenaBytes: 64 << 10,
+    maxArenaBytes: MAX_ARENA,
+    deadlineMs: DEADLINE_MS,
+    capacity: CAPS,
+    ...(memoryLimit > 0 ? { memoryLimit } : {}),
+    ...(name === undefined ? {} : { shared: name }),
+  });
+  const tallyBytes = MAX_NOTES * TALLY_WORDS * 4;
+  const tallyPath = processes ? freshShmPath('tally') : undefined;
+  const tallyBuffer = tallyPath === undefined ? new SharedArrayBuffer(tallyBytes) : mapShm(tallyPath, tallyBytes);
   const main = new FuzzSpace(d.space, tallyBuffer, (opts) => d.compact(opts));
   const model = new Model();
   model.limit = memoryLimit / UNIT;
   model.spaceIds = [d.space.id];
-  for (const a of list) model.spaceIds.push(await a.call<number>('fuzzJoin', { handle: d.handle(), tally: tallyBuffer }));
-  return { model, real: { d, main, agents: list, tally: new Int32Array(tallyBuffer) } };
+  const joining = name === undefined ? { handle: d.handle(), tally: tallyBuffer } : { shared: name, tally: tallyPath };
+  for (const a of list) model.spaceIds.push(await a.call<number>('fuzzJoin', joining));
+  return { model, real: { d, main, agents: list, tally: new Int32Array(tallyBuffer), tallyPath } };
 }
 
 /** Ends a run: every space releases and removes what it has; the domain must then be empty. */
@@ -1554,11 +1581,12 @@ async function finish(m: Model, r: Real): Promise<void> {
   } finally {
     for (const a of r.agents) await a.call('fuzzLeave');
     await r.d.close();
+    if (r.tallyPath !== undefined) rmSync(r.tallyPath);
   }
 }
 
-/** Runs `runs` random sequences on fresh domains (memoryLimit `limit` bytes, 0 for none) joined by `list`. */
-async function fuzz(list: Agent[], limit: number, runs: number): Promise<void> {
+/** Runs `runs` random sequences on fresh domains (memoryLimit `limit` bytes, 0 for none) joined by `list` (host processes: `processes`). */
+async function fuzz(list: Agent[], limit: number, runs: number, processes = false): Promise<void> {
   let done = 0;
   let steps = 0;
   let firstFailure: string | undefined;
@@ -1566,7 +1594,7 @@ async function fuzz(list: Agent[], limit: number, runs: number): Promise<void> {
   try {
     await fc.assert(
       fc.asyncProperty(fc.commands(commandsFor(limit > 0), { maxCommands: MAX_COMMANDS, size: 'max' }), async (cmds) => {
-        const { model, real } = await setup(list, limit);
+        const { model, real } = await setup(list, limit, processes);
         done++;
         try {
           await fc.asyncModelRun(() => ({ model, real }), cmds);
@@ -1590,7 +1618,7 @@ async function fuzz(list: Agent[], limit: number, runs: number): Promise<void> {
       },
     );
   } finally {
-    console.log(`fuzz${limit > 0 ? ` (memoryLimit ${limit} bytes)` : ''}: ${done} runs, ${steps} commands`);
+    console.log(`fuzz${processes ? ', agents in processes' : ''}${limit > 0 ? ` (memoryLimit ${limit} bytes)` : ''}: ${done} runs, ${steps} commands`);
     if (process.env.FUZZ_STATS !== undefined)
       console.log(
         [...coverage]
@@ -1601,7 +1629,7 @@ async function fuzz(list: Agent[], limit: number, runs: number): Promise<void> {
   }
 }
 
-describe('model-based fuzzing of the public API', () => {
+describe.skipIf(PROCESSES_ONLY)('model-based fuzzing of the public API', () => {
   let home: Domain;
   let list: Agent[] = [];
   beforeAll(async () => {
@@ -1613,4 +1641,32 @@ describe('model-based fuzzing of the public API', () => {
   it(`${RUNS} random sequences of up to ${MAX_COMMANDS} calls from the main thread and ${AGENTS} agents agree with the model`, () => fuzz(list, 0, RUNS), TIME_LIMIT_MS);
 
   it(`${LIMITED_RUNS} more under a memoryLimit of ${LIMIT >> 10} KiB, where allocations reclaim`, () => fuzz(list, LIMIT, LIMITED_RUNS), TIME_LIMIT_MS);
+});
+
+describe('model-based fuzzing of the public API, agents in processes', () => {
+  let home: Domain;
+  let gates: Gates;
+  let list: Agent[] = [];
+  beforeAll(async () => {
+    const name = sharedName();
+    home = await Domain.create({ shared: name, arenaBytes: 64 << 10, maxArenaBytes: 1 << 20 });
+    gates = new Gates(true);
+    list = await hosts(name, gates, AGENTS);
+  });
+  afterAll(async () => {
+    try {
+      await teardown(home, list);
+    } finally {
+      gates.remove();
+      await cleanUpProcesses();
+    }
+  });
+
+  it(
+    `${PROCESS_RUNS} random sequences of up to ${MAX_COMMANDS} calls from the main thread and ${AGENTS} agents in processes agree with the model`,
+    () => fuzz(list, 0, PROCESS_RUNS, true),
+    TIME_LIMIT_MS,
+  );
+
+  it(`${PROCESS_LIMITED_RUNS} more under a memoryLimit of ${LIMIT >> 10} KiB, agents in processes`, () => fuzz(list, LIMIT, PROCESS_LIMITED_RUNS, true), TIME_LIMIT_MS);
 });

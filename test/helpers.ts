@@ -1,12 +1,20 @@
-/** Test harness: agents (scriptable worker spaces), bounded waits on real events, gates. */
-import type { Worker } from 'node:worker_threads';
+/**
+ * Test harness: agents (scriptable worker spaces, as threads of this process or each in a host
+ * process of its own), bounded waits on real events, gates.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { readdirSync, rmSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { Domain, type DomainOptions } from '../src/index.js';
 import { capacitiesOf, layoutFor, SP_HELD, slotBase, slotOf } from '../src/layout.js';
+import { notify, waitAsync } from '../src/sync/futex.js';
+import { freshShmPath, mapShm } from './fixtures/shm-gates.js';
 
 /** Every wait in tests is bounded by this (ms); the suite never sleeps to synchronize. */
 export const BOUND = 15_000;
 
 const AGENT = new URL('../build/test/fixtures/agent.js', import.meta.url);
+const HOST = new URL('../build/test/fixtures/agent-host.js', import.meta.url);
 
 export interface AgentEvent {
   event: string;
@@ -20,14 +28,27 @@ export interface AgentEvent {
 
 /**
  * Gates: words the test opens to release blocked callbacks or sections; and a log every thread
- * appends codes to with one Atomics.add, giving a total order of what happened where.
+ * appends codes to with one Atomics.add, giving a total order of what happened where. Gates for
+ * host processes (`new Gates(true)`) live in two /dev/shm files the hosts map (`paths`), and
+ * their waits and wakes reach every process (the library's futex wrappers).
  */
 export class Gates {
-  readonly buffer = new SharedArrayBuffer(64 * 4);
-  readonly logBuffer = new SharedArrayBuffer(4096 * 4);
-  readonly #words = new Int32Array(this.buffer);
-  readonly #log = new Int32Array(this.logBuffer);
+  readonly buffer: SharedArrayBuffer;
+  readonly logBuffer: SharedArrayBuffer;
+  /** The files of gates shared with host processes: remove() them at the end. */
+  readonly paths: { gates: string; log: string } | undefined;
+  readonly #words: Int32Array;
+  readonly #log: Int32Array;
   #next = 1;
+
+  constructor(processes = false) {
+    const [words, log] = [64 * 4, 4096 * 4];
+    this.paths = processes ? { gates: freshShmPath('gates'), log: freshShmPath('log') } : undefined;
+    this.buffer = this.paths === undefined ? new SharedArrayBuffer(words) : mapShm(this.paths.gates, words);
+    this.logBuffer = this.paths === undefined ? new SharedArrayBuffer(log) : mapShm(this.paths.log, log);
+    this.#words = new Int32Array(this.buffer);
+    this.#log = new Int32Array(this.logBuffer);
+  }
 
   /** Appends a code to the log (main thread side). */
   note(code: number): void {
@@ -45,23 +66,42 @@ export class Gates {
 
   open(gate: number): void {
     Atomics.store(this.#words, gate, 1);
-    Atomics.notify(this.#words, gate);
+    notify(this.#words, gate);
+  }
+
+  /** Resolves once word `i` is at least `value`, woken by its notifies (bounded). */
+  reached(i: number, value: number): Promise<void> {
+    return bounded(
+      (async () => {
+        for (let v = Atomics.load(this.#words, i); v < value; v = Atomics.load(this.#words, i)) await waitAsync(this.#words, i, v, Infinity);
+      })(),
+      `progress ${value} on word ${i}`,
+    );
+  }
+
+  /** Removes the files of gates shared with host processes (their mappings stay valid). */
+  remove(): void {
+    for (const path of Object.values(this.paths ?? {})) rmSync(path, { force: true });
   }
 }
 
-/** A worker space driven by commands. */
+/**
+ * A worker space driven by commands: a thread of this process (agents()), or the worker of a host
+ * process that relays commands, answers and events over IPC (hosts(), fixtures/agent-host.ts).
+ */
 export class Agent {
-  readonly worker: Worker;
+  /** The worker thread, or the host process. */
+  readonly port: Worker | ChildProcess;
   readonly events: AgentEvent[] = [];
   readonly exited: Promise<number>;
   #id = 0;
   #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
   #watchers: (() => void)[] = [];
 
-  constructor(worker: Worker) {
-    this.worker = worker;
-    this.exited = new Promise((resolve) => worker.once('exit', resolve));
-    worker.on('message', (m: { id?: number; ok?: boolean; value?: unknown; code?: string; message?: string } & AgentEvent) => {
+  constructor(port: Worker | ChildProcess) {
+    this.port = port;
+    this.exited = new Promise((resolve) => port.once('exit', resolve));
+    port.on('message', (m: { id?: number; ok?: boolean; value?: unknown; code?: string; message?: string } & AgentEvent) => {
       if (m.id !== undefined) {
         const p = this.#pending.get(m.id)!;
         this.#pending.delete(m.id);
@@ -72,9 +112,25 @@ export class Agent {
       this.events.push(m);
       for (const w of this.#watchers.splice(0)) w();
     });
-    worker.on('error', (e) => {
+    port.on('error', (e) => {
       throw e;
     });
+  }
+
+  /** The worker thread of an agent of this process. */
+  get worker(): Worker {
+    if (!(this.port instanceof Worker)) throw new Error('an agent in a host process has no worker here: kill() it');
+    return this.port;
+  }
+
+  /** Ends the agent: terminates its thread, or SIGKILLs its host process (the worker dies with it); resolves once it exited. */
+  async kill(): Promise<void> {
+    if (this.port instanceof Worker) {
+      await this.port.terminate();
+      return;
+    }
+    this.port.kill('SIGKILL');
+    await bounded(this.exited, 'the killed host process to exit');
   }
 
   /** Runs one command in the agent within `ms`; rejects with the agent's error (code preserved). */
@@ -83,7 +139,10 @@ export class Agent {
     return bounded(
       new Promise<T>((resolve, reject) => {
         this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-        this.worker.postMessage({ id, op, ...args });
+        const port = this.port;
+        if (port instanceof Worker) port.postMessage({ id, op, ...args });
+        else if (!port.connected) reject(new Error(`agent command ${op}: its host process is gone`));
+        else port.send({ id, op, ...args }, (error: Error | null) => error && reject(error));
       }),
       `agent command ${op}`,
       ms,
@@ -155,10 +214,50 @@ export function segSlot(d: Domain, segId: number): number {
 }
 
 /** Spawns `n` agents on `domain` and waits until each has joined. */
-export async function agents(domain: Domain, gates: Gates, n: number): Promise<Agent[]> {
-  const list = Array.from({ length: n }, () => new Agent(domain.spawn(AGENT, { workerData: { gates: gates.buffer, log: gates.logBuffer } })));
+export function agents(domain: Domain, gates: Gates, n: number): Promise<Agent[]> {
+  return ready(Array.from({ length: n }, () => new Agent(domain.spawn(AGENT, { workerData: { gates: gates.buffer, log: gates.logBuffer } }))));
+}
+
+/** Host processes this test file forked and that still run (killHosts() ends them). */
+const forked = new Set<Agent>();
+let names = 0;
+
+/** A fresh name for a shared domain of this test file (cleanUpProcesses() removes what its creator left). */
+export function sharedName(): string {
+  return `campaign-${process.pid}-${++names}`;
+}
+
+/**
+ * Forks `n` host processes that open shared domain `name` and each spawn an agent there (as a
+ * worker of their own, on gates made with `new Gates(true)`); waits until each agent has joined.
+ */
+export function hosts(name: string, gates: Gates, n: number): Promise<Agent[]> {
+  const { paths } = gates;
+  if (paths === undefined) throw new Error('host processes need gates in shared memory: new Gates(true)');
+  return ready(
+    Array.from({ length: n }, () => {
+      const host = new Agent(fork(HOST, [name, paths.gates, paths.log], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+      forked.add(host);
+      void host.exited.then(() => forked.delete(host));
+      return host;
+    }),
+  );
+}
+
+/** Waits until every agent of `list` has joined its domain. */
+async function ready(list: Agent[]): Promise<Agent[]> {
   await Promise.all(list.map((a) => a.until((e) => e.event === 'ready', 'agent ready')));
   return list;
+}
+
+/**
+ * After a test file's host processes (afterAll, failed or not): SIGKILLs those still running and
+ * removes every /dev/shm file this file made (gates, logs, tallies, shared domains left behind).
+ */
+export async function cleanUpProcesses(): Promise<void> {
+  await Promise.all([...forked].map((host) => host.kill()));
+  const mine = [`xpmem-threads.campaign-${process.pid}-`, ...['gates', 'log', 'tally'].map((kind) => `xpmem-test-${kind}-${process.pid}-`)];
+  for (const f of readdirSync('/dev/shm')) if (mine.some((prefix) => f.startsWith(prefix))) rmSync(`/dev/shm/${f}`, { force: true });
 }
 
 /** A domain for one test, small deadlines so failure paths finish fast. */
@@ -168,7 +267,7 @@ export function domain(opts: DomainOptions = {}): Promise<Domain> {
 
 /** Terminates agents, waits for their reaps, checks the invariants, closes. */
 export async function teardown(d: Domain, list: Agent[]): Promise<void> {
-  await Promise.all(list.map((a) => a.worker.terminate()));
+  await Promise.all(list.map((a) => a.kill()));
   await d.settled();
   await noneInFlight(d);
   const report = d.check();
