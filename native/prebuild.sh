@@ -7,8 +7,8 @@
 #
 #   npm run prebuilds     (prepack runs it)
 #
-# node-gyp compiles in build/, so build/Release is left holding the last line's addon: npm test
-# rebuilds it for the node that runs the tests (its pretest runs node-gyp-build).
+# node-gyp rebuild empties build/, the compiled TypeScript with it: the script compiles it again
+# at the end. The addon of the node on PATH is then its line's prebuild.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf prebuilds
@@ -18,3 +18,4 @@ for line in 20 22 24 26; do
   PATH="$bin:$PATH" npm_config_nodedir="$bin/.." node_modules/.bin/prebuildify --napi=false --strip --target "node@$version"
   PREBUILDS_ONLY=1 "$bin/node" -e "require('node-gyp-build')('.'); console.log('node $version loads prebuilds/linux-x64/xpmem-threads.abi' + process.versions.modules + '.node')"
 done
+npm run build

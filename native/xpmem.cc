@@ -19,10 +19,10 @@
 // An async wait sleeps in a waiter thread of a per-process pool (it grows to the number of async
 // waits in flight; idle threads are reused), never in libuv's shared pool, and its result comes
 // back through a uv_async handle of the thread that asked (unreferenced: a pending wait does not
-// keep the event loop alive, as with Atomics.waitAsync). A waiter sleeps in slices of at most
-// SLICE_MS and checks its cancel flag between them: cancel() sets the flag and wakes the word, and
-// the slice bounds the one race (a wake that lands just before the waiter sleeps again). When a
-// thread's environment is torn down (a worker exits), its waits are cancelled and dropped.
+// keep the event loop alive, as with Atomics.waitAsync). A waiter sleeps on the word and on its
+// request's cancel word at once (futex_waitv), so cancel() (set the cancel word, wake it) never
+// races with the sleep; a kernel without futex_waitv gets slices (SlicedWait). When a thread's
+// environment is torn down (a worker exits), its waits are cancelled and dropped.
 #include <errno.h>
 #include <linux/futex.h>
 #include <node.h>
@@ -138,7 +138,7 @@ struct Request {
   int32_t expected = 0;
   int64_t ms = -1;
   uint32_t id = 0;
-  std::shared_ptr<std::atomic<bool>> cancelled;
+  std::atomic<int32_t> cancel{0};  // 1 once cancelled: the second futex the waiter sleeps on
   std::shared_ptr<Env> env;
 };
 
@@ -165,32 +165,67 @@ struct Pool {
 // Leaked on purpose: waiter threads may outlive static destruction at process exit.
 Pool* const pool = new Pool();
 
+// futex_waitv(2) (Linux 5.16): one sleep on the word and on the request's cancel word, so a
+// cancel can never slip in between a check and the sleep. Where the kernel lacks it, the waiter
+// sleeps in slices and checks the cancel word between them (SlicedWait).
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449
+#endif
+struct WaitV {  // struct futex_waitv
+  uint64_t val;
+  uint64_t uaddr;
+  uint32_t flags;
+  uint32_t reserved;
+};
+constexpr uint32_t kFutex2U32 = 0x02;
+constexpr uint32_t kFutex2Private = 128;
+std::atomic<bool> noWaitv{false};
+
 void Cancel(Request* r) {
-  r->cancelled->store(true);
-  FutexWake(r->addr);
+  r->cancel.store(1);
+  syscall(SYS_futex, &r->cancel, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+  if (noWaitv.load()) FutexWake(r->addr);  // a sliced waiter sleeps on the word alone
 }
 
-void RunWait(Request& r) {
-  timespec deadline = MonotonicIn(r.ms < 0 ? 0 : r.ms);
-  int result = kTimedOut;
+// Sleeps while *addr == expected and the request is not cancelled, until `at` (nullptr: no
+// deadline); -1 where the kernel has no futex_waitv.
+int WaitOrCancel(Request& r, const timespec* at) {
+  WaitV w[2] = {{static_cast<uint32_t>(r.expected), reinterpret_cast<uint64_t>(r.addr), kFutex2U32, 0},
+                {0, reinterpret_cast<uint64_t>(&r.cancel), kFutex2U32 | kFutex2Private, 0}};
   for (;;) {
-    if (r.cancelled->load()) {
-      result = kCancelled;
-      break;
-    }
-    int64_t slice = kSliceMs;
-    timespec at = MonotonicIn(slice);
+    long rc = syscall(SYS_futex_waitv, w, 2, 0, at, CLOCK_MONOTONIC);
+    if (rc == 0) return kWoken;
+    if (rc == 1) return kCancelled;
+    if (errno == EAGAIN) return r.cancel.load() != 0 ? kCancelled : kNotEqual;
+    if (errno == ETIMEDOUT) return kTimedOut;
+    if (errno == ENOSYS) return -1;
+    if (errno != EINTR) return kWoken;  // callers re-check
+  }
+}
+
+// The fallback: slices of at most kSliceMs, the cancel flag checked between them (a cancel that
+// lands just before a slice's sleep is seen at its end).
+int SlicedWait(Request& r, const timespec& deadline) {
+  for (;;) {
+    if (r.cancel.load() != 0) return kCancelled;
+    timespec at = MonotonicIn(kSliceMs);
     bool last = false;
     if (r.ms >= 0 && (at.tv_sec > deadline.tv_sec || (at.tv_sec == deadline.tv_sec && at.tv_nsec >= deadline.tv_nsec))) {
       at = deadline;
       last = true;
     }
     int rc = FutexWait(r.addr, r.expected, &at);
-    if (rc != kTimedOut) {
-      result = r.cancelled->load() ? kCancelled : rc;
-      break;
-    }
-    if (last || (r.ms >= 0 && Passed(deadline))) break;
+    if (rc != kTimedOut) return r.cancel.load() != 0 ? kCancelled : rc;
+    if (last || (r.ms >= 0 && Passed(deadline))) return kTimedOut;
+  }
+}
+
+void RunWait(Request& r) {
+  timespec deadline = MonotonicIn(r.ms < 0 ? 0 : r.ms);
+  int result = noWaitv.load() ? -1 : WaitOrCancel(r, r.ms < 0 ? nullptr : &deadline);
+  if (result < 0) {
+    noWaitv.store(true);
+    result = SlicedWait(r, deadline);
   }
   std::shared_ptr<Env> env = std::move(r.env);
   std::lock_guard<std::mutex> lock(env->mu);
@@ -315,7 +350,6 @@ void WaitAsync(const FunctionCallbackInfo<Value>& args) {
   if (!args[4]->IsFunction()) return Throw(isolate, "expected a callback");
   r->expected = args[2]->Int32Value(isolate->GetCurrentContext()).FromMaybe(0);
   r->ms = MsOf(args[3]);
-  r->cancelled = std::make_shared<std::atomic<bool>>(false);
   std::shared_ptr<Env> env = *HolderOf(args);
   r->env = env;
   uint32_t id = ++env->next;
