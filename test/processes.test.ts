@@ -197,6 +197,27 @@ describe('shared domains: processes', () => {
     await finish(d);
   });
 
+  it("a trace records in every process; stop() gathers this process's threads and names the others, without waiting for them", async () => {
+    const { d, seg, child, att } = await attached('ro');
+    const [starts, ends] = [gates.take(), gates.take()];
+    await child.call('notifier', { att, starts, ends });
+    const tracing = d.trace();
+    await seg.migrate();
+    await gates.until(ends);
+    const { traceEvents } = await tracing.stop({ deadlineMs: 60_000 });
+    expect(traceEvents.find((e) => e.name === 'migrate' && e.ph === 'X')?.pid).toBe(process.pid);
+    expect(traceEvents.filter((e) => e.name === 'events not gathered').map((e) => e.pid)).toEqual([child.process.pid]);
+    expect(traceEvents.filter((e) => e.name === 'events lost')).toEqual([]);
+    expect(
+      traceEvents
+        .filter((e) => e.name === 'process_name')
+        .map((e) => e.pid)
+        .sort(),
+    ).toEqual([process.pid, child.process.pid!].sort());
+    await child.kill();
+    await finish(d);
+  });
+
   it('a migrate loop under writers in two processes loses no increment', async () => {
     const name = fresh();
     const d = await shared(name);

@@ -12,7 +12,7 @@
 import { BroadcastChannel, isMainThread, threadId } from 'node:worker_threads';
 import { checkIndex, checkOptions, xpmemError } from '../errors.js';
 import { checkKeys } from '../options.js';
-import { H_TRACE, H_TRACE_EVENTS, SP_STATE, SP_THREAD, SP_TRACED, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../layout.js';
+import { H_TRACE, H_TRACE_EVENTS, SP_PID, SP_STATE, SP_THREAD, SP_TRACED, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../layout.js';
 import { nowUs } from './clock.js';
 import type { TraceEvent } from './buffer.js';
 import { channelName, type Flush } from './recorder.js';
@@ -145,17 +145,34 @@ export class Tracing {
     Atomics.compareExchange(this.#domain.words, H_TRACE, this.#session, 0);
   }
 
-  /** Live spaces marked as recording in this trace that have not sent their events. */
+  /**
+   * Live spaces of this process marked as recording in this trace that have not sent their
+   * events. Spaces of other processes (a shared domain) answer only their own process's
+   * channel: they are not waited for, and the trace names their processes (#elsewhere()).
+   */
   #missing(): { slot: number; threadId: number }[] {
     const { words, layout } = this.#domain;
     const missing: { slot: number; threadId: number }[] = [];
     for (let s = 0, top = spaceTop(words); s < top; s++) {
       const base = slotBase(layout.spaces, s);
       if (Atomics.load(words, base + SP_STATE) !== SPACE_LIVE || Atomics.load(words, base + SP_TRACED) !== this.#session) continue;
+      if (Math.abs(Atomics.load(words, base + SP_PID)) !== process.pid) continue;
       const threadId = Atomics.load(words, base + SP_THREAD);
       if (!this.#flushes.has(`${s}:${threadId}`)) missing.push({ slot: s, threadId });
     }
     return missing;
+  }
+
+  /** Other processes with spaces that recorded in this trace: their events stay there. */
+  #elsewhere(): Set<number> {
+    const { words, layout } = this.#domain;
+    const pids = new Set<number>();
+    for (let s = 0, top = spaceTop(words); s < top; s++) {
+      const base = slotBase(layout.spaces, s);
+      const pid = Math.abs(Atomics.load(words, base + SP_PID));
+      if (Atomics.load(words, base + SP_STATE) === SPACE_LIVE && Atomics.load(words, base + SP_TRACED) === this.#session && pid !== process.pid) pids.add(pid);
+    }
+    return pids;
   }
 
   /** Every event sent, with the metadata naming each process and thread, and what was lost. */
@@ -179,6 +196,10 @@ export class Tracing {
       track(process.pid, threadId, isMainThread ? 'main' : (this.#domain.nameOf(threadId) ?? `worker ${threadId}`));
       const why = m.deadlineMs === undefined ? 'the process exited first' : `it did not answer within ${m.deadlineMs} ms`;
       events.push({ name: 'events lost', ph: 'i', s: 't', ts, pid: process.pid, tid: threadId, args: { slot: m.slot, threadId: m.threadId, why } });
+    }
+    for (const pid of this.#elsewhere()) {
+      track(pid, 0, 'not gathered');
+      events.push({ name: 'events not gathered', ph: 'i', s: 't', ts, pid, tid: 0, args: { why: 'a trace gathers the threads of the process that stops it; this process kept what it recorded' } });
     }
     for (const pid of processes) events.push({ name: 'process_name', ph: 'M', ts: 0, pid, tid: 0, args: { name: `node ${pid}` } });
     return { traceEvents: events, displayTimeUnit: 'ms' };
