@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { Domain, Segment, SlowMessage, Trace, TraceEvent } from '../src/index.js';
-import { type Agent, agents, bounded, domain, Gates, noneInFlight, teardown } from './helpers.js';
+import { type Agent, agents, bounded, domain, Gates, noneInFlight, teardown, until } from './helpers.js';
 
 const KIB64 = 64 * 1024;
 const TRACE_RUN = new URL('../build/test/fixtures/trace-run.js', import.meta.url);
@@ -139,6 +139,7 @@ describe('trace', () => {
     seg.migrateSync();
     await seg.protect('ro');
     await Promise.all(crew.map((a) => a.until(() => a.count('end') === 3, 'three ends')));
+    await until(() => gates.log.filter((code) => code === 16).length === 9, 'every end settled (the slow ones 1 ms later)'); // tag 1, code 6: end-done
     await leaving.call('space'); // its last end acked
     const left = leaving.worker.threadId;
     void leaving.send('exit');
