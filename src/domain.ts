@@ -13,7 +13,7 @@ import { ControlBlock, type DomainHandle } from './control/control.js';
 import { H_ARENA_UNITS, H_CLOSED, H_TRACE, SP_PID, SP_STATE, SP_THREAD, SPACE_LIVE, UNIT, slotBase, type Capacities, type Layout } from './layout.js';
 import { startTrace, type TraceOptions, type Tracing } from './trace/session.js';
 import { traceToFile } from './trace/file.js';
-import { ring } from './sync/doorbell.js';
+import { ringAll } from './sync/doorbell.js';
 import { checkWaitOptions, within, type WaitOptions } from './sync/futex.js';
 import { checkControlBlock, type CheckReport } from './control/check.js';
 import { forget, joinMm } from './workers/join.js';
@@ -188,8 +188,8 @@ export class Domain {
   /**
    * Joins this process to the shared domain `name`, created by another process of the same
    * user (Domain.create({ shared: name })): `domain.space` is this thread's space; spawn() and
-   * createPool() add this process's workers. close() leaves the domain: this process's spaces
-   * are reaped, as at its exit. ERR_XPMEM_NO_DOMAIN when there is none (or none of its processes
+   * createPool() add this process's workers. close() leaves the domain, as the process's exit
+   * would: this thread's space and those of the workers this Domain watches are reaped. ERR_XPMEM_NO_DOMAIN when there is none (or none of its processes
    * runs), ERR_XPMEM_INCOMPATIBLE when another version of the library made it, ERR_XPMEM_CLOSED
    * once its creator closed it, ERR_XPMEM_UNSUPPORTED where the native addon cannot load.
    */
@@ -265,7 +265,6 @@ export class Domain {
   /** Reaps every live space of thread `threadId`, which has exited; resolves when their segments are removed. */
   async #reapThread(threadId: number): Promise<number> {
     if (this.#mm.state() !== 'live') return 0; // closed, or this process left: the others reap
-
     seize(this.#cb.words, this.#cb.layout, joinerOf(threadId, this.#shared !== undefined), this.#mm.slot); // died inside its join
     return this.#reapAll(spacesOfThread(this.#cb, threadId));
   }
@@ -411,7 +410,7 @@ export class Domain {
     const { words, layout } = this.#cb;
     if (Atomics.exchange(words, H_CLOSED, 1) !== 0) return;
     if (this.#shared !== undefined) unlinkName(this.#shared.path);
-    wakeAll(words, layout);
+    ringAll(words, layout);
     await this.#traceFile?.(); // before pools terminate their workers with what they recorded
     await Promise.allSettled([...this.#onClose].map(async (end) => end()));
     await this.settled({ deadlineMs: 2 ** 31 - 1 }); // the reaps see the domain closed and end
@@ -429,7 +428,7 @@ export class Domain {
     if (Atomics.load(words, H_CLOSED) === 0) {
       const threads = new Set([threadId, ...this.#watched]);
       this.#cb.transact(this.#mm.slot, (tx) => markLeft(tx, layout, process.pid, threads));
-      wakeAll(words, layout);
+      ringAll(words, layout);
     }
     forget(this.#cb.id);
   }
@@ -438,11 +437,6 @@ export class Domain {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-}
-
-/** Rings every live space of the domain (close: its sleepers re-check and see it closed). Never sleeps. */
-function wakeAll(words: Int32Array, layout: Layout): void {
-  for (let s = 0; s < layout.spaces.capacity; s++) if (Atomics.load(words, slotBase(layout.spaces, s) + SP_STATE) === SPACE_LIVE) ring(words, layout, s);
 }
 
 /**

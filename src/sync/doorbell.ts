@@ -14,6 +14,11 @@ export function ring(words: Int32Array, layout: Layout, space: number): void {
   notify(words, at);
 }
 
+/** Rings every live space (a death or a close: every sleeper re-checks). */
+export function ringAll(words: Int32Array, layout: Layout): void {
+  for (let s = 0; s < layout.spaces.capacity; s++) if (Atomics.load(words, slotBase(layout.spaces, s) + SP_STATE) === SPACE_LIVE) ring(words, layout, s);
+}
+
 /** Tells space `space` that invalidation events may be waiting for it, and wakes it. */
 export function post(words: Int32Array, layout: Layout, space: number): void {
   Atomics.store(words, slotBase(layout.spaces, space) + SP_EVENTS, 1);

@@ -7,7 +7,7 @@
  * joined. A zombie (killed, not yet waited for by its parent) counts as dead: it runs no more
  * code. Every function here runs in the calling thread and never sleeps.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { SP_PID, SP_PSTART, slotBase, type Layout } from '../layout.js';
 
 /** A process as a space records it. */
@@ -36,10 +36,15 @@ export function thisProcess(): ProcessId {
   return self;
 }
 
+/** True when `stat` is of a process that runs code: not a zombie, not dead. */
+function runs(stat: { state: string } | undefined): boolean {
+  return stat !== undefined && stat.state !== 'Z' && stat.state !== 'X';
+}
+
 /** True while process `who` runs: its pid exists, started when it says, and is not a zombie. */
 export function alive(who: ProcessId): boolean {
   const stat = statOf(who.pid);
-  return stat !== undefined && stat.start === who.start && stat.state !== 'Z' && stat.state !== 'X';
+  return runs(stat) && stat!.start === who.start;
 }
 
 /**
@@ -71,6 +76,5 @@ export function holderDied(words: Int32Array, layout: Layout, holder: number): b
     return pid !== process.pid && !alive({ pid, start: Atomics.load(words, base + SP_PSTART) });
   }
   const pid = joinerProcess(holder);
-  if (pid === (process.pid & 0x3fffff)) return false;
-  return !existsSync(`/proc/${pid}/stat`) || statOf(pid)?.state === 'Z';
+  return pid !== (process.pid & 0x3fffff) && !runs(statOf(pid));
 }

@@ -52,7 +52,7 @@ import {
 import { reapChannel, type ReapMessage } from '../diagnostics.js';
 import { freeSlot, type ControlBlock } from '../control/control.js';
 import { seize } from '../sync/mutex.js';
-import { ring, wakeSegmentWaiters } from '../sync/doorbell.js';
+import { ringAll, wakeSegmentWaiters } from '../sync/doorbell.js';
 import { writeEnd } from '../sync/seqcount.js';
 import { ENDED, STARTED, TARGETS, ack, endRecord, hasBit, tellTargets, targetsOfRecord } from '../notifier/record.js';
 import { invalidate, transacted } from '../notifier/invalidate.js';
@@ -132,7 +132,7 @@ export async function reap(me: Mm, deadSpace: DeadSpace, stalled: (error: XpmemE
   releaseClaims(words, layout, dead);
   const spBase = slotBase(layout.spaces, dead);
   for (let d = 0; d < layout.caps.depth; d++) Atomics.store(words, spBase + SP_HELD + d, 0);
-  wakeAll(cb); // drains, ack waits and lock waits re-check: the dead space no longer counts
+  ringAll(words, layout); // drains, ack waits and lock waits re-check: the dead space no longer counts
   await releaseOperations(cb, transact, dead); // windows close before their ends are posted
   settleRecords(cb, dead);
   const owned = await transact((tx) => dropUsers(cb, tx, dead));
@@ -166,14 +166,6 @@ async function release(me: Mm, ref: { slot: number; gen: number; id: number }, s
         return;
       }
     }
-  }
-}
-
-/** Rings every live space. Never sleeps. */
-function wakeAll(cb: ControlBlock): void {
-  const { words, layout } = cb;
-  for (let s = 0; s < layout.spaces.capacity; s++) {
-    if (Atomics.load(words, slotBase(layout.spaces, s) + SP_STATE) === SPACE_LIVE) ring(words, layout, s);
   }
 }
 
