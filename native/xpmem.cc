@@ -9,21 +9,30 @@
 //   map(fd, offset, length)                  -> SharedArrayBuffer over mmap(MAP_SHARED) of fd
 //   wait(sab, index, expected, ms)           -> 0 woken, 1 not equal, 2 timed out (ms < 0: none)
 //   wake(sab, index)                         -> how many sleepers were woken (all of them)
-//   waitAsync(sab, index, expected, ms, fn)  -> id; fn(result) later on this thread's loop
+//   waitAsync(sab, index, expected, fn)      -> id; fn(result) later on this thread's loop
+//                                               (0 woken, 1 not equal, 3 cancelled)
 //   cancel(id)                               -> the async wait ends soon with result 3 (cancelled)
+//   waits()                                  -> how this thread's async waits sleep: "io_uring",
+//                                               or "threads (why not io_uring)"
 //   lock(fd, ms)                             -> flock(fd, LOCK_EX), trying for up to ms: true once
 //                                               held; released by unlock(fd) or by death (not by
 //                                               close alone while fd is mapped)
 //   unlock(fd)                               -> flock(fd, LOCK_UN)
 //
-// An async wait sleeps in a waiter thread of a per-process pool (it grows to the number of async
-// waits in flight; idle threads are reused), never in libuv's shared pool, and its result comes
-// back through a uv_async handle of the thread that asked (unreferenced: a pending wait does not
-// keep the event loop alive, as with Atomics.waitAsync). A waiter sleeps on the word and on its
-// request's cancel word at once (futex_waitv), so cancel() (set the cancel word, wake it) never
-// races with the sleep; a kernel without futex_waitv gets slices (SlicedWait). When a thread's
+// An async wait is queued in the kernel through this thread's io_uring (ring.h), whose
+// descriptor the thread's event loop polls: a wake from any process ends the loop's sleep
+// directly. Where io_uring futex waits are missing (Linux before 6.7, io_uring disabled or
+// filtered) or XPMEM_ASYNC_WAITS=threads is set, a wait sleeps in a waiter thread of a
+// per-process pool instead (it grows to the number of async waits in flight; idle threads are
+// reused), never in libuv's shared pool, and its result comes back through a uv_async handle of
+// the thread that asked. A pool waiter sleeps on the word and on its request's cancel word at
+// once (futex_waitv), so cancel() (set the cancel word, wake it) never races with the sleep; a
+// kernel without futex_waitv gets slices (SlicedWait). Both handles are unreferenced: a pending
+// wait does not keep the event loop alive, as with Atomics.waitAsync. When a thread's
 // environment is torn down (a worker exits), its waits are cancelled and dropped.
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <linux/futex.h>
 #include <node.h>
 #include <stdint.h>
@@ -35,6 +44,8 @@
 #include <uv.h>
 #include <v8.h>
 
+#include "ring.h"
+
 #include <algorithm>
 #include <atomic>
 #include <climits>
@@ -42,6 +53,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -136,7 +148,6 @@ struct Request {
   std::shared_ptr<BackingStore> store;
   int32_t* addr = nullptr;
   int32_t expected = 0;
-  int64_t ms = -1;
   uint32_t id = 0;
   std::atomic<int32_t> cancel{0};  // 1 once cancelled: the second futex the waiter sleeps on
   std::shared_ptr<Env> env;
@@ -145,7 +156,9 @@ struct Request {
 // One JavaScript thread's end of the async waits: results queue here and its loop runs them.
 struct Env {
   uv_async_t async;
+  uv_poll_t poll;                                   // the ring's descriptor, when there is a ring
   Isolate* isolate = nullptr;
+  uv_loop_t* loop = nullptr;
   Global<Context> context;
   std::mutex mu;                                    // guards done, pending and closed
   std::deque<std::pair<uint32_t, int>> done;        // (id, result) for the loop to deliver
@@ -153,6 +166,13 @@ struct Env {
   bool closed = false;
   std::unordered_map<uint32_t, Global<Function>> callbacks;  // the JavaScript thread only
   uint32_t next = 0;
+  // The JavaScript thread only: its ring (opened at the first async wait), why there is none,
+  // and the memory each wait in the ring sleeps on, kept mapped until it completes.
+  std::unique_ptr<FutexRing> ring;
+  std::string noRing;
+  bool ringTried = false;
+  std::unordered_map<uint32_t, std::shared_ptr<BackingStore>> inRing;
+  int handles = 1;  // open uv handles; the holder goes with the last
 };
 
 struct Pool {
@@ -187,17 +207,16 @@ void Cancel(Request* r) {
   if (noWaitv.load()) FutexWake(r->addr);  // a sliced waiter sleeps on the word alone
 }
 
-// Sleeps while *addr == expected and the request is not cancelled, until `at` (nullptr: no
-// deadline); -1 where the kernel has no futex_waitv.
-int WaitOrCancel(Request& r, const timespec* at) {
+// Sleeps while *addr == expected and the request is not cancelled; -1 where the kernel has no
+// futex_waitv.
+int WaitOrCancel(Request& r) {
   WaitV w[2] = {{static_cast<uint32_t>(r.expected), reinterpret_cast<uint64_t>(r.addr), kFutex2U32, 0},
                 {0, reinterpret_cast<uint64_t>(&r.cancel), kFutex2U32 | kFutex2Private, 0}};
   for (;;) {
-    long rc = syscall(SYS_futex_waitv, w, 2, 0, at, CLOCK_MONOTONIC);
+    long rc = syscall(SYS_futex_waitv, w, 2, 0, nullptr, CLOCK_MONOTONIC);
     if (rc == 0) return kWoken;
     if (rc == 1) return kCancelled;
     if (errno == EAGAIN) return r.cancel.load() != 0 ? kCancelled : kNotEqual;
-    if (errno == ETIMEDOUT) return kTimedOut;
     if (errno == ENOSYS) return -1;
     if (errno != EINTR) return kWoken;  // callers re-check
   }
@@ -205,34 +224,31 @@ int WaitOrCancel(Request& r, const timespec* at) {
 
 // The fallback: slices of at most kSliceMs, the cancel flag checked between them (a cancel that
 // lands just before a slice's sleep is seen at its end).
-int SlicedWait(Request& r, const timespec& deadline) {
+int SlicedWait(Request& r) {
   for (;;) {
     if (r.cancel.load() != 0) return kCancelled;
     timespec at = MonotonicIn(kSliceMs);
-    bool last = false;
-    if (r.ms >= 0 && (at.tv_sec > deadline.tv_sec || (at.tv_sec == deadline.tv_sec && at.tv_nsec >= deadline.tv_nsec))) {
-      at = deadline;
-      last = true;
-    }
     int rc = FutexWait(r.addr, r.expected, &at);
     if (rc != kTimedOut) return r.cancel.load() != 0 ? kCancelled : rc;
-    if (last || (r.ms >= 0 && Passed(deadline))) return kTimedOut;
   }
 }
 
+// Queues result `result` of wait `id` for env's loop (any thread; env->mu held).
+void Queue(Env* env, uint32_t id, int result) {
+  env->done.emplace_back(id, result);
+  uv_async_send(&env->async);
+}
+
 void RunWait(Request& r) {
-  timespec deadline = MonotonicIn(r.ms < 0 ? 0 : r.ms);
-  int result = noWaitv.load() ? -1 : WaitOrCancel(r, r.ms < 0 ? nullptr : &deadline);
+  int result = noWaitv.load() ? -1 : WaitOrCancel(r);
   if (result < 0) {
     noWaitv.store(true);
-    result = SlicedWait(r, deadline);
+    result = SlicedWait(r);
   }
   std::shared_ptr<Env> env = std::move(r.env);
   std::lock_guard<std::mutex> lock(env->mu);
   env->pending.erase(r.id);
-  if (env->closed) return;
-  env->done.emplace_back(r.id, result);
-  uv_async_send(&env->async);
+  if (!env->closed) Queue(env.get(), r.id, result);
 }
 
 void Waiter() {
@@ -257,13 +273,9 @@ void Submit(std::unique_ptr<Request> r) {
   pool->cv.notify_one();
 }
 
-void Deliver(uv_async_t* handle) {
-  Env* env = static_cast<std::shared_ptr<Env>*>(handle->data)->get();
-  std::deque<std::pair<uint32_t, int>> done;
-  {
-    std::lock_guard<std::mutex> lock(env->mu);
-    done.swap(env->done);
-  }
+// Runs the callbacks of `done` on env's JavaScript thread, each once (a result for a wait whose
+// callback already ran is dropped).
+void Run(Env* env, const std::deque<std::pair<uint32_t, int>>& done) {
   Isolate* isolate = env->isolate;
   HandleScope scope(isolate);
   Local<Context> context = env->context.Get(isolate);
@@ -279,6 +291,54 @@ void Deliver(uv_async_t* handle) {
   }
 }
 
+Env* EnvOf(uv_handle_t* handle) {
+  return static_cast<std::shared_ptr<Env>*>(handle->data)->get();
+}
+
+// The loop's end of the pool's results (and of submissions the ring refused).
+void Deliver(uv_async_t* handle) {
+  Env* env = EnvOf(reinterpret_cast<uv_handle_t*>(handle));
+  std::deque<std::pair<uint32_t, int>> done;
+  {
+    std::lock_guard<std::mutex> lock(env->mu);
+    done.swap(env->done);
+  }
+  Run(env, done);
+}
+
+// The loop's end of the ring: its descriptor reads ready, completions wait.
+void Reaped(uv_poll_t* handle, int status, int events) {
+  Env* env = EnvOf(reinterpret_cast<uv_handle_t*>(handle));
+  std::deque<std::pair<uint32_t, int>> done;
+  for (auto& [id, res] : env->ring->Reap()) {
+    env->inRing.erase(static_cast<uint32_t>(id));
+    done.emplace_back(static_cast<uint32_t>(id), res == -EAGAIN ? kNotEqual : res == -ECANCELED ? kCancelled : kWoken);  // other errors: callers re-check
+  }
+  Run(env, done);
+}
+
+// Opens env's ring at its first async wait, unless XPMEM_ASYNC_WAITS=threads asks for the pool.
+void OpenRing(Env* env) {
+  env->ringTried = true;
+  const char* choice = getenv("XPMEM_ASYNC_WAITS");
+  if (choice != nullptr && strcmp(choice, "threads") == 0) {
+    env->noRing = "XPMEM_ASYNC_WAITS=threads";
+    return;
+  }
+  env->ring = FutexRing::Open(&env->noRing);
+  if (env->ring == nullptr) return;
+  env->poll.data = env->async.data;
+  uv_poll_init(env->loop, &env->poll, env->ring->fd());
+  uv_poll_start(&env->poll, UV_READABLE, Reaped);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&env->poll));
+  env->handles++;
+}
+
+void Closed(uv_handle_t* handle) {
+  auto* holder = static_cast<std::shared_ptr<Env>*>(handle->data);
+  if (--holder->get()->handles == 0) delete holder;
+}
+
 void Teardown(void* arg) {
   auto* holder = static_cast<std::shared_ptr<Env>*>(arg);
   Env* env = holder->get();
@@ -289,7 +349,10 @@ void Teardown(void* arg) {
   }
   env->callbacks.clear();
   env->context.Reset();
-  uv_close(reinterpret_cast<uv_handle_t*>(&env->async), [](uv_handle_t* h) { delete static_cast<std::shared_ptr<Env>*>(h->data); });
+  if (env->ring != nullptr) uv_close(reinterpret_cast<uv_handle_t*>(&env->poll), Closed);
+  env->ring.reset();  // closing the ring ends its waits
+  env->inRing.clear();
+  uv_close(reinterpret_cast<uv_handle_t*>(&env->async), Closed);
 }
 
 // The Env holder a function's data carries (V8 14 wants a type tag on every External).
@@ -347,28 +410,49 @@ void WaitAsync(const FunctionCallbackInfo<Value>& args) {
   Isolate* isolate = args.GetIsolate();
   auto r = std::make_unique<Request>();
   if (!WordAt(isolate, args[0], args[1], &r->addr, &r->store)) return;
-  if (!args[4]->IsFunction()) return Throw(isolate, "expected a callback");
+  if (!args[3]->IsFunction()) return Throw(isolate, "expected a callback");
   r->expected = args[2]->Int32Value(isolate->GetCurrentContext()).FromMaybe(0);
-  r->ms = MsOf(args[3]);
   std::shared_ptr<Env> env = *HolderOf(args);
-  r->env = env;
   uint32_t id = ++env->next;
+  if (id == 0) id = ++env->next;  // 0 tags the ring's cancel requests
   r->id = id;
-  env->callbacks.emplace(id, Global<Function>(isolate, args[4].As<Function>()));
+  env->callbacks.emplace(id, Global<Function>(isolate, args[3].As<Function>()));
+  args.GetReturnValue().Set(id);
+  if (!env->ringTried) OpenRing(env.get());
+  if (env->ring != nullptr) {
+    env->inRing.emplace(id, std::move(r->store));
+    if (env->ring->Wait(id, r->addr, r->expected)) return;
+    std::lock_guard<std::mutex> lock(env->mu);
+    Queue(env.get(), id, kWoken);  // not queued in the kernel: a spurious wake-up, callers re-check
+    return;
+  }
+  r->env = env;
   {
     std::lock_guard<std::mutex> lock(env->mu);
     env->pending.emplace(id, r.get());
   }
   Submit(std::move(r));
-  args.GetReturnValue().Set(id);
 }
 
 void CancelWait(const FunctionCallbackInfo<Value>& args) {
   Env* env = HolderOf(args)->get();
   uint32_t id = args[0]->Uint32Value(args.GetIsolate()->GetCurrentContext()).FromMaybe(0);
+  if (env->inRing.count(id) != 0) {
+    if (env->ring->Cancel(id)) return;
+    std::lock_guard<std::mutex> lock(env->mu);
+    Queue(env, id, kCancelled);  // the kernel took no cancel: the wait ends now, its completion is dropped later
+    return;
+  }
   std::lock_guard<std::mutex> lock(env->mu);
   auto it = env->pending.find(id);
   if (it != env->pending.end()) Cancel(it->second);
+}
+
+void Waits(const FunctionCallbackInfo<Value>& args) {
+  Env* env = HolderOf(args)->get();
+  if (!env->ringTried) OpenRing(env);
+  std::string how = env->ring != nullptr ? "io_uring" : "threads (" + env->noRing + ")";
+  args.GetReturnValue().Set(v8::String::NewFromUtf8(args.GetIsolate(), how.c_str()).ToLocalChecked());
 }
 
 void Lock(const FunctionCallbackInfo<Value>& args) {
@@ -401,8 +485,9 @@ NODE_MODULE_INIT() {
   Env* env = holder->get();
   env->isolate = isolate;
   env->context.Reset(isolate, context);
+  env->loop = node::GetCurrentEventLoop(isolate);
   env->async.data = holder;
-  uv_async_init(node::GetCurrentEventLoop(isolate), &env->async, Deliver);
+  uv_async_init(env->loop, &env->async, Deliver);
   uv_unref(reinterpret_cast<uv_handle_t*>(&env->async));
   node::AddEnvironmentCleanupHook(isolate, Teardown, holder);
   Local<v8::External> data = Wrap(isolate, holder);
@@ -415,6 +500,7 @@ NODE_MODULE_INIT() {
   set("wake", Wake);
   set("waitAsync", WaitAsync);
   set("cancel", CancelWait);
+  set("waits", Waits);
   set("lock", Lock);
   set("unlock", Unlock);
 }

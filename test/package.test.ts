@@ -149,12 +149,12 @@ describe('the packed package', () => {
     expect(
       shipped.filter(
         (p) =>
-          !/^(build\/src\/.+|src\/.+\.ts|native\/.+\.cc|binding\.gyp|prebuilds\/linux-x64\/xpmem-threads\.abi\d+\.node|docs\/.+\.md|bench\/results\/latest\.svg|test\/model\/README\.md|package\.json|README\.md|LICENSE(\..+)?)$/.test(
+          !/^(build\/src\/.+|src\/.+\.ts|native\/.+\.(cc|h)|binding\.gyp|prebuilds\/linux-x64\/xpmem-threads\.abi\d+\.node|docs\/.+\.md|bench\/results\/latest\.svg|test\/model\/README\.md|package\.json|README\.md|LICENSE(\..+)?)$/.test(
             p,
           ),
       ),
     ).toEqual([]);
-    expect(shipped).toEqual(expect.arrayContaining(['binding.gyp', 'native/xpmem.cc']));
+    expect(shipped).toEqual(expect.arrayContaining(['binding.gyp', 'native/xpmem.cc', 'native/ring.cc', 'native/ring.h']));
     const pkg = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as {
       dependencies?: object;
       scripts?: Record<string, string>;
@@ -182,7 +182,7 @@ describe('the packed package', () => {
   it('a prebuild made from the shipped sources is what the installed package loads, with no build of its own: a forked process opens its shared domain', () => {
     const work = join(scratch, 'prebuild');
     mkdirSync(work);
-    for (const file of ['package.json', 'binding.gyp', 'native/xpmem.cc']) {
+    for (const file of ['package.json', 'binding.gyp', ...shipped.filter((p) => p.startsWith('native/'))]) {
       mkdirSync(dirname(join(work, file)), { recursive: true });
       writeFileSync(join(work, file), readFileSync(join(installed, file)));
     }

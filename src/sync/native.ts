@@ -19,10 +19,15 @@ export interface Native {
   wait(buffer: SharedArrayBuffer, index: number, expected: number, ms: number): number;
   /** Wakes every sleeper on word `index`, in any process; returns how many. */
   wake(buffer: SharedArrayBuffer, index: number): number;
-  /** wait() in a waiter thread; `done` runs later on this thread's loop (3: cancelled). Returns an id for cancel(). */
-  waitAsync(buffer: SharedArrayBuffer, index: number, expected: number, ms: number, done: (result: number) => void): number;
+  /**
+   * Sleeps while word `index` holds `expected` without blocking this thread: `done` runs later on
+   * its loop (0 woken, 1 not equal, 3 cancelled). Returns an id for cancel().
+   */
+  waitAsync(buffer: SharedArrayBuffer, index: number, expected: number, done: (result: number) => void): number;
   /** Ends async wait `id` soon with result 3. */
   cancel(id: number): void;
+  /** How this thread's async waits sleep: 'io_uring' (the event loop polls the kernel's queue), or 'threads (why not io_uring)'. */
+  waits(): string;
   /** flock(fd, LOCK_EX), trying for up to `ms`: true once held, false at the deadline (a dead holder's lock is released). */
   lock(fd: number, ms: number): boolean;
   /** flock(fd, LOCK_UN). Closing fd does not release the lock while a mapping of it lives. */

@@ -1,0 +1,68 @@
+/**
+ * The addon's async waits, each way they can sleep: queued in the kernel through io_uring (the
+ * default where the kernel has futex waits in io_uring, Linux 6.7), and in waiter threads
+ * (XPMEM_ASYNC_WAITS=threads, and kernels without them). Each way runs in a process of its own
+ * (test/fixtures/native-waits.ts): a wait ends woken, not equal or cancelled, exactly once;
+ * more waits at once than the ring's queue holds all end; a wake from another process ends one.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { on, once } from 'node:events';
+import { closeSync, ftruncateSync, openSync, rmSync } from 'node:fs';
+import { release } from 'node:os';
+import { afterAll, describe, expect, it } from 'vitest';
+import { native } from '../src/sync/native.js';
+import { bounded } from './helpers.js';
+
+const FIXTURE = new URL('../build/test/fixtures/native-waits.js', import.meta.url);
+const FILE = `/dev/shm/xpmem-threads-test-waits-${process.pid}`;
+/** The word the parent wakes, in the fixture's mapping of FILE. */
+const CROSS = 1000;
+/** More waits at once than the ring's completion queue holds (128: the kernel keeps the rest in overflow). */
+const MANY = 300;
+afterAll(() => rmSync(FILE, { force: true }));
+
+/** Every message of `child`, in order, none missed between reads. */
+function inbox(child: ChildProcess): AsyncIterator<unknown> {
+  return on(child, 'message')[Symbol.asyncIterator]();
+}
+
+/** True where the kernel has io_uring futex waits (Linux 6.7 and later). */
+function ringKernel(): boolean {
+  const [major = 0, minor = 0] = release().split('.').map(Number);
+  return major > 6 || (major === 6 && minor >= 7);
+}
+
+describe.each([
+  { way: 'the default', env: undefined, expected: ringKernel() ? 'io_uring' : /^threads \(/ },
+  { way: 'XPMEM_ASYNC_WAITS=threads', env: 'threads', expected: 'threads (XPMEM_ASYNC_WAITS=threads)' },
+])('async waits, $way', ({ env, expected }) => {
+  it('end woken, not equal or cancelled, once each, also from another process and beyond the queue', async () => {
+    const fd = openSync(FILE, 'w+', 0o600);
+    ftruncateSync(fd, 4096 * 2);
+    closeSync(fd);
+    const addon = native();
+    const words = new Int32Array(addon.map(openSync(FILE, 'r+'), 0, 4096 * 2));
+    const { XPMEM_ASYNC_WAITS: _, ...rest } = process.env;
+    const child = fork(FIXTURE, [FILE, String(CROSS), String(MANY)], { env: env === undefined ? rest : { ...rest, XPMEM_ASYNC_WAITS: env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const exited = once(child, 'exit');
+    try {
+      const messages = inbox(child);
+      const next = (): Promise<Record<string, unknown>> =>
+        bounded(
+          messages.next().then((m) => (m.value as [Record<string, unknown>])[0]),
+          'the child',
+        );
+      const local = await next();
+      if (typeof expected === 'string') expect(local.waits).toBe(expected);
+      else expect(local.waits).toMatch(expected);
+      expect(local).toMatchObject({ notEqual: [1], cancelled: [3], many: MANY });
+      expect(await next()).toEqual({ armed: true });
+      Atomics.store(words, CROSS, 1);
+      addon.wake(words.buffer as SharedArrayBuffer, CROSS);
+      expect(await next()).toEqual({ cross: [0] });
+    } finally {
+      child.disconnect();
+      await bounded(exited, 'the child to exit');
+    }
+  });
+});
