@@ -11,7 +11,8 @@ import { checkFunction, checkIndex, checkOptions, invalidArgType, invalidArgValu
 import { checkKeys } from './options.js';
 import { ControlBlock, type DomainHandle } from './control/control.js';
 import { H_ARENA_UNITS, H_CLOSED, H_TRACE, SP_PID, SP_STATE, SP_THREAD, SPACE_LIVE, UNIT, slotBase, type Capacities, type Layout } from './layout.js';
-import { startTrace, type TraceOptions, type Tracing } from './trace/session.js';
+import { handOverEnded, startTrace, type TracedDomain, type TraceOptions, type Tracing } from './trace/session.js';
+import { removeHandOvers } from './trace/handover.js';
 import { traceToFile } from './trace/file.js';
 import { ringAll } from './sync/doorbell.js';
 import { checkWaitOptions, within, type WaitOptions } from './sync/futex.js';
@@ -134,6 +135,10 @@ export class Domain {
   readonly #names = new Map<number, string>();
   /** With XPMEM_TRACE: writes the trace of the whole run (close() calls it). */
   #traceFile: (() => Promise<void>) | undefined;
+  /** The domain as its traces read it. */
+  readonly #traced: TracedDomain;
+  /** Traces another process stopped whose events this process handed over (shared domains). */
+  readonly #handed = new Set<number>();
 
   private constructor(cb: ControlBlock, mm: Mm, space: Space, ownSwapDir: boolean, shared?: { path: string; creator: boolean }) {
     this.#cb = cb;
@@ -141,7 +146,9 @@ export class Domain {
     this.space = space;
     this.#ownSwapDir = ownSwapDir;
     this.#shared = shared;
-    if (shared !== undefined) this.#watcher = setInterval(() => this.#reapDeparted(), WATCH_MS).unref();
+    const { words, layout, id } = cb;
+    this.#traced = { words, layout, id, own: mm.trace, nameOf: (threadId) => this.#names.get(threadId), file: shared?.path };
+    if (shared !== undefined) this.#watcher = setInterval(() => this.#watch(), WATCH_MS).unref();
   }
 
   /** Creates a domain and joins the calling thread to it. */
@@ -212,8 +219,7 @@ export class Domain {
     checkKeys('options', opts, TRACE_KEYS);
     const maxEvents = opts.maxEvents === undefined ? 100_000 : checkIndex('options.maxEvents', opts.maxEvents, 1, 2 ** 31 - 1);
     this.#mm.checkLive();
-    const { words, layout, id } = this.#cb;
-    return startTrace({ words, layout, id, own: this.#mm.trace, nameOf: (threadId) => this.#names.get(threadId) }, maxEvents);
+    return startTrace(this.#traced, maxEvents);
   }
 
   /** A structured-cloneable handle: pass it to a worker, which calls join(handle). */
@@ -290,10 +296,16 @@ export class Domain {
     return done;
   }
 
+  /** The shared domain's watcher (every WATCH_MS, on this thread's loop): reaps, then hands over traces other processes stopped. Never blocks. */
+  #watch(): void {
+    this.#reapDeparted();
+    if (this.#mm.state() === 'live') handOverEnded(this.#traced, this.#handed);
+  }
+
   /**
-   * The shared domain's watcher (every WATCH_MS, on this thread's loop): reaps the spaces of
-   * processes that died or left, each once (several processes may watch one death: reap.ts claims
-   * each space for one reaper), and frees the mutex of a process that died while joining.
+   * Reaps the spaces of processes that died or left, each once (several processes may watch one
+   * death: reap.ts claims each space for one reaper), and frees the mutex of a process that died
+   * while joining.
    */
   #reapDeparted(): void {
     const { words, layout } = this.#cb;
@@ -409,7 +421,10 @@ export class Domain {
     if (this.#shared?.creator === false) return this.#leave();
     const { words, layout } = this.#cb;
     if (Atomics.exchange(words, H_CLOSED, 1) !== 0) return;
-    if (this.#shared !== undefined) unlinkName(this.#shared.path);
+    if (this.#shared !== undefined) {
+      unlinkName(this.#shared.path);
+      removeHandOvers(this.#shared.path); // a process may hand a trace over after its stop() gave up
+    }
     ringAll(words, layout);
     await this.#traceFile?.(); // before pools terminate their workers with what they recorded
     await Promise.allSettled([...this.#onClose].map(async (end) => end()));

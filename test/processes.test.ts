@@ -197,25 +197,56 @@ describe('shared domains: processes', () => {
     await finish(d);
   });
 
-  it("a trace records in every process; stop() gathers this process's threads and names the others, without waiting for them", async () => {
+  it('a trace records in every process; stop() gathers them all: each other process hands its events over', async () => {
     const { d, seg, child, att } = await attached('ro');
     const [starts, ends] = [gates.take(), gates.take()];
     await child.call('notifier', { att, starts, ends });
+    const worker = await child.call<number>('spawn'); // a worker of the child, in the trace too
     const tracing = d.trace();
     await seg.migrate();
     await gates.until(ends);
-    const { traceEvents } = await tracing.stop({ deadlineMs: 60_000 });
+    await child.call('workerMigrates'); // the child's worker records an operation of its own
+    const { traceEvents } = await tracing.stop({ deadlineMs: 10_000 });
+    const pid = child.process.pid!;
     expect(traceEvents.find((e) => e.name === 'migrate' && e.ph === 'X')?.pid).toBe(process.pid);
-    expect(traceEvents.filter((e) => e.name === 'events not gathered').map((e) => e.pid)).toEqual([child.process.pid]);
-    expect(traceEvents.filter((e) => e.name === 'events lost')).toEqual([]);
+    expect(traceEvents.filter((e) => e.pid === pid && e.name === 'invalidateStart' && e.ph !== 'M').length).toBeGreaterThan(0);
+    expect(traceEvents.filter((e) => e.pid === pid && e.name === 'invalidateEnd' && e.ph !== 'M').length).toBeGreaterThan(0);
+    const threads = traceEvents.filter((e) => e.name === 'thread_name' && e.pid === pid);
+    expect(threads.map((e) => e.args?.name).sort()).toEqual(['idle-worker', 'main']);
+    expect(traceEvents.filter((e) => e.pid === pid && e.name === 'migrate' && e.ph === 'X').map((e) => e.tid)).toEqual([threads.find((e) => e.args?.name === 'idle-worker')!.tid]);
+    expect(traceEvents.filter((e) => e.name === 'events not gathered' || e.name === 'events lost')).toEqual([]);
     expect(
       traceEvents
         .filter((e) => e.name === 'process_name')
         .map((e) => e.pid)
         .sort(),
-    ).toEqual([process.pid, child.process.pid!].sort());
+    ).toEqual([process.pid, pid].sort());
+    expect(readdirSync('/dev/shm').filter((f) => f.includes('.trace-'))).toEqual([]);
+    expect(worker).toBeGreaterThan(0);
     await child.kill();
     await finish(d);
+  });
+
+  it('a process whose event loop is blocked when a trace stops is named in it, not waited for past the deadline', async () => {
+    const { d, seg, child, att } = await attached('ro');
+    const [starts, ends, flag, gate] = [gates.take(), gates.take(), gates.take(), gates.take()];
+    await child.call('notifier', { att, starts, ends });
+    const tracing = d.trace();
+    await seg.migrate();
+    await gates.until(ends);
+    const blocked = child.call('block', { flag, gate });
+    await gates.until(flag);
+    const { traceEvents } = await tracing.stop({ deadlineMs: 300 });
+    gates.open(gate);
+    await blocked;
+    const pid = child.process.pid!;
+    expect(traceEvents.filter((e) => e.name === 'events not gathered').map((e) => [e.pid, e.args?.why])).toEqual([
+      [pid, 'the process did not hand its events over within 300 ms (its event loop busy or blocked)'],
+    ]);
+    expect(traceEvents.filter((e) => e.pid === pid && e.name === 'invalidateStart')).toEqual([]);
+    await child.kill();
+    await finish(d);
+    expect(readdirSync('/dev/shm').filter((f) => f.includes('.trace-'))).toEqual([]);
   });
 
   it('a migrate loop under writers in two processes loses no increment', async () => {

@@ -1,18 +1,25 @@
 /**
  * A trace of a domain, from domain.trace() to tracing.stop(): the collector. trace() stores a
  * fresh session number in the control block's H_TRACE word, which every thread of the domain
- * reads before it records (recorder.ts); stop() clears it, asks every space marked as recording
- * in it (SP_TRACED) for its events over the trace's BroadcastChannel, waits for their answers
- * within a bound, and returns them as one Chrome trace-event JSON object: a track per thread,
- * a pid per process. Workers that exit while the trace records send their events on their way
- * out, and the collector keeps them; a worker terminated (worker.terminate(), a pool's abort)
- * cannot, and what it recorded is lost: the trace says so. The collector runs in the thread
- * that called trace(); it never blocks, and stop() waits without blocking the event loop.
+ * reads before it records (recorder.ts); stop() clears it, asks every space of this process
+ * marked as recording in it (SP_TRACED) for its events over the trace's BroadcastChannel, waits
+ * for their answers within a bound, and returns them as one Chrome trace-event JSON object: a
+ * track per thread, a pid per process. Workers that exit while the trace records send their
+ * events on their way out, and the collector keeps them; a worker terminated (worker.terminate(),
+ * a pool's abort) cannot, and what it recorded is lost: the trace says so.
+ *
+ * In a shared domain, each other process that recorded sees the trace end (its watcher looks
+ * every 50 ms: handOverEnded), gathers its own threads the same way and hands their events over
+ * in a file (handover.ts), which stop() waits for within the same bound; a process that does not
+ * answer by then (its event loop blocked) is named in the trace, its events not gathered. The
+ * collector runs in the thread that called trace(); it never blocks, and stop() waits without
+ * blocking the event loop.
  */
 import { BroadcastChannel, isMainThread, threadId } from 'node:worker_threads';
 import { checkIndex, checkOptions, xpmemError } from '../errors.js';
 import { checkKeys } from '../options.js';
-import { H_TRACE, H_TRACE_EVENTS, SP_PID, SP_STATE, SP_THREAD, SP_TRACED, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../layout.js';
+import { H_CLOSED, H_TRACE, H_TRACE_EVENTS, SP_PID, SP_STATE, SP_THREAD, SP_TRACED, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../layout.js';
+import { handOverFile, takeHandOver, writeHandOver, type HandOver, type Silent } from './handover.js';
 import { nowUs } from './clock.js';
 import type { TraceEvent } from './buffer.js';
 import { channelName, type Flush } from './recorder.js';
@@ -46,6 +53,8 @@ export interface TracedDomain {
   readonly own: { take(session: number): Flush | undefined };
   /** A worker's name (given to domain.spawn), by threadId. */
   nameOf(threadId: number): string | undefined;
+  /** A shared domain's file: other processes hand their events over beside it. */
+  readonly file: string | undefined;
 }
 
 const STOP_MS = 2_000;
@@ -68,15 +77,21 @@ export function startTrace(domain: TracedDomain, maxEvents: number): Tracing {
   return tracing;
 }
 
-/** A trace recording: stop() ends it and gathers every thread's events. */
-export class Tracing {
+/** Sessions this thread collects (its own trace()s): its watcher hands none of them over. */
+const collecting = new Set<number>();
+
+/**
+ * The events of this process's threads in trace `session`, as they answer its channel (opened
+ * at construction: a worker that exits while the trace records sends on its way out). Runs in
+ * one thread; never blocks.
+ */
+class Collector {
   readonly #domain: TracedDomain;
   readonly #session: number;
   readonly #channel: BroadcastChannel;
   /** What threads sent, by `${slot}:${tid}`. */
-  readonly #flushes = new Map<string, Flush>();
+  readonly flushes = new Map<string, Flush>();
   #onFlush: (() => void) | undefined;
-  #stopped: Promise<Trace> | undefined;
 
   constructor(domain: TracedDomain, session: number) {
     this.#domain = domain;
@@ -85,20 +100,111 @@ export class Tracing {
     this.#channel.unref();
     this.#channel.onmessage = (m: unknown) => {
       const flush = (m as { data: Flush }).data;
-      if (flush.session !== session || flush.events === undefined) return;
-      const key = `${flush.slot}:${flush.tid}`;
-      const known = this.#flushes.get(key);
-      this.#flushes.set(key, known === undefined ? flush : { ...flush, events: [...known.events, ...flush.events], dropped: known.dropped + flush.dropped });
-      this.#onFlush?.();
+      if (flush.session === session && flush.events !== undefined) this.add(flush);
     };
+  }
+
+  /** Keeps `flush`, appended to what its thread sent before. */
+  add(flush: Flush): void {
+    const key = `${flush.slot}:${flush.tid}`;
+    const known = this.flushes.get(key);
+    this.flushes.set(key, known === undefined ? flush : { ...flush, events: [...known.events, ...flush.events], dropped: known.dropped + flush.dropped });
+    this.#onFlush?.();
+  }
+
+  /**
+   * Asks this process's threads for their events (and takes this thread's own), then waits
+   * until `done()` (looked at on each answer and every LOOK_MS) or `deadline`. Waits without
+   * blocking the event loop.
+   */
+  async gather(deadline: number, done: () => boolean): Promise<void> {
+    this.#channel.postMessage({ collect: this.#session });
+    const own = this.#domain.own.take(this.#session);
+    if (own !== undefined) this.add(own);
+    while (!done() && performance.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(LOOK_MS, Math.max(0, deadline - performance.now())));
+        this.#onFlush = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#onFlush = undefined;
+    }
+  }
+
+  /** Live spaces of this process marked as recording in this trace that have not sent their events. */
+  missing(): Silent[] {
+    const { words, layout } = this.#domain;
+    const missing: Silent[] = [];
+    for (let s = 0, top = spaceTop(words); s < top; s++) {
+      const base = slotBase(layout.spaces, s);
+      if (Atomics.load(words, base + SP_STATE) !== SPACE_LIVE || Atomics.load(words, base + SP_TRACED) !== this.#session) continue;
+      if (Math.abs(Atomics.load(words, base + SP_PID)) !== process.pid) continue;
+      const threadId = Atomics.load(words, base + SP_THREAD);
+      if (!this.flushes.has(`${s}:${threadId}`)) missing.push({ slot: s, threadId });
+    }
+    return missing;
+  }
+
+  close(): void {
+    this.#channel.close();
+  }
+}
+
+/**
+ * The shared domain's watcher's part (every 50 ms, in each process's Domain thread): for each
+ * trace another process stopped in which this process's spaces recorded, gathers their events
+ * and hands them over (handover.ts), once per trace (`handed`). Never blocks.
+ */
+export function handOverEnded(domain: TracedDomain, handed: Set<number>): void {
+  const { words, layout } = domain;
+  const current = Atomics.load(words, H_TRACE);
+  for (let s = 0, top = spaceTop(words); s < top; s++) {
+    const base = slotBase(layout.spaces, s);
+    const session = Atomics.load(words, base + SP_TRACED);
+    if (session <= 0 || session === current || handed.has(session) || collecting.has(session)) continue;
+    if (Atomics.load(words, base + SP_STATE) !== SPACE_LIVE || Math.abs(Atomics.load(words, base + SP_PID)) !== process.pid) continue;
+    handed.add(session);
+    void handOver(domain, session);
+  }
+}
+
+/** Gathers this process's events of trace `session` and writes them for the process that stops it. */
+async function handOver(domain: TracedDomain, session: number): Promise<void> {
+  const collector = new Collector(domain, session);
+  try {
+    await collector.gather(performance.now() + STOP_MS, () => collector.missing().length === 0);
+    if (Atomics.load(domain.words, H_CLOSED) !== 0 || domain.file === undefined) return;
+    const flushes = [...collector.flushes.values()].map((f) => ({ ...f, name: f.name ?? domain.nameOf(f.tid) }));
+    const silent = collector.missing().map((m) => ({ ...m, deadlineMs: STOP_MS }));
+    const name = isMainThread ? 'main' : (domain.nameOf(threadId) ?? `worker ${threadId}`);
+    writeHandOver(handOverFile(domain.file, session, process.pid), { pid: process.pid, tid: threadId, name, flushes, silent });
+  } finally {
+    collector.close();
+  }
+}
+
+/** A trace recording: stop() ends it and gathers every thread's events. */
+export class Tracing {
+  readonly #domain: TracedDomain;
+  readonly #session: number;
+  readonly #collector: Collector;
+  #stopped: Promise<Trace> | undefined;
+
+  constructor(domain: TracedDomain, session: number) {
+    this.#domain = domain;
+    this.#session = session;
+    this.#collector = new Collector(domain, session);
+    collecting.add(session);
   }
 
   /**
    * Stops recording in every thread and resolves with the events of every thread that sent
-   * them within `opts.deadlineMs`: a thread that does not answer by then (blocked, or in a
-   * long synchronous loop) is named in the trace, its events lost. Calling it again resolves
-   * with the same trace. Bad options throw before anything stops. Waits without blocking the
-   * event loop.
+   * them within `opts.deadlineMs`, in this process and, in a shared domain, in the others: a
+   * thread or a process that does not answer by then (blocked, or in a long synchronous loop)
+   * is named in the trace, its events lost. Calling it again resolves with the same trace. Bad
+   * options throw before anything stops. Waits without blocking the event loop.
    */
   stop(opts: StopOptions = {}): Promise<Trace> {
     checkOptions('options', opts);
@@ -114,30 +220,40 @@ export class Tracing {
    */
   snapshot(): Trace {
     this.#end();
-    this.#channel.close();
+    this.#collector.close();
+    collecting.delete(this.#session);
     const own = this.#domain.own.take(this.#session);
-    if (own !== undefined) this.#flushes.set(`${own.slot}:${own.tid}`, own);
-    return this.#assemble(this.#missing());
+    if (own !== undefined) this.#collector.add(own);
+    const why = 'the trace was taken as the process exited, without waiting for other processes';
+    return this.#assemble(
+      this.#collector.missing(),
+      new Map(),
+      [...this.#elsewhere()].map((pid) => ({ pid, why })),
+    );
   }
 
   async #gather(deadlineMs: number): Promise<Trace> {
     this.#end();
-    this.#channel.postMessage({ collect: this.#session });
-    const deadline = performance.now() + deadlineMs;
-    let missing = this.#missing();
-    while (missing.length > 0 && performance.now() < deadline) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(LOOK_MS, Math.max(0, deadline - performance.now())));
-        this.#onFlush = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.#onFlush = undefined;
-      missing = this.#missing();
-    }
-    this.#channel.close();
-    return this.#assemble(missing.map((m) => ({ ...m, deadlineMs })));
+    const { file } = this.#domain;
+    const handed = new Map<number, HandOver>();
+    const pending = (): number[] => [...this.#elsewhere()].filter((pid) => !handed.has(pid));
+    const done = (): boolean => {
+      if (file !== undefined) {
+        for (const pid of pending()) {
+          const handOver = takeHandOver(handOverFile(file, this.#session, pid));
+          if (handOver !== undefined) handed.set(pid, handOver);
+        }
+      }
+      return this.#collector.missing().length === 0 && pending().length === 0;
+    };
+    await this.#collector.gather(performance.now() + deadlineMs, done);
+    this.#collector.close();
+    collecting.delete(this.#session);
+    return this.#assemble(
+      this.#collector.missing().map((m) => ({ ...m, deadlineMs })),
+      handed,
+      pending().map((pid) => ({ pid, why: `the process did not hand its events over within ${deadlineMs} ms (its event loop busy or blocked)` })),
+    );
   }
 
   /** Stops recording (H_TRACE back to 0, unless another trace took it since). */
@@ -145,25 +261,7 @@ export class Tracing {
     Atomics.compareExchange(this.#domain.words, H_TRACE, this.#session, 0);
   }
 
-  /**
-   * Live spaces of this process marked as recording in this trace that have not sent their
-   * events. Spaces of other processes (a shared domain) answer only their own process's
-   * channel: they are not waited for, and the trace names their processes (#elsewhere()).
-   */
-  #missing(): { slot: number; threadId: number }[] {
-    const { words, layout } = this.#domain;
-    const missing: { slot: number; threadId: number }[] = [];
-    for (let s = 0, top = spaceTop(words); s < top; s++) {
-      const base = slotBase(layout.spaces, s);
-      if (Atomics.load(words, base + SP_STATE) !== SPACE_LIVE || Atomics.load(words, base + SP_TRACED) !== this.#session) continue;
-      if (Math.abs(Atomics.load(words, base + SP_PID)) !== process.pid) continue;
-      const threadId = Atomics.load(words, base + SP_THREAD);
-      if (!this.#flushes.has(`${s}:${threadId}`)) missing.push({ slot: s, threadId });
-    }
-    return missing;
-  }
-
-  /** Other processes with spaces that recorded in this trace: their events stay there. */
+  /** Other processes with live spaces that recorded in this trace. */
   #elsewhere(): Set<number> {
     const { words, layout } = this.#domain;
     const pids = new Set<number>();
@@ -175,8 +273,12 @@ export class Tracing {
     return pids;
   }
 
-  /** Every event sent, with the metadata naming each process and thread, and what was lost. */
-  #assemble(silent: readonly { slot: number; threadId: number; deadlineMs?: number }[]): Trace {
+  /**
+   * Every event sent or handed over, with the metadata naming each process and thread, and what
+   * was lost: threads of this process that did not answer (`silent`), threads another process
+   * named as silent in its hand-over, and processes that handed nothing over (`unanswered`).
+   */
+  #assemble(silent: readonly Silent[], handed: ReadonlyMap<number, HandOver>, unanswered: readonly { pid: number; why: string }[]): Trace {
     const events: TraceEvent[] = [];
     const tracks = new Set<string>();
     const processes = new Set<number>();
@@ -186,20 +288,23 @@ export class Tracing {
       tracks.add(`${pid}:${tid}`);
       events.push({ name: 'thread_name', ph: 'M', ts: 0, pid, tid, args: { name } });
     };
-    for (const f of this.#flushes.values()) {
+    const ts = nowUs();
+    // On the track of the thread that gathered: the silent one has none (it sent nothing).
+    const lost = (pid: number, tid: number, name: string, m: Silent): void => {
+      track(pid, tid, name);
+      const why = m.deadlineMs === undefined ? 'the process exited first' : `it did not answer within ${m.deadlineMs} ms`;
+      events.push({ name: 'events lost', ph: 'i', s: 't', ts, pid, tid, args: { slot: m.slot, threadId: m.threadId, why } });
+    };
+    for (const f of [...this.#collector.flushes.values(), ...[...handed.values()].flatMap((h) => h.flushes)]) {
       track(f.pid, f.tid, f.name ?? this.#domain.nameOf(f.tid) ?? `worker ${f.tid}`);
       events.push(...f.events);
       if (f.dropped > 0) events.push({ name: 'trace buffer full', ph: 'i', s: 't', ts: f.droppedAt, pid: f.pid, tid: f.tid, args: { dropped: f.dropped } });
     }
-    const ts = nowUs();
-    for (const m of silent) {
-      track(process.pid, threadId, isMainThread ? 'main' : (this.#domain.nameOf(threadId) ?? `worker ${threadId}`));
-      const why = m.deadlineMs === undefined ? 'the process exited first' : `it did not answer within ${m.deadlineMs} ms`;
-      events.push({ name: 'events lost', ph: 'i', s: 't', ts, pid: process.pid, tid: threadId, args: { slot: m.slot, threadId: m.threadId, why } });
-    }
-    for (const pid of this.#elsewhere()) {
+    for (const m of silent) lost(process.pid, threadId, isMainThread ? 'main' : (this.#domain.nameOf(threadId) ?? `worker ${threadId}`), m);
+    for (const h of handed.values()) for (const m of h.silent) lost(h.pid, h.tid, h.name, m);
+    for (const { pid, why } of unanswered) {
       track(pid, 0, 'not gathered');
-      events.push({ name: 'events not gathered', ph: 'i', s: 't', ts, pid, tid: 0, args: { why: 'a trace gathers the threads of the process that stops it; this process kept what it recorded' } });
+      events.push({ name: 'events not gathered', ph: 'i', s: 't', ts, pid, tid: 0, args: { why } });
     }
     for (const pid of processes) events.push({ name: 'process_name', ph: 'M', ts: 0, pid, tid: 0, args: { name: `node ${pid}` } });
     return { traceEvents: events, displayTimeUnit: 'ms' };
