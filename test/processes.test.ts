@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Domain, type Segment } from '../src/index.js';
 import type { ReapMessage, SlowMessage } from '../src/diagnostics.js';
 import { agents, bounded, expectCode, Gates, noneInFlight, spaceSlot, until } from './helpers.js';
-import { SP_REAPER, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
+import { SP_REAPER, SP_TRACED, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
 import { ShmGates } from './fixtures/shm-gates.js';
 import { thisProcess } from '../src/sync/robust.js';
 
@@ -222,6 +222,9 @@ describe('shared domains: processes', () => {
         .sort(),
     ).toEqual([process.pid, pid].sort());
     expect(readdirSync('/dev/shm').filter((f) => f.includes('.trace-'))).toEqual([]);
+    // This process's spaces no longer show as recording in it: its own watcher hands nothing over later.
+    const words = new Int32Array(d.handle().control);
+    expect(Atomics.load(words, slotBase(layoutFor(capacitiesOf(words)).spaces, spaceSlot(d, d.space.id)) + SP_TRACED)).toBe(0);
     expect(worker).toBeGreaterThan(0);
     await child.kill();
     await finish(d);

@@ -77,7 +77,7 @@ export function startTrace(domain: TracedDomain, maxEvents: number): Tracing {
   return tracing;
 }
 
-/** Sessions this thread collects (its own trace()s): its watcher hands none of them over. */
+/** Sessions this thread collects now (its own trace()s): its watcher hands none of them over. */
 const collecting = new Set<number>();
 
 /**
@@ -147,8 +147,18 @@ class Collector {
     return missing;
   }
 
-  close(): void {
+  /**
+   * Closes the channel. With `forget`, this process's spaces no longer show as recording in the
+   * trace (unless one joined another since), so no watcher of this process hands it over after.
+   */
+  close(forget = false): void {
     this.#channel.close();
+    if (!forget) return;
+    const { words, layout } = this.#domain;
+    for (let s = 0, top = spaceTop(words); s < top; s++) {
+      const base = slotBase(layout.spaces, s);
+      if (Math.abs(Atomics.load(words, base + SP_PID)) === process.pid) Atomics.compareExchange(words, base + SP_TRACED, this.#session, 0);
+    }
   }
 }
 
@@ -220,13 +230,14 @@ export class Tracing {
    */
   snapshot(): Trace {
     this.#end();
-    this.#collector.close();
-    collecting.delete(this.#session);
     const own = this.#domain.own.take(this.#session);
     if (own !== undefined) this.#collector.add(own);
+    const missing = this.#collector.missing();
+    this.#collector.close(true);
+    collecting.delete(this.#session);
     const why = 'the trace was taken as the process exited, without waiting for other processes';
     return this.#assemble(
-      this.#collector.missing(),
+      missing,
       new Map(),
       [...this.#elsewhere()].map((pid) => ({ pid, why })),
     );
@@ -247,10 +258,11 @@ export class Tracing {
       return this.#collector.missing().length === 0 && pending().length === 0;
     };
     await this.#collector.gather(performance.now() + deadlineMs, done);
-    this.#collector.close();
+    const missing = this.#collector.missing();
+    this.#collector.close(true);
     collecting.delete(this.#session);
     return this.#assemble(
-      this.#collector.missing().map((m) => ({ ...m, deadlineMs })),
+      missing.map((m) => ({ ...m, deadlineMs })),
       handed,
       pending().map((pid) => ({ pid, why: `the process did not hand its events over within ${deadlineMs} ms (its event loop busy or blocked)` })),
     );
