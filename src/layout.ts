@@ -13,8 +13,8 @@
  */
 
 export const MAGIC = 0x58504d45; // 'XPME'
-/** 6: shared domains (the space words of its process and reaper), the trace and slowMs header words, and the space words of the callback a space runs and the trace it recorded in. */
-export const VERSION = 6;
+/** 7: a space's doorbell sleepers (SP_SLEEPERS: a ring wakes only when one may sleep). 6: shared domains (the space words of its process and reaper), the trace and slowMs header words, and the space words of the callback a space runs and the trace it recorded in. */
+export const VERSION = 7;
 
 /** Bytes per arena unit: a cache line. One 32-bit word of units addresses 128 GiB. */
 export const UNIT = 64;
@@ -82,8 +82,9 @@ export const SP_REAPER = 15; // [atomic] space slot + 1 of the space reaping it 
 export const SP_CALLBACK = 16; // [atomic] the callback this space runs: (segment slot + 1) * 8 + CALLBACK_*, 0 = none (notifier/busy.ts)
 export const SP_CALLBACK_SINCE = 17; // [atomic] when it began: Date.now() in ms, low 32 bits
 export const SP_TRACED = 18; // [atomic] the trace session this space last recorded an event in (trace/session.ts)
-export const SP_HELD = 19; // [atomic] MAX_DEPTH words: segment slot + 1 per held section, | HELD_*
-export const SP_FIXED = 19;
+export const SP_SLEEPERS = 19; // [atomic] waits of this space on its doorbell, counted before each looks at the word to sleep (doorbell.ts)
+export const SP_HELD = 20; // [atomic] MAX_DEPTH words: segment slot + 1 per held section, | HELD_*
+export const SP_FIXED = 20;
 
 /**
  * SP_HELD word flags. A section entry that must wait out a window parks in its own held word

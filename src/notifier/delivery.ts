@@ -47,7 +47,7 @@ import type { ControlBlock } from '../control/control.js';
 import { waitAsync } from '../sync/futex.js';
 import type { CallbackResult, NotifierCallbacks, Range } from './range.js';
 import { ENDED, STARTED, TARGETS, ack, hasBit, readRecord } from './record.js';
-import { ring } from '../sync/doorbell.js';
+import { ring, sleepers } from '../sync/doorbell.js';
 import { pause } from '../sync/pause.js';
 import { idling, spinForEnd, spinForNext, spinsForAcks, type Spin } from './spin.js';
 import { answerAging } from './aging.js';
@@ -433,9 +433,11 @@ export class Delivery {
         if (this.#keepAlive === undefined) break;
         const lingered = this.#linger(bell, seen);
         idling(words, layout, this.#self, true);
+        sleepers(words, layout, this.#self, 1);
         try {
           await waitAsync(words, bell, seen, Infinity);
         } finally {
+          sleepers(words, layout, this.#self, -1);
           idling(words, layout, this.#self, false);
         }
         lingered?.spin.observe(performance.now() - lingered.since);

@@ -12,6 +12,7 @@
 import { xpmemError, type XpmemError } from '../errors.js';
 import { H_CLOSED, SEG_GEN, SEG_WAITERS, SP_DOORBELL, SP_WAIT_ANY, idOf, slotBase, type Layout } from '../layout.js';
 import { exitShared } from '../sync/rwlock.js';
+import { sleepers } from '../sync/doorbell.js';
 import { remaining, wait, waitAsync } from '../sync/futex.js';
 import { recordWait } from '../stats.js';
 import { turn } from '../sync/turn.js';
@@ -163,9 +164,11 @@ export function waitSync(s: Waiting, w: WaitFor): void {
         if ((entered = spun(s, w, true))) return;
       }
       parking(s.words, s.layout, s.slot, 1);
+      sleepers(s.words, s.layout, s.slot, 1);
       try {
         wait(s.words, bell, seen, sleepUntil(w));
       } finally {
+        sleepers(s.words, s.layout, s.slot, -1);
         parking(s.words, s.layout, s.slot, -1);
       }
       w.slow?.tick();
@@ -207,9 +210,12 @@ export async function waitAsyncFor(s: Waiting, w: WaitFor): Promise<void> {
       }
       holdOpen();
       idling(s.words, s.layout, s.slot, true);
+      const doorbell = w.word === undefined; // else a word its changer wakes itself (not a ring)
+      if (doorbell) sleepers(s.words, s.layout, s.slot, 1);
       try {
         await waitAsync(s.words, bell, w.word?.value() ?? seen, sleepUntil(w), w.signal);
       } finally {
+        if (doorbell) sleepers(s.words, s.layout, s.slot, -1);
         idling(s.words, s.layout, s.slot, false);
         letGo();
       }
