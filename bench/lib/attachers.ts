@@ -8,8 +8,9 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { Domain } from '../../src/index.js';
-import { ANSWERS, RING, STOP, WORDS, type Command } from '../fixtures/protocol.js';
+import { ANSWERS, STOP, WORDS, type Command } from '../fixtures/protocol.js';
 import { bounded } from './bounded.js';
+import { atomics, ring, ringAnswered } from './wake.js';
 
 export const BOUND_MS = 20_000;
 
@@ -126,16 +127,12 @@ export class Attachers {
   /** Ends busy and echo loops. */
   stop(): void {
     Atomics.store(this.words, STOP, 1);
-    this.#ring(0);
+    ring(this.words, atomics, 0);
   }
 
   /** One ring answered by `echoes` echoing attachers, waiting with Atomics.waitAsync. */
-  async ring(echoes = 1): Promise<void> {
-    const all = this.#ring(echoes);
-    for (let seen = Atomics.load(this.words, ANSWERS); seen < all; seen = Atomics.load(this.words, ANSWERS)) {
-      const w = Atomics.waitAsync(this.words, ANSWERS, seen);
-      if (w.async) await w.value;
-    }
+  ring(echoes = 1): Promise<void> {
+    return ringAnswered(this.words, atomics, echoes);
   }
 
   /**
@@ -143,19 +140,11 @@ export class Attachers {
    * sleep); with `spinMs`, first spinning that long on the answer word (a waker that spins).
    */
   ringSync(spinMs = 0): void {
-    const all = this.#ring(1);
+    const all = ring(this.words, atomics, 1);
     for (const until = performance.now() + spinMs; Atomics.load(this.words, ANSWERS) < all && performance.now() < until; );
     for (let seen = Atomics.load(this.words, ANSWERS); seen < all; seen = Atomics.load(this.words, ANSWERS)) {
       if (Atomics.wait(this.words, ANSWERS, seen, BOUND_MS) === 'timed-out') throw new Error(`no answer to a ring within ${BOUND_MS} ms`);
     }
-  }
-
-  /** Rings; returns the answer count that `echoes` answers reach (each echo answers a ring once). */
-  #ring(echoes: number): number {
-    const all = Atomics.load(this.words, ANSWERS) + echoes;
-    Atomics.add(this.words, RING, 1);
-    Atomics.notify(this.words, RING);
-    return all;
   }
 
   /** Terminates every attacher and waits until the domain has reaped their spaces. */

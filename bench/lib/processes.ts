@@ -15,9 +15,13 @@ process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-/** Forks an attacher process that opens shared domain `name` (and attaches segment `segId`, if given, timing both). */
-export function attacherProcess(name: string, segId?: number): Attacher {
-  const child = fork(FIXTURE, [name, ...(segId === undefined ? [] : [String(segId)])], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+/**
+ * Forks an attacher process that opens shared domain `name` (and attaches segment `open`, if
+ * given, timing both); with `words`, the words it shares with the bench are the first of that
+ * segment (lib/wake.ts arenaWords), woken through the futex system call.
+ */
+export function attacherProcess(name: string, { open, words }: { open?: number; words?: number } = {}): Attacher {
+  const child = fork(FIXTURE, [name, String(open ?? -1), String(words ?? -1)], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   running.add(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   void exited.then(() => running.delete(child));

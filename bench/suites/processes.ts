@@ -9,7 +9,9 @@
  *   interleaved);
  * - invalidations (await seg.protect()) with 1 attacher process that holds a range notifier and
  *   is parked (idle event loop), 2 ms apart (p50, p90) and back to back, against a process.send
- *   round trip to that process taken the same way in the same run (interleaved);
+ *   round trip to that process taken the same way in the same run (interleaved), and beside the
+ *   floor of a wake-up across processes: a futex wake of a word in the arena that the process
+ *   awaits (the addon's async wait), answered the same way;
  * - a parallel sum of SUM_MIB of Float64 in the shared domain over 4 attacher processes, each
  *   attaching its quarter and summing it in place, against sending the quarters by structured
  *   clone over IPC to those 4 processes, which sum them, and against 4 worker threads of a
@@ -32,6 +34,8 @@ import { bounded } from '../lib/bounded.js';
 import { flips } from '../lib/flip.js';
 import { measure, repeatAsync, TIME_MS, timing, type Task, type Timing } from '../lib/measure.js';
 import { attacherProcess } from '../lib/processes.js';
+import { arenaWords, futex, ring, ringAnswered } from '../lib/wake.js';
+import { STOP } from '../fixtures/protocol.js';
 import { atLeast, atMost, bandwidth, ns, p90, row, valueAtMost, type Row } from '../lib/rows.js';
 import { spaced } from '../lib/spaced.js';
 import type { Suite } from '../lib/suite.js';
@@ -49,6 +53,7 @@ const CLONED_SAMPLES = 4;
 const OPEN_SAMPLES = 8;
 const PY_BLOCK = `xpmem-bench-py-${process.pid}`;
 const RTT = 'process.send round trip to that process (advanced serialization)';
+const FLOOR = 'futex wake-up round trip to that process, a word of the arena it awaits with the addon (the floor of a wake-up across processes)';
 
 const run = promisify(execFile);
 
@@ -123,7 +128,7 @@ function opens(name: string, segId: number, addon: number[]): Task {
     batch: 1,
     async: true,
     run: async () => {
-      const a = attacherProcess(name, segId);
+      const a = attacherProcess(name, { open: segId });
       try {
         const { openMs, addonMs } = (await a.ready) as Ready & { openMs: number; addonMs: number };
         addon.push(addonMs * 1e6);
@@ -180,14 +185,25 @@ async function openFigures(name: string, segId: number): Promise<{ open: Timing;
   }
 }
 
-/** Invalidations of `seg` (whose one attacher is `first`, parked) against round trips to it: 2 ms apart, and back to back. */
-async function invalidations(seg: Segment, first: Attacher): Promise<{ apart: Map<string, Timing>; backToBack: Map<string, Timing> }> {
+/**
+ * Invalidations of `seg` (whose one attacher is `first`, parked) against round trips to it, 2 ms
+ * apart and back to back, beside futex wake-up round trips to it over `words` (it echoes them).
+ */
+async function invalidations(seg: Segment, first: Attacher, words: Int32Array): Promise<{ apart: Map<string, Timing>; backToBack: Map<string, Timing> }> {
   let ro = false;
   const flip = (): Promise<void> => seg.protect((ro = !ro) ? 'ro' : 'rw');
   const ping = (): Promise<void> => first.ping();
-  const apart = await measure([spaced('inv', 2, flip), spaced('rtt', 2, ping)], { samples: SAMPLES });
-  const backToBack = await measure([flips('inv', seg, ROUND_TRIPS), repeatAsync('rtt', ROUND_TRIPS, ping)]);
-  return { apart, backToBack };
+  const wake = (): Promise<void> => ringAnswered(words, futex);
+  Atomics.store(words, STOP, 0);
+  await first.call('echo');
+  try {
+    const apart = await measure([spaced('inv', 2, flip), spaced('rtt', 2, ping), spaced('wake', 2, wake)], { samples: SAMPLES });
+    const backToBack = await measure([flips('inv', seg, ROUND_TRIPS), repeatAsync('rtt', ROUND_TRIPS, ping), repeatAsync('wake', ROUND_TRIPS, wake)]);
+    return { apart, backToBack };
+  } finally {
+    Atomics.store(words, STOP, 1);
+    ring(words, futex, 0);
+  }
 }
 
 /**
@@ -220,12 +236,15 @@ function copies(domain: Domain, seg: Segment): Float64Array[] {
   }
 }
 
-/** The p50 and p90 rows of the invalidations 2 ms apart against the round trips taken the same way. */
+/** The p50 and p90 rows of the invalidations 2 ms apart, and of the wake-up floor, against the round trips taken the same way. */
 function apartRows(apart: Map<string, Timing>): Row[] {
   const what = 'invalidation 2 ms apart, 1 attacher process with a range notifier, parked (idle event loop): await seg.protect()';
+  const [inv, rtt, wake] = [apart.get('inv')!, apart.get('rtt')!, apart.get('wake')!];
   return [
-    row('processes', `${what}, p50`, ns(apart.get('inv')!), `${RTT}, 2 ms apart, p50`, ns(apart.get('rtt')!), atMost(1)),
-    row('processes', `${what}, p90`, p90(apart.get('inv')!), `${RTT}, 2 ms apart, p90`, p90(apart.get('rtt')!)),
+    row('processes', `${what}, p50`, ns(inv), `${RTT}, 2 ms apart, p50`, ns(rtt), atMost(1)),
+    row('processes', `${what}, p90`, p90(inv), `${RTT}, 2 ms apart, p90`, p90(rtt)),
+    row('processes', `${FLOOR}, 2 ms apart, p50`, ns(wake), `${RTT}, 2 ms apart, p50`, ns(rtt)),
+    row('processes', `${FLOOR}, 2 ms apart, p90`, p90(wake), `${RTT}, 2 ms apart, p90`, p90(rtt)),
   ];
 }
 
@@ -239,14 +258,15 @@ export const processes: Suite = {
     const domain = await Domain.create({ shared: name, arenaBytes, maxArenaBytes: arenaBytes });
     const threads = await Domain.create({ arenaBytes: SUM_BYTES + MIB, maxArenaBytes: SUM_BYTES + MIB });
     const workers = new Attachers(threads);
-    const crew: Attacher[] = [attacherProcess(name)];
+    const wordsSeg = domain.space.make(4096);
+    const crew: Attacher[] = [attacherProcess(name, { words: wordsSeg.id })];
     try {
       const first = crew[0]!;
       await first.ready;
       const small = domain.space.make(4096);
       const sections = (await first.call('sections', { segId: small.id })) as Record<'joined' | 'own', Timing>;
       await first.call('attach', { segId: small.id, notifier: true });
-      const { apart, backToBack } = await invalidations(small, first);
+      const { apart, backToBack } = await invalidations(small, first, arenaWords(domain, wordsSeg.id));
 
       crew.push(...Array.from({ length: PARTS - 1 }, () => attacherProcess(name)));
       await Promise.all(crew.map((a) => a.ready));
@@ -278,6 +298,7 @@ export const processes: Suite = {
             ns(backToBack.get('rtt')!),
             atMost(0.2),
           ),
+          row('processes', `${FLOOR}, back to back`, ns(backToBack.get('wake')!), `${RTT}, back to back`, ns(backToBack.get('rtt')!)),
           row(
             'processes',
             `parallel sum of ${SUM_BYTES / MIB} MiB over ${PARTS} processes that opened the domain, each attaching its quarter and summing it in place (beside the cloned sums, ${CLONED_SAMPLES} samples each)`,
