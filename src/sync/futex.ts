@@ -96,8 +96,9 @@ export function wait(word: Int32Array, index: number, expected: number, deadline
   const ms = remaining(deadline);
   if (ms === 0) return Atomics.load(word, index) === expected ? 'timed-out' : 'not-equal';
   const addon = sys(word);
-  if (addon !== undefined) return REASONS[addon.wait(word.buffer as SharedArrayBuffer, word.byteOffset / 4 + index, expected, wholeMs(ms))]!;
-  return Atomics.wait(word, index, expected, ms === Infinity ? undefined : ms);
+  if (addon === undefined) return Atomics.wait(word, index, expected, ms === Infinity ? undefined : ms);
+  if (Atomics.load(word, index) !== expected) return 'not-equal'; // as Atomics.wait: no system call
+  return REASONS[addon.wait(word.buffer as SharedArrayBuffer, word.byteOffset / 4 + index, expected, wholeMs(ms))]!;
 }
 
 /**
@@ -111,7 +112,12 @@ export async function waitAsync(word: Int32Array, index: number, expected: numbe
   const ms = remaining(deadline);
   if (ms === 0) return Atomics.load(word, index) === expected ? 'timed-out' : 'not-equal';
   const addon = sys(word);
-  if (addon !== undefined) return waitNative(addon, word, index, expected, ms, signal);
+  if (addon !== undefined) {
+    // As Atomics.waitAsync: a word that already differs answers at once, with no system call
+    // and no turn of the event loop (the kernel would answer the same, later).
+    if (Atomics.load(word, index) !== expected) return 'not-equal';
+    return waitNative(addon, word, index, expected, ms, signal);
+  }
   const result = Atomics.waitAsync(word, index, expected);
   if (!result.async) return result.value;
   let why: WakeReason | undefined;
