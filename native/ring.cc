@@ -77,6 +77,7 @@ bool FutexRing::Map(const io_uring_params& p) {
   if (cq_ == nullptr || sqes_ == nullptr) return false;
   char* sq = static_cast<char*>(sq_);
   char* cq = static_cast<char*>(cq_);
+  sqHead_ = reinterpret_cast<unsigned*>(sq + p.sq_off.head);
   sqTail_ = reinterpret_cast<unsigned*>(sq + p.sq_off.tail);
   sqMask_ = *reinterpret_cast<unsigned*>(sq + p.sq_off.ring_mask);
   sqArray_ = reinterpret_cast<unsigned*>(sq + p.sq_off.array);
@@ -95,7 +96,8 @@ FutexRing::~FutexRing() {
   if (fd_ >= 0) close(fd_);  // the kernel cancels whatever is still in flight
 }
 
-// The next free submission entry, zeroed. Entries are submitted one at a time, so one is free.
+// The next free submission entry, zeroed. Entries are submitted one at a time and withdrawn
+// when the kernel does not take them (Submit), so the queue is empty and one is free.
 io_uring_sqe* FutexRing::Next() {
   unsigned tail = *sqTail_;
   unsigned slot = tail & sqMask_;
@@ -106,13 +108,19 @@ io_uring_sqe* FutexRing::Next() {
 }
 
 // Publishes the entries Next() gave (`count`) and enters the kernel; `wait` > 0 also waits for
-// that many completions, and flushes completions kept in overflow into the CQ.
+// that many completions, and flushes completions kept in overflow into the CQ. Entries the
+// kernel did not take (an error such as EAGAIN, EBUSY or ENOMEM) are withdrawn: without a
+// polling kernel thread only this call consumes them, so none can be taken later, behind a
+// caller that was told it failed, in place of the next entry.
 bool FutexRing::Submit(unsigned count, unsigned wait) {
-  if (count > 0) StoreRelease(sqTail_, *sqTail_ + count);
+  unsigned tail = *sqTail_;
+  if (count > 0) StoreRelease(sqTail_, tail + count);
   for (;;) {
     long rc = syscall(__NR_io_uring_enter, fd_, count, wait, count == 0 || wait > 0 ? IORING_ENTER_GETEVENTS : 0, nullptr, 0);
-    if (rc >= 0) return true;
-    if (errno != EINTR) return false;
+    if (rc < 0 && errno == EINTR) continue;
+    if (LoadAcquire(sqHead_) == tail + count) return rc >= 0;
+    StoreRelease(sqTail_, LoadAcquire(sqHead_));  // withdraw what is left
+    return false;
   }
 }
 

@@ -28,11 +28,12 @@ class FutexRing {
   int fd() const { return fd_; }
 
   // Queues a wait while *addr == expected; it completes as `id` (never 0): 0 once woken,
-  // -EAGAIN if the word differed, -ECANCELED once cancelled. false if the kernel took no
-  // submission (the wait may still complete later).
+  // -EAGAIN if the word differed, -ECANCELED once cancelled. false if the kernel did not take
+  // it: then it is withdrawn, and never completes.
   bool Wait(uint64_t id, int32_t* addr, int32_t expected);
 
-  // Asks the kernel to end wait `id` (it completes with -ECANCELED, unless it completed first).
+  // Asks the kernel to end wait `id` (it completes with -ECANCELED, unless it completed first);
+  // false if the kernel did not take the request (withdrawn, as for Wait).
   bool Cancel(uint64_t id);
 
   // The completions posted since the last call, as (id, result); cancel requests' own are left out.
@@ -51,6 +52,7 @@ class FutexRing {
   size_t cqBytes_ = 0;
   io_uring_sqe* sqes_ = nullptr;
   size_t sqesBytes_ = 0;
+  unsigned* sqHead_ = nullptr;
   unsigned* sqTail_ = nullptr;
   unsigned sqMask_ = 0;
   unsigned* sqArray_ = nullptr;

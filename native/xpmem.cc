@@ -317,6 +317,8 @@ void Reaped(uv_poll_t* handle, int status, int events) {
   Run(env, done);
 }
 
+void Closed(uv_handle_t* handle);
+
 // Opens env's ring at its first async wait, unless XPMEM_ASYNC_WAITS=threads asks for the pool.
 void OpenRing(Env* env) {
   env->ringTried = true;
@@ -328,10 +330,20 @@ void OpenRing(Env* env) {
   env->ring = FutexRing::Open(&env->noRing);
   if (env->ring == nullptr) return;
   env->poll.data = env->async.data;
-  uv_poll_init(env->loop, &env->poll, env->ring->fd());
-  uv_poll_start(&env->poll, UV_READABLE, Reaped);
-  uv_unref(reinterpret_cast<uv_handle_t*>(&env->poll));
+  int rc = uv_poll_init(env->loop, &env->poll, env->ring->fd());
+  if (rc != 0) {
+    env->noRing = std::string("uv_poll_init: ") + uv_strerror(rc);
+    env->ring.reset();
+    return;
+  }
   env->handles++;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&env->poll));
+  rc = uv_poll_start(&env->poll, UV_READABLE, Reaped);
+  if (rc != 0) {
+    env->noRing = std::string("uv_poll_start: ") + uv_strerror(rc);
+    uv_close(reinterpret_cast<uv_handle_t*>(&env->poll), Closed);
+    env->ring.reset();
+  }
 }
 
 void Closed(uv_handle_t* handle) {
@@ -422,8 +434,9 @@ void WaitAsync(const FunctionCallbackInfo<Value>& args) {
   if (env->ring != nullptr) {
     env->inRing.emplace(id, std::move(r->store));
     if (env->ring->Wait(id, r->addr, r->expected)) return;
+    env->inRing.erase(id);  // withdrawn: it never completes
     std::lock_guard<std::mutex> lock(env->mu);
-    Queue(env.get(), id, kWoken);  // not queued in the kernel: a spurious wake-up, callers re-check
+    Queue(env.get(), id, kWoken);  // a spurious wake-up instead: callers re-check
     return;
   }
   r->env = env;

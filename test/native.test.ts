@@ -5,15 +5,18 @@
  * (test/fixtures/native-waits.ts): a wait ends woken, not equal or cancelled, exactly once;
  * more waits at once than the ring's queue holds all end; a wake from another process ends one.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { on, once } from 'node:events';
-import { closeSync, ftruncateSync, openSync, rmSync } from 'node:fs';
-import { release } from 'node:os';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { native } from '../src/sync/native.js';
 import { bounded } from './helpers.js';
 
 const FIXTURE = new URL('../build/test/fixtures/native-waits.js', import.meta.url);
+const REFUSED = new URL('../build/test/fixtures/refused-wait.js', import.meta.url);
 const FILE = `/dev/shm/xpmem-threads-test-waits-${process.pid}`;
 /** The word the parent wakes, in the fixture's mapping of FILE. */
 const CROSS = 1000;
@@ -63,6 +66,25 @@ describe.each([
     } finally {
       child.disconnect();
       await bounded(exited, 'the child to exit');
+    }
+  });
+});
+
+describe.runIf(ringKernel())('a submission the kernel refuses', () => {
+  it('is withdrawn: its wait wakes spuriously, and the next wait is queued and completes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xpmem-fail-enter-'));
+    try {
+      const shim = join(dir, 'fail-enter.so');
+      execFileSync('gcc', ['-shared', '-fPIC', '-o', shim, fileURLToPath(new URL('fixtures/fail-enter.c', import.meta.url)), '-ldl']);
+      const file = join(dir, 'words');
+      writeFileSync(file, Buffer.alloc(4096), { mode: 0o600 });
+      const { XPMEM_ASYNC_WAITS: _, ...rest } = process.env;
+      const child = fork(REFUSED, [file], { env: { ...rest, LD_PRELOAD: shim, FAIL_ENTER: '2' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const [report] = (await bounded(once(child, 'message'), 'the child to report')) as [unknown];
+      await bounded(once(child, 'exit'), 'the child to exit');
+      expect(report).toEqual({ waits: 'io_uring', refused: 0, later: 0 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
