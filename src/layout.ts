@@ -82,7 +82,7 @@ export const SP_REAPER = 15; // [atomic] space slot + 1 of the space reaping it 
 export const SP_CALLBACK = 16; // [atomic] the callback this space runs: (segment slot + 1) * 8 + CALLBACK_*, 0 = none (notifier/busy.ts)
 export const SP_CALLBACK_SINCE = 17; // [atomic] when it began: Date.now() in ms, low 32 bits
 export const SP_TRACED = 18; // [atomic] the trace session this space last recorded an event in (trace/session.ts)
-export const SP_SLEEPERS = 19; // [atomic] waits of this space on its doorbell, counted before each looks at the word to sleep (doorbell.ts)
+export const SP_SLEEPERS = 19; // [atomic] waits of this space on its doorbell, counted before each looks at the word to sleep (doorbell.ts); never reset: a wait of a slot's earlier thread may still count itself out
 export const SP_HELD = 20; // [atomic] MAX_DEPTH words: segment slot + 1 per held section, | HELD_*
 export const SP_FIXED = 20;
 

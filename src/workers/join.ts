@@ -15,7 +15,6 @@ import {
   SP_AGER,
   SP_EVENTS,
   SP_PARKED,
-  SP_SLEEPERS,
   SP_GEN,
   SP_HELD,
   SP_NOTIFIERS,
@@ -78,7 +77,7 @@ export function joinMm(handle: DomainHandle): { mm: Mm; space: Space } {
     return { slot: s, gen: tx.get(base + SP_GEN) };
   });
   const base = slotBase(layout.spaces, slot);
-  for (const f of [SP_EVENTS, SP_WAIT_ANY, SP_AGE, SP_AGED, SP_AGER, SP_PARKED, SP_SLEEPERS, SP_RECORD_WAIT, SP_REAPER]) Atomics.store(cb.words, base + f, 0);
+  for (const f of [SP_EVENTS, SP_WAIT_ANY, SP_AGE, SP_AGED, SP_AGER, SP_PARKED, SP_RECORD_WAIT, SP_REAPER]) Atomics.store(cb.words, base + f, 0);
   for (let d = 0; d < layout.caps.depth; d++) Atomics.store(cb.words, base + SP_HELD + d, 0);
   const mm = new Mm(cb, slot, gen);
   const entry = { mm, space: new Space(mm) };
