@@ -420,13 +420,16 @@ export class Domain {
     clearInterval(this.#watcher);
     if (this.#shared?.creator === false) return this.#leave();
     const { words, layout } = this.#cb;
+    if (Atomics.load(words, H_CLOSED) !== 0) return;
+    // While the domain is open: the other processes of a shared domain still hand their events
+    // over; and before pools terminate their workers with what they recorded.
+    await this.#traceFile?.();
     if (Atomics.exchange(words, H_CLOSED, 1) !== 0) return;
     if (this.#shared !== undefined) {
       unlinkName(this.#shared.path);
       removeHandOvers(this.#shared.path); // a process may hand a trace over after its stop() gave up
     }
     ringAll(words, layout);
-    await this.#traceFile?.(); // before pools terminate their workers with what they recorded
     await Promise.allSettled([...this.#onClose].map(async (end) => end()));
     await this.settled({ deadlineMs: 2 ** 31 - 1 }); // the reaps see the domain closed and end
     forget(this.#cb.id);

@@ -13,7 +13,7 @@
  */
 
 export const MAGIC = 0x58504d45; // 'XPME'
-/** 7: a space's doorbell sleepers (SP_SLEEPERS: a ring wakes only when one may sleep). 6: shared domains (the space words of its process and reaper), the trace and slowMs header words, and the space words of the callback a space runs and the trace it recorded in. */
+/** 7: a space's doorbell sleepers (SP_SLEEPERS: a ring wakes only when one may sleep), the trace's collecting process and stop deadline. 6: shared domains (the space words of its process and reaper), the trace and slowMs header words, and the space words of the callback a space runs and the trace it recorded in. */
 export const VERSION = 7;
 
 /** Bytes per arena unit: a cache line. One 32-bit word of units addresses 128 GiB. */
@@ -60,7 +60,9 @@ export const H_TRACE = H_STATS + STAT_WORDS; // [atomic] the session of the trac
 export const H_TRACE_EVENTS = H_TRACE + 1; // [atomic] the events each thread buffers for that trace, set with it
 export const H_SLOW_MS = H_TRACE_EVENTS + 1; // slowMs: how long an operation waits before xpmem:slow reports it, fixed at create
 export const H_FRESH_UNITS = H_SLOW_MS + 1; // [atomic] arena units from here on were never handed out: still zero (raised, under the mutex, before a block past it is written)
-export const HEADER_WORDS = H_FRESH_UNITS + 1;
+export const H_TRACE_COLLECTOR = H_FRESH_UNITS + 1; // [atomic] the pid of the process whose trace() made the last trace: its processes hand none over (trace/session.ts)
+export const H_TRACE_STOP_MS = H_TRACE_COLLECTOR + 1; // [atomic] the deadline its stop() gave, in ms: how long the other processes gather theirs
+export const HEADER_WORDS = H_TRACE_STOP_MS + 1;
 
 // ---- space table: one per joined thread (an mm_struct) ---------------------------------
 export const SP_STATE = 0; // [tx] FREE / LIVE / DEAD

@@ -5,7 +5,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { once } from 'node:events';
-import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Domain, type Segment } from '../src/index.js';
 import type { ReapMessage, SlowMessage } from '../src/diagnostics.js';
@@ -221,7 +221,7 @@ describe('shared domains: processes', () => {
         .map((e) => e.pid)
         .sort(),
     ).toEqual([process.pid, pid].sort());
-    expect(readdirSync('/dev/shm').filter((f) => f.includes('.trace-'))).toEqual([]);
+    expect(readdirSync('/dev/shm').filter((f) => f.includes('+trace-'))).toEqual([]);
     // This process's spaces no longer show as recording in it: its own watcher hands nothing over later.
     const words = new Int32Array(d.handle().control);
     expect(Atomics.load(words, slotBase(layoutFor(capacitiesOf(words)).spaces, spaceSlot(d, d.space.id)) + SP_TRACED)).toBe(0);
@@ -249,7 +249,50 @@ describe('shared domains: processes', () => {
     expect(traceEvents.filter((e) => e.pid === pid && e.name === 'invalidateStart')).toEqual([]);
     await child.kill();
     await finish(d);
-    expect(readdirSync('/dev/shm').filter((f) => f.includes('.trace-'))).toEqual([]);
+    expect(readdirSync('/dev/shm').filter((f) => f.includes('+trace-'))).toEqual([]);
+  });
+
+  it("XPMEM_TRACE in the creator: its close() writes a trace with the other processes' events, gathered before the domain ends", async () => {
+    const file = `/dev/shm/xpmem-test-trace-${process.pid}-${++count}.json`;
+    process.env.XPMEM_TRACE = file;
+    const name = fresh();
+    let d: Domain;
+    try {
+      d = await shared(name);
+    } finally {
+      delete process.env.XPMEM_TRACE;
+    }
+    try {
+      const seg = d.space.make(4096);
+      const child = await Child.start(name);
+      const att = await child.call<number>('attach', { segId: seg.id, mode: 'ro' });
+      const [starts, ends] = [gates.take(), gates.take()];
+      await child.call('notifier', { att, starts, ends });
+      await seg.migrate();
+      await gates.until(ends);
+      await d.settled();
+      await noneInFlight(d);
+      await d.close();
+      const { traceEvents } = JSON.parse(readFileSync(file, 'utf8')) as { traceEvents: { name: string; pid: number; ph: string }[] };
+      const pid = child.process.pid!;
+      expect(traceEvents.filter((e) => e.pid === pid && e.name === 'invalidateStart' && e.ph !== 'M').length).toBeGreaterThan(0);
+      expect(traceEvents.filter((e) => e.name === 'events not gathered')).toEqual([]);
+      await child.kill();
+    } finally {
+      rmSync(file, { force: true });
+    }
+  });
+
+  it("a closing creator removes the trace hand-over files of its domain only, not another domain's whose name extends its own", async () => {
+    const name = fresh();
+    const d = await shared(name);
+    const other = await shared(`${name}.trace-1-2`);
+    const base = `/dev/shm/xpmem-threads.${name}`;
+    writeFileSync(`${base}+trace-7-8`, '{}');
+    writeFileSync(`${base}+trace-7-8.claim`, '');
+    await d.close();
+    expect(readdirSync('/dev/shm').filter((f) => f.startsWith(`xpmem-threads.${name}`))).toEqual([`xpmem-threads.${name}.trace-1-2`]);
+    await other.close();
   });
 
   it('a migrate loop under writers in two processes loses no increment', async () => {

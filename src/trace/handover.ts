@@ -1,12 +1,13 @@
 /**
  * How the processes of a shared domain hand a trace's events to the process that stops it: each
  * gathers its own threads (the trace's BroadcastChannel reaches no other process) and writes
- * them to a file beside the domain's, `<domain file>.trace-<session>-<pid>` (mode 0600, written
+ * them to a file beside the domain's, `<domain file>+trace-<session>-<pid>` (mode 0600, written
  * whole then renamed into place, so a reader never sees half of one); the stopping process
- * reads each and removes it. The creator's close() removes any a late process left. Runs in the
- * calling thread; never sleeps.
+ * reads each and removes it. One Domain of a process hands over: the first to create the
+ * claim (`<that file>.claim`). The creator's close() removes any a late process left. Runs in
+ * the calling thread; never sleeps.
  */
-import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Flush } from './recorder.js';
 
@@ -29,23 +30,25 @@ export interface HandOver {
 
 /** The file process `pid` hands trace `session` of the domain in `domainFile` over in. */
 export function handOverFile(domainFile: string, session: number, pid: number): string {
-  return `${domainFile}.trace-${session}-${pid}`;
+  return `${domainFile}+trace-${session}-${pid}`; // '+' is in no domain's name: no domain's file looks like one
 }
 
-/**
- * Writes `handOver` to `file`, unless another thread of this process writes it already (its
- * staging file exists): false then.
- */
-export function writeHandOver(file: string, handOver: HandOver): boolean {
-  const staging = `${file}.new`;
+/** Claims the hand-over in `file` for the calling Domain: false when another Domain of this process claimed it. */
+export function claimHandOver(file: string): boolean {
   try {
-    writeFileSync(staging, JSON.stringify(handOver), { mode: 0o600, flag: 'wx' });
+    closeSync(openSync(`${file}.claim`, 'wx', 0o600));
+    return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw error;
   }
+}
+
+/** Writes `handOver` to `file`, whole (staged, then renamed). */
+export function writeHandOver(file: string, handOver: HandOver): void {
+  const staging = `${file}.new`;
+  writeFileSync(staging, JSON.stringify(handOver), { mode: 0o600 });
   renameSync(staging, file);
-  return true;
 }
 
 /** The hand-over in `file`, removed as it is read; undefined while there is none. */
@@ -58,12 +61,13 @@ export function takeHandOver(file: string): HandOver | undefined {
     throw error;
   }
   rmSync(file, { force: true });
-  rmSync(`${file}.new`, { force: true });
+  rmSync(`${file}.claim`, { force: true });
   return JSON.parse(text) as HandOver;
 }
 
-/** Removes every hand-over file of the domain in `domainFile` (of any trace). */
+/** Removes every hand-over file of the domain in `domainFile` (of any trace), and only those. */
 export function removeHandOvers(domainFile: string): void {
-  const prefix = `${basename(domainFile)}.trace-`;
-  for (const f of readdirSync(dirname(domainFile))) if (f.startsWith(prefix)) rmSync(join(dirname(domainFile), f), { force: true });
+  const prefix = `${basename(domainFile)}+trace-`;
+  const ours = (f: string): boolean => f.startsWith(prefix) && /^\d+-\d+(\.new|\.claim)?$/.test(f.slice(prefix.length));
+  for (const f of readdirSync(dirname(domainFile))) if (ours(f)) rmSync(join(dirname(domainFile), f), { force: true });
 }

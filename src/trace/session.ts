@@ -18,8 +18,8 @@
 import { BroadcastChannel, isMainThread, threadId } from 'node:worker_threads';
 import { checkIndex, checkOptions, xpmemError } from '../errors.js';
 import { checkKeys } from '../options.js';
-import { H_CLOSED, H_TRACE, H_TRACE_EVENTS, SP_PID, SP_STATE, SP_THREAD, SP_TRACED, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../layout.js';
-import { handOverFile, takeHandOver, writeHandOver, type HandOver, type Silent } from './handover.js';
+import { H_CLOSED, H_TRACE, H_TRACE_COLLECTOR, H_TRACE_EVENTS, H_TRACE_STOP_MS, SP_PID, SP_STATE, SP_THREAD, SP_TRACED, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../layout.js';
+import { claimHandOver, handOverFile, takeHandOver, writeHandOver, type HandOver, type Silent } from './handover.js';
 import { nowUs } from './clock.js';
 import type { TraceEvent } from './buffer.js';
 import { channelName, type Flush } from './recorder.js';
@@ -72,13 +72,11 @@ export function startTrace(domain: TracedDomain, maxEvents: number): Tracing {
     throw xpmemError('ERR_XPMEM_BUSY', 'a trace of this domain is already recording (domain.trace(), or XPMEM_TRACE); stop it first');
   }
   Atomics.store(domain.words, H_TRACE_EVENTS, maxEvents);
+  Atomics.store(domain.words, H_TRACE_COLLECTOR, process.pid);
   const tracing = new Tracing(domain, session); // its channel listens before any thread records
   Atomics.store(domain.words, H_TRACE, session);
   return tracing;
 }
-
-/** Sessions this thread collects now (its own trace()s): its watcher hands none of them over. */
-const collecting = new Set<number>();
 
 /**
  * The events of this process's threads in trace `session`, as they answer its channel (opened
@@ -165,31 +163,43 @@ class Collector {
 /**
  * The shared domain's watcher's part (every 50 ms, in each process's Domain thread): for each
  * trace another process stopped in which this process's spaces recorded, gathers their events
- * and hands them over (handover.ts), once per trace (`handed`). Never blocks.
+ * and hands them over (handover.ts), once per trace (`handed`; and once per process: the first
+ * Domain of the process to claim it). The process that made the trace hands nothing over: it
+ * gathers its own threads itself. Never blocks.
  */
 export function handOverEnded(domain: TracedDomain, handed: Set<number>): void {
   const { words, layout } = domain;
+  if (Atomics.load(words, H_TRACE_COLLECTOR) === process.pid) return;
   const current = Atomics.load(words, H_TRACE);
   for (let s = 0, top = spaceTop(words); s < top; s++) {
     const base = slotBase(layout.spaces, s);
     const session = Atomics.load(words, base + SP_TRACED);
-    if (session <= 0 || session === current || handed.has(session) || collecting.has(session)) continue;
+    if (session <= 0 || session === current || handed.has(session)) continue;
     if (Atomics.load(words, base + SP_STATE) !== SPACE_LIVE || Math.abs(Atomics.load(words, base + SP_PID)) !== process.pid) continue;
     handed.add(session);
     void handOver(domain, session);
   }
 }
 
-/** Gathers this process's events of trace `session` and writes them for the process that stops it. */
+/**
+ * Gathers this process's events of trace `session`, within the deadline the stopping process
+ * gave, and writes them for it. A failure (the file cannot be written) is a warning: the
+ * stopping process names this one as not answering.
+ */
 async function handOver(domain: TracedDomain, session: number): Promise<void> {
+  const { file } = domain;
+  if (file === undefined || !claimHandOver(handOverFile(file, session, process.pid))) return;
+  const deadlineMs = Atomics.load(domain.words, H_TRACE_STOP_MS);
   const collector = new Collector(domain, session);
   try {
-    await collector.gather(performance.now() + STOP_MS, () => collector.missing().length === 0);
-    if (Atomics.load(domain.words, H_CLOSED) !== 0 || domain.file === undefined) return;
+    await collector.gather(performance.now() + deadlineMs, () => collector.missing().length === 0);
+    if (Atomics.load(domain.words, H_CLOSED) !== 0) return;
     const flushes = [...collector.flushes.values()].map((f) => ({ ...f, name: f.name ?? domain.nameOf(f.tid) }));
-    const silent = collector.missing().map((m) => ({ ...m, deadlineMs: STOP_MS }));
+    const silent = collector.missing().map((m) => ({ ...m, deadlineMs }));
     const name = isMainThread ? 'main' : (domain.nameOf(threadId) ?? `worker ${threadId}`);
-    writeHandOver(handOverFile(domain.file, session, process.pid), { pid: process.pid, tid: threadId, name, flushes, silent });
+    writeHandOver(handOverFile(file, session, process.pid), { pid: process.pid, tid: threadId, name, flushes, silent });
+  } catch (error) {
+    process.emitWarning(`xpmem-threads: could not hand trace events over: ${(error as Error).message}`, 'XpmemTraceWarning');
   } finally {
     collector.close();
   }
@@ -206,7 +216,6 @@ export class Tracing {
     this.#domain = domain;
     this.#session = session;
     this.#collector = new Collector(domain, session);
-    collecting.add(session);
   }
 
   /**
@@ -234,7 +243,6 @@ export class Tracing {
     if (own !== undefined) this.#collector.add(own);
     const missing = this.#collector.missing();
     this.#collector.close(true);
-    collecting.delete(this.#session);
     const why = 'the trace was taken as the process exited, without waiting for other processes';
     return this.#assemble(
       missing,
@@ -244,6 +252,7 @@ export class Tracing {
   }
 
   async #gather(deadlineMs: number): Promise<Trace> {
+    Atomics.store(this.#domain.words, H_TRACE_STOP_MS, deadlineMs); // before the end the others see
     this.#end();
     const { file } = this.#domain;
     const handed = new Map<number, HandOver>();
@@ -260,7 +269,6 @@ export class Tracing {
     await this.#collector.gather(performance.now() + deadlineMs, done);
     const missing = this.#collector.missing();
     this.#collector.close(true);
-    collecting.delete(this.#session);
     return this.#assemble(
       missing.map((m) => ({ ...m, deadlineMs })),
       handed,
