@@ -139,8 +139,9 @@ export async function waitAsync(word: Int32Array, index: number, expected: numbe
 
 /**
  * waitAsync() of a word shared with other processes: the addon queues the futex wait in the
- * kernel (io_uring, polled by this thread's event loop; else a waiter thread). The deadline is a timer of this thread's loop, as for Atomics.waitAsync (it keeps the
- * loop alive while the wait is bounded); it and the signal cancel the native wait.
+ * kernel (io_uring, polled by this thread's event loop; else a waiter thread). The deadline is
+ * a timer of this thread's loop, as for Atomics.waitAsync (it keeps the loop alive while the
+ * wait is bounded); it and the signal cancel the native wait.
  */
 function waitNative(addon: Native, word: Int32Array, index: number, expected: number, ms: number, signal: AbortSignal | undefined): Promise<WakeReason> {
   return new Promise((resolve) => {
