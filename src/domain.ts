@@ -11,7 +11,7 @@ import { checkFunction, checkIndex, checkOptions, invalidArgType, invalidArgValu
 import { checkKeys } from './options.js';
 import { ControlBlock, type DomainHandle } from './control/control.js';
 import { H_ARENA_UNITS, H_CLOSED, H_TRACE, SP_PID, SP_STATE, SP_THREAD, SPACE_LIVE, UNIT, slotBase, type Capacities, type Layout } from './layout.js';
-import { handOverEnded, startTrace, type TracedDomain, type TraceOptions, type Tracing } from './trace/session.js';
+import { handOverEnded, handOverLeaving, startTrace, type TracedDomain, type TraceOptions, type Tracing } from './trace/session.js';
 import { removeHandOvers } from './trace/handover.js';
 import { traceToFile } from './trace/file.js';
 import { ringAll } from './sync/doorbell.js';
@@ -443,6 +443,7 @@ export class Domain {
     await Promise.allSettled([...this.#onClose].map(async (end) => end()));
     await this.settled({ deadlineMs: 2 ** 31 - 1 });
     const { words, layout } = this.#cb;
+    if (Atomics.load(words, H_CLOSED) === 0) await handOverLeaving(this.#traced); // its spaces will be gone when the trace stops
     if (Atomics.load(words, H_CLOSED) === 0) {
       const threads = new Set([threadId, ...this.#watched]);
       this.#cb.transact(this.#mm.slot, (tx) => markLeft(tx, layout, process.pid, threads));

@@ -230,6 +230,24 @@ describe('shared domains: processes', () => {
     await finish(d);
   });
 
+  it('a process that leaves while a trace records hands its events over as it goes', async () => {
+    const { d, seg, child, att } = await attached('ro');
+    const [starts, ends] = [gates.take(), gates.take()];
+    await child.call('notifier', { att, starts, ends });
+    const tracing = d.trace();
+    await seg.migrate();
+    await gates.until(ends);
+    await child.call('close');
+    await d.settled(); // its space is reaped: it no longer shows as recording
+    const { traceEvents } = await tracing.stop({ deadlineMs: 10_000 });
+    const pid = child.process.pid!;
+    expect(traceEvents.filter((e) => e.pid === pid && e.name === 'invalidateStart' && e.ph !== 'M').length).toBeGreaterThan(0);
+    expect(traceEvents.filter((e) => e.name === 'events not gathered' || e.name === 'events lost')).toEqual([]);
+    expect(readdirSync('/dev/shm').filter((f) => f.includes('+trace-'))).toEqual([]);
+    await child.kill();
+    await finish(d);
+  });
+
   it('a process whose event loop is blocked when a trace stops is named in it, not waited for past the deadline', async () => {
     const { d, seg, child, att } = await attached('ro');
     const [starts, ends, flag, gate] = [gates.take(), gates.take(), gates.take(), gates.take()];

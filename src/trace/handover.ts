@@ -65,6 +65,14 @@ export function takeHandOver(file: string): HandOver | undefined {
   return JSON.parse(text) as HandOver;
 }
 
+/** The pids whose hand-over of trace `session` of the domain in `domainFile` is written. */
+export function handedOver(domainFile: string, session: number): number[] {
+  const prefix = `${basename(domainFile)}+trace-${session}-`;
+  return readdirSync(dirname(domainFile))
+    .filter((f) => f.startsWith(prefix) && /^\d+$/.test(f.slice(prefix.length)))
+    .map((f) => Number(f.slice(prefix.length)));
+}
+
 /** Removes every hand-over file of the domain in `domainFile` (of any trace), and only those. */
 export function removeHandOvers(domainFile: string): void {
   const prefix = `${basename(domainFile)}+trace-`;

@@ -19,7 +19,7 @@ import { BroadcastChannel, isMainThread, threadId } from 'node:worker_threads';
 import { checkIndex, checkOptions, xpmemError } from '../errors.js';
 import { checkKeys } from '../options.js';
 import { H_CLOSED, H_TRACE, H_TRACE_COLLECTOR, H_TRACE_EVENTS, H_TRACE_STOP_MS, SP_PID, SP_STATE, SP_THREAD, SP_TRACED, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../layout.js';
-import { claimHandOver, handOverFile, takeHandOver, writeHandOver, type HandOver, type Silent } from './handover.js';
+import { claimHandOver, handedOver, handOverFile, takeHandOver, writeHandOver, type HandOver, type Silent } from './handover.js';
 import { nowUs } from './clock.js';
 import type { TraceEvent } from './buffer.js';
 import { channelName, type Flush } from './recorder.js';
@@ -177,19 +177,33 @@ export function handOverEnded(domain: TracedDomain, handed: Set<number>): void {
     if (session <= 0 || session === current || handed.has(session)) continue;
     if (Atomics.load(words, base + SP_STATE) !== SPACE_LIVE || Math.abs(Atomics.load(words, base + SP_PID)) !== process.pid) continue;
     handed.add(session);
-    void handOver(domain, session);
+    void handOver(domain, session, Atomics.load(words, H_TRACE_STOP_MS));
   }
 }
 
 /**
- * Gathers this process's events of trace `session`, within the deadline the stopping process
- * gave, and writes them for it. A failure (the file cannot be written) is a warning: the
- * stopping process names this one as not answering.
+ * A process leaving its shared domain (an opener's close()) while a trace another process made
+ * records: gathers this process's events so far and hands them over now, since its spaces will
+ * be gone when the trace stops. Waits without blocking the event loop, at most STOP_MS.
  */
-async function handOver(domain: TracedDomain, session: number): Promise<void> {
+export async function handOverLeaving(domain: TracedDomain): Promise<void> {
+  const { words, layout } = domain;
+  const session = Atomics.load(words, H_TRACE);
+  if (session <= 0 || Atomics.load(words, H_TRACE_COLLECTOR) === process.pid) return;
+  for (let s = 0, top = spaceTop(words); s < top; s++) {
+    const base = slotBase(layout.spaces, s);
+    if (Atomics.load(words, base + SP_TRACED) === session && Math.abs(Atomics.load(words, base + SP_PID)) === process.pid) return handOver(domain, session, STOP_MS);
+  }
+}
+
+/**
+ * Gathers this process's events of trace `session` within `deadlineMs`, and writes them for the
+ * process that stops it. A failure (the file cannot be written) is a warning: the stopping
+ * process names this one as not answering.
+ */
+async function handOver(domain: TracedDomain, session: number, deadlineMs: number): Promise<void> {
   const { file } = domain;
   if (file === undefined || !claimHandOver(handOverFile(file, session, process.pid))) return;
-  const deadlineMs = Atomics.load(domain.words, H_TRACE_STOP_MS);
   const collector = new Collector(domain, session);
   try {
     await collector.gather(performance.now() + deadlineMs, () => collector.missing().length === 0);
@@ -258,9 +272,10 @@ export class Tracing {
     const handed = new Map<number, HandOver>();
     const pending = (): number[] => [...this.#elsewhere()].filter((pid) => !handed.has(pid));
     const done = (): boolean => {
+      // Every hand-over written: also those of processes that left while the trace recorded.
       if (file !== undefined) {
-        for (const pid of pending()) {
-          const handOver = takeHandOver(handOverFile(file, this.#session, pid));
+        for (const pid of handedOver(file, this.#session)) {
+          const handOver = handed.has(pid) ? undefined : takeHandOver(handOverFile(file, this.#session, pid));
           if (handOver !== undefined) handed.set(pid, handOver);
         }
       }
