@@ -7,7 +7,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { once } from 'node:events';
 import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Domain, type Segment } from '../src/index.js';
+import { Domain, type Segment, type Tracing } from '../src/index.js';
 import type { ReapMessage, SlowMessage } from '../src/diagnostics.js';
 import { agents, bounded, expectCode, Gates, noneInFlight, spaceSlot, until } from './helpers.js';
 import { SP_REAPER, SP_TRACED, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
@@ -121,6 +121,26 @@ function peek(d: Domain, segId: number, index: number): number | undefined {
 }
 
 /** Closes `d` once nothing is in flight and its invariants hold. */
+/**
+ * attached('ro') with a range notifier in the child, then (after `prepare`, if given) a trace of
+ * this domain that recorded one migrate of the segment, the child's callbacks ended.
+ */
+async function tracedMigrate(prepare?: (child: Child) => Promise<void>): Promise<{ d: Domain; child: Child; tracing: Tracing }> {
+  const { d, seg, child, att } = await attached('ro');
+  const [starts, ends] = [gates.take(), gates.take()];
+  await child.call('notifier', { att, starts, ends });
+  await prepare?.(child);
+  const tracing = d.trace();
+  await seg.migrate();
+  await gates.until(ends);
+  return { d, child, tracing };
+}
+
+/** How many events named `name` (not metadata) process `pid` recorded in `events`. */
+function recorded(events: readonly { name: string; pid: number; ph: string }[], pid: number, name: string): number {
+  return events.filter((e) => e.pid === pid && e.name === name && e.ph !== 'M').length;
+}
+
 async function finish(d: Domain): Promise<void> {
   await d.settled();
   await noneInFlight(d);
@@ -198,19 +218,16 @@ describe('shared domains: processes', () => {
   });
 
   it('a trace records in every process; stop() gathers them all: each other process hands its events over', async () => {
-    const { d, seg, child, att } = await attached('ro');
-    const [starts, ends] = [gates.take(), gates.take()];
-    await child.call('notifier', { att, starts, ends });
-    const worker = await child.call<number>('spawn'); // a worker of the child, in the trace too
-    const tracing = d.trace();
-    await seg.migrate();
-    await gates.until(ends);
+    let worker = 0;
+    const { d, child, tracing } = await tracedMigrate(async (c) => {
+      worker = await c.call<number>('spawn'); // a worker of the child, in the trace too
+    });
     await child.call('workerMigrates'); // the child's worker records an operation of its own
     const { traceEvents } = await tracing.stop({ deadlineMs: 10_000 });
     const pid = child.process.pid!;
     expect(traceEvents.find((e) => e.name === 'migrate' && e.ph === 'X')?.pid).toBe(process.pid);
-    expect(traceEvents.filter((e) => e.pid === pid && e.name === 'invalidateStart' && e.ph !== 'M').length).toBeGreaterThan(0);
-    expect(traceEvents.filter((e) => e.pid === pid && e.name === 'invalidateEnd' && e.ph !== 'M').length).toBeGreaterThan(0);
+    expect(recorded(traceEvents, pid, 'invalidateStart')).toBeGreaterThan(0);
+    expect(recorded(traceEvents, pid, 'invalidateEnd')).toBeGreaterThan(0);
     const threads = traceEvents.filter((e) => e.name === 'thread_name' && e.pid === pid);
     expect(threads.map((e) => e.args?.name).sort()).toEqual(['idle-worker', 'main']);
     expect(traceEvents.filter((e) => e.pid === pid && e.name === 'migrate' && e.ph === 'X').map((e) => e.tid)).toEqual([threads.find((e) => e.args?.name === 'idle-worker')!.tid]);
@@ -231,17 +248,12 @@ describe('shared domains: processes', () => {
   });
 
   it('a process that leaves while a trace records hands its events over as it goes', async () => {
-    const { d, seg, child, att } = await attached('ro');
-    const [starts, ends] = [gates.take(), gates.take()];
-    await child.call('notifier', { att, starts, ends });
-    const tracing = d.trace();
-    await seg.migrate();
-    await gates.until(ends);
+    const { d, child, tracing } = await tracedMigrate();
     await child.call('close');
     await d.settled(); // its space is reaped: it no longer shows as recording
     const { traceEvents } = await tracing.stop({ deadlineMs: 10_000 });
     const pid = child.process.pid!;
-    expect(traceEvents.filter((e) => e.pid === pid && e.name === 'invalidateStart' && e.ph !== 'M').length).toBeGreaterThan(0);
+    expect(recorded(traceEvents, pid, 'invalidateStart')).toBeGreaterThan(0);
     expect(traceEvents.filter((e) => e.name === 'events not gathered' || e.name === 'events lost')).toEqual([]);
     expect(readdirSync('/dev/shm').filter((f) => f.includes('+trace-'))).toEqual([]);
     await child.kill();
@@ -249,12 +261,8 @@ describe('shared domains: processes', () => {
   });
 
   it('a process whose event loop is blocked when a trace stops is named in it, not waited for past the deadline', async () => {
-    const { d, seg, child, att } = await attached('ro');
-    const [starts, ends, flag, gate] = [gates.take(), gates.take(), gates.take(), gates.take()];
-    await child.call('notifier', { att, starts, ends });
-    const tracing = d.trace();
-    await seg.migrate();
-    await gates.until(ends);
+    const { d, child, tracing } = await tracedMigrate();
+    const [flag, gate] = [gates.take(), gates.take()];
     const blocked = child.call('block', { flag, gate });
     await gates.until(flag);
     const { traceEvents } = await tracing.stop({ deadlineMs: 300 });
@@ -293,7 +301,7 @@ describe('shared domains: processes', () => {
       await d.close();
       const { traceEvents } = JSON.parse(readFileSync(file, 'utf8')) as { traceEvents: { name: string; pid: number; ph: string }[] };
       const pid = child.process.pid!;
-      expect(traceEvents.filter((e) => e.pid === pid && e.name === 'invalidateStart' && e.ph !== 'M').length).toBeGreaterThan(0);
+      expect(recorded(traceEvents, pid, 'invalidateStart')).toBeGreaterThan(0);
       expect(traceEvents.filter((e) => e.name === 'events not gathered')).toEqual([]);
       await child.kill();
     } finally {

@@ -78,6 +78,29 @@ export function startTrace(domain: TracedDomain, maxEvents: number): Tracing {
   return tracing;
 }
 
+/** A space slot as traces read it: its first word, process (a left one's too), trace session (SP_TRACED), and whether it is live. */
+interface TracedSpace {
+  readonly slot: number;
+  readonly base: number;
+  readonly pid: number;
+  readonly session: number;
+  readonly live: boolean;
+}
+
+/** Every space slot of `domain` joined so far. Any thread; never blocks. */
+function* spacesOf({ words, layout }: TracedDomain): Generator<TracedSpace> {
+  for (let slot = 0, top = spaceTop(words); slot < top; slot++) {
+    const base = slotBase(layout.spaces, slot);
+    yield {
+      slot,
+      base,
+      pid: Math.abs(Atomics.load(words, base + SP_PID)),
+      session: Atomics.load(words, base + SP_TRACED),
+      live: Atomics.load(words, base + SP_STATE) === SPACE_LIVE,
+    };
+  }
+}
+
 /**
  * The events of this process's threads in trace `session`, as they answer its channel (opened
  * at construction: a worker that exits while the trace records sends on its way out). Runs in
@@ -133,14 +156,11 @@ class Collector {
 
   /** Live spaces of this process marked as recording in this trace that have not sent their events. */
   missing(): Silent[] {
-    const { words, layout } = this.#domain;
     const missing: Silent[] = [];
-    for (let s = 0, top = spaceTop(words); s < top; s++) {
-      const base = slotBase(layout.spaces, s);
-      if (Atomics.load(words, base + SP_STATE) !== SPACE_LIVE || Atomics.load(words, base + SP_TRACED) !== this.#session) continue;
-      if (Math.abs(Atomics.load(words, base + SP_PID)) !== process.pid) continue;
-      const threadId = Atomics.load(words, base + SP_THREAD);
-      if (!this.flushes.has(`${s}:${threadId}`)) missing.push({ slot: s, threadId });
+    for (const { slot, base, live, pid, session } of spacesOf(this.#domain)) {
+      if (!live || session !== this.#session || pid !== process.pid) continue;
+      const threadId = Atomics.load(this.#domain.words, base + SP_THREAD);
+      if (!this.flushes.has(`${slot}:${threadId}`)) missing.push({ slot, threadId });
     }
     return missing;
   }
@@ -152,11 +172,7 @@ class Collector {
   close(forget = false): void {
     this.#channel.close();
     if (!forget) return;
-    const { words, layout } = this.#domain;
-    for (let s = 0, top = spaceTop(words); s < top; s++) {
-      const base = slotBase(layout.spaces, s);
-      if (Math.abs(Atomics.load(words, base + SP_PID)) === process.pid) Atomics.compareExchange(words, base + SP_TRACED, this.#session, 0);
-    }
+    for (const { base, pid } of spacesOf(this.#domain)) if (pid === process.pid) Atomics.compareExchange(this.#domain.words, base + SP_TRACED, this.#session, 0);
   }
 }
 
@@ -168,14 +184,11 @@ class Collector {
  * gathers its own threads itself. Never blocks.
  */
 export function handOverEnded(domain: TracedDomain, handed: Set<number>): void {
-  const { words, layout } = domain;
+  const { words } = domain;
   if (Atomics.load(words, H_TRACE_COLLECTOR) === process.pid) return;
   const current = Atomics.load(words, H_TRACE);
-  for (let s = 0, top = spaceTop(words); s < top; s++) {
-    const base = slotBase(layout.spaces, s);
-    const session = Atomics.load(words, base + SP_TRACED);
-    if (session <= 0 || session === current || handed.has(session)) continue;
-    if (Atomics.load(words, base + SP_STATE) !== SPACE_LIVE || Math.abs(Atomics.load(words, base + SP_PID)) !== process.pid) continue;
+  for (const { live, pid, session } of spacesOf(domain)) {
+    if (session <= 0 || session === current || handed.has(session) || !live || pid !== process.pid) continue;
     handed.add(session);
     void handOver(domain, session, Atomics.load(words, H_TRACE_STOP_MS));
   }
@@ -187,13 +200,9 @@ export function handOverEnded(domain: TracedDomain, handed: Set<number>): void {
  * be gone when the trace stops. Waits without blocking the event loop, at most STOP_MS.
  */
 export async function handOverLeaving(domain: TracedDomain): Promise<void> {
-  const { words, layout } = domain;
-  const session = Atomics.load(words, H_TRACE);
-  if (session <= 0 || Atomics.load(words, H_TRACE_COLLECTOR) === process.pid) return;
-  for (let s = 0, top = spaceTop(words); s < top; s++) {
-    const base = slotBase(layout.spaces, s);
-    if (Atomics.load(words, base + SP_TRACED) === session && Math.abs(Atomics.load(words, base + SP_PID)) === process.pid) return handOver(domain, session, STOP_MS);
-  }
+  const session = Atomics.load(domain.words, H_TRACE);
+  if (session <= 0 || Atomics.load(domain.words, H_TRACE_COLLECTOR) === process.pid) return;
+  for (const s of spacesOf(domain)) if (s.session === session && s.pid === process.pid) return handOver(domain, session, STOP_MS);
 }
 
 /**
@@ -298,13 +307,8 @@ export class Tracing {
 
   /** Other processes with live spaces that recorded in this trace. */
   #elsewhere(): Set<number> {
-    const { words, layout } = this.#domain;
     const pids = new Set<number>();
-    for (let s = 0, top = spaceTop(words); s < top; s++) {
-      const base = slotBase(layout.spaces, s);
-      const pid = Math.abs(Atomics.load(words, base + SP_PID));
-      if (Atomics.load(words, base + SP_STATE) === SPACE_LIVE && Atomics.load(words, base + SP_TRACED) === this.#session && pid !== process.pid) pids.add(pid);
-    }
+    for (const { live, pid, session } of spacesOf(this.#domain)) if (live && session === this.#session && pid !== process.pid) pids.add(pid);
     return pids;
   }
 
