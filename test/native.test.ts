@@ -90,3 +90,26 @@ describe.runIf(ringKernel())('a submission the kernel refuses', () => {
     }
   });
 });
+
+/** What loading the addon in a fresh process reports: whether node-gyp-build was required, and how its waits sleep. */
+function loadIn(env: NodeJS.ProcessEnv): { viaNodeGypBuild: boolean; waits: string } {
+  const code = `
+    import { createRequire } from 'node:module';
+    import { native } from ${JSON.stringify(new URL('../build/src/sync/native.js', import.meta.url).href)};
+    const waits = native().waits();
+    const viaNodeGypBuild = Object.keys(createRequire(import.meta.url).cache).some((f) => f.includes('node-gyp-build'));
+    console.log(JSON.stringify({ viaNodeGypBuild, waits }));`;
+  return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', code], { env, encoding: 'utf8' })) as { viaNodeGypBuild: boolean; waits: string };
+}
+
+describe('loading the addon', () => {
+  const { XPMEM_THREADS_PREBUILD: _, ...env } = process.env;
+
+  it("takes the package's build (or this line's prebuild) directly, without node-gyp-build's search", () => {
+    expect(loadIn(env)).toEqual({ viaNodeGypBuild: false, waits: expect.any(String) });
+  });
+
+  it('hands XPMEM_THREADS_PREBUILD to node-gyp-build, which finds the build there', () => {
+    expect(loadIn({ ...env, XPMEM_THREADS_PREBUILD: fileURLToPath(new URL('..', import.meta.url)) })).toEqual({ viaNodeGypBuild: true, waits: expect.any(String) });
+  });
+});

@@ -14,7 +14,7 @@
  * dies. Runs in the calling thread; the functions that lock may block briefly on another
  * process's takeover.
  */
-import { closeSync, fstatSync, ftruncateSync, linkSync, openSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, linkSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { invalidArgType, invalidArgValue, xpmemError } from '../errors.js';
 import { H_MAGIC, H_VERSION, MAGIC, VERSION, capacitiesOf, layoutFor } from '../layout.js';
 import { native } from '../sync/native.js';
@@ -119,17 +119,20 @@ export function publish(staging: string, path: string): boolean {
   }
 }
 
-/** Reads and checks the descriptor of the open file `fd` (named `name`): ERR_XPMEM_INCOMPATIBLE if it is not a domain this version can read. */
+/**
+ * Reads and checks the descriptor of the open file `fd` (named `name`), through the addon (a
+ * mapping of page 0): ERR_XPMEM_INCOMPATIBLE if it is not a domain this version can read.
+ */
 function describe(fd: number, name: string): Descriptor {
-  const st = fstatSync(fd);
-  if ((st.mode & 0o777) !== 0o600 || (typeof process.getuid === 'function' && st.uid !== process.getuid()))
+  const addon = native();
+  const [mode, uid, size] = addon.fileStat(fd);
+  if ((mode & 0o777) !== 0o600 || (typeof process.getuid === 'function' && uid !== process.getuid()))
     throw xpmemError(
       'ERR_XPMEM_PERMISSION',
-      `shared domain '${name}' is not private to this user (mode ${(st.mode & 0o777).toString(8)}, owner ${st.uid}): it was not made by xpmem-threads; remove ${SHM_DIR}/xpmem-threads.${name}`,
+      `shared domain '${name}' is not private to this user (mode ${(mode & 0o777).toString(8)}, owner ${uid}): it was not made by xpmem-threads; remove ${SHM_DIR}/xpmem-threads.${name}`,
     );
-  const head = Buffer.alloc(PAGE);
-  const got = st.size >= PAGE ? readSync(fd, head, 0, PAGE, 0) : 0;
-  if (got < PAGE || head.readUInt32LE(D_MAGIC * 4) !== DESCRIPTOR_MAGIC)
+  const head = size >= PAGE ? Buffer.from(addon.map(fd, 0, PAGE)) : undefined; // a mapping past the end would fault
+  if (head === undefined || head.readUInt32LE(D_MAGIC * 4) !== DESCRIPTOR_MAGIC)
     throw xpmemError('ERR_XPMEM_INCOMPATIBLE', `'${name}' is not a shared domain of xpmem-threads (no descriptor): remove ${SHM_DIR}/xpmem-threads.${name} if nothing uses it`);
   const word = (w: number): number => head.readUInt32LE(w * 4);
   const version = word(D_VERSION);
@@ -137,7 +140,7 @@ function describe(fd: number, name: string): Descriptor {
   const arenaBytes = word(D_ARENA_UNITS_LOW) * 64;
   const swapDir = head.toString('utf8', SWAPDIR_AT, SWAPDIR_AT + Math.min(word(D_SWAPDIR_BYTES), PAGE - SWAPDIR_AT));
   const descriptor = { version, controlBytes, arenaBytes, creator: { pid: word(D_CREATOR_PID), start: word(D_CREATOR_START) }, deadlineMs: word(D_DEADLINE_MS), swapDir };
-  if (version === VERSION && st.size < PAGE + controlBytes + arenaBytes)
+  if (version === VERSION && size < PAGE + controlBytes + arenaBytes)
     throw xpmemError('ERR_XPMEM_INCOMPATIBLE', `shared domain '${name}' is truncated: remove ${SHM_DIR}/xpmem-threads.${name} if nothing uses it`);
   return descriptor;
 }

@@ -1,11 +1,18 @@
 /**
  * The native addon (native/xpmem.cc) that shared domains stand on: SharedArrayBuffers over a
  * mapping of a shared memory file, and futex waits and wakes that reach other processes. Loaded
- * on first use through node-gyp-build (a prebuild for this Node line, else a local build); a
- * process that cannot load it still runs every threads-only domain, and only a shared domain
- * fails, with ERR_XPMEM_UNSUPPORTED saying why. Per thread (each worker loads its own instance).
+ * on first use: a local build (build/Release, what the install makes where no prebuild fits)
+ * or this Node line's prebuild (native/prebuild.sh names them) directly with process.dlopen,
+ * anything else through node-gyp-build's search (XPMEM_THREADS_PREBUILD, a Debug build, another
+ * platform's tags). A process that cannot load it still runs every threads-only domain, and
+ * only a shared domain fails, with ERR_XPMEM_UNSUPPORTED saying why. Per thread (each worker
+ * loads its own instance).
+ *
+ * Why not node-gyp-build alone: in a fresh process, requiring it (the first CommonJS require of
+ * an ES module program) and its search of the package's folders cost about 3 ms, most of what
+ * the first Domain.open of a process takes.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,20 +39,33 @@ export interface Native {
   lock(fd: number, ms: number): boolean;
   /** flock(fd, LOCK_UN). Closing fd does not release the lock while a mapping of it lives. */
   unlock(fd: number): void;
+  /** fstat(fd): its mode, owner and size. */
+  fileStat(fd: number): [mode: number, uid: number, size: number];
+  /** The first 4 KiB of the file at `path` as Latin-1, or undefined when it cannot be read. */
+  readText(path: string): string | undefined;
 }
 
 let loaded: Native | Error | undefined;
 
-/** The package's root: the nearest folder above this file whose package.json is this package's. */
+/** The package's root: the nearest folder above this file that holds binding.gyp (the package ships it). */
 function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const file = join(dir, 'package.json');
-    if (existsSync(file) && (JSON.parse(readFileSync(file, 'utf8')) as { name?: string }).name === 'xpmem-threads') return dir;
+  while (!existsSync(join(dir, 'binding.gyp'))) {
     const up = dirname(dir);
-    if (up === dir) throw new Error('package.json of xpmem-threads not found above its code');
+    if (up === dir) throw new Error('binding.gyp of xpmem-threads not found above its code');
     dir = up;
   }
+  return dir;
+}
+
+/** The addon of package `root`: a local build, else this Node line's prebuild, else what node-gyp-build finds. */
+function load(root: string): Native {
+  const files = [join(root, 'build', 'Release', 'xpmem.node'), join(root, 'prebuilds', `${process.platform}-${process.arch}`, `xpmem-threads.abi${process.versions.modules}.node`)];
+  const file = process.env.XPMEM_THREADS_PREBUILD === undefined ? files.find((f) => existsSync(f)) : undefined;
+  if (file === undefined) return (createRequire(import.meta.url)('node-gyp-build') as (dir: string) => Native)(root);
+  const module = { exports: {} as Native };
+  process.dlopen(module, file);
+  return module.exports;
 }
 
 /** Why this runtime cannot load a V8 addon at all, or undefined. */
@@ -66,8 +86,7 @@ export function native(): Native {
     if (why !== undefined) loaded = xpmemError('ERR_XPMEM_UNSUPPORTED', `shared domains are not available: ${why}; threads-only domains work`);
     else {
       try {
-        const build = createRequire(import.meta.url)('node-gyp-build') as (dir: string) => Native;
-        loaded = build(packageRoot());
+        loaded = load(packageRoot());
       } catch (error) {
         loaded = xpmemError(
           'ERR_XPMEM_UNSUPPORTED',

@@ -7,8 +7,8 @@
  * joined. A zombie (killed, not yet waited for by its parent) counts as dead: it runs no more
  * code. Every function here runs in the calling thread and never sleeps.
  */
-import { readFileSync } from 'node:fs';
 import { SP_PID, SP_PSTART, slotBase, type Layout } from '../layout.js';
+import { native } from './native.js';
 
 /** A process as a space records it. */
 export interface ProcessId {
@@ -16,14 +16,10 @@ export interface ProcessId {
   readonly start: number;
 }
 
-/** The start time and state of process `pid`, or undefined when there is none. */
+/** The start time and state of process `pid`, or undefined when there is none (read through the addon: shared domains only). */
 function statOf(pid: number): { start: number; state: string } | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  } catch {
-    return undefined;
-  }
+  const text = native().readText(`/proc/${pid}/stat`);
+  if (text === undefined) return undefined;
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return { state: fields[0] ?? '', start: Number(fields[19]) % 2 ** 31 };
 }

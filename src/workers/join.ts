@@ -64,7 +64,7 @@ export function joinMm(handle: DomainHandle): { mm: Mm; space: Space } {
     }
   }
   const { layout } = cb;
-  const { pid, start } = thisProcess();
+  const { pid, start } = cb.shared !== undefined ? thisProcess() : { pid: process.pid, start: 0 }; // a start tells processes apart: shared domains only
   const { slot, gen } = cb.transact(joinerOf(threadId, cb.shared !== undefined), (tx) => {
     const s = allocSlot(tx, cb.spaceList);
     if (s < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `space table full (${layout.spaces.capacity} threads); raise capacity.spaces`);

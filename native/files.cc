@@ -1,0 +1,47 @@
+// fileStat and readText (files.h): plain system calls on the calling thread; neither sleeps.
+#include "files.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <node.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+using v8::FunctionCallbackInfo;
+using v8::Isolate;
+using v8::Local;
+using v8::Value;
+
+void FileStat(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  if (!args[0]->IsInt32()) {
+    isolate->ThrowException(v8::Exception::TypeError(v8::String::NewFromUtf8Literal(isolate, "expected (fd)")));
+    return;
+  }
+  struct stat st;
+  if (fstat(args[0].As<v8::Int32>()->Value(), &st) != 0) {
+    isolate->ThrowException(node::ErrnoException(isolate, errno, "fstat"));
+    return;
+  }
+  Local<Value> fields[] = {
+      v8::Number::New(isolate, st.st_mode),
+      v8::Number::New(isolate, st.st_uid),
+      v8::Number::New(isolate, static_cast<double>(st.st_size)),
+  };
+  args.GetReturnValue().Set(v8::Array::New(isolate, fields, 3));
+}
+
+void ReadText(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  if (!args[0]->IsString()) return;
+  v8::String::Utf8Value path(isolate, args[0]);
+  int fd = open(*path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  uint8_t text[4096];
+  ssize_t got;
+  do got = read(fd, text, sizeof text);
+  while (got < 0 && errno == EINTR);
+  close(fd);
+  if (got < 0) return;
+  args.GetReturnValue().Set(v8::String::NewFromOneByte(isolate, text, v8::NewStringType::kNormal, static_cast<int>(got)).ToLocalChecked());
+}
