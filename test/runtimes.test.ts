@@ -5,7 +5,7 @@
  * README's Runtimes table names that line and the versions CI installs. The spin hint is
  * Atomics.pause where this Node has it. The runtime smoke test
  * (test/smoke/runtime-smoke.ts), which .ci/run also runs under Deno and Bun, passes on this Node
- * too.
+ * too, and also where the addon cannot load (threads-only domains need none).
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -50,6 +50,13 @@ describe('the runtime', () => {
   it('passes the runtime smoke test that CI runs under Deno and Bun', async () => {
     const { stdout } = await promisify(execFile)(process.execPath, [SMOKE.pathname], { timeout: 90_000 });
     expect(stdout).toContain(`runtime smoke on Node ${process.versions.node}`);
+    expect(stdout.trim().split('\n').pop()).toBe('runtime smoke: passed');
+  }, 100_000);
+
+  it('passes it where the addon cannot load: every threads-only step works, and a shared domain is refused saying why', async () => {
+    const env = { ...process.env, XPMEM_THREADS_PREBUILD: '/nonexistent/xpmem-threads' }; // node-gyp-build finds no addon there
+    const { stdout } = await promisify(execFile)(process.execPath, [SMOKE.pathname], { timeout: 90_000, env });
+    expect(stdout).toContain('a shared domain is refused with ERR_XPMEM_UNSUPPORTED: the native addon did not load');
     expect(stdout.trim().split('\n').pop()).toBe('runtime smoke: passed');
   }, 100_000);
 });

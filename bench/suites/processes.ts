@@ -318,13 +318,7 @@ export const processes: Suite = {
           open.python === undefined
             ? row('processes', openFigure, ns(open.open), '1 ms, the goal (python3 missing: its baseline skipped)', { value: 1e6, unit: 'ns/op', rme: 0 }, valueAtMost(1e6, '<= 1 ms'))
             : row('processes', openFigure, ns(open.open), py, ns(open.python), valueAtMost(1e6, '<= 1 ms')),
-          row(
-            'processes',
-            'of which loading the native addon (node-gyp-build finding it, dlopen), in the first Domain.open of a process',
-            ns(open.addon),
-            'the open + get + attach above',
-            ns(open.open),
-          ),
+          row('processes', 'of which loading the native addon (finding its file, dlopen), in the first Domain.open of a process', ns(open.addon), 'the open + get + attach above', ns(open.open)),
         ],
         curves: [],
       };

@@ -4,7 +4,7 @@
  * sync/robust.ts. Every function here runs in the calling thread and never sleeps.
  */
 import { SP_GEN, SP_PID, SP_PSTART, SP_REAPER, SP_STATE, SPACE_DEAD, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../layout.js';
-import { alive, thisProcess, type ProcessId } from '../sync/robust.js';
+import { alive, type ProcessId } from '../sync/robust.js';
 import type { DeadSpace } from './reap.js';
 
 /** A process's live spaces: those still in the domain, and those that left it (close(): their pid recorded negated). */
@@ -19,7 +19,7 @@ interface Member extends ProcessId {
  */
 function memberProcesses(words: Int32Array, layout: Layout, withSelf: boolean): Map<number, Member> {
   const found = new Map<number, Member>();
-  const me = thisProcess().pid;
+  const me = process.pid;
   for (let s = 0, top = spaceTop(words); s < top; s++) {
     const base = slotBase(layout.spaces, s);
     if (Atomics.load(words, base + SP_STATE) !== SPACE_LIVE) continue;

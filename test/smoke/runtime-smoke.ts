@@ -8,7 +8,8 @@
  * sums a segment in place while it migrates, and its tasks' errors come back whole; the domain
  * checks consistent and the program ends by itself. A shared domain (one other processes may
  * open) is made and closed on Node; Deno and Bun, which load no V8 addon, refuse it with
- * ERR_XPMEM_UNSUPPORTED naming the runtime. One line per step; exits 1 on the first
+ * ERR_XPMEM_UNSUPPORTED naming the runtime, and so does Node where the addon cannot load
+ * (XPMEM_THREADS_PREBUILD naming a folder that does not exist). One line per step; exits 1 on the first
  * failure, or when it has not ended within DEADLINE_MS (a hang fails too).
  */
 import { once } from 'node:events';
@@ -101,15 +102,23 @@ async function poolSteps(domain: Domain, removed: number): Promise<void> {
   check(domain.stats().spaces === 1, 'the pool closed, and the domain reaped its workers');
 }
 
+/**
+ * Why shared domains are refused in this run, or undefined: a runtime that loads no V8 addon,
+ * or an addon pointed (XPMEM_THREADS_PREBUILD) at a folder that does not exist.
+ */
+function refusal(): string | undefined {
+  if (process.versions.bun !== undefined || process.versions.deno !== undefined) return runtime().split(' ')[0]!;
+  const dir = process.env.XPMEM_THREADS_PREBUILD;
+  return dir !== undefined && !existsSync(dir) ? 'the native addon did not load' : undefined;
+}
+
 /** A shared domain: made, written and closed on Node (its /dev/shm file comes and goes); refused where the addon cannot load. */
 async function sharedSteps(): Promise<void> {
   const name = `smoke-${process.pid}`;
-  if (process.versions.bun !== undefined || process.versions.deno !== undefined) {
+  const why = refusal();
+  if (why !== undefined) {
     const refused = await Domain.create({ shared: name }).catch((e: unknown) => e);
-    check(
-      refused instanceof XpmemError && refused.code === 'ERR_XPMEM_UNSUPPORTED' && refused.message.includes(runtime().split(' ')[0]!),
-      'a shared domain is refused with ERR_XPMEM_UNSUPPORTED, naming this runtime',
-    );
+    check(refused instanceof XpmemError && refused.code === 'ERR_XPMEM_UNSUPPORTED' && refused.message.includes(why), `a shared domain is refused with ERR_XPMEM_UNSUPPORTED: ${why}`);
     return;
   }
   const domain = await Domain.create({ shared: name, arenaBytes: 1 << 20, maxArenaBytes: 1 << 20 });
