@@ -18,7 +18,8 @@
  *   threads-only domain summing their quarters in place;
  * - Domain.open + get + attach of an OPEN_MIB segment, timed inside a freshly forked process,
  *   against Python's multiprocessing.shared_memory attaching a block of that size in a fresh
- *   python3 process, timed inside it (no python3: the 1 ms goal stands in as the baseline).
+ *   python3 process, timed inside it (no python3: the 1 ms goal stands in as the baseline), and
+ *   the same open again in that process after its close() left the domain (its second open).
  *
  * BENCH_PROCESSES_SUM_MIB and BENCH_PROCESSES_OPEN_MIB change the two sizes (default 256 and
  * 1024). Every process is killed at the end (and at exit), the domain closed: its /dev/shm file
@@ -120,9 +121,10 @@ function inPlace(seg: Segment): (a: Attacher, k: number) => Promise<unknown> {
 
 /**
  * Times a fresh attacher process's open + get + attach of `segId` (what it reports), then lets it
- * leave; keeps the part of each that loading the addon took (ns) in `addon`.
+ * leave; keeps the part of each that loading the addon took (ns) in `addon`, and the time of its
+ * second open + get + attach, after a close (ns), in `reopen`.
  */
-function opens(name: string, segId: number, addon: number[]): Task {
+function opens(name: string, segId: number, addon: number[], reopen: number[]): Task {
   return {
     name: 'open',
     batch: 1,
@@ -130,8 +132,9 @@ function opens(name: string, segId: number, addon: number[]): Task {
     run: async () => {
       const a = attacherProcess(name, { open: segId });
       try {
-        const { openMs, addonMs } = (await a.ready) as Ready & { openMs: number; addonMs: number };
+        const { openMs, addonMs, reopenMs } = (await a.ready) as Ready & { openMs: number; addonMs: number; reopenMs: number };
         addon.push(addonMs * 1e6);
+        reopen.push(reopenMs * 1e6);
         await a.call('leave');
         return { overriddenDuration: openMs };
       } finally {
@@ -172,14 +175,15 @@ async function pythonBlock(name: string, bytes: number): Promise<{ stop: () => P
   return { stop };
 }
 
-/** Open + attach here and in Python, interleaved (without python3, the open alone), and the addon's part of the open. */
-async function openFigures(name: string, segId: number): Promise<{ open: Timing; addon: Timing; python?: Timing }> {
+/** Open + attach here and in Python, interleaved (without python3, the open alone), the addon's part of the open, and the open again after a close. */
+async function openFigures(name: string, segId: number): Promise<{ open: Timing; addon: Timing; reopen: Timing; python?: Timing }> {
   const addon: number[] = [];
+  const reopen: number[] = [];
   const python = spawnSync('python3', ['--version']).error === undefined;
   const block = python ? await pythonBlock(PY_BLOCK, OPEN_BYTES) : undefined;
   try {
-    const t = await measure([opens(name, segId, addon), ...(python ? [pythonAttaches(PY_BLOCK)] : [])], { samples: OPEN_SAMPLES, warmups: 0 });
-    return { open: t.get('open')!, addon: timing('addon', addon), ...(python ? { python: t.get('python')! } : {}) };
+    const t = await measure([opens(name, segId, addon, reopen), ...(python ? [pythonAttaches(PY_BLOCK)] : [])], { samples: OPEN_SAMPLES, warmups: 0 });
+    return { open: t.get('open')!, addon: timing('addon', addon), reopen: timing('reopen', reopen), ...(python ? { python: t.get('python')! } : {}) };
   } finally {
     await block?.stop();
   }
@@ -319,6 +323,13 @@ export const processes: Suite = {
             ? row('processes', openFigure, ns(open.open), '1 ms, the goal (python3 missing: its baseline skipped)', { value: 1e6, unit: 'ns/op', rme: 0 }, valueAtMost(1e6, '<= 1 ms'))
             : row('processes', openFigure, ns(open.open), py, ns(open.python), valueAtMost(1e6, '<= 1 ms')),
           row('processes', 'of which loading the native addon (finding its file, dlopen), in the first Domain.open of a process', ns(open.addon), 'the open + get + attach above', ns(open.open)),
+          row(
+            'processes',
+            `Domain.open + get + attach of the ${OPEN_BYTES / MIB} MiB segment again in that process, after its close() (its second open: the addon loaded, the code run once)`,
+            ns(open.reopen),
+            open.python === undefined ? 'the first open + get + attach above' : py,
+            open.python === undefined ? ns(open.open) : ns(open.python),
+          ),
         ],
         curves: [],
       };
