@@ -1,8 +1,9 @@
-// fileStat and readText (files.h): plain system calls on the calling thread; neither sleeps.
+// fileStat, readPage and readText (files.h): plain system calls on the calling thread; none sleeps.
 #include "files.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <node.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,6 +30,25 @@ void FileStat(const FunctionCallbackInfo<Value>& args) {
       v8::Number::New(isolate, static_cast<double>(st.st_size)),
   };
   args.GetReturnValue().Set(v8::Array::New(isolate, fields, 3));
+}
+
+void ReadPage(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  if (!args[0]->IsInt32()) {
+    isolate->ThrowException(v8::Exception::TypeError(v8::String::NewFromUtf8Literal(isolate, "expected (fd)")));
+    return;
+  }
+  uint8_t page[4096];
+  ssize_t got;
+  do got = pread(args[0].As<v8::Int32>()->Value(), page, sizeof page, 0);
+  while (got < 0 && errno == EINTR);
+  if (got < 0) {
+    isolate->ThrowException(node::ErrnoException(isolate, errno, "pread"));
+    return;
+  }
+  Local<v8::ArrayBuffer> bytes = v8::ArrayBuffer::New(isolate, static_cast<size_t>(got));
+  memcpy(bytes->Data(), page, static_cast<size_t>(got));
+  args.GetReturnValue().Set(bytes);
 }
 
 void ReadText(const FunctionCallbackInfo<Value>& args) {

@@ -9,6 +9,11 @@
 // fileStat(fd) -> [mode, uid, size] of the open file fd (fstat); throws the errno otherwise.
 void FileStat(const v8::FunctionCallbackInfo<v8::Value>& args);
 
+// readPage(fd) -> the first 4 KiB of the open file fd (pread) as an ArrayBuffer of the bytes
+// read, fewer at its end; throws the errno otherwise. A read, not a mapping: a mapped hole of a
+// full tmpfs, or a file cut short meanwhile, would fault (SIGBUS) where a read comes back short.
+void ReadPage(const v8::FunctionCallbackInfo<v8::Value>& args);
+
 // readText(path) -> the first 4 KiB of the file at path as Latin-1, or undefined when it cannot
 // be opened or read (a /proc/<pid>/stat of a process that is gone).
 void ReadText(const v8::FunctionCallbackInfo<v8::Value>& args);

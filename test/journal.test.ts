@@ -2,12 +2,16 @@
  * The journaled transaction (src/sync/mutex.ts): a reused Tx buffers writes in an open-addressed
  * table that grows, reads see the buffer first, commit publishes the writes in first-write order
  * through the journal (only the writes that change their word), and a transaction that throws
- * or overflows the journal writes nothing, leaving nothing behind for the next one.
+ * or overflows the journal writes nothing, leaving nothing behind for the next one. A join's
+ * commit, replayed a prefix at a time, never shows a reader without the mutex a live space
+ * whose process is not yet recorded.
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ControlBlock } from '../src/control/control.js';
-import { H_JOURNAL_LEN, type Capacities } from '../src/layout.js';
+import { H_JOURNAL_LEN, SP_PID, SP_STATE, SPACE_LIVE, slotBase, spaceTop, type Capacities } from '../src/layout.js';
+import { forget, joinMm } from '../src/workers/join.js';
+import { departed } from '../src/workers/process.js';
 
 const CAPS: Capacities = { spaces: 4, segments: 64, grants: 64, attachments: 64, notifiers: 64, invalidations: 4, depth: 2, journal: 4096 };
 
@@ -100,5 +104,25 @@ describe('journaled transactions', () => {
       for (let k = 0; k < 100; k++) tx.set(from + k, k + 8); // and exactly the capacity of changes
     });
     expect(Array.from(cb.words.subarray(from, from + 100))).toEqual(Array.from({ length: 100 }, (_, k) => k + 8));
+  });
+
+  it('a join publishes its space whole: at every prefix of its commit, a live space has its process recorded', () => {
+    const cb = controlBlock();
+    const { words, layout } = cb;
+    const before = words.slice();
+    joinMm(cb.handle);
+    forget(cb.id);
+    const pairs: [number, number][] = []; // the join's journal: (word, value) in commit order, then zeros (a fresh block)
+    for (let j = layout.journal; words[j] !== 0; j += 2) pairs.push([words[j]!, words[j + 1]!]);
+    expect(pairs.length).toBeGreaterThan(0);
+    const seen = before.slice();
+    for (const [word, value] of pairs) {
+      seen[word] = value; // what a reader without the mutex may see midway through the commit
+      for (let s = 0; s < spaceTop(seen); s++) {
+        const base = slotBase(layout.spaces, s);
+        if (seen[base + SP_STATE] === SPACE_LIVE) expect(seen[base + SP_PID], `space ${s} live after ${word}`).toBe(process.pid);
+      }
+      expect(departed(seen, layout)).toEqual([]); // settled()'s scan: nothing to reap, and no process to look up
+    }
   });
 });

@@ -7,9 +7,9 @@
  */
 import { on, once } from 'node:events';
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
-import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { native } from '../src/sync/native.js';
@@ -91,15 +91,28 @@ describe.runIf(ringKernel())('a submission the kernel refuses', () => {
   });
 });
 
-/** What loading the addon in a fresh process reports: whether node-gyp-build was required, and how its waits sleep. */
-function loadIn(env: NodeJS.ProcessEnv): { viaNodeGypBuild: boolean; waits: string } {
+/**
+ * What loading the addon in a fresh process reports: whether node-gyp-build was required, and
+ * how its waits sleep, or the code and message of the error loading it threw.
+ */
+function loadIn(env: NodeJS.ProcessEnv): { viaNodeGypBuild: boolean; waits: string } | { code: string; message: string } {
   const code = `
     import { createRequire } from 'node:module';
     import { native } from ${JSON.stringify(new URL('../build/src/sync/native.js', import.meta.url).href)};
-    const waits = native().waits();
-    const viaNodeGypBuild = Object.keys(createRequire(import.meta.url).cache).some((f) => f.includes('node-gyp-build'));
-    console.log(JSON.stringify({ viaNodeGypBuild, waits }));`;
-  return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', code], { env, encoding: 'utf8' })) as { viaNodeGypBuild: boolean; waits: string };
+    try {
+      const waits = native().waits();
+      const viaNodeGypBuild = Object.keys(createRequire(import.meta.url).cache).some((f) => f.includes('node-gyp-build'));
+      console.log(JSON.stringify({ viaNodeGypBuild, waits }));
+    } catch (error) {
+      console.log(JSON.stringify({ code: error.code, message: error.message }));
+    }`;
+  return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', code], { env, encoding: 'utf8' })) as ReturnType<typeof loadIn>;
+}
+
+/** This Node's headers: the machine's (npm's nodedir) or a runtime package's include/node. */
+function nodeHeaders(): string {
+  const own = join(dirname(process.execPath), '..', 'include', 'node');
+  return existsSync(join(own, 'node.h')) ? own : '/usr/include/node';
 }
 
 describe('loading the addon', () => {
@@ -111,5 +124,19 @@ describe('loading the addon', () => {
 
   it('hands XPMEM_THREADS_PREBUILD to node-gyp-build, which finds the build there', () => {
     expect(loadIn({ ...env, XPMEM_THREADS_PREBUILD: fileURLToPath(new URL('..', import.meta.url)) })).toEqual({ viaNodeGypBuild: true, waits: expect.any(String) });
+  });
+
+  it('refuses an addon that lacks a function of this version (built from other sources) with ERR_XPMEM_UNSUPPORTED naming what it lacks', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xpmem-stale-addon-'));
+    try {
+      const source = join(dir, 'stale.cc');
+      writeFileSync(source, '#include <node.h>\nstatic void Nothing(const v8::FunctionCallbackInfo<v8::Value>&) {}\nNODE_MODULE_INIT() { NODE_SET_METHOD(exports, "map", Nothing); }\n');
+      mkdirSync(join(dir, 'build', 'Release'), { recursive: true });
+      execFileSync('g++', ['-std=c++20', '-shared', '-fPIC', `-I${nodeHeaders()}`, '-o', join(dir, 'build', 'Release', 'stale.node'), source]);
+      const refused = loadIn({ ...env, XPMEM_THREADS_PREBUILD: dir });
+      expect(refused).toEqual({ code: 'ERR_XPMEM_UNSUPPORTED', message: expect.stringContaining('has no wait, wake, waitAsync') });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -2,7 +2,7 @@
  * Shared domains: one domain across Node processes (child_process.fork), with the same verbs,
  * notifiers, VM operations and reaping as across threads; SIGKILL at the worst moments.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { once } from 'node:events';
 import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -527,6 +527,26 @@ describe('shared domains: processes', () => {
     await expectCode(() => Domain.open(foreign), 'ERR_XPMEM_PERMISSION');
     rmSync(`/dev/shm/xpmem-threads.${foreign}`);
     await d.close();
+  });
+
+  // A private /dev/shm of 64 KiB, filled, in a mount namespace of its own: root only.
+  const privateShm = process.getuid?.() === 0 && spawnSync('unshare', ['-m', 'true']).status === 0;
+  it.runIf(privateShm)('a foreign file whose first page is a hole of a full /dev/shm is refused with ERR_XPMEM_INCOMPATIBLE, not a fault', () => {
+    const code = `
+      import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+      import { Domain } from ${JSON.stringify(new URL('../build/src/index.js', import.meta.url).href)};
+      const fd = openSync('/dev/shm/xpmem-threads.hole', 'w+', 0o600);
+      ftruncateSync(fd, 1 << 20); // sparse: its first page holds no memory yet
+      closeSync(fd);
+      const filler = openSync('/dev/shm/filler', 'w');
+      try { for (;;) writeSync(filler, Buffer.alloc(4096, 1)); } catch {} // until ENOSPC
+      const refused = await Domain.open('hole').catch((e) => e);
+      console.log(refused.code);`;
+    const run = spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs -o size=64k tmpfs /dev/shm && exec "$0" --input-type=module -e "$1"', process.execPath, code], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect({ signal: run.signal, out: run.stdout.trim() }).toEqual({ signal: null, out: 'ERR_XPMEM_INCOMPATIBLE' });
   });
 
   it("the creator's close ends the domain for every process: their calls fail with ERR_XPMEM_CLOSED and the name is free", async () => {

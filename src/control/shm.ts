@@ -120,8 +120,8 @@ export function publish(staging: string, path: string): boolean {
 }
 
 /**
- * Reads and checks the descriptor of the open file `fd` (named `name`), through the addon (a
- * mapping of page 0): ERR_XPMEM_INCOMPATIBLE if it is not a domain this version can read.
+ * Reads and checks the descriptor of the open file `fd` (named `name`), through the addon:
+ * ERR_XPMEM_INCOMPATIBLE if it is not a domain this version can read.
  */
 function describe(fd: number, name: string): Descriptor {
   const addon = native();
@@ -131,8 +131,8 @@ function describe(fd: number, name: string): Descriptor {
       'ERR_XPMEM_PERMISSION',
       `shared domain '${name}' is not private to this user (mode ${(mode & 0o777).toString(8)}, owner ${uid}): it was not made by xpmem-threads; remove ${SHM_DIR}/xpmem-threads.${name}`,
     );
-  const head = size >= PAGE ? Buffer.from(addon.map(fd, 0, PAGE)) : undefined; // a mapping past the end would fault
-  if (head === undefined || head.readUInt32LE(D_MAGIC * 4) !== DESCRIPTOR_MAGIC)
+  const head = Buffer.from(addon.readPage(fd));
+  if (head.length < PAGE || head.readUInt32LE(D_MAGIC * 4) !== DESCRIPTOR_MAGIC)
     throw xpmemError('ERR_XPMEM_INCOMPATIBLE', `'${name}' is not a shared domain of xpmem-threads (no descriptor): remove ${SHM_DIR}/xpmem-threads.${name} if nothing uses it`);
   const word = (w: number): number => head.readUInt32LE(w * 4);
   const version = word(D_VERSION);

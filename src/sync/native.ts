@@ -3,7 +3,7 @@
  * mapping of a shared memory file, and futex waits and wakes that reach other processes. Loaded
  * on first use: a local build (build/Release, what the install makes where no prebuild fits)
  * or this Node line's prebuild (native/prebuild.sh names them) directly with process.dlopen,
- * anything else through node-gyp-build's search (XPMEM_THREADS_PREBUILD, a Debug build, another
+ * anything else through node-gyp-build's search (XPMEM_THREADS_PREBUILD set, a Debug build, another
  * platform's tags). A process that cannot load it still runs every threads-only domain, and
  * only a shared domain fails, with ERR_XPMEM_UNSUPPORTED saying why. Per thread (each worker
  * loads its own instance).
@@ -41,30 +41,40 @@ export interface Native {
   unlock(fd: number): void;
   /** fstat(fd): its mode, owner and size. */
   fileStat(fd: number): [mode: number, uid: number, size: number];
+  /** The first 4 KiB of open file `fd` (pread), fewer at its end. */
+  readPage(fd: number): ArrayBuffer;
   /** The first 4 KiB of the file at `path` as Latin-1, or undefined when it cannot be read. */
   readText(path: string): string | undefined;
 }
 
 let loaded: Native | Error | undefined;
 
-/** The package's root: the nearest folder above this file that holds binding.gyp (the package ships it). */
+/** Every function of Native: an addon that lacks one was built from other sources. */
+const FUNCTIONS = ['map', 'wait', 'wake', 'waitAsync', 'cancel', 'waits', 'lock', 'unlock', 'fileStat', 'readPage', 'readText'] as const satisfies readonly (keyof Native)[];
+
+/** The package's root: the nearest folder above this file that holds the addon's source, native/xpmem.cc (the package ships it). */
 function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'binding.gyp'))) {
+  while (!existsSync(join(dir, 'native', 'xpmem.cc'))) {
     const up = dirname(dir);
-    if (up === dir) throw new Error('binding.gyp of xpmem-threads not found above its code');
+    if (up === dir) throw new Error('native/xpmem.cc of xpmem-threads not found above its code');
     dir = up;
   }
   return dir;
 }
 
-/** The addon of package `root`: a local build, else this Node line's prebuild, else what node-gyp-build finds. */
+/**
+ * The addon of package `root`: a local build, else this Node line's prebuild, else what
+ * node-gyp-build finds; an Error naming what it lacks when it is not this version's addon.
+ */
 function load(root: string): Native {
   const files = [join(root, 'build', 'Release', 'xpmem.node'), join(root, 'prebuilds', `${process.platform}-${process.arch}`, `xpmem-threads.abi${process.versions.modules}.node`)];
   const file = process.env.XPMEM_THREADS_PREBUILD === undefined ? files.find((f) => existsSync(f)) : undefined;
-  if (file === undefined) return (createRequire(import.meta.url)('node-gyp-build') as (dir: string) => Native)(root);
   const module = { exports: {} as Native };
-  process.dlopen(module, file);
+  if (file === undefined) module.exports = (createRequire(import.meta.url)('node-gyp-build') as (dir: string) => Native)(root);
+  else process.dlopen(module, file);
+  const missing = FUNCTIONS.filter((name) => typeof module.exports[name] !== 'function');
+  if (missing.length > 0) throw new Error(`${file ?? 'the addon node-gyp-build found'} has no ${missing.join(', ')}: it was built from other sources (npm rebuild xpmem-threads)`);
   return module.exports;
 }
 

@@ -8,7 +8,7 @@
  */
 import { threadId } from 'node:worker_threads';
 import { invalidArgType, xpmemError } from '../errors.js';
-import { ControlBlock, allocSlot, type DomainHandle } from '../control/control.js';
+import { ControlBlock, takeSlot, type DomainHandle } from '../control/control.js';
 import {
   SP_AGE,
   SP_AGED,
@@ -22,10 +22,12 @@ import {
   SP_PSTART,
   SP_REAPER,
   SP_RECORD_WAIT,
+  SP_STATE,
   SP_THREAD,
   SP_WAIT_ANY,
   H_CLOSED,
   H_SPACE_TOP,
+  SPACE_LIVE,
   slotBase,
 } from '../layout.js';
 import { joinerOf, thisProcess } from '../sync/robust.js';
@@ -66,7 +68,7 @@ export function joinMm(handle: DomainHandle): { mm: Mm; space: Space } {
   const { layout } = cb;
   const { pid, start } = cb.shared !== undefined ? thisProcess() : { pid: process.pid, start: 0 }; // a start tells processes apart: shared domains only
   const { slot, gen } = cb.transact(joinerOf(threadId, cb.shared !== undefined), (tx) => {
-    const s = allocSlot(tx, cb.spaceList);
+    const s = takeSlot(tx, cb.spaceList);
     if (s < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `space table full (${layout.spaces.capacity} threads); raise capacity.spaces`);
     const base = slotBase(layout.spaces, s);
     if (s >= tx.get(H_SPACE_TOP)) tx.set(H_SPACE_TOP, s + 1);
@@ -74,6 +76,7 @@ export function joinMm(handle: DomainHandle): { mm: Mm; space: Space } {
     tx.set(base + SP_PID, pid);
     tx.set(base + SP_PSTART, start);
     tx.set(base + SP_NOTIFIERS, 0);
+    tx.set(base + SP_STATE, SPACE_LIVE); // last: a reader without the mutex (departed(), anyAlive()) sees the slot live only whole
     return { slot: s, gen: tx.get(base + SP_GEN) };
   });
   const base = slotBase(layout.spaces, slot);
