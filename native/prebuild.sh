@@ -7,8 +7,7 @@
 #
 #   npm run prebuilds     (prepack runs it)
 #
-# node-gyp rebuild empties build/, the compiled TypeScript with it: the script compiles it again
-# at the end. The addon of the node on PATH is then its line's prebuild.
+# The addon of the node on PATH is then its line's prebuild (prebuildify leaves no build/Release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf prebuilds
@@ -18,4 +17,3 @@ for line in 20 22 24 26; do
   PATH="$bin:$PATH" npm_config_nodedir="$bin/.." node_modules/.bin/prebuildify --napi=false --strip --target "node@$version"
   PREBUILDS_ONLY=1 "$bin/node" -e "require('node-gyp-build')('.'); console.log('node $version loads prebuilds/linux-x64/xpmem-threads.abi' + process.versions.modules + '.node')"
 done
-npm run build

@@ -7,7 +7,7 @@ import { BOUND } from './helpers.js';
 
 /** Runs built example `name` with `env`; resolves with its stdout (rejects on a non-zero exit, with what it printed). */
 async function run(name: string, env: Record<string, string> = {}): Promise<string> {
-  const file = new URL(`../build/examples/${name}.js`, import.meta.url);
+  const file = new URL(`../dist/examples/${name}.js`, import.meta.url);
   try {
     const { stdout } = await promisify(execFile)(process.execPath, [file.pathname], { timeout: BOUND, env: { ...process.env, ...env } });
     return stdout;

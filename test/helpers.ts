@@ -3,7 +3,8 @@
  * process of its own), bounded waits on real events, gates.
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import { readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Domain, type DomainOptions } from '../src/index.js';
 import { capacitiesOf, layoutFor, SP_HELD, slotBase, slotOf } from '../src/layout.js';
@@ -13,8 +14,14 @@ import { freshShmPath, mapShm } from './fixtures/shm-gates.js';
 /** Every wait in tests is bounded by this (ms); the suite never sleeps to synchronize. */
 export const BOUND = 15_000;
 
-const AGENT = new URL('../build/test/fixtures/agent.js', import.meta.url);
-const HOST = new URL('../build/test/fixtures/agent-host.js', import.meta.url);
+/** The folder holding this Node's headers (include/node), for node-gyp's nodedir and for g++: the one beside its executable, as a registry runtime and the machine's node both have it. */
+export function nodeDir(): string {
+  const beside = join(dirname(process.execPath), '..');
+  return existsSync(join(beside, 'include', 'node', 'node.h')) ? beside : '/usr';
+}
+
+const AGENT = new URL('../dist/test/fixtures/agent.js', import.meta.url);
+const HOST = new URL('../dist/test/fixtures/agent-host.js', import.meta.url);
 
 export interface AgentEvent {
   event: string;

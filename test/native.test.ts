@@ -7,16 +7,16 @@
  */
 import { on, once } from 'node:events';
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { native } from '../src/sync/native.js';
-import { bounded } from './helpers.js';
+import { bounded, nodeDir } from './helpers.js';
 
-const FIXTURE = new URL('../build/test/fixtures/native-waits.js', import.meta.url);
-const REFUSED = new URL('../build/test/fixtures/refused-wait.js', import.meta.url);
+const FIXTURE = new URL('../dist/test/fixtures/native-waits.js', import.meta.url);
+const REFUSED = new URL('../dist/test/fixtures/refused-wait.js', import.meta.url);
 const FILE = `/dev/shm/xpmem-threads-test-waits-${process.pid}`;
 /** The word the parent wakes, in the fixture's mapping of FILE. */
 const CROSS = 1000;
@@ -98,7 +98,7 @@ describe.runIf(ringKernel())('a submission the kernel refuses', () => {
 function loadIn(env: NodeJS.ProcessEnv): { viaNodeGypBuild: boolean; waits: string } | { code: string; message: string } {
   const code = `
     import { createRequire } from 'node:module';
-    import { native } from ${JSON.stringify(new URL('../build/src/sync/native.js', import.meta.url).href)};
+    import { native } from ${JSON.stringify(new URL('../dist/src/sync/native.js', import.meta.url).href)};
     try {
       const waits = native().waits();
       const viaNodeGypBuild = Object.keys(createRequire(import.meta.url).cache).some((f) => f.includes('node-gyp-build'));
@@ -107,12 +107,6 @@ function loadIn(env: NodeJS.ProcessEnv): { viaNodeGypBuild: boolean; waits: stri
       console.log(JSON.stringify({ code: error.code, message: error.message }));
     }`;
   return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', code], { env, encoding: 'utf8' })) as ReturnType<typeof loadIn>;
-}
-
-/** This Node's headers: the machine's (npm's nodedir) or a runtime package's include/node. */
-function nodeHeaders(): string {
-  const own = join(dirname(process.execPath), '..', 'include', 'node');
-  return existsSync(join(own, 'node.h')) ? own : '/usr/include/node';
 }
 
 describe('loading the addon', () => {
@@ -132,7 +126,7 @@ describe('loading the addon', () => {
       const source = join(dir, 'stale.cc');
       writeFileSync(source, '#include <node.h>\nstatic void Nothing(const v8::FunctionCallbackInfo<v8::Value>&) {}\nNODE_MODULE_INIT() { NODE_SET_METHOD(exports, "map", Nothing); }\n');
       mkdirSync(join(dir, 'build', 'Release'), { recursive: true });
-      execFileSync('g++', ['-std=c++20', '-shared', '-fPIC', `-I${nodeHeaders()}`, '-o', join(dir, 'build', 'Release', 'stale.node'), source]);
+      execFileSync('g++', ['-std=c++20', '-shared', '-fPIC', `-I${join(nodeDir(), 'include', 'node')}`, '-o', join(dir, 'build', 'Release', 'stale.node'), source]);
       const refused = loadIn({ ...env, XPMEM_THREADS_PREBUILD: dir });
       expect(refused).toEqual({ code: 'ERR_XPMEM_UNSUPPORTED', message: expect.stringContaining('has no wait, wake, waitAsync') });
     } finally {

@@ -1,5 +1,5 @@
 /**
- * The published package works: `npm pack` ships only build/src, the sources its maps name, the
+ * The published package works: `npm pack` ships only dist/src, the sources its maps name, the
  * addon's sources (binding.gyp, native/) and prebuilds, and the documents the README links to
  * (plus README, LICENSE and package.json), with one runtime dependency, the addon's loader
  * node-gyp-build (piscina only as an optional peer, for the pool entry); installed by plain
@@ -11,16 +11,19 @@
  * pinned TypeScript and under the registry's current one, and run as they say; so do the types
  * a task takes from the worker entry and the pool's error codes. A prebuild for this Node line,
  * made from the shipped addon sources in a scratch folder, is what the installed package loads
- * (it has no build of its own), and a shared domain works through it across two processes.
- * Packs with --ignore-scripts: build/ comes from pretest, and rebuilding here would rewrite files
+ * (it has no build of its own), and a shared domain works through it across two processes;
+ * where no prebuild fits, the install script compiles the addon into build/ and the package's
+ * code (dist/) stays whole.
+ * Packs with --ignore-scripts: dist/ comes from pretest, and rebuilding here would rewrite files
  * other test files are loading.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeDir } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const scratch = realpathSync(mkdtempSync(join(tmpdir(), 'xpmem-pack-')));
@@ -78,7 +81,7 @@ att.detach();
 `;
 
 beforeAll(() => {
-  expect(existsSync(join(ROOT, 'build/src/index.js')), 'build/ missing: run npm run build (npm test does)').toBe(true);
+  expect(existsSync(join(ROOT, 'dist/src/index.js')), 'dist/ missing: run npm run build (npm test does)').toBe(true);
   const out = execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', scratch], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
   const [info] = JSON.parse(out) as { filename: string; files: { path: string }[] }[];
   shipped = info!.files.map((f) => f.path);
@@ -145,11 +148,11 @@ function compile(tsc: string, dir: string): string {
 }
 
 describe('the packed package', () => {
-  it("ships build/src, its sources and the addon's, one runtime dependency (the addon loader), and the declared types", () => {
+  it("ships dist/src, its sources and the addon's, one runtime dependency (the addon loader), and the declared types", () => {
     expect(
       shipped.filter(
         (p) =>
-          !/^(build\/src\/.+|src\/.+\.ts|native\/.+\.(cc|h)|binding\.gyp|prebuilds\/linux-x64\/xpmem-threads\.abi\d+\.node|docs\/.+\.md|bench\/results\/latest\.svg|test\/model\/README\.md|package\.json|README\.md|LICENSE(\..+)?)$/.test(
+          !/^(dist\/src\/.+|src\/.+\.ts|native\/.+\.(cc|h)|binding\.gyp|prebuilds\/linux-x64\/xpmem-threads\.abi\d+\.node|docs\/.+\.md|bench\/results\/latest\.svg|test\/model\/README\.md|package\.json|README\.md|LICENSE(\..+)?)$/.test(
             p,
           ),
       ),
@@ -186,11 +189,9 @@ describe('the packed package', () => {
       mkdirSync(dirname(join(work, file)), { recursive: true });
       writeFileSync(join(work, file), readFileSync(join(installed, file)));
     }
-    // This Node's own headers (npm's nodedir for the machine's node; a runtime package's include/ otherwise).
-    const nodedir = existsSync(join(dirname(process.execPath), '..', 'include', 'node', 'node.h')) ? join(dirname(process.execPath), '..') : undefined;
     execFileSync(process.execPath, [join(ROOT, 'node_modules', 'prebuildify', 'bin.js'), '--napi=false', '--strip', '--target', `node@${process.versions.node}`], {
       cwd: work,
-      env: { ...process.env, ...(nodedir && { npm_config_nodedir: nodedir }) },
+      env: { ...process.env, npm_config_nodedir: nodeDir() },
       timeout: 180_000,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -201,6 +202,25 @@ describe('the packed package', () => {
     writeFileSync(join(scratch, 'shared.mjs'), SHARED);
     const out = execFileSync(process.execPath, ['shared.mjs'], { cwd: scratch, encoding: 'utf8', timeout: 60_000, env: { ...process.env, PREBUILDS_ONLY: '1' } });
     expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual({ value: 0xbeef, addon: join(installed, prebuilt) });
+  });
+
+  it('where no prebuild fits, the install script compiles the addon, and the package keeps its code: a forked process opens its shared domain', () => {
+    const project = join(scratch, 'compiled');
+    const copy = join(project, 'node_modules', 'xpmem-threads');
+    cpSync(installed, copy, { recursive: true });
+    rmSync(join(copy, 'prebuilds'), { recursive: true, force: true }); // none fits: another platform, another Node line
+    symlinkSync(join(ROOT, 'node_modules', 'node-gyp-build'), join(project, 'node_modules', 'node-gyp-build'));
+    // What npm runs as the package's install script ("node-gyp-build"): node-gyp rebuild, in the package's folder.
+    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'node-gyp-build', 'bin.js')], {
+      cwd: copy,
+      env: { ...process.env, npm_config_nodedir: nodeDir() },
+      timeout: 180_000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    expect(existsSync(join(copy, 'build', 'Release', 'xpmem.node'))).toBe(true);
+    writeFileSync(join(project, 'shared.mjs'), SHARED);
+    const out = execFileSync(process.execPath, ['shared.mjs'], { cwd: project, encoding: 'utf8', timeout: 60_000 });
+    expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual({ value: 0xbeef, addon: join(copy, 'build', 'Release', 'xpmem.node') });
   });
 
   it('every relative link of the shipped README and docs resolves inside the installed package', () => {

@@ -6,25 +6,25 @@
 import { describe, expect, it } from 'vitest';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 // The pool runs the built pool-worker module in its workers, so this file tests the build throughout.
-import { createPool, type PoolOptions } from '../build/src/pool.js';
-import { Domain, XpmemError, type DomainOptions, type ReapMessage, type Segment } from '../build/src/index.js';
+import { createPool, type PoolOptions } from '../dist/src/pool.js';
+import { Domain, XpmemError, type DomainOptions, type ReapMessage, type Segment } from '../dist/src/index.js';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { constants } from 'node:os';
 import { Piscina } from 'piscina';
-import type { PoolRun } from '../build/src/workers/pool.js';
-import { carry, rebuild } from '../build/src/workers/carry.js';
+import type { PoolRun } from '../dist/src/workers/pool.js';
+import { carry, rebuild } from '../dist/src/workers/carry.js';
 import { BOUND, bounded, expectCode, Gates } from './helpers.js';
 
 function domain(opts: DomainOptions = {}): Promise<Domain> {
   return Domain.create({ arenaBytes: 1 << 20, deadlineMs: 5_000, ...opts });
 }
 
-const TASK = new URL('../build/test/fixtures/pool-task.js', import.meta.url);
-const KEEP_TASK = new URL('../build/test/fixtures/keep-task.js', import.meta.url);
-const CLOSE_SCRIPT = new URL('../build/test/fixtures/close-script.js', import.meta.url);
+const TASK = new URL('../dist/test/fixtures/pool-task.js', import.meta.url);
+const KEEP_TASK = new URL('../dist/test/fixtures/keep-task.js', import.meta.url);
+const CLOSE_SCRIPT = new URL('../dist/test/fixtures/close-script.js', import.meta.url);
 
 /** Waits (bounded, on the event loop) until word `i` of `words` is at least `value`. */
 async function until(words: Int32Array, i: number, value: number, what: string): Promise<void> {
@@ -217,7 +217,7 @@ describe('createPool', () => {
         `
         const { workerData } = require('node:worker_threads');
         import(workerData.entry).then(({ join }) => join(workerData.handle));`,
-        { eval: true, workerData: { entry: new URL('../build/src/worker.js', import.meta.url).href, handle: d.handle() } },
+        { eval: true, workerData: { entry: new URL('../dist/src/worker.js', import.meta.url).href, handle: d.handle() } },
       );
       await bounded(new Promise((resolve) => other.once('exit', resolve)), 'the other worker to join and exit');
       await d.settled();

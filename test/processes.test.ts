@@ -14,7 +14,7 @@ import { SP_REAPER, SP_TRACED, capacitiesOf, layoutFor, slotBase } from '../src/
 import { ShmGates } from './fixtures/shm-gates.js';
 import { thisProcess } from '../src/sync/robust.js';
 
-const AGENT = new URL('../build/test/fixtures/process-agent.js', import.meta.url);
+const AGENT = new URL('../dist/test/fixtures/process-agent.js', import.meta.url);
 let count = 0;
 const gates = ShmGates.create();
 
@@ -534,7 +534,7 @@ describe('shared domains: processes', () => {
   it.runIf(privateShm)('a foreign file whose first page is a hole of a full /dev/shm is refused with ERR_XPMEM_INCOMPATIBLE, not a fault', () => {
     const code = `
       import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
-      import { Domain } from ${JSON.stringify(new URL('../build/src/index.js', import.meta.url).href)};
+      import { Domain } from ${JSON.stringify(new URL('../dist/src/index.js', import.meta.url).href)};
       const fd = openSync('/dev/shm/xpmem-threads.hole', 'w+', 0o600);
       ftruncateSync(fd, 1 << 20); // sparse: its first page holds no memory yet
       closeSync(fd);

@@ -9,7 +9,7 @@ import { agents, BOUND, bounded, domain, expectCode, Gates, heldWords, segSlot, 
 import { capacitiesOf, H_MUTEX, HELD_WANT, IV_END, IV_GEN, layoutFor, slotBase } from '../src/layout.js';
 import { readRecord } from '../src/notifier/record.js';
 
-const REOPENER = new URL('../build/test/fixtures/reopener.js', import.meta.url);
+const REOPENER = new URL('../dist/test/fixtures/reopener.js', import.meta.url);
 const RESOLVED = 99;
 
 describe('invalidation protocol', () => {

@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { pause } from '../src/sync/pause.js';
 
-const SMOKE = new URL('../build/test/smoke/runtime-smoke.js', import.meta.url);
+const SMOKE = new URL('../dist/test/smoke/runtime-smoke.js', import.meta.url);
 
 /** The text of project file `path`. */
 function read(path: string): string {

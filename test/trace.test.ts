@@ -14,7 +14,7 @@ import type { Domain, Segment, SlowMessage, Trace, TraceEvent } from '../src/ind
 import { type Agent, agents, bounded, domain, Gates, noneInFlight, teardown, until } from './helpers.js';
 
 const KIB64 = 64 * 1024;
-const TRACE_RUN = new URL('../build/test/fixtures/trace-run.js', import.meta.url);
+const TRACE_RUN = new URL('../dist/test/fixtures/trace-run.js', import.meta.url);
 const OPERATIONS = new Set(['remove', 'release', 'migrate', 'resize', 'protect', 'swapOut', 'swapIn', 'compact', 'reclaim', 'fault']);
 const CALLBACKS = new Set(['invalidateStart', 'invalidateEnd', 'release', 'referenced']);
 

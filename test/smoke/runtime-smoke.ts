@@ -1,7 +1,7 @@
 /**
  * The runtime smoke test: the library's main paths on whatever runtime runs this file. .ci/run
- * runs the built file under Deno (`deno run -A build/test/smoke/runtime-smoke.js`) and Bun
- * (`bun build/test/smoke/runtime-smoke.js`); test/runtimes.test.ts runs it under the suite's
+ * runs the built file under Deno (`deno run -A dist/test/smoke/runtime-smoke.js`) and Bun
+ * (`bun dist/test/smoke/runtime-smoke.js`); test/runtimes.test.ts runs it under the suite's
  * Node. The owner makes a segment; a worker attaches it with a notifier; the owner migrates it
  * (waiting for the worker's invalidateStart; the worker then reads the same bytes) and removes
  * it (the worker's next section fails with ERR_XPMEM_REMOVED); a piscina pool (createPool)
