@@ -13,7 +13,8 @@
  * made from the shipped addon sources in a scratch folder, is what the installed package loads
  * (it has no build of its own), and a shared domain works through it across two processes;
  * where no prebuild fits, the install script compiles the addon into build/ and the package's
- * code (dist/) stays whole.
+ * code (dist/) stays whole. The clean script prepack runs first removes the incremental build's
+ * state with its output, so the build after it emits the code the tarball ships.
  * Packs with --ignore-scripts: dist/ comes from pretest, and rebuilding here would rewrite files
  * other test files are loading.
  */
@@ -221,6 +222,18 @@ describe('the packed package', () => {
     writeFileSync(join(project, 'shared.mjs'), SHARED);
     const out = execFileSync(process.execPath, ['shared.mjs'], { cwd: project, encoding: 'utf8', timeout: 60_000 });
     expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual({ value: 0xbeef, addon: join(copy, 'build', 'Release', 'xpmem.node') });
+  });
+
+  it('the clean script (prepack runs it before the build) removes the incremental build state with the output, so the build after it emits the code', () => {
+    const dir = join(scratch, 'clean');
+    const { outDir, tsBuildInfoFile } = (JSON.parse(readFileSync(join(ROOT, 'tsconfig.json'), 'utf8')) as { compilerOptions: { outDir: string; tsBuildInfoFile: string } }).compilerOptions;
+    mkdirSync(join(dir, outDir, 'src'), { recursive: true });
+    writeFileSync(join(dir, outDir, 'src', 'index.js'), '');
+    writeFileSync(join(dir, tsBuildInfoFile), '{}'); // what tsc would trust, and then emit nothing
+    const { scripts } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    expect(scripts.prepack).toMatch(/^npm run clean && npm run build\b/);
+    execFileSync('sh', ['-c', scripts.clean!], { cwd: dir, timeout: 30_000 });
+    expect([existsSync(join(dir, outDir, 'src')), existsSync(join(dir, tsBuildInfoFile))]).toEqual([false, false]);
   });
 
   it('every relative link of the shipped README and docs resolves inside the installed package', () => {
