@@ -13,14 +13,37 @@ using v8::Isolate;
 using v8::Local;
 using v8::Value;
 
+namespace {
+
+// The fd of args[0] in *fd; false (a TypeError thrown) when it is not one.
+bool FdOf(const FunctionCallbackInfo<Value>& args, int* fd) {
+  if (args[0]->IsInt32()) {
+    *fd = args[0].As<v8::Int32>()->Value();
+    return true;
+  }
+  Isolate* isolate = args.GetIsolate();
+  isolate->ThrowException(v8::Exception::TypeError(v8::String::NewFromUtf8Literal(isolate, "expected (fd)")));
+  return false;
+}
+
+constexpr size_t kPage = 4096;
+
+// Reads the first kPage bytes of fd into `into` (pread, retried on EINTR): how many, or -1 (errno).
+ssize_t ReadStart(int fd, uint8_t* into) {
+  ssize_t got;
+  do got = pread(fd, into, kPage, 0);
+  while (got < 0 && errno == EINTR);
+  return got;
+}
+
+}  // namespace
+
 void FileStat(const FunctionCallbackInfo<Value>& args) {
   Isolate* isolate = args.GetIsolate();
-  if (!args[0]->IsInt32()) {
-    isolate->ThrowException(v8::Exception::TypeError(v8::String::NewFromUtf8Literal(isolate, "expected (fd)")));
-    return;
-  }
+  int fd;
+  if (!FdOf(args, &fd)) return;
   struct stat st;
-  if (fstat(args[0].As<v8::Int32>()->Value(), &st) != 0) {
+  if (fstat(fd, &st) != 0) {
     isolate->ThrowException(node::ErrnoException(isolate, errno, "fstat"));
     return;
   }
@@ -34,14 +57,10 @@ void FileStat(const FunctionCallbackInfo<Value>& args) {
 
 void ReadPage(const FunctionCallbackInfo<Value>& args) {
   Isolate* isolate = args.GetIsolate();
-  if (!args[0]->IsInt32()) {
-    isolate->ThrowException(v8::Exception::TypeError(v8::String::NewFromUtf8Literal(isolate, "expected (fd)")));
-    return;
-  }
-  uint8_t page[4096];
-  ssize_t got;
-  do got = pread(args[0].As<v8::Int32>()->Value(), page, sizeof page, 0);
-  while (got < 0 && errno == EINTR);
+  int fd;
+  if (!FdOf(args, &fd)) return;
+  uint8_t page[kPage];
+  ssize_t got = ReadStart(fd, page);
   if (got < 0) {
     isolate->ThrowException(node::ErrnoException(isolate, errno, "pread"));
     return;
@@ -57,10 +76,8 @@ void ReadText(const FunctionCallbackInfo<Value>& args) {
   v8::String::Utf8Value path(isolate, args[0]);
   int fd = open(*path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
-  uint8_t text[4096];
-  ssize_t got;
-  do got = read(fd, text, sizeof text);
-  while (got < 0 && errno == EINTR);
+  uint8_t text[kPage];
+  ssize_t got = ReadStart(fd, text);
   close(fd);
   if (got < 0) return;
   args.GetReturnValue().Set(v8::String::NewFromOneByte(isolate, text, v8::NewStringType::kNormal, static_cast<int>(got)).ToLocalChecked());

@@ -96,6 +96,23 @@ beforeAll(() => {
 
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
+/** Runs program `file` in `cwd` with this node and returns its last line of output, parsed as JSON. */
+function lastJson(cwd: string, file: string, timeout: number, env: NodeJS.ProcessEnv = process.env): unknown {
+  const out = execFileSync(process.execPath, [file], { cwd, encoding: 'utf8', timeout, env });
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+
+/** Writes SHARED into `dir` and runs it there: what it reports (the value the child wrote, the addon's path). */
+function sharedDomainIn(dir: string, env?: NodeJS.ProcessEnv): unknown {
+  writeFileSync(join(dir, 'shared.mjs'), SHARED);
+  return lastJson(dir, 'shared.mjs', 60_000, env);
+}
+
+/** Runs a node-gyp tool (`script`, with `args`) in `cwd` against this Node's headers, as npm would for an install. */
+function buildAddon(cwd: string, script: string, args: string[] = []): void {
+  execFileSync(process.execPath, [script, ...args], { cwd, env: { ...process.env, npm_config_nodedir: nodeDir() }, timeout: 180_000, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
 /** The code blocks of README.md marked `<!-- file: name -->`, by name. */
 function readmeFiles(): Map<string, string> {
   const files = new Map<string, string>();
@@ -178,9 +195,7 @@ describe('the packed package', () => {
   });
 
   it('both entry points import by name; a spawned worker writes what the main thread reads', () => {
-    const out = execFileSync(process.execPath, ['main.mjs'], { cwd: scratch, encoding: 'utf8', timeout: 30_000 });
-    const result = JSON.parse(out.trim().split('\n').pop()!) as { value: number; ok: boolean; from: string };
-    expect(result).toEqual({ value: 0xc0ffee, ok: true, from: expect.stringContaining(scratch) });
+    expect(lastJson(scratch, 'main.mjs', 30_000)).toEqual({ value: 0xc0ffee, ok: true, from: expect.stringContaining(scratch) });
   });
 
   it('a prebuild made from the shipped sources is what the installed package loads, with no build of its own: a forked process opens its shared domain', () => {
@@ -190,19 +205,12 @@ describe('the packed package', () => {
       mkdirSync(dirname(join(work, file)), { recursive: true });
       writeFileSync(join(work, file), readFileSync(join(installed, file)));
     }
-    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'prebuildify', 'bin.js'), '--napi=false', '--strip', '--target', `node@${process.versions.node}`], {
-      cwd: work,
-      env: { ...process.env, npm_config_nodedir: nodeDir() },
-      timeout: 180_000,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    buildAddon(work, join(ROOT, 'node_modules', 'prebuildify', 'bin.js'), ['--napi=false', '--strip', '--target', `node@${process.versions.node}`]);
     const prebuilt = `prebuilds/linux-x64/xpmem-threads.abi${process.versions.modules}.node`;
     mkdirSync(dirname(join(installed, prebuilt)), { recursive: true });
     writeFileSync(join(installed, prebuilt), readFileSync(join(work, prebuilt)));
     expect(existsSync(join(installed, 'build', 'Release'))).toBe(false);
-    writeFileSync(join(scratch, 'shared.mjs'), SHARED);
-    const out = execFileSync(process.execPath, ['shared.mjs'], { cwd: scratch, encoding: 'utf8', timeout: 60_000, env: { ...process.env, PREBUILDS_ONLY: '1' } });
-    expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual({ value: 0xbeef, addon: join(installed, prebuilt) });
+    expect(sharedDomainIn(scratch, { ...process.env, PREBUILDS_ONLY: '1' })).toEqual({ value: 0xbeef, addon: join(installed, prebuilt) });
   });
 
   it('where no prebuild fits, the install script compiles the addon, and the package keeps its code: a forked process opens its shared domain', () => {
@@ -212,16 +220,9 @@ describe('the packed package', () => {
     rmSync(join(copy, 'prebuilds'), { recursive: true, force: true }); // none fits: another platform, another Node line
     symlinkSync(join(ROOT, 'node_modules', 'node-gyp-build'), join(project, 'node_modules', 'node-gyp-build'));
     // What npm runs as the package's install script ("node-gyp-build"): node-gyp rebuild, in the package's folder.
-    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'node-gyp-build', 'bin.js')], {
-      cwd: copy,
-      env: { ...process.env, npm_config_nodedir: nodeDir() },
-      timeout: 180_000,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    buildAddon(copy, join(ROOT, 'node_modules', 'node-gyp-build', 'bin.js'));
     expect(existsSync(join(copy, 'build', 'Release', 'xpmem.node'))).toBe(true);
-    writeFileSync(join(project, 'shared.mjs'), SHARED);
-    const out = execFileSync(process.execPath, ['shared.mjs'], { cwd: project, encoding: 'utf8', timeout: 60_000 });
-    expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual({ value: 0xbeef, addon: join(copy, 'build', 'Release', 'xpmem.node') });
+    expect(sharedDomainIn(project)).toEqual({ value: 0xbeef, addon: join(copy, 'build', 'Release', 'xpmem.node') });
   });
 
   it('the clean script (prepack runs it before the build) removes the incremental build state with the output, so the build after it emits the code', () => {
