@@ -150,7 +150,8 @@ export const GR_SPREV = 8; // [tx] previous grant on the same segment (-1 = firs
 export const GR_FIELDS = 9;
 
 // ---- attachment table (the reverse map's entries) ----------------------------------------
-export const AT_STATE = 0; // [tx] 0 free, 1 live
+export const AT_STATE = 0; // [tx] 0 free, AT_LIVE
+export const AT_LIVE = 1;
 export const AT_GEN = 1; // [tx]
 export const AT_SPACE = 2; // [tx]
 export const AT_SEG = 3; // [tx] segment slot
@@ -199,8 +200,7 @@ export function unackedWord(words: Int32Array, layout: Layout, r: number, which:
 
 /** True while segment slot `seg` still holds generation `segGen`, live. Any thread. */
 export function segmentLive(words: Int32Array, layout: Layout, seg: number, segGen: number): boolean {
-  const base = slotBase(layout.segments, seg);
-  return Atomics.load(words, base + SEG_GEN) === segGen && Atomics.load(words, base + SEG_STATE) === SEG_LIVE;
+  return slotIs(words, slotBase(layout.segments, seg), segGen, SEG_LIVE);
 }
 
 /** Word index of mask `which` (TARGETS / STARTED / ENDED) of record `r`, word `w`. */
@@ -296,6 +296,20 @@ export function capacitiesOf(cb: Int32Array): Capacities {
 /** First word of slot `slot` in `table`. */
 export function slotBase(table: Table, slot: number): number {
   return table.base + slot * table.stride;
+}
+
+/** How a slot's word is read without the mutex: Atomics.load (a replay of a commit in tests). */
+export type Load = (words: Int32Array, index: number) => number;
+
+/**
+ * Whether the slot at `base` holds generation `gen` in state `state`, read without the mutex
+ * (every table keeps its state at field 0 and its generation at field 1). The state is read
+ * first: a commit that reuses a slot writes its new generation before its state (takeSlot), so a
+ * reader that sees the new state then sees the new generation, and a stale handle never reads as
+ * live. Read the other way, the old generation and the new state could pair up. Any thread.
+ */
+export function slotIs(words: Int32Array, base: number, gen: number, state: number, load: Load = Atomics.load): boolean {
+  return load(words, base) === state && load(words, base + 1) === gen;
 }
 
 /** How many space slots scans must cover (1 + the highest slot ever joined). Any thread. */

@@ -4,7 +4,7 @@
  * Every method runs in the thread that joined; none is safe to call from another thread.
  */
 import { xpmemError } from './errors.js';
-import { H_CLOSED, HELD_GRANTED, SP_GEN, SP_HELD, SP_STATE, SPACE_LIVE, idOf, slotBase } from './layout.js';
+import { H_CLOSED, HELD_GRANTED, SP_GEN, SP_HELD, SPACE_LIVE, idOf, slotBase, slotIs } from './layout.js';
 import type { ControlBlock } from './control/control.js';
 import { Delivery } from './notifier/delivery.js';
 import { runAsync, runSync, type Waiting, type Waits } from './notifier/wait.js';
@@ -70,7 +70,7 @@ export class Mm implements Waiting, Invalidator {
   state(): 'live' | 'closed' | 'reaped' {
     if (this.#gone || Atomics.load(this.words, H_CLOSED) !== 0) return 'closed';
     const base = slotBase(this.cb.layout.spaces, this.slot);
-    return Atomics.load(this.words, base + SP_STATE) !== SPACE_LIVE || Atomics.load(this.words, base + SP_GEN) !== this.gen ? 'reaped' : 'live';
+    return slotIs(this.words, base, this.gen, SPACE_LIVE) ? 'live' : 'reaped';
   }
 
   /** Throws ERR_XPMEM_CLOSED / ERR_XPMEM_SPACE_DEAD when this membership is over. */

@@ -4,12 +4,13 @@
  * through the journal (only the writes that change their word), and a transaction that throws
  * or overflows the journal writes nothing, leaving nothing behind for the next one. A join's
  * commit, replayed a prefix at a time, never shows a reader without the mutex a live space
- * whose process is not yet recorded.
+ * whose process is not yet recorded; a commit that reuses a slot never shows a stale handle's
+ * check (slotIs, its two reads taken at any two prefixes in order) the old generation live.
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ControlBlock } from '../src/control/control.js';
-import { H_JOURNAL_LEN, SP_PID, SP_STATE, SPACE_LIVE, slotBase, spaceTop, type Capacities } from '../src/layout.js';
+import { AT_LIVE, H_JOURNAL_LEN, SEG_LIVE, SP_PID, SP_STATE, SPACE_LIVE, slotBase, slotIs, spaceTop, type Capacities, type Table } from '../src/layout.js';
 import { forget, joinMm } from '../src/workers/join.js';
 import { departed } from '../src/workers/process.js';
 
@@ -104,6 +105,62 @@ describe('journaled transactions', () => {
       for (let k = 0; k < 100; k++) tx.set(from + k, k + 8); // and exactly the capacity of changes
     });
     expect(Array.from(cb.words.subarray(from, from + 100))).toEqual(Array.from({ length: 100 }, (_, k) => k + 8));
+  });
+
+  it('a slot reused by a commit never reads as its old generation live, whichever prefixes the check reads at (segment, attachment, space)', async () => {
+    const cb = controlBlock();
+    const { words, layout } = cb;
+    /** Runs `commit` (one transaction) and returns its journal, (word, value) in commit order, with the words before it. */
+    const journaled = (commit: () => void): { pairs: [number, number][]; before: Int32Array } => {
+      words.fill(0, layout.journal, layout.journal + 2 * CAPS.journal); // a fresh journal: its end reads 0
+      const before = words.slice();
+      commit();
+      const pairs: [number, number][] = [];
+      for (let j = layout.journal; words[j] !== 0; j += 2) pairs.push([words[j]!, words[j + 1]!]);
+      return { pairs, before };
+    };
+    /** The slots of `table` the commit made live as `live`, with their generation before and after. */
+    const reused = ({ pairs, before }: ReturnType<typeof journaled>, table: Table, live: number): { base: number; stale: number; fresh: number }[] =>
+      Array.from({ length: table.capacity }, (_, s) => slotBase(table, s))
+        .filter((base) => before[base] !== live && words[base] === live && pairs.some(([w]) => w === base))
+        .map((base) => ({ base, stale: before[base + 1]!, fresh: words[base + 1]! }));
+    /** A stale handle's check, its k-th read served at prefix at[k] of the commit, must fail; the fresh one's passes once committed. */
+    const neverStale = (commit: ReturnType<typeof journaled>, table: Table, live: number): void => {
+      const slots = reused(commit, table, live);
+      expect(slots.length).toBe(1);
+      const { pairs, before } = commit;
+      const valueAt = (index: number, prefix: number): number => {
+        let value = before[index]!;
+        for (let k = 0; k < prefix; k++) if (pairs[k]![0] === index) value = pairs[k]![1];
+        return value;
+      };
+      for (const { base, stale, fresh } of slots) {
+        expect(fresh).not.toBe(stale);
+        for (let first = 0; first <= pairs.length; first++)
+          for (let second = first; second <= pairs.length; second++) {
+            const at = [first, second];
+            let read = 0;
+            const replay = (_: Int32Array, index: number): number => valueAt(index, at[read++]!);
+            expect(slotIs(words, base, stale, live, replay), `generation ${stale} read live at prefixes ${first}, ${second} of ${pairs.length}`).toBe(false);
+          }
+        expect(slotIs(words, base, fresh, live)).toBe(true);
+      }
+    };
+    let joined!: ReturnType<typeof joinMm>;
+    neverStale(journaled(() => (joined = joinMm(cb.handle))), layout.spaces, SPACE_LIVE);
+    const { space } = joined;
+    try {
+      const old = space.make(4096);
+      const oldAttachment = space.get(old.id, 'rw').attach();
+      oldAttachment.detach();
+      await old.remove();
+      let seg!: ReturnType<typeof space.make>;
+      neverStale(journaled(() => (seg = space.make(4096))), layout.segments, SEG_LIVE);
+      const permit = space.get(seg.id, 'rw');
+      neverStale(journaled(() => permit.attach()), layout.attachments, AT_LIVE);
+    } finally {
+      forget(cb.id);
+    }
   });
 
   it('a join publishes its space whole: at every prefix of its commit, a live space has its process recorded', () => {

@@ -11,7 +11,7 @@
  * ERR_XPMEM_WOULD_DEADLOCK. Every method runs in the attaching thread only.
  */
 import { xpmemError, checkFunction, checkOneOf } from '../errors.js';
-import { AT_GEN, AT_STATE, SEG_GEN, SEG_LIVE, SEG_OPLOCK, SEG_REF, SEG_STATE, slotBase } from '../layout.js';
+import { AT_LIVE, SEG_OPLOCK, SEG_REF, segmentLive, slotBase, slotIs } from '../layout.js';
 import type { Mm } from '../mm.js';
 import { checkWaitOptions, type WaitOptions } from '../sync/futex.js';
 import { enterShared, exitShared, retryShared } from '../sync/rwlock.js';
@@ -259,12 +259,7 @@ export class Attachment {
     this.#usable();
     const segBase = this.#segBase;
     const attBase = slotBase(layout.attachments, this.#a.slot);
-    if (
-      Atomics.load(words, segBase + SEG_GEN) !== this.#a.segGen ||
-      Atomics.load(words, segBase + SEG_STATE) !== SEG_LIVE ||
-      Atomics.load(words, attBase + AT_GEN) !== this.#a.gen ||
-      Atomics.load(words, attBase + AT_STATE) === 0
-    ) {
+    if (!segmentLive(words, layout, this.#a.seg, this.#a.segGen) || !slotIs(words, attBase, this.#a.gen, AT_LIVE)) {
       throw xpmemError('ERR_XPMEM_REMOVED', `segment ${this.#a.segId} was removed by its owner; this attachment is gone`, { segId: this.#a.segId });
     }
     if (write && !this.#a.writable) throw xpmemError('ERR_XPMEM_PERMISSION', `segment ${this.#a.segId} was granted read-only; get() it with 'rw' to write`, { segId: this.#a.segId });

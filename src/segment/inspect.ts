@@ -4,7 +4,7 @@
  * throwing and never taking the domain mutex, so a stale or closed handle inspects as what it is.
  */
 import { inspect, type InspectOptions } from 'node:util';
-import { SEG_BYTES, SEG_FLAGS, SEG_GEN, SEG_LIVE, SEG_STATE, SEGF_SWAPPED, slotBase } from '../layout.js';
+import { SEG_BYTES, SEG_FLAGS, SEGF_SWAPPED, segmentLive, slotBase } from '../layout.js';
 import type { Mm } from '../mm.js';
 
 /** The key util.inspect looks up on an object for its own rendering: Symbol.for('nodejs.util.inspect.custom'). */
@@ -43,6 +43,6 @@ export function segmentNow(mm: Mm, slot: number, gen: number, ended?: 'released'
   if (ended !== undefined) return { state: ended, bytes: undefined };
   const base = slotBase(mm.layout.segments, slot);
   const word = (field: number): number => Atomics.load(mm.words, base + field);
-  if (word(SEG_GEN) !== gen || word(SEG_STATE) !== SEG_LIVE) return { state: 'removed', bytes: undefined };
+  if (!segmentLive(mm.words, mm.layout, slot, gen)) return { state: 'removed', bytes: undefined };
   return { state: (word(SEG_FLAGS) & SEGF_SWAPPED) !== 0 ? 'swapped' : 'live', bytes: word(SEG_BYTES) };
 }

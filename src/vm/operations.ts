@@ -14,9 +14,7 @@ import {
   SEG_BLOCK,
   SEG_BYTES,
   SEG_FLAGS,
-  SEG_GEN,
   SEG_GRANTS,
-  SEG_LIVE,
   SEG_OWNER,
   SEG_PROT,
   SEG_REF,
@@ -30,6 +28,7 @@ import {
   SEGF_SWAPPED,
   SP_NOTIFIERS,
   UNIT,
+  segmentLive,
   slotBase,
 } from '../layout.js';
 import { freeSlot, type ControlBlock } from '../control/control.js';
@@ -54,7 +53,7 @@ function field(cb: ControlBlock, s: SegmentRef, f: number): number {
 
 /** Throws ERR_XPMEM_REMOVED unless `s` is still the live segment it names. */
 export function checkSegment(cb: ControlBlock, s: SegmentRef): void {
-  if (field(cb, s, SEG_GEN) !== s.gen || field(cb, s, SEG_STATE) !== SEG_LIVE) {
+  if (!segmentLive(cb.words, cb.layout, s.slot, s.gen)) {
     throw xpmemError('ERR_XPMEM_REMOVED', `segment ${s.id} was removed; make a new one`, { segId: s.id });
   }
 }
