@@ -138,7 +138,8 @@ export const PERMIT_RO = 1;
 export const PERMIT_RW = 2;
 
 // ---- grant table (apid) ----------------------------------------------------------------
-export const GR_STATE = 0; // [tx] 0 free, 1 live
+export const GR_STATE = 0; // [tx] 0 free, GR_LIVE
+export const GR_LIVE = 1;
 export const GR_GEN = 1; // [tx]
 export const GR_SPACE = 2; // [tx] holder space slot
 export const GR_SEG = 3; // [tx] segment slot
@@ -164,7 +165,8 @@ export const AT_PREV = 9; // [tx] rmap back link
 export const AT_FIELDS = 10;
 
 // ---- notifier table ----------------------------------------------------------------------
-export const NT_STATE = 0; // [tx] 0 free, 1 live
+export const NT_STATE = 0; // [tx] 0 free, NT_LIVE
+export const NT_LIVE = 1;
 export const NT_GEN = 1; // [tx]
 export const NT_SPACE = 2; // [tx] registering space slot
 export const NT_ATT = 3; // [tx] attachment slot, -1 = space-wide

@@ -4,13 +4,14 @@
  * through the journal (only the writes that change their word), and a transaction that throws
  * or overflows the journal writes nothing, leaving nothing behind for the next one. A join's
  * commit, replayed a prefix at a time, never shows a reader without the mutex a live space
- * whose process is not yet recorded; a commit that reuses a slot never shows a stale handle's
- * check (slotIs, its two reads taken at any two prefixes in order) the old generation live.
+ * whose process is not yet recorded; a commit that makes a slot live (a space, segment, grant,
+ * attachment or notifier) shows it whole once its state reads live, and never shows a stale
+ * handle's check (slotIs, its two reads taken at any two prefixes in order) the old generation live.
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ControlBlock } from '../src/control/control.js';
-import { AT_LIVE, H_JOURNAL_LEN, SEG_LIVE, SP_PID, SP_STATE, SPACE_LIVE, slotBase, slotIs, spaceTop, type Capacities, type Table } from '../src/layout.js';
+import { AT_LIVE, GR_LIVE, H_JOURNAL_LEN, NT_LIVE, SEG_LIVE, SP_PID, SP_STATE, SPACE_LIVE, slotBase, slotIs, spaceTop, type Capacities, type Table } from '../src/layout.js';
 import { forget, joinMm } from '../src/workers/join.js';
 import { departed } from '../src/workers/process.js';
 
@@ -18,6 +19,13 @@ const CAPS: Capacities = { spaces: 4, segments: 64, grants: 64, attachments: 64,
 
 function controlBlock(journal = CAPS.journal): ControlBlock {
   return ControlBlock.format({ ...CAPS, journal }, { arenaBytes: 1 << 16, maxArenaBytes: 1 << 16, memoryLimit: 0, deadlineMs: 1000, swapDir: '/tmp' });
+}
+
+/** The journal of the last commit: (word, value) in commit order, up to the first word 0 (a fresh journal's end). */
+function journalOf({ words, layout }: ControlBlock): [number, number][] {
+  const pairs: [number, number][] = [];
+  for (let j = layout.journal; words[j] !== 0; j += 2) pairs.push([words[j]!, words[j + 1]!]);
+  return pairs;
 }
 
 /** Words every test may write: below the journal area, past the header. */
@@ -107,57 +115,53 @@ describe('journaled transactions', () => {
     expect(Array.from(cb.words.subarray(from, from + 100))).toEqual(Array.from({ length: 100 }, (_, k) => k + 8));
   });
 
-  it('a slot reused by a commit never reads as its old generation live, whichever prefixes the check reads at (segment, attachment, space)', async () => {
+  it('a slot a commit makes live reads whole once live, and never as its old generation live, whichever prefixes the check reads at (space, segment, grant, attachment, notifier)', async () => {
     const cb = controlBlock();
     const { words, layout } = cb;
-    /** Runs `commit` (one transaction) and returns its journal, (word, value) in commit order, with the words before it. */
-    const journaled = (commit: () => void): { pairs: [number, number][]; before: Int32Array } => {
+    /**
+     * Runs `commit` (one transaction) and checks the slot of `table` it makes live (as `live`),
+     * replaying its journal: at every prefix where the slot's state reads live, every word of the
+     * slot has its final value; a stale handle's check, its k-th read served at the k-th of any
+     * two prefixes in order, fails; the fresh one's passes once committed. Returns what `commit` did.
+     */
+    const published = <T>(commit: () => T, table: Table, live: number): T => {
       words.fill(0, layout.journal, layout.journal + 2 * CAPS.journal); // a fresh journal: its end reads 0
       const before = words.slice();
-      commit();
-      const pairs: [number, number][] = [];
-      for (let j = layout.journal; words[j] !== 0; j += 2) pairs.push([words[j]!, words[j + 1]!]);
-      return { pairs, before };
-    };
-    /** The slots of `table` the commit made live as `live`, with their generation before and after. */
-    const reused = ({ pairs, before }: ReturnType<typeof journaled>, table: Table, live: number): { base: number; stale: number; fresh: number }[] =>
-      Array.from({ length: table.capacity }, (_, s) => slotBase(table, s))
-        .filter((base) => before[base] !== live && words[base] === live && pairs.some(([w]) => w === base))
-        .map((base) => ({ base, stale: before[base + 1]!, fresh: words[base + 1]! }));
-    /** A stale handle's check, its k-th read served at prefix at[k] of the commit, must fail; the fresh one's passes once committed. */
-    const neverStale = (commit: ReturnType<typeof journaled>, table: Table, live: number): void => {
-      const slots = reused(commit, table, live);
-      expect(slots.length).toBe(1);
-      const { pairs, before } = commit;
+      const result = commit();
+      const pairs = journalOf(cb);
       const valueAt = (index: number, prefix: number): number => {
         let value = before[index]!;
         for (let k = 0; k < prefix; k++) if (pairs[k]![0] === index) value = pairs[k]![1];
         return value;
       };
-      for (const { base, stale, fresh } of slots) {
-        expect(fresh).not.toBe(stale);
-        for (let first = 0; first <= pairs.length; first++)
-          for (let second = first; second <= pairs.length; second++) {
-            const at = [first, second];
-            let read = 0;
-            const replay = (_: Int32Array, index: number): number => valueAt(index, at[read++]!);
-            expect(slotIs(words, base, stale, live, replay), `generation ${stale} read live at prefixes ${first}, ${second} of ${pairs.length}`).toBe(false);
-          }
-        expect(slotIs(words, base, fresh, live)).toBe(true);
+      const made = Array.from({ length: table.capacity }, (_, s) => slotBase(table, s)).filter((base) => before[base] !== live && words[base] === live);
+      expect(made.length).toBe(1);
+      const base = made[0]!;
+      const [stale, fresh] = [before[base + 1]!, words[base + 1]!];
+      expect(fresh).not.toBe(stale);
+      for (let prefix = 0; prefix <= pairs.length; prefix++) {
+        if (valueAt(base, prefix) !== live) continue;
+        for (let w = base; w < base + table.stride; w++) expect(valueAt(w, prefix), `word ${w - base} of the slot, live at prefix ${prefix} of ${pairs.length}`).toBe(words[w]);
       }
+      for (let first = 0; first <= pairs.length; first++)
+        for (let second = first; second <= pairs.length; second++) {
+          const at = [first, second];
+          let read = 0;
+          const replay = (_: Int32Array, index: number): number => valueAt(index, at[read++]!);
+          expect(slotIs(words, base, stale, live, replay), `generation ${stale} read live at prefixes ${first}, ${second} of ${pairs.length}`).toBe(false);
+        }
+      expect(slotIs(words, base, fresh, live)).toBe(true);
+      return result;
     };
-    let joined!: ReturnType<typeof joinMm>;
-    neverStale(journaled(() => (joined = joinMm(cb.handle))), layout.spaces, SPACE_LIVE);
-    const { space } = joined;
+    const { space } = published(() => joinMm(cb.handle), layout.spaces, SPACE_LIVE);
     try {
-      const old = space.make(4096);
-      const oldAttachment = space.get(old.id, 'rw').attach();
-      oldAttachment.detach();
-      await old.remove();
-      let seg!: ReturnType<typeof space.make>;
-      neverStale(journaled(() => (seg = space.make(4096))), layout.segments, SEG_LIVE);
-      const permit = space.get(seg.id, 'rw');
-      neverStale(journaled(() => permit.attach()), layout.attachments, AT_LIVE);
+      const old = space.make(8192);
+      space.get(old.id, 'ro').attach({ offset: 64, length: 128 }).detach();
+      await old.remove(); // its segment, grant and attachment slots are taken again below, with other words
+      const seg = published(() => space.make(4096), layout.segments, SEG_LIVE);
+      const permit = published(() => space.get(seg.id, 'rw'), layout.grants, GR_LIVE);
+      const attachment = published(() => permit.attach(), layout.attachments, AT_LIVE);
+      published(() => attachment.notifier({ invalidateStart: () => {} }), layout.notifiers, NT_LIVE);
     } finally {
       forget(cb.id);
     }
@@ -169,8 +173,7 @@ describe('journaled transactions', () => {
     const before = words.slice();
     joinMm(cb.handle);
     forget(cb.id);
-    const pairs: [number, number][] = []; // the join's journal: (word, value) in commit order, then zeros (a fresh block)
-    for (let j = layout.journal; words[j] !== 0; j += 2) pairs.push([words[j]!, words[j + 1]!]);
+    const pairs = journalOf(cb); // a fresh block's journal ends at its first 0
     expect(pairs.length).toBeGreaterThan(0);
     const seen = before.slice();
     for (const [word, value] of pairs) {

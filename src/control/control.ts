@@ -224,17 +224,11 @@ function chain(w: Int32Array, list: FreeList): void {
   w[list.head] = table.capacity > 0 ? 0 : -1;
 }
 
-/** Pops a free slot (caller holds the mutex via tx), bumping its generation; -1 if the table is full. */
-export function allocSlot(tx: Tx, list: FreeList): number {
-  const slot = takeSlot(tx, list);
-  if (slot >= 0) tx.set(slotBase(list.table, slot), 1); // STATE: every table keeps state at field 0
-  return slot;
-}
-
 /**
- * allocSlot() leaving the state word (still FREE) to the caller, who writes it after the slot's
- * other fields: the commit applies writes in first-write order, so a reader that sees the new
- * state sees the whole slot. Caller holds the mutex via tx; -1 if the table is full.
+ * Pops a free slot, bumping its generation, and leaves its state word (field 0, still FREE) to
+ * the caller, who writes it after the slot's other fields: the commit applies writes in
+ * first-write order, so a reader without the mutex that sees the new state sees the whole slot
+ * and its new generation (slotIs). Caller holds the mutex via tx; -1 if the table is full.
  */
 export function takeSlot(tx: Tx, list: FreeList): number {
   const slot = tx.get(list.head);

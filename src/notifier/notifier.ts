@@ -10,8 +10,8 @@
  */
 import { checkFunction, checkOptions, invalidArgType } from '../errors.js';
 import { checkWaitOptions, deadlineIn, within, type WaitOptions } from '../sync/futex.js';
-import { AT_GEN, AT_NOTIFIERS, AT_STATE, H_REGSEQ, NT_ATT, NT_GEN, NT_REGSEQ, NT_SPACE, NT_STATE, SEG_NOTIFIERS, SP_NOTIFIERS, slotBase } from '../layout.js';
-import { allocSlot, freeSlot } from '../control/control.js';
+import { AT_GEN, AT_NOTIFIERS, AT_STATE, H_REGSEQ, NT_ATT, NT_GEN, NT_LIVE, NT_REGSEQ, NT_SPACE, NT_STATE, SEG_NOTIFIERS, SP_NOTIFIERS, slotBase } from '../layout.js';
+import { freeSlot, takeSlot } from '../control/control.js';
 import { xpmemError } from '../errors.js';
 import type { ControlBlock } from '../control/control.js';
 import type { Delivery, LocalNotifier } from './delivery.js';
@@ -140,7 +140,7 @@ export function registerNotifier(
         throw xpmemError('ERR_XPMEM_REMOVED', `segment ${att.segId} was removed by its owner; this attachment is gone`, { segId: att.segId });
       }
     }
-    const n = allocSlot(tx, cb.notifierList);
+    const n = takeSlot(tx, cb.notifierList);
     if (n < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `notifier table full (${layout.notifiers.capacity}); unregister some or raise capacity.notifiers`);
     const base = slotBase(layout.notifiers, n);
     const seq = tx.get(H_REGSEQ) + 1;
@@ -149,6 +149,7 @@ export function registerNotifier(
     tx.set(base + NT_ATT, att === undefined ? -1 : att.slot);
     tx.set(base + NT_REGSEQ, seq);
     for (const at of counts) tx.set(at, tx.get(at) + 1);
+    tx.set(base + NT_STATE, NT_LIVE); // last: published whole (takeSlot)
     return { slot: n, gen: tx.get(base + NT_GEN), regSeq: seq };
   });
   const local: LocalNotifier = {

@@ -17,6 +17,7 @@ import {
   GR_SEG,
   GR_SEGGEN,
   GR_SPACE,
+  GR_LIVE,
   GR_STATE,
   NAME_WORDS,
   SEG_NAME,
@@ -35,6 +36,7 @@ import {
   SEG_UNIT,
   SEG_VIEWGEN,
   AT_GEN,
+  AT_LIVE,
   AT_STATE,
   SEG_GRANTS,
   SEG_NOTIFIERS,
@@ -42,7 +44,7 @@ import {
   idOf,
   slotBase,
 } from '../layout.js';
-import { allocSlot, type ControlBlock } from '../control/control.js';
+import { takeSlot, type ControlBlock } from '../control/control.js';
 import { allocUnits, unitsFor, zeroTaken } from '../control/alloc.js';
 import type { Tx } from '../sync/mutex.js';
 import { GRANTS, linkFront, RMAP, unlinkAttachment, unlinkGrant } from '../control/lists.js';
@@ -83,12 +85,11 @@ export function makeSegment(mm: Mm, bytes: number, permit: number, flags: number
   const { layout } = cb;
   const units = unitsFor(bytes);
   const made = cb.transact(mm.slot, (tx) => {
-    const slot = allocSlot(tx, cb.segmentList);
+    const slot = takeSlot(tx, cb.segmentList);
     if (slot < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `segment table full (${layout.segments.capacity}); remove segments or raise capacity.segments`);
     const block = allocUnits(tx, cb, units);
     const base = slotBase(layout.segments, slot);
     const unit = cb.allocator.offset(tx, block);
-    tx.set(base + SEG_STATE, SEG_LIVE);
     tx.set(base + SEG_OWNER, mm.slot);
     tx.set(base + SEG_BLOCK, block);
     tx.set(base + SEG_UNIT, unit);
@@ -102,6 +103,7 @@ export function makeSegment(mm: Mm, bytes: number, permit: number, flags: number
     tx.set(base + SEG_VIEWGEN, tx.get(base + SEG_VIEWGEN) + 1);
     const packed = packName(name);
     for (let w = 0; w < NAME_WORDS; w++) tx.set(base + SEG_NAME + w, packed[w]!);
+    tx.set(base + SEG_STATE, SEG_LIVE); // last: published whole (takeSlot)
     // Before the commit publishes it (reclaim and compaction scan live segments): zeroed and young.
     zeroTaken(cb, unit * UNIT, (unit + units) * UNIT, (unit + units) * UNIT);
     Atomics.store(cb.words, base + SEG_REF, 1);
@@ -154,7 +156,7 @@ export function getGrant(mm: Mm, segId: number, writable: boolean): GrantSlot {
     if (tx.get(segBase + SEG_OWNER) !== mm.slot && permit < (writable ? PERMIT_RW : 1)) {
       throw xpmemError('ERR_XPMEM_PERMISSION', `segment ${segId} is exported with permit '${['none', 'ro', 'rw'][permit]}'; '${writable ? 'rw' : 'ro'}' access is not allowed`, { segId: segId });
     }
-    const slot = allocSlot(tx, cb.grantList);
+    const slot = takeSlot(tx, cb.grantList);
     if (slot < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `grant table full (${layout.grants.capacity}); release accesses or raise capacity.grants`);
     const base = slotBase(layout.grants, slot);
     tx.set(base + GR_SPACE, mm.slot);
@@ -162,6 +164,7 @@ export function getGrant(mm: Mm, segId: number, writable: boolean): GrantSlot {
     tx.set(base + GR_SEGGEN, seg.gen);
     tx.set(base + GR_MODE, writable ? PERMIT_RW : 1);
     linkFront(tx, layout, GRANTS, seg.slot, slot);
+    tx.set(base + GR_STATE, GR_LIVE); // last: published whole (takeSlot)
     return { slot, gen: tx.get(base + GR_GEN), seg: seg.slot, segGen: seg.gen, segId, writable };
   });
 }
@@ -185,7 +188,7 @@ export function attachRange(mm: Mm, g: GrantSlot, offset: number, length: number
     if (offset > bytes || len < 1 || offset + len > bytes) {
       throw xpmemError('ERR_XPMEM_RANGE', `range [${offset}, ${offset + len}) is outside segment ${g.segId} of ${bytes} bytes`, { segId: g.segId });
     }
-    const slot = allocSlot(tx, cb.attachmentList);
+    const slot = takeSlot(tx, cb.attachmentList);
     if (slot < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `attachment table full (${layout.attachments.capacity}); detach or raise capacity.attachments`);
     const base = slotBase(layout.attachments, slot);
     tx.set(base + AT_SPACE, mm.slot);
@@ -195,6 +198,7 @@ export function attachRange(mm: Mm, g: GrantSlot, offset: number, length: number
     tx.set(base + AT_LENGTH, len);
     tx.set(base + AT_NOTIFIERS, 0);
     linkFront(tx, layout, RMAP, g.seg, slot);
+    tx.set(base + AT_STATE, AT_LIVE); // last: published whole (takeSlot)
     return { slot, gen: tx.get(base + AT_GEN), seg: g.seg, segGen: g.segGen, segId: g.segId, offset, length: len, writable: g.writable };
   });
 }
