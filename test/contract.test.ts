@@ -45,10 +45,10 @@ function cited(): Set<string> {
   return new Set([...flat.matchAll(/\[([a-z][a-z ]*(?:: [^\]]+)?)\](?!\()/g)].map((m) => m[1]!));
 }
 
-/** The titles of the tests of one file: the text of each it('...'), it("...") or it(`...`), also it.runIf(cond)(...) and it.skipIf(cond)(...). */
+/** The titles of the tests of one file: the text of each it('...'), it("...") or it(`...`), also it.runIf(cond)(...), it.skipIf(cond)(...) and it.each(cases)(...). */
 function titles(file: string): string[] {
   const text = readFileSync(join(ROOT, file), 'utf8');
-  return [...text.matchAll(/\bit(?:\.(?:runIf|skipIf)\([^()]*\))?\(\s*(?:'((?:\\'|[^'])*)'|"([^"]*)"|`([^`]*)`)/g)].map((m) => (m[1] ?? m[2] ?? m[3]!).replace(/\\'/g, "'"));
+  return [...text.matchAll(/\bit(?:\.(?:runIf|skipIf|each)\([^()]*\))?\(\s*(?:'((?:\\'|[^'])*)'|"([^"]*)"|`([^`]*)`)/g)].map((m) => (m[1] ?? m[2] ?? m[3]!).replace(/\\'/g, "'"));
 }
 
 /** The file a row names: `protocol` is test/protocol.test.ts; a backticked path is itself. */

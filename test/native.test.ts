@@ -7,10 +7,10 @@
  */
 import { on, once } from 'node:events';
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
-import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { native } from '../src/sync/native.js';
 import { bounded, nodeDir } from './helpers.js';
@@ -92,21 +92,30 @@ describe.runIf(ringKernel())('a submission the kernel refuses', () => {
 });
 
 /**
- * What loading the addon in a fresh process reports: whether node-gyp-build was required, and
- * how its waits sleep, or the code and message of the error loading it threw.
+ * What loading the addon in a fresh process (from the package's compiled code, or from `code`,
+ * a copy of it) reports: whether node-gyp-build was required, and how its waits sleep, or the
+ * code and message of the error loading it threw.
  */
-function loadIn(env: NodeJS.ProcessEnv): { viaNodeGypBuild: boolean; waits: string } | { code: string; message: string } {
+function loadIn(env: NodeJS.ProcessEnv, dist = new URL('../dist/', import.meta.url)): { viaNodeGypBuild: boolean } & ({ waits: string } | { code: string; message: string }) {
   const code = `
     import { createRequire } from 'node:module';
-    import { native } from ${JSON.stringify(new URL('../dist/src/sync/native.js', import.meta.url).href)};
+    import { native } from ${JSON.stringify(new URL('src/sync/native.js', dist).href)};
+    const viaNodeGypBuild = () => Object.keys(createRequire(import.meta.url).cache).some((f) => f.includes('node-gyp-build'));
     try {
       const waits = native().waits();
-      const viaNodeGypBuild = Object.keys(createRequire(import.meta.url).cache).some((f) => f.includes('node-gyp-build'));
-      console.log(JSON.stringify({ viaNodeGypBuild, waits }));
+      console.log(JSON.stringify({ viaNodeGypBuild: viaNodeGypBuild(), waits }));
     } catch (error) {
-      console.log(JSON.stringify({ code: error.code, message: error.message }));
+      console.log(JSON.stringify({ viaNodeGypBuild: viaNodeGypBuild(), code: error.code, message: error.message }));
     }`;
   return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', code], { env, encoding: 'utf8' })) as ReturnType<typeof loadIn>;
+}
+
+/** Compiles, at `file`, an addon of this Node line that has only a `map` function (one built from other sources). */
+function staleAddon(file: string): void {
+  const source = `${file}.cc`;
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(source, '#include <node.h>\nstatic void Nothing(const v8::FunctionCallbackInfo<v8::Value>&) {}\nNODE_MODULE_INIT() { NODE_SET_METHOD(exports, "map", Nothing); }\n');
+  execFileSync('g++', ['-std=c++20', '-shared', '-fPIC', `-I${join(nodeDir(), 'include', 'node')}`, '-o', file, source]);
 }
 
 describe('loading the addon', () => {
@@ -120,17 +129,34 @@ describe('loading the addon', () => {
     expect(loadIn({ ...env, XPMEM_THREADS_PREBUILD: fileURLToPath(new URL('..', import.meta.url)) })).toEqual({ viaNodeGypBuild: true, waits: expect.any(String) });
   });
 
+  it.each(['PREBUILDS_ONLY', 'npm_config_arch', 'npm_config_platform', 'LIBC', 'ARM_VERSION'])('hands the search to node-gyp-build when %s, which changes what it picks, is set', (setting) => {
+    const values: Record<string, string> = { PREBUILDS_ONLY: '1', npm_config_arch: process.arch, npm_config_platform: process.platform, LIBC: 'glibc', ARM_VERSION: '8' };
+    expect(loadIn({ ...env, [setting]: values[setting] })).toMatchObject({ viaNodeGypBuild: true });
+  });
+
   it('refuses an addon that lacks a function of this version (built from other sources) with ERR_XPMEM_UNSUPPORTED naming what it lacks', () => {
     const dir = mkdtempSync(join(tmpdir(), 'xpmem-stale-addon-'));
     try {
-      const source = join(dir, 'stale.cc');
-      writeFileSync(source, '#include <node.h>\nstatic void Nothing(const v8::FunctionCallbackInfo<v8::Value>&) {}\nNODE_MODULE_INIT() { NODE_SET_METHOD(exports, "map", Nothing); }\n');
-      mkdirSync(join(dir, 'build', 'Release'), { recursive: true });
-      execFileSync('g++', ['-std=c++20', '-shared', '-fPIC', `-I${join(nodeDir(), 'include', 'node')}`, '-o', join(dir, 'build', 'Release', 'stale.node'), source]);
+      staleAddon(join(dir, 'build', 'Release', 'stale.node'));
       const refused = loadIn({ ...env, XPMEM_THREADS_PREBUILD: dir });
-      expect(refused).toEqual({ code: 'ERR_XPMEM_UNSUPPORTED', message: expect.stringContaining('has no wait, wake, waitAsync') });
+      expect(refused).toEqual({ viaNodeGypBuild: true, code: 'ERR_XPMEM_UNSUPPORTED', message: expect.stringContaining('has no wait, wake, waitAsync') });
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("takes a Debug build before a prebuild, in node-gyp-build's order", () => {
+    const root = mkdtempSync(join(tmpdir(), 'xpmem-debug-build-'));
+    try {
+      cpSync(fileURLToPath(new URL('../dist/src', import.meta.url)), join(root, 'dist', 'src'), { recursive: true });
+      mkdirSync(join(root, 'native'));
+      writeFileSync(join(root, 'native', 'xpmem.cc'), ''); // marks the package's root
+      mkdirSync(join(root, 'build', 'Debug'), { recursive: true });
+      cpSync(fileURLToPath(new URL('../build/Release/xpmem.node', import.meta.url)), join(root, 'build', 'Debug', 'xpmem.node'));
+      staleAddon(join(root, 'prebuilds', `${process.platform}-${process.arch}`, `xpmem-threads.abi${process.versions.modules}.node`));
+      expect(loadIn(env, pathToFileURL(join(root, 'dist', '/')))).toEqual({ viaNodeGypBuild: false, waits: expect.any(String) });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
     }
   });
 });

@@ -1,10 +1,11 @@
 /**
  * The native addon (native/xpmem.cc) that shared domains stand on: SharedArrayBuffers over a
  * mapping of a shared memory file, and futex waits and wakes that reach other processes. Loaded
- * on first use: a local build (build/Release, what the install makes where no prebuild fits)
- * or this Node line's prebuild (native/prebuild.sh names them) directly with process.dlopen,
- * anything else through node-gyp-build's search (XPMEM_THREADS_PREBUILD set, a Debug build, another
- * platform's tags). A process that cannot load it still runs every threads-only domain, and
+ * on first use: a local build (build/Release, what the install makes where no prebuild fits;
+ * else build/Debug) or this Node line's prebuild (native/prebuild.sh names them) directly with
+ * process.dlopen, in node-gyp-build's order; anything else through node-gyp-build's search: no
+ * such file (another platform's tags), or a setting that changes what it picks is set
+ * (SEARCH_SETTINGS). A process that cannot load it still runs every threads-only domain, and
  * only a shared domain fails, with ERR_XPMEM_UNSUPPORTED saying why. Per thread (each worker
  * loads its own instance).
  *
@@ -52,6 +53,9 @@ let loaded: Native | Error | undefined;
 /** Every function of Native: an addon that lacks one was built from other sources. */
 const FUNCTIONS = ['map', 'wait', 'wake', 'waitAsync', 'cancel', 'waits', 'lock', 'unlock', 'fileStat', 'readPage', 'readText'] as const satisfies readonly (keyof Native)[];
 
+/** The environment that changes what node-gyp-build picks: with any of it set, it picks. */
+const SEARCH_SETTINGS = ['XPMEM_THREADS_PREBUILD', 'PREBUILDS_ONLY', 'npm_config_arch', 'npm_config_platform', 'LIBC', 'ARM_VERSION'] as const;
+
 /** The package's root: the nearest folder above this file that holds the addon's source, native/xpmem.cc (the package ships it). */
 function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -68,8 +72,12 @@ function packageRoot(): string {
  * node-gyp-build finds; an Error naming what it lacks when it is not this version's addon.
  */
 function load(root: string): Native {
-  const files = [join(root, 'build', 'Release', 'xpmem.node'), join(root, 'prebuilds', `${process.platform}-${process.arch}`, `xpmem-threads.abi${process.versions.modules}.node`)];
-  const file = process.env.XPMEM_THREADS_PREBUILD === undefined ? files.find((f) => existsSync(f)) : undefined;
+  const files = [
+    join(root, 'build', 'Release', 'xpmem.node'),
+    join(root, 'build', 'Debug', 'xpmem.node'),
+    join(root, 'prebuilds', `${process.platform}-${process.arch}`, `xpmem-threads.abi${process.versions.modules}.node`),
+  ];
+  const file = SEARCH_SETTINGS.some((name) => process.env[name] !== undefined) ? undefined : files.find((f) => existsSync(f));
   const module = { exports: {} as Native };
   if (file === undefined) module.exports = (createRequire(import.meta.url)('node-gyp-build') as (dir: string) => Native)(root);
   else process.dlopen(module, file);
