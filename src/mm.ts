@@ -6,6 +6,7 @@
 import { xpmemError } from './errors.js';
 import { H_CLOSED, HELD_GRANTED, SP_GEN, SP_HELD, SPACE_LIVE, idOf, slotBase, slotIs } from './layout.js';
 import type { ControlBlock } from './control/control.js';
+import { shmPath } from './control/shm.js';
 import { Delivery } from './notifier/delivery.js';
 import { runAsync, runSync, type Waiting, type Waits } from './notifier/wait.js';
 import type { Bounds, Invalidator } from './notifier/invalidate.js';
@@ -43,7 +44,7 @@ export class Mm implements Waiting, Invalidator {
     this.#genAt = slotBase(cb.layout.spaces, slot) + SP_GEN;
     this.slot = slot;
     this.gen = gen;
-    this.trace = new Recorder(cb.words, cb.layout, cb.id, slot);
+    this.trace = new Recorder(cb.words, cb.layout, cb.id, slot, cb.shared === undefined ? undefined : shmPath(cb.shared));
     this.delivery = new Delivery(cb, slot, this.trace);
     this.held = new Int32Array(cb.layout.caps.depth).fill(-1);
     this.heldIds = new Float64Array(cb.layout.caps.depth).fill(-1);

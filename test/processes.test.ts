@@ -260,6 +260,29 @@ describe('shared domains: processes', () => {
     await finish(d);
   });
 
+  it('a process that exits without leaving while a trace records hands its events over as it exits, with those of its worker that exited before', async () => {
+    let worker = -1;
+    const { d, child, tracing } = await tracedMigrate(async (c) => {
+      worker = await c.call<number>('spawn');
+    });
+    await child.call('workerMigrates'); // the worker records too
+    await child.call('endWorker'); // and exits: its process collects no trace
+    const pid = child.process.pid!;
+    const reaped = reapOf(pid);
+    child.send('exit');
+    await bounded(child.exited, 'the child to exit');
+    await reaped;
+    const { traceEvents } = await tracing.stop({ deadlineMs: 10_000 });
+    expect(recorded(traceEvents, pid, 'invalidateStart')).toBeGreaterThan(0);
+    const workerTid = traceEvents.find((e) => e.pid === pid && e.name === 'migrate')?.tid;
+    expect(workerTid).toBeDefined();
+    expect(workerTid).not.toBe(0);
+    expect(traceEvents.filter((e) => e.name === 'events not gathered' || e.name === 'events lost')).toEqual([]);
+    expect(readdirSync('/dev/shm').filter((f) => f.includes('+trace-'))).toEqual([]);
+    expect(worker).toBeGreaterThan(0);
+    await finish(d);
+  });
+
   it('a process whose event loop is blocked when a trace stops is named in it, not waited for past the deadline', async () => {
     const { d, child, tracing } = await tracedMigrate();
     const [flag, gate] = [gates.take(), gates.take()];

@@ -6,6 +6,11 @@
  * reads each and removes it. One Domain of a process hands over: the first to create the
  * claim (`<that file>.claim`). The creator's close() removes any a late process left. Runs in
  * the calling thread; never sleeps.
+ *
+ * A thread that exits holding events of a trace another process collects (a worker that ends, a
+ * main thread whose process exits without leaving the domain) writes them as it goes, in a piece
+ * of its process's hand-over: `<that file>.<threadId>`. The stopping process takes the pieces
+ * with the hand-overs.
  */
 import { closeSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -31,6 +36,11 @@ export interface HandOver {
 /** The file process `pid` hands trace `session` of the domain in `domainFile` over in. */
 export function handOverFile(domainFile: string, session: number, pid: number): string {
   return `${domainFile}+trace-${session}-${pid}`; // '+' is in no domain's name: no domain's file looks like one
+}
+
+/** The piece thread `tid` of process `pid` writes its events of trace `session` in as it exits. */
+export function pieceFile(domainFile: string, session: number, pid: number, tid: number): string {
+  return `${handOverFile(domainFile, session, pid)}.${tid}`;
 }
 
 /** Claims the hand-over in `file` for the calling Domain: false when another Domain of this process claimed it. */
@@ -65,17 +75,25 @@ export function takeHandOver(file: string): HandOver | undefined {
   return JSON.parse(text) as HandOver;
 }
 
-/** The pids whose hand-over of trace `session` of the domain in `domainFile` is written. */
-export function handedOver(domainFile: string, session: number): number[] {
+/** A hand-over or piece of a trace, as written: its file, its process, and whether it is the process's whole hand-over (else a piece). */
+export interface Written {
+  readonly file: string;
+  readonly pid: number;
+  readonly whole: boolean;
+}
+
+/** The hand-overs and pieces of trace `session` of the domain in `domainFile` written so far. */
+export function handedOver(domainFile: string, session: number): Written[] {
   const prefix = `${basename(domainFile)}+trace-${session}-`;
-  return readdirSync(dirname(domainFile))
-    .filter((f) => f.startsWith(prefix) && /^\d+$/.test(f.slice(prefix.length)))
-    .map((f) => Number(f.slice(prefix.length)));
+  return readdirSync(dirname(domainFile)).flatMap((f) => {
+    const name = /^(\d+)(\.\d+)?$/.exec(f.slice(prefix.length));
+    return f.startsWith(prefix) && name !== null ? [{ file: join(dirname(domainFile), f), pid: Number(name[1]), whole: name[2] === undefined }] : [];
+  });
 }
 
 /** Removes every hand-over file of the domain in `domainFile` (of any trace), and only those. */
 export function removeHandOvers(domainFile: string): void {
   const prefix = `${basename(domainFile)}+trace-`;
-  const ours = (f: string): boolean => f.startsWith(prefix) && /^\d+-\d+(\.new|\.claim)?$/.test(f.slice(prefix.length));
+  const ours = (f: string): boolean => f.startsWith(prefix) && /^\d+-\d+(\.\d+)?(\.new|\.claim)?$/.test(f.slice(prefix.length));
   for (const f of readdirSync(dirname(domainFile))) if (ours(f)) rmSync(join(dirname(domainFile), f), { force: true });
 }

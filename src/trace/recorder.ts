@@ -8,11 +8,15 @@
  * trace it opens the trace's BroadcastChannel and marks its space as recording (SP_TRACED), so
  * the collector knows to wait for its answer. The buffer is bounded by H_TRACE_EVENTS: past it,
  * events are counted, not kept, and the trace says how many were dropped. A worker that exits
- * (not one terminated) sends what it holds on its way out; a main thread's process ends with it. Every method runs in the space's own
- * thread; none sleeps or takes a lock.
+ * (not one terminated) sends what it holds on its way out. In a shared domain, a thread whose
+ * process does not collect the trace (a worker, or a main thread whose process exits without
+ * leaving) writes it in a piece of its process's hand-over instead (handover.ts): no channel
+ * reaches the collecting process. Every method runs in the space's own thread; none sleeps or
+ * takes a lock.
  */
 import { BroadcastChannel, isMainThread, threadId } from 'node:worker_threads';
-import { H_TRACE, H_TRACE_EVENTS, SP_TRACED, slotBase, type Layout } from '../layout.js';
+import { H_TRACE, H_TRACE_COLLECTOR, H_TRACE_EVENTS, SP_TRACED, slotBase, type Layout } from '../layout.js';
+import { pieceFile, writeHandOver } from './handover.js';
 import { nowUs } from './clock.js';
 import { EventBuffer, type RecordedPhase, type TraceEvent } from './buffer.js';
 
@@ -70,9 +74,12 @@ export class Recorder {
   readonly #open: Span[] = [];
   #asyncIds = 0;
   #channel: BroadcastChannel | undefined;
+  /** A shared domain's file (pieces of hand-overs go beside it); undefined for threads only. */
+  readonly #file: string | undefined;
 
-  constructor(words: Int32Array, layout: Layout, domainId: number, slot: number) {
+  constructor(words: Int32Array, layout: Layout, domainId: number, slot: number, file: string | undefined) {
     this.#words = words;
+    this.#file = file;
     this.#domainId = domainId;
     this.#slot = slot;
     this.#tracedAt = slotBase(layout.spaces, slot) + SP_TRACED;
@@ -173,11 +180,31 @@ export class Recorder {
     };
     this.#channel = channel;
     Atomics.store(this.#words, this.#tracedAt, session);
-    if (!exitHooked && !isMainThread) {
+    if (!exitHooked && (!isMainThread || this.#file !== undefined)) {
       exitHooked = true;
       process.once('exit', () => {
-        for (const r of holding) r.#send();
+        for (const r of holding) r.#exiting();
       });
+    }
+  }
+
+  /**
+   * Hands over what this space holds as its thread exits: to the collector through the channel
+   * in its own process, else (a shared domain another process collects) in a piece of this
+   * process's hand-over. A piece that cannot be written is a warning.
+   */
+  #exiting(): void {
+    if (this.#file === undefined || Atomics.load(this.#words, H_TRACE_COLLECTOR) === process.pid) {
+      this.#send();
+      return;
+    }
+    const flush = this.take(this.#session);
+    if (flush === undefined) return;
+    const name = flush.name ?? `worker ${threadId}`;
+    try {
+      writeHandOver(pieceFile(this.#file, flush.session, process.pid, threadId), { pid: process.pid, tid: threadId, name, flushes: [{ ...flush, name }], silent: [] });
+    } catch (error) {
+      process.emitWarning(`xpmem-threads: could not hand trace events over: ${(error as Error).message}`, 'XpmemTraceWarning');
     }
   }
 

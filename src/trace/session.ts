@@ -11,7 +11,9 @@
  * In a shared domain, each other process that recorded sees the trace end (its watcher looks
  * every 50 ms: handOverEnded), gathers its own threads the same way and hands their events over
  * in a file (handover.ts), which stop() waits for within the same bound; a process that does not
- * answer by then (its event loop blocked) is named in the trace, its events not gathered. The
+ * answer by then (its event loop blocked) is named in the trace, its events not gathered. A
+ * thread of another process that exits while recording writes a piece of that hand-over
+ * (recorder.ts), which stop() takes with the rest. The
  * collector runs in the thread that called trace(); it never blocks, and stop() waits without
  * blocking the event loop.
  */
@@ -269,7 +271,7 @@ export class Tracing {
     const why = 'the trace was taken as the process exited, without waiting for other processes';
     return this.#assemble(
       missing,
-      new Map(),
+      [],
       [...this.#elsewhere()].map((pid) => ({ pid, why })),
     );
   }
@@ -278,14 +280,17 @@ export class Tracing {
     Atomics.store(this.#domain.words, H_TRACE_STOP_MS, deadlineMs); // before the end the others see
     this.#end();
     const { file } = this.#domain;
-    const handed = new Map<number, HandOver>();
-    const pending = (): number[] => [...this.#elsewhere()].filter((pid) => !handed.has(pid));
+    const handed: HandOver[] = [];
+    const whole = new Set<number>(); // processes whose hand-over came (pieces may come before)
+    const pending = (): number[] => [...this.#elsewhere()].filter((pid) => !whole.has(pid));
     const done = (): boolean => {
-      // Every hand-over written: also those of processes that left while the trace recorded.
+      // Every hand-over and piece written: also those of processes that left or exited while the trace recorded.
       if (file !== undefined) {
-        for (const pid of handedOver(file, this.#session)) {
-          const handOver = handed.has(pid) ? undefined : takeHandOver(handOverFile(file, this.#session, pid));
-          if (handOver !== undefined) handed.set(pid, handOver);
+        for (const { file: written, pid, whole: all } of handedOver(file, this.#session)) {
+          const handOver = takeHandOver(written);
+          if (handOver === undefined) continue;
+          handed.push(handOver);
+          if (all) whole.add(pid);
         }
       }
       return this.#collector.missing().length === 0 && pending().length === 0;
@@ -317,7 +322,7 @@ export class Tracing {
    * was lost: threads of this process that did not answer (`silent`), threads another process
    * named as silent in its hand-over, and processes that handed nothing over (`unanswered`).
    */
-  #assemble(silent: readonly Silent[], handed: ReadonlyMap<number, HandOver>, unanswered: readonly { pid: number; why: string }[]): Trace {
+  #assemble(silent: readonly Silent[], handed: readonly HandOver[], unanswered: readonly { pid: number; why: string }[]): Trace {
     const events: TraceEvent[] = [];
     const tracks = new Set<string>();
     const processes = new Set<number>();
@@ -334,13 +339,13 @@ export class Tracing {
       const why = m.deadlineMs === undefined ? 'the process exited first' : `it did not answer within ${m.deadlineMs} ms`;
       events.push({ name: 'events lost', ph: 'i', s: 't', ts, pid, tid, args: { slot: m.slot, threadId: m.threadId, why } });
     };
-    for (const f of [...this.#collector.flushes.values(), ...[...handed.values()].flatMap((h) => h.flushes)]) {
+    for (const f of [...this.#collector.flushes.values(), ...handed.flatMap((h) => h.flushes)]) {
       track(f.pid, f.tid, f.name ?? this.#domain.nameOf(f.tid) ?? `worker ${f.tid}`);
       events.push(...f.events);
       if (f.dropped > 0) events.push({ name: 'trace buffer full', ph: 'i', s: 't', ts: f.droppedAt, pid: f.pid, tid: f.tid, args: { dropped: f.dropped } });
     }
     for (const m of silent) lost(process.pid, threadId, isMainThread ? 'main' : (this.#domain.nameOf(threadId) ?? `worker ${threadId}`), m);
-    for (const h of handed.values()) for (const m of h.silent) lost(h.pid, h.tid, h.name, m);
+    for (const h of handed) for (const m of h.silent) lost(h.pid, h.tid, h.name, m);
     for (const { pid, why } of unanswered) {
       track(pid, 0, 'not gathered');
       events.push({ name: 'events not gathered', ph: 'i', s: 't', ts, pid, tid: 0, args: { why } });
