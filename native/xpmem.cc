@@ -6,7 +6,8 @@
 // keys a futex on a MAP_SHARED mapping by its file and offset, the same in every process.
 //
 // Exports (every index is an Int32 word index into the buffer):
-//   map(fd, offset, length)                  -> SharedArrayBuffer over mmap(MAP_SHARED) of fd
+//   map(fd, offset, length)                  -> SharedArrayBuffer over mmap(MAP_SHARED) of fd (whole
+//                                               numbers; RangeError past the file's end)
 //   wait(sab, index, expected, ms)           -> 0 woken, 1 not equal, 2 timed out (ms < 0: none)
 //   wake(sab, index)                         -> how many sleepers were woken (all of them)
 //   waitAsync(sab, index, expected, fn)      -> id; fn(result) later on this thread's loop
@@ -14,30 +15,42 @@
 //   cancel(id)                               -> the async wait ends soon with result 3 (cancelled)
 //   waits()                                  -> how this thread's async waits sleep: "io_uring",
 //                                               or "threads (why not io_uring)"
-//   lock(fd, ms)                             -> flock(fd, LOCK_EX), trying for up to ms: true once
-//                                               held; released by unlock(fd) or by death (not by
-//                                               close alone while fd is mapped)
+//   useWaiterThreads()                       -> this thread's async waits sleep in waiter threads,
+//                                               not io_uring (before its first; the caller reads
+//                                               XPMEM_ASYNC_WAITS: the addon reads no environment,
+//                                               which another thread may be changing)
+//   lock(fd, ms)                             -> flock(fd, LOCK_EX), trying for up to ms (ms < 0:
+//                                               no bound): true once held; released by unlock(fd)
+//                                               or by death (not by close alone while fd is mapped)
 //   unlock(fd)                               -> flock(fd, LOCK_UN)
 //   fileStat(fd), readPage(fd), readText(path) -> what Domain.open reads of files (files.h)
 //
 // An async wait is queued in the kernel through this thread's io_uring (ring.h), whose
 // descriptor the thread's event loop polls: a wake from any process ends the loop's sleep
 // directly. Where io_uring futex waits are missing (Linux before 6.7, io_uring disabled or
-// filtered) or XPMEM_ASYNC_WAITS=threads is set, a wait sleeps in a waiter thread of a
+// filtered) or useWaiterThreads() asked for it, a wait sleeps in a waiter thread of a
 // per-process pool instead (it grows to the number of async waits in flight; idle threads are
-// reused), never in libuv's shared pool, and its result comes back through a uv_async handle of
+// reused, and end after kIdleMs), never in libuv's shared pool, and its result comes back through a uv_async handle of
 // the thread that asked. A pool waiter sleeps on the word and on its request's cancel word at
 // once (futex_waitv), so cancel() (set the cancel word, wake it) never races with the sleep; a
 // kernel without futex_waitv gets slices (SlicedWait). Both handles are unreferenced: a pending
 // wait does not keep the event loop alive, as with Atomics.waitAsync. When a thread's
-// environment is torn down (a worker exits), its waits are cancelled and dropped.
+// environment is torn down (a worker exits), its waits are cancelled and dropped. A waiter
+// thread never releases the memory a wait sleeps on: its JavaScript thread does (a buffer V8
+// allocated must be freed there), or nobody once that thread is gone.
+//
+// The blocking calls (wait, lock) sleep in slices of at most kSliceMs and run a no-op script
+// between them: V8 takes a terminate request (worker.terminate(), process.exit() ending the
+// workers) only while JavaScript runs, so a thread asleep here would hold its exit up until
+// its deadline.
 #include <errno.h>
-#include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <linux/futex.h>
 #include <node.h>
 #include <stdint.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -50,15 +63,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <climits>
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 namespace {
 
@@ -80,7 +95,11 @@ constexpr int kWoken = 0;
 constexpr int kNotEqual = 1;
 constexpr int kTimedOut = 2;
 constexpr int kCancelled = 3;
-constexpr int64_t kSliceMs = 250;
+constexpr int64_t kSliceMs = 100;
+// An idle waiter thread ends after this long: the pool shrinks back after a burst of waits.
+constexpr int64_t kIdleMs = 10000;
+// A waiter thread's stack: a futex_waitv and a condition variable need little.
+constexpr size_t kWaiterStack = 64 * 1024;
 
 // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a wait interrupted by a
 // signal resumes with the same deadline.
@@ -112,6 +131,31 @@ int FutexWait(int32_t* addr, int32_t expected, const timespec* at) {
   }
 }
 
+// True once this thread's isolate is being terminated: runs a no-op script, in which V8 takes a
+// pending terminate request; the termination is then thrown on to the caller's caller.
+bool Terminating(Isolate* isolate) {
+  v8::TryCatch tc(isolate);
+  Local<Context> context = isolate->GetCurrentContext();
+  Local<v8::Script> script;
+  Local<Value> ran;
+  if (v8::Script::Compile(context, v8::String::NewFromUtf8Literal(isolate, "0")).ToLocal(&script) && script->Run(context).ToLocal(&ran)) return false;
+  if (!tc.HasTerminated()) return false;
+  tc.ReThrow();
+  return true;
+}
+
+// FutexWait until `at` (nullptr: no deadline) for the calling JavaScript thread: in slices of at
+// most kSliceMs, checking between them that its isolate is not being terminated (then
+// kTimedOut, with the termination pending).
+int FutexWaitFor(Isolate* isolate, int32_t* addr, int32_t expected, const timespec* at) {
+  for (;;) {
+    timespec slice = MonotonicIn(kSliceMs);
+    bool last = at != nullptr && (at->tv_sec < slice.tv_sec || (at->tv_sec == slice.tv_sec && at->tv_nsec <= slice.tv_nsec));
+    int rc = FutexWait(addr, expected, last ? at : &slice);
+    if (rc != kTimedOut || last || Terminating(isolate)) return rc;
+  }
+}
+
 int FutexWake(int32_t* addr) {
   return static_cast<int>(syscall(SYS_futex, addr, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0));
 }
@@ -137,9 +181,16 @@ bool WordAt(Isolate* isolate, Local<Value> buffer, Local<Value> index, int32_t**
   return true;
 }
 
+// A bound in ms from JavaScript: -1 for none (negative, past 1e12, not a number, NaN).
 int64_t MsOf(Local<Value> v) {
   double ms = v->IsNumber() ? v.As<Number>()->Value() : -1;
-  return ms < 0 || ms > 1e12 ? -1 : static_cast<int64_t>(ms);
+  return ms >= 0 && ms <= 1e12 ? static_cast<int64_t>(ms) : -1;
+}
+
+// args[i] as an Int32 in *out; false with the exception of its conversion pending (a Symbol, a
+// throwing valueOf).
+bool Int32Of(const FunctionCallbackInfo<Value>& args, int i, int32_t* out) {
+  return args[i]->Int32Value(args.GetIsolate()->GetCurrentContext()).To(out);
 }
 
 // ---- async waits ----------------------------------------------------------------------------
@@ -173,7 +224,9 @@ struct Env {
   std::unique_ptr<FutexRing> ring;
   std::string noRing;
   bool ringTried = false;
+  bool waiterThreads = false;  // useWaiterThreads(): no ring
   std::unordered_map<uint32_t, std::shared_ptr<BackingStore>> inRing;
+  std::vector<std::shared_ptr<BackingStore>> released;  // guarded by mu: the pool's, freed on the loop
   int handles = 1;  // open uv handles; the holder goes with the last
 };
 
@@ -250,17 +303,24 @@ void RunWait(Request& r) {
   std::shared_ptr<Env> env = std::move(r.env);
   std::lock_guard<std::mutex> lock(env->mu);
   env->pending.erase(r.id);
-  if (!env->closed) Queue(env.get(), r.id, result);
+  if (env->closed) {
+    new std::shared_ptr<BackingStore>(std::move(r.store));  // its thread is gone: never freed here
+    return;
+  }
+  env->released.push_back(std::move(r.store));
+  Queue(env.get(), r.id, result);
 }
 
-void Waiter() {
+// A waiter thread: runs queued waits, and ends after kIdleMs without one.
+void* Waiter(void*) {
   for (;;) {
     std::unique_ptr<Request> r;
     {
       std::unique_lock<std::mutex> lock(pool->mu);
       pool->idle++;
-      pool->cv.wait(lock, [] { return !pool->queue.empty(); });
+      bool got = pool->cv.wait_for(lock, std::chrono::milliseconds(kIdleMs), [] { return !pool->queue.empty(); });
       pool->idle--;
+      if (!got) return nullptr;
       r = std::move(pool->queue.front());
       pool->queue.pop_front();
     }
@@ -268,11 +328,26 @@ void Waiter() {
   }
 }
 
-void Submit(std::unique_ptr<Request> r) {
+// Queues `r` for a waiter thread, starting one unless one is idle; false (nothing queued, errno
+// set) when no thread can be made.
+bool Submit(std::unique_ptr<Request>& r) {
   std::lock_guard<std::mutex> lock(pool->mu);
+  if (pool->idle <= static_cast<int>(pool->queue.size())) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, kWaiterStack);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    int rc = pthread_create(&thread, &attr, Waiter, nullptr);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+      errno = rc;
+      return false;
+    }
+  }
   pool->queue.push_back(std::move(r));
-  if (pool->idle < static_cast<int>(pool->queue.size())) std::thread(Waiter).detach();
   pool->cv.notify_one();
+  return true;
 }
 
 // Runs the callbacks of `done` on env's JavaScript thread, each once (a result for a wait whose
@@ -301,9 +376,11 @@ Env* EnvOf(uv_handle_t* handle) {
 void Deliver(uv_async_t* handle) {
   Env* env = EnvOf(reinterpret_cast<uv_handle_t*>(handle));
   std::deque<std::pair<uint32_t, int>> done;
+  std::vector<std::shared_ptr<BackingStore>> released;
   {
     std::lock_guard<std::mutex> lock(env->mu);
     done.swap(env->done);
+    released.swap(env->released);
   }
   Run(env, done);
 }
@@ -321,11 +398,10 @@ void Reaped(uv_poll_t* handle, int status, int events) {
 
 void Closed(uv_handle_t* handle);
 
-// Opens env's ring at its first async wait, unless XPMEM_ASYNC_WAITS=threads asks for the pool.
+// Opens env's ring at its first async wait, unless useWaiterThreads() asked for the pool.
 void OpenRing(Env* env) {
   env->ringTried = true;
-  const char* choice = getenv("XPMEM_ASYNC_WAITS");
-  if (choice != nullptr && strcmp(choice, "threads") == 0) {
+  if (env->waiterThreads) {
     env->noRing = "XPMEM_ASYNC_WAITS=threads";
     return;
   }
@@ -394,7 +470,18 @@ void Map(const FunctionCallbackInfo<Value>& args) {
   int fd = args[0].As<v8::Int32>()->Value();
   double offset = args[1].As<Number>()->Value();
   double length = args[2].As<Number>()->Value();
-  if (offset < 0 || length <= 0 || offset + length > 9007199254740991.0) return Throw(isolate, "bad offset or length");
+  auto whole = [](double x) { return std::isfinite(x) && x == std::trunc(x); };
+  if (!whole(offset) || !whole(length) || offset < 0 || length <= 0 || offset + length > 9007199254740991.0) return Throw(isolate, "expected a whole offset >= 0 and length > 0");
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    isolate->ThrowException(node::ErrnoException(isolate, errno, "fstat"));
+    return;
+  }
+  if (offset + length > static_cast<double>(st.st_size)) {
+    // A page past the end of a shared file faults (SIGBUS) when touched.
+    isolate->ThrowException(v8::Exception::RangeError(v8::String::NewFromUtf8Literal(isolate, "the mapping would reach past the end of the file")));
+    return;
+  }
   void* p = mmap(nullptr, static_cast<size_t>(length), PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(offset));
   if (p == MAP_FAILED) {
     isolate->ThrowException(node::ErrnoException(isolate, errno, "mmap"));
@@ -408,10 +495,11 @@ void Map(const FunctionCallbackInfo<Value>& args) {
 void Wait(const FunctionCallbackInfo<Value>& args) {
   int32_t* addr;
   if (!WordAt(args.GetIsolate(), args[0], args[1], &addr, nullptr)) return;
-  int32_t expected = args[2]->Int32Value(args.GetIsolate()->GetCurrentContext()).FromMaybe(0);
+  int32_t expected;
+  if (!Int32Of(args, 2, &expected)) return;
   int64_t ms = MsOf(args[3]);
   timespec at = MonotonicIn(ms < 0 ? 0 : ms);
-  args.GetReturnValue().Set(FutexWait(addr, expected, ms < 0 ? nullptr : &at));
+  args.GetReturnValue().Set(FutexWaitFor(args.GetIsolate(), addr, expected, ms < 0 ? nullptr : &at));
 }
 
 void Wake(const FunctionCallbackInfo<Value>& args) {
@@ -425,10 +513,11 @@ void WaitAsync(const FunctionCallbackInfo<Value>& args) {
   auto r = std::make_unique<Request>();
   if (!WordAt(isolate, args[0], args[1], &r->addr, &r->store)) return;
   if (!args[3]->IsFunction()) return Throw(isolate, "expected a callback");
-  r->expected = args[2]->Int32Value(isolate->GetCurrentContext()).FromMaybe(0);
+  if (!Int32Of(args, 2, &r->expected)) return;
   std::shared_ptr<Env> env = *HolderOf(args);
-  uint32_t id = ++env->next;
-  if (id == 0) id = ++env->next;  // 0 tags the ring's cancel requests
+  uint32_t id;
+  do id = ++env->next;
+  while (id == 0 || env->callbacks.count(id) != 0);  // 0 tags the ring's cancel requests; a wrapped id may still wait
   r->id = id;
   env->callbacks.emplace(id, Global<Function>(isolate, args[3].As<Function>()));
   args.GetReturnValue().Set(id);
@@ -446,12 +535,25 @@ void WaitAsync(const FunctionCallbackInfo<Value>& args) {
     std::lock_guard<std::mutex> lock(env->mu);
     env->pending.emplace(id, r.get());
   }
-  Submit(std::move(r));
+  if (Submit(r)) return;
+  int error = errno;
+  {
+    std::lock_guard<std::mutex> lock(env->mu);
+    env->pending.erase(id);
+  }
+  env->callbacks.erase(id);
+  std::string message = std::string("no waiter thread for another async wait: ") + strerror(error);
+  isolate->ThrowException(v8::Exception::RangeError(v8::String::NewFromUtf8(isolate, message.c_str()).ToLocalChecked()));
+}
+
+void UseWaiterThreads(const FunctionCallbackInfo<Value>& args) {
+  HolderOf(args)->get()->waiterThreads = true;
 }
 
 void CancelWait(const FunctionCallbackInfo<Value>& args) {
   Env* env = HolderOf(args)->get();
-  uint32_t id = args[0]->Uint32Value(args.GetIsolate()->GetCurrentContext()).FromMaybe(0);
+  uint32_t id;
+  if (!args[0]->Uint32Value(args.GetIsolate()->GetCurrentContext()).To(&id)) return;
   if (env->inRing.count(id) != 0) {
     if (env->ring->Cancel(id)) return;
     std::lock_guard<std::mutex> lock(env->mu);
@@ -474,13 +576,19 @@ void Lock(const FunctionCallbackInfo<Value>& args) {
   Isolate* isolate = args.GetIsolate();
   if (!args[0]->IsInt32()) return Throw(isolate, "expected (fd, ms)");
   int fd = args[0].As<v8::Int32>()->Value();
-  timespec deadline = MonotonicIn(std::max<int64_t>(0, MsOf(args[1])));
+  int64_t ms = MsOf(args[1]);
+  timespec deadline = MonotonicIn(std::max<int64_t>(0, ms));
+  timespec slice = MonotonicIn(kSliceMs);
   while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK && errno != EINTR) {
       isolate->ThrowException(node::ErrnoException(isolate, errno, "flock"));
       return;
     }
-    if (Passed(deadline)) return args.GetReturnValue().Set(false);
+    if (ms >= 0 && Passed(deadline)) return args.GetReturnValue().Set(false);
+    if (Passed(slice)) {
+      if (Terminating(isolate)) return;
+      slice = MonotonicIn(kSliceMs);
+    }
     timespec pause = {0, 1000000};  // the holder decides in microseconds: poll each ms
     nanosleep(&pause, nullptr);
   }
@@ -516,6 +624,7 @@ NODE_MODULE_INIT() {
   set("waitAsync", WaitAsync);
   set("cancel", CancelWait);
   set("waits", Waits);
+  set("useWaiterThreads", UseWaiterThreads);
   set("lock", Lock);
   set("unlock", Unlock);
   set("fileStat", FileStat);

@@ -146,11 +146,21 @@ export async function waitAsync(word: Int32Array, index: number, expected: numbe
 function waitNative(addon: Native, word: Int32Array, index: number, expected: number, ms: number, signal: AbortSignal | undefined): Promise<WakeReason> {
   return new Promise((resolve) => {
     let why: WakeReason | undefined;
-    const id = addon.waitAsync(word.buffer as SharedArrayBuffer, word.byteOffset / 4 + index, expected, (result) => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      resolve(why ?? REASONS[result]!);
-    });
+    let id: number;
+    try {
+      id = addon.waitAsync(word.buffer as SharedArrayBuffer, word.byteOffset / 4 + index, expected, (result) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        resolve(why ?? REASONS[result]!);
+      });
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      // No waiter thread could be made (the pool, where io_uring has no futex waits): a spurious
+      // wake-up a little later instead, and the caller looks again.
+      warnNoThread(error);
+      setTimeout(() => resolve('ok'), Math.min(ms, NO_THREAD_RETRY_MS));
+      return;
+    }
     const end = (reason: WakeReason) => (): void => {
       why = reason;
       addon.cancel(id);
@@ -159,6 +169,17 @@ function waitNative(addon: Native, word: Int32Array, index: number, expected: nu
     const onAbort = end('aborted');
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** How long an async wait that found no waiter thread sleeps before it wakes spuriously, in ms. */
+const NO_THREAD_RETRY_MS = 10;
+let warnedNoThread = false;
+
+/** Says once per thread that async waits poll for want of threads. */
+function warnNoThread(error: Error): void {
+  if (warnedNoThread) return;
+  warnedNoThread = true;
+  process.emitWarning(`xpmem-threads: ${error.message}; async waits wake every ${NO_THREAD_RETRY_MS} ms to look again until threads can be made`, 'XpmemWarning');
 }
 
 /** Wakes every sleeper (sync and async) on `word[index]`, in every process sharing it. Never sleeps; callable from any thread. */

@@ -36,6 +36,8 @@ export interface Native {
   cancel(id: number): void;
   /** How this thread's async waits sleep: 'io_uring' (the event loop polls the kernel's queue), or 'threads (why not io_uring)'. */
   waits(): string;
+  /** This thread's async waits sleep in the addon's waiter threads, not io_uring (XPMEM_ASYNC_WAITS=threads; called before the first). */
+  useWaiterThreads(): void;
   /** flock(fd, LOCK_EX), trying for up to `ms`: true once held, false at the deadline (a dead holder's lock is released). */
   lock(fd: number, ms: number): boolean;
   /** flock(fd, LOCK_UN). Closing fd does not release the lock while a mapping of it lives. */
@@ -51,7 +53,7 @@ export interface Native {
 let loaded: Native | Error | undefined;
 
 /** Every function of Native: an addon that lacks one was built from other sources. */
-const FUNCTIONS = ['map', 'wait', 'wake', 'waitAsync', 'cancel', 'waits', 'lock', 'unlock', 'fileStat', 'readPage', 'readText'] as const satisfies readonly (keyof Native)[];
+const FUNCTIONS = ['map', 'wait', 'wake', 'waitAsync', 'cancel', 'waits', 'useWaiterThreads', 'lock', 'unlock', 'fileStat', 'readPage', 'readText'] as const satisfies readonly (keyof Native)[];
 
 /** The environment that changes what node-gyp-build picks: with any of it set, it picks. */
 const SEARCH_SETTINGS = ['XPMEM_THREADS_PREBUILD', 'PREBUILDS_ONLY', 'npm_config_arch', 'npm_config_platform', 'LIBC', 'ARM_VERSION'] as const;
@@ -83,6 +85,7 @@ function load(root: string): Native {
   else process.dlopen(module, file);
   const missing = FUNCTIONS.filter((name) => typeof module.exports[name] !== 'function');
   if (missing.length > 0) throw new Error(`${file ?? 'the addon node-gyp-build found'} has no ${missing.join(', ')}: it was built from other sources (npm rebuild xpmem-threads)`);
+  if (process.env.XPMEM_ASYNC_WAITS === 'threads') module.exports.useWaiterThreads(); // read here: Node guards the environment, the addon could not
   return module.exports;
 }
 
