@@ -1,6 +1,9 @@
 /** Death (DESIGN section 4): a terminated space is reaped and nobody waits on it. */
 import { describe, expect, it } from 'vitest';
 import { agents, BOUND, bounded, domain, expectCode, Gates, noneInFlight, teardown } from './helpers.js';
+import { joinMm } from '../src/workers/join.js';
+import { reap, spaceNow } from '../src/workers/reap.js';
+import { SP_STATE, SPACE_LIVE, slotBase } from '../src/layout.js';
 
 describe('reaping dead spaces', () => {
   it('a worker terminated inside a section: the migrate waits for it, then its hold is released by the reap and the migrate completes', async () => {
@@ -22,6 +25,21 @@ describe('reaping dead spaces', () => {
     expect(d.maps().filter((r) => r.kind === 'attachment')).toEqual([]);
     expect(d.check().errors).toEqual([]);
     await teardown(d, []);
+  });
+
+  it('a reap claims only the member it found dead: a slot that now holds another (generation, pid, thread or start) is not reaped', async () => {
+    const d = await domain();
+    const [agent] = await agents(d, new Gates(), 1);
+    const { mm } = joinMm(d.handle()); // this thread's membership
+    const { words, layout } = mm;
+    const slot = ((await agent!.call('space')) as number) % layout.spaces.capacity;
+    const found = spaceNow(words, layout, slot);
+    for (const other of [{ gen: found.gen + 1 }, { pid: found.pid + 1 }, { thread: found.thread + 1 }, { start: found.start + 1 }]) {
+      expect(await reap(mm, { ...found, ...other }, () => {}), JSON.stringify(other)).toBe(0);
+      expect(Atomics.load(words, slotBase(layout.spaces, slot) + SP_STATE)).toBe(SPACE_LIVE);
+    }
+    expect(spaceNow(words, layout, slot)).toEqual(found); // the same member, never reaped
+    await teardown(d, [agent!]);
   });
 
   it('a worker terminated while it holds the domain mutex joining: its reap frees the mutex', async () => {

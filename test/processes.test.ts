@@ -36,8 +36,8 @@ class Child {
   #id = 0;
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
 
-  constructor(name: string, create: boolean) {
-    this.process = fork(AGENT, [name, gates.path, ...(create ? ['create'] : [])], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  constructor(name: string, how: 'create' | 'open' | 'die-after-join') {
+    this.process = fork(AGENT, [name, gates.path, ...(how === 'open' ? [] : [how])], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.exited = once(this.process, 'exit');
     this.process.on('message', (m: { id?: number; ok?: boolean; value?: unknown; code?: string; message?: string }) => {
       if (m.id === undefined) return;
@@ -50,7 +50,7 @@ class Child {
 
   /** Forks a child that opens domain `name` (or creates it); resolves once it has joined. */
   static async start(name: string, create = false): Promise<Child> {
-    const child = new Child(name, create);
+    const child = new Child(name, create ? 'create' : 'open');
     const [ready] = (await bounded(once(child.process, 'message'), 'the child to join')) as [{ space: number }];
     child.space = ready.space;
     return child;
@@ -375,6 +375,20 @@ describe('shared domains: processes', () => {
         .read(Int32Array, (v) => [v[0], v[1]]),
     ).toEqual([TIMES, TIMES]);
     await Promise.all(children.map((c) => c.kill()));
+    await finish(d);
+  });
+
+  it('SIGKILL right after its join commits, into a slot reaped before: the process is reaped (no claim of the slot outlives its last member)', async () => {
+    const name = fresh();
+    const d = await shared(name);
+    const first = await Child.start(name);
+    const reapedFirst = reapOf(first.process.pid!);
+    await first.kill();
+    await reapedFirst; // reaped here: the claim was this process's
+    const second = new Child(name, 'die-after-join'); // takes the slot the first left
+    const reapedSecond = reapOf(second.process.pid!);
+    await bounded(second.exited, 'the joiner to kill itself');
+    await reapedSecond;
     await finish(d);
   });
 

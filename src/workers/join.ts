@@ -71,6 +71,11 @@ export function joinMm(handle: DomainHandle): { mm: Mm; space: Space } {
     const s = takeSlot(tx, cb.spaceList);
     if (s < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `space table full (${layout.spaces.capacity} threads); raise capacity.spaces`);
     const base = slotBase(layout.spaces, s);
+    // The slot's atomic words, before the commit publishes it: a joiner killed right after its
+    // commit leaves nothing of the slot's last member (its reaper's claim would keep it from
+    // ever being reaped, its held sections would hold segments). Nobody reads a free slot's.
+    for (const f of [SP_EVENTS, SP_WAIT_ANY, SP_AGE, SP_AGED, SP_AGER, SP_PARKED, SP_RECORD_WAIT, SP_REAPER]) Atomics.store(cb.words, base + f, 0);
+    for (let d = 0; d < layout.caps.depth; d++) Atomics.store(cb.words, base + SP_HELD + d, 0);
     if (s >= tx.get(H_SPACE_TOP)) tx.set(H_SPACE_TOP, s + 1);
     tx.set(base + SP_THREAD, threadId);
     tx.set(base + SP_PID, pid);
@@ -79,9 +84,6 @@ export function joinMm(handle: DomainHandle): { mm: Mm; space: Space } {
     tx.set(base + SP_STATE, SPACE_LIVE); // last: a reader without the mutex (departed(), anyAlive()) sees the slot live only whole
     return { slot: s, gen: tx.get(base + SP_GEN) };
   });
-  const base = slotBase(layout.spaces, slot);
-  for (const f of [SP_EVENTS, SP_WAIT_ANY, SP_AGE, SP_AGED, SP_AGER, SP_PARKED, SP_RECORD_WAIT, SP_REAPER]) Atomics.store(cb.words, base + f, 0);
-  for (let d = 0; d < layout.caps.depth; d++) Atomics.store(cb.words, base + SP_HELD + d, 0);
   const mm = new Mm(cb, slot, gen);
   const entry = { mm, space: new Space(mm) };
   joined.set(cb.id, entry);

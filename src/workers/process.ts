@@ -3,14 +3,14 @@
  * spaces to be reaped), and whether any still runs. Who a process is and whether it runs is
  * sync/robust.ts. Every function here runs in the calling thread and never sleeps.
  */
-import { SP_GEN, SP_PID, SP_PSTART, SP_REAPER, SP_STATE, SPACE_DEAD, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../layout.js';
+import { SP_REAPER, SP_STATE, SPACE_DEAD, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../layout.js';
 import { alive, type ProcessId } from '../sync/robust.js';
-import type { DeadSpace } from './reap.js';
+import { spaceNow, type DeadSpace } from './reap.js';
 
-/** A process's live spaces: those still in the domain, and those that left it (close(): their pid recorded negated). */
+/** A process's live spaces, as found: those still in the domain, and those that left it (close(): their pid recorded negated). */
 interface Member extends ProcessId {
-  readonly staying: number[];
-  readonly left: number[];
+  readonly staying: DeadSpace[];
+  readonly left: DeadSpace[];
 }
 
 /**
@@ -21,17 +21,16 @@ function memberProcesses(words: Int32Array, layout: Layout, withSelf: boolean): 
   const found = new Map<number, Member>();
   const me = process.pid;
   for (let s = 0, top = spaceTop(words); s < top; s++) {
-    const base = slotBase(layout.spaces, s);
-    if (Atomics.load(words, base + SP_STATE) !== SPACE_LIVE) continue;
-    const recorded = Atomics.load(words, base + SP_PID);
-    const pid = Math.abs(recorded);
-    if (pid === me && recorded > 0 && !withSelf) continue;
+    if (Atomics.load(words, slotBase(layout.spaces, s) + SP_STATE) !== SPACE_LIVE) continue;
+    const space = spaceNow(words, layout, s);
+    const pid = Math.abs(space.pid);
+    if (pid === me && space.pid > 0 && !withSelf) continue;
     let entry = found.get(pid);
     if (entry === undefined) {
-      entry = { pid, start: Atomics.load(words, base + SP_PSTART), staying: [], left: [] };
+      entry = { pid, start: space.start, staying: [], left: [] };
       found.set(pid, entry);
     }
-    (recorded < 0 ? entry.left : entry.staying).push(s);
+    (space.pid < 0 ? entry.left : entry.staying).push(space);
   }
   return found;
 }
@@ -49,14 +48,15 @@ export interface Departed {
  */
 export function departed(words: Int32Array, layout: Layout): Departed[] {
   const found: Departed[] = [];
-  const named = (slot: number): DeadSpace => ({ slot, gen: Atomics.load(words, slotBase(layout.spaces, slot) + SP_GEN) });
   for (const member of memberProcesses(words, layout, false).values()) {
     const gone = alive(member) ? member.left : [...member.staying, ...member.left];
-    if (gone.length > 0) found.push({ pid: member.pid, spaces: gone.map(named) });
+    if (gone.length > 0) found.push({ pid: member.pid, spaces: gone });
   }
   for (let s = 0, top = spaceTop(words); s < top; s++) {
     const base = slotBase(layout.spaces, s);
-    if (Atomics.load(words, base + SP_STATE) === SPACE_DEAD && Atomics.load(words, base + SP_REAPER) === 0) found.push({ pid: Math.abs(Atomics.load(words, base + SP_PID)), spaces: [named(s)] });
+    if (Atomics.load(words, base + SP_STATE) !== SPACE_DEAD || Atomics.load(words, base + SP_REAPER) !== 0) continue;
+    const space = spaceNow(words, layout, s);
+    found.push({ pid: Math.abs(space.pid), spaces: [space] });
   }
   return found;
 }

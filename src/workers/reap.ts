@@ -36,6 +36,7 @@ import {
   SP_HELD,
   SP_NOTIFIERS,
   SP_PID,
+  SP_PSTART,
   SP_REAPER,
   SP_STATE,
   SP_GEN,
@@ -63,10 +64,27 @@ import { unlinkAttachment, unlinkGrant } from '../control/lists.js';
 import type { Mm } from '../mm.js';
 import type { XpmemError } from '../errors.js';
 
-/** A space to reap: its slot and the generation it had when it was found dead. */
+/**
+ * A space to reap: its slot, and whose it was when it was found dead: its generation, its
+ * recorded pid (negative once it left), its thread and its process's start time.
+ */
 export interface DeadSpace {
   readonly slot: number;
   readonly gen: number;
+  readonly pid: number;
+  readonly thread: number;
+  readonly start: number;
+}
+
+/**
+ * Space `slot` as it reads now, its state just read not free: its generation first, then who
+ * holds it. Read while a join reuses the slot, the words may mix two members: claim() takes only
+ * a space whose every word still reads the same once its state says it is whole. Any thread.
+ */
+export function spaceNow(words: Int32Array, layout: Layout, slot: number): DeadSpace {
+  const base = slotBase(layout.spaces, slot);
+  const gen = Atomics.load(words, base + SP_GEN);
+  return { slot, gen, pid: Atomics.load(words, base + SP_PID), thread: Atomics.load(words, base + SP_THREAD), start: Atomics.load(words, base + SP_PSTART) };
 }
 
 /** Live spaces of this process whose thread is `threadId`. Any thread. */
@@ -74,22 +92,28 @@ export function spacesOfThread(cb: ControlBlock, threadId: number): DeadSpace[] 
   const { words, layout } = cb;
   const found: DeadSpace[] = [];
   for (let s = 0; s < layout.spaces.capacity; s++) {
-    const base = slotBase(layout.spaces, s);
-    if (Atomics.load(words, base + SP_STATE) === SPACE_LIVE && Atomics.load(words, base + SP_THREAD) === threadId && Atomics.load(words, base + SP_PID) === process.pid)
-      found.push({ slot: s, gen: Atomics.load(words, base + SP_GEN) });
+    if (Atomics.load(words, slotBase(layout.spaces, s) + SP_STATE) !== SPACE_LIVE) continue;
+    const space = spaceNow(words, layout, s);
+    if (space.thread === threadId && space.pid === process.pid) found.push(space);
   }
   return found;
 }
 
 /**
  * Claims the reap of `dead` for `me`: true for exactly one claimant while the slot still holds
- * the generation found dead (several processes may see one death), live or, when its reaper died
- * midway, dead and unclaimed (releaseClaims). A claimed slot is freed only by its reap, so its
- * generation cannot move under the claimant. Any thread; never sleeps.
+ * the member found dead (several processes may see one death), live or, when its reaper died
+ * midway, dead and unclaimed (releaseClaims). The state is read first: not free, the slot is
+ * whole (a join writes its state last), so a generation, pid, thread or start that differs from
+ * what was found is another member, never reaped for that one's death. A claimed slot is freed
+ * only by its reap, so none of it can move under the claimant. Any thread; never sleeps.
  */
-function claim(words: Int32Array, base: number, dead: DeadSpace, me: number): boolean {
+function claim(words: Int32Array, layout: Layout, dead: DeadSpace, me: number): boolean {
+  const base = slotBase(layout.spaces, dead.slot);
   if (Atomics.compareExchange(words, base + SP_REAPER, 0, me + 1) !== 0) return false;
-  if (Atomics.load(words, base + SP_GEN) === dead.gen && Atomics.load(words, base + SP_STATE) !== SPACE_FREE) return true;
+  if (Atomics.load(words, base + SP_STATE) !== SPACE_FREE) {
+    const now = spaceNow(words, layout, dead.slot);
+    if (now.gen === dead.gen && now.pid === dead.pid && now.thread === dead.thread && now.start === dead.start) return true;
+  }
   Atomics.store(words, base + SP_REAPER, 0); // reaped already, and the slot reused
   return false;
 }
@@ -115,7 +139,7 @@ export async function reap(me: Mm, deadSpace: DeadSpace, stalled: (error: XpmemE
   const { cb } = me;
   const { words, layout } = cb;
   const dead = deadSpace.slot;
-  if (!claim(words, slotBase(layout.spaces, dead), deadSpace, me.slot)) return 0;
+  if (!claim(words, layout, deadSpace, me.slot)) return 0;
   const { space, threadId, pid } = blame(words, layout, dead);
   seize(words, layout, dead, me.slot);
   // Waits for the mutex without blocking: another dead holder is seized by its own reap, on this thread.
