@@ -38,6 +38,17 @@ ssize_t ReadStart(int fd, uint8_t* into) {
 
 }  // namespace
 
+// [mode, uid, size, inode] of `st`.
+Local<v8::Array> Fields(Isolate* isolate, const struct stat& st) {
+  Local<Value> fields[] = {
+      v8::Number::New(isolate, st.st_mode),
+      v8::Number::New(isolate, st.st_uid),
+      v8::Number::New(isolate, static_cast<double>(st.st_size)),
+      v8::Number::New(isolate, static_cast<double>(st.st_ino)),
+  };
+  return v8::Array::New(isolate, fields, 4);
+}
+
 void FileStat(const FunctionCallbackInfo<Value>& args) {
   Isolate* isolate = args.GetIsolate();
   int fd;
@@ -47,12 +58,18 @@ void FileStat(const FunctionCallbackInfo<Value>& args) {
     isolate->ThrowException(node::ErrnoException(isolate, errno, "fstat"));
     return;
   }
-  Local<Value> fields[] = {
-      v8::Number::New(isolate, st.st_mode),
-      v8::Number::New(isolate, st.st_uid),
-      v8::Number::New(isolate, static_cast<double>(st.st_size)),
-  };
-  args.GetReturnValue().Set(v8::Array::New(isolate, fields, 3));
+  args.GetReturnValue().Set(Fields(isolate, st));
+}
+
+void PathStat(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  if (!args[0]->IsString()) {
+    isolate->ThrowException(v8::Exception::TypeError(v8::String::NewFromUtf8Literal(isolate, "expected (path)")));
+    return;
+  }
+  v8::String::Utf8Value path(isolate, args[0]);
+  struct stat st;
+  if (stat(*path, &st) == 0) args.GetReturnValue().Set(Fields(isolate, st));
 }
 
 void ReadPage(const FunctionCallbackInfo<Value>& args) {

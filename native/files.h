@@ -6,8 +6,12 @@
 
 #include <v8.h>
 
-// fileStat(fd) -> [mode, uid, size] of the open file fd (fstat); throws the errno otherwise.
+// fileStat(fd) -> [mode, uid, size, inode] of the open file fd (fstat); throws the errno otherwise.
 void FileStat(const v8::FunctionCallbackInfo<v8::Value>& args);
+
+// pathStat(path) -> [mode, uid, size, inode] of the file at path (stat), or undefined when there
+// is none (or it cannot be reached).
+void PathStat(const v8::FunctionCallbackInfo<v8::Value>& args);
 
 // readPage(fd) -> the first 4 KiB of the open file fd (pread) as an ArrayBuffer of the bytes
 // read, fewer at its end; throws the errno otherwise. A read, not a mapping: a mapped hole of a

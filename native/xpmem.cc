@@ -23,7 +23,7 @@
 //                                               no bound): true once held; released by unlock(fd)
 //                                               or by death (not by close alone while fd is mapped)
 //   unlock(fd)                               -> flock(fd, LOCK_UN)
-//   fileStat(fd), readPage(fd), readText(path) -> what Domain.open reads of files (files.h)
+//   fileStat(fd), pathStat(path), readPage(fd), readText(path) -> what Domain.open reads of files (files.h)
 //
 // An async wait is queued in the kernel through this thread's io_uring (ring.h), whose
 // descriptor the thread's event loop polls: a wake from any process ends the loop's sleep
@@ -628,6 +628,7 @@ NODE_MODULE_INIT() {
   set("lock", Lock);
   set("unlock", Unlock);
   set("fileStat", FileStat);
+  set("pathStat", PathStat);
   set("readPage", ReadPage);
   set("readText", ReadText);
 }

@@ -180,7 +180,7 @@ export class Domain {
       domain = new Domain(cb, mm, space, opts.swapDir === undefined);
     } else {
       try {
-        const { cb, mm, space, path } = createShared(opts.shared, caps, format);
+        const { cb, mm, space, path } = createShared(opts.shared, caps, format, opts.swapDir === undefined);
         domain = new Domain(cb, mm, space, opts.swapDir === undefined, { path, creator: true });
       } catch (error) {
         if (opts.swapDir === undefined) rmSync(swapDir, { recursive: true, force: true });

@@ -2,10 +2,11 @@
  * Shared domains: one domain across Node processes (child_process.fork), with the same verbs,
  * notifiers, VM operations and reaping as across threads; SIGKILL at the worst moments.
  */
-import { fork, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { once } from 'node:events';
-import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { native } from '../src/sync/native.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Domain, type Segment, type Tracing } from '../src/index.js';
 import type { ReapMessage, SlowMessage } from '../src/diagnostics.js';
@@ -389,6 +390,49 @@ describe('shared domains: processes', () => {
     const reapedSecond = reapOf(second.process.pid!);
     await bounded(second.exited, 'the joiner to kill itself');
     await reapedSecond;
+    await finish(d);
+  });
+
+  it("a killed creator's leftover is taken over with the swap directory it made, and staging files of creators that died are removed", async () => {
+    const name = fresh();
+    const file = `/dev/shm/xpmem-threads.${name}`;
+    const creator = await Child.start(name, true);
+    const head = readFileSync(file).subarray(0, 4096);
+    const swapDir = head.toString('utf8', 64, 64 + head.readUInt32LE(7 * 4)); // the descriptor's swap dir
+    expect(existsSync(swapDir)).toBe(true);
+    const dead = spawnSync('true').pid!; // a process that ran and is gone
+    const staged = [`${file}.new-${dead}-5eed`, `${file}.new-${process.pid}-5eed`]; // a killed creator's, and a running one's
+    for (const f of staged) writeFileSync(f, '');
+    await creator.kill();
+    const d = await shared(name); // takes the leftover over
+    expect({ swapDir: existsSync(swapDir), staged: staged.map((f) => existsSync(f)) }).toEqual({ swapDir: false, staged: [false, true] });
+    rmSync(staged[1]!);
+    await finish(d);
+  });
+
+  it('Domain.open looks at the members and joins under the lock a takeover decides under: while another process holds it, the open waits, up to its deadline', async () => {
+    const name = fresh();
+    const d = await shared(name);
+    const openIn = (): string =>
+      execFileSync(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `import { Domain } from ${JSON.stringify(new URL('../dist/src/index.js', import.meta.url).href)};
+           try { await (await Domain.open(${JSON.stringify(name)}, { deadlineMs: 200 })).close(); console.log('opened'); } catch (error) { console.log(error.code); }`,
+        ],
+        { encoding: 'utf8', timeout: 60_000 },
+      ).trim();
+    const fd = openSync(`/dev/shm/xpmem-threads.${name}`, 'r+');
+    try {
+      expect(native().lock(fd, 1000)).toBe(true); // as a process taking the name over, deciding
+      expect(openIn()).toBe('ERR_XPMEM_TIMEOUT');
+      native().unlock(fd);
+      expect(openIn()).toBe('opened');
+    } finally {
+      closeSync(fd);
+    }
     await finish(d);
   });
 

@@ -14,7 +14,8 @@
  * dies. Runs in the calling thread; the functions that lock may block briefly on another
  * process's takeover.
  */
-import { closeSync, fstatSync, ftruncateSync, linkSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, linkSync, openSync, readdirSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { invalidArgType, invalidArgValue, xpmemError } from '../errors.js';
 import { H_MAGIC, H_VERSION, MAGIC, VERSION, capacitiesOf, layoutFor } from '../layout.js';
 import { native } from '../sync/native.js';
@@ -35,6 +36,7 @@ const D_CREATOR_PID = 4;
 const D_CREATOR_START = 5;
 const D_DEADLINE_MS = 6;
 const D_SWAPDIR_BYTES = 7;
+const D_SWAPDIR_OWN = 8; // 1: the creator made the swap dir (a takeover removes it); 0 in files of older versions
 /** Byte offset of the swap dir's UTF-8 in the descriptor. */
 const SWAPDIR_AT = 64;
 
@@ -46,6 +48,8 @@ export interface Descriptor {
   readonly creator: { readonly pid: number; readonly start: number };
   readonly deadlineMs: number;
   readonly swapDir: string;
+  /** True when the creator made the swap dir (the default): whoever ends the domain removes it. */
+  readonly ownSwapDir: boolean;
 }
 
 /** A mapped shared domain file: its parts, ready for ControlBlock. */
@@ -78,6 +82,7 @@ function pages(bytes: number): number {
  */
 export function stage(path: string, controlBytes: number, descriptor: Omit<Descriptor, 'version' | 'controlBytes'>): SharedMemory & { readonly staging: string } {
   const addon = native();
+  sweepStaging(path);
   const staging = `${path}.new-${process.pid}-${Math.floor(Math.random() * 2 ** 32).toString(16)}`;
   const fd = openSync(staging, 'wx+', 0o600);
   try {
@@ -95,6 +100,7 @@ export function stage(path: string, controlBytes: number, descriptor: Omit<Descr
     put(D_CREATOR_START, descriptor.creator.start);
     put(D_DEADLINE_MS, descriptor.deadlineMs);
     put(D_SWAPDIR_BYTES, swapDir.length);
+    put(D_SWAPDIR_OWN, descriptor.ownSwapDir ? 1 : 0);
     swapDir.copy(head, SWAPDIR_AT);
     writeSync(fd, head, 0, PAGE, 0);
     const control = addon.map(fd, PAGE, controlPages * PAGE);
@@ -105,6 +111,29 @@ export function stage(path: string, controlBytes: number, descriptor: Omit<Descr
     throw error;
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * Removes the staging files beside `path` whose creator's process no longer runs (one killed
+ * while it made or took over the domain): `<path>.new-<pid>-<hex>`. A staging file already
+ * published is a second name of the domain's file; removing it leaves the domain.
+ */
+function sweepStaging(path: string): void {
+  const prefix = `${basename(path)}.new-`;
+  for (const file of readdirSync(dirname(path))) {
+    const pid = /^(\d+)-[0-9a-f]+$/.exec(file.slice(prefix.length))?.[1];
+    if (file.startsWith(prefix) && pid !== undefined && !running(Number(pid))) unlinkName(join(dirname(path), file));
+  }
+}
+
+/** True while process `pid` runs (or cannot be signalled by this user, who then did not make it). */
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }
 
@@ -139,7 +168,15 @@ function describe(fd: number, name: string): Descriptor {
   const controlBytes = word(D_CONTROL_PAGES) * PAGE;
   const arenaBytes = word(D_ARENA_UNITS_LOW) * 64;
   const swapDir = head.toString('utf8', SWAPDIR_AT, SWAPDIR_AT + Math.min(word(D_SWAPDIR_BYTES), PAGE - SWAPDIR_AT));
-  const descriptor = { version, controlBytes, arenaBytes, creator: { pid: word(D_CREATOR_PID), start: word(D_CREATOR_START) }, deadlineMs: word(D_DEADLINE_MS), swapDir };
+  const descriptor = {
+    version,
+    controlBytes,
+    arenaBytes,
+    creator: { pid: word(D_CREATOR_PID), start: word(D_CREATOR_START) },
+    deadlineMs: word(D_DEADLINE_MS),
+    swapDir,
+    ownSwapDir: word(D_SWAPDIR_OWN) === 1,
+  };
   if (version === VERSION && size < PAGE + controlBytes + arenaBytes)
     throw xpmemError('ERR_XPMEM_INCOMPATIBLE', `shared domain '${name}' is truncated: remove ${SHM_DIR}/xpmem-threads.${name} if nothing uses it`);
   return descriptor;
@@ -195,13 +232,7 @@ export function underLock<T>(path: string, name: string, deadlineMs: number, dec
     const addon = native();
     if (!addon.lock(fd, deadlineMs)) throw xpmemError('ERR_XPMEM_TIMEOUT', `another process held shared domain '${name}' locked (taking it over) past the deadline`);
     try {
-      let now: number;
-      try {
-        now = statSync(path).ino;
-      } catch {
-        return undefined;
-      }
-      return now === fstatSync(fd).ino ? decide(fd, descriptor) : undefined;
+      return addon.pathStat(path)?.[3] === addon.fileStat(fd)[3] ? decide(fd, descriptor) : undefined;
     } finally {
       addon.unlock(fd); // a mapping made under the lock would keep it past close
     }

@@ -42,8 +42,10 @@ export interface Native {
   lock(fd: number, ms: number): boolean;
   /** flock(fd, LOCK_UN). Closing fd does not release the lock while a mapping of it lives. */
   unlock(fd: number): void;
-  /** fstat(fd): its mode, owner and size. */
-  fileStat(fd: number): [mode: number, uid: number, size: number];
+  /** fstat(fd): its mode, owner, size and inode. */
+  fileStat(fd: number): [mode: number, uid: number, size: number, ino: number];
+  /** stat(path): its mode, owner, size and inode; undefined when there is no such file. */
+  pathStat(path: string): [mode: number, uid: number, size: number, ino: number] | undefined;
   /** The first 4 KiB of open file `fd` (pread), fewer at its end. */
   readPage(fd: number): ArrayBuffer;
   /** The first 4 KiB of the file at `path` as Latin-1, or undefined when it cannot be read. */
@@ -53,7 +55,21 @@ export interface Native {
 let loaded: Native | Error | undefined;
 
 /** Every function of Native: an addon that lacks one was built from other sources. */
-const FUNCTIONS = ['map', 'wait', 'wake', 'waitAsync', 'cancel', 'waits', 'useWaiterThreads', 'lock', 'unlock', 'fileStat', 'readPage', 'readText'] as const satisfies readonly (keyof Native)[];
+const FUNCTIONS = [
+  'map',
+  'wait',
+  'wake',
+  'waitAsync',
+  'cancel',
+  'waits',
+  'useWaiterThreads',
+  'lock',
+  'unlock',
+  'fileStat',
+  'pathStat',
+  'readPage',
+  'readText',
+] as const satisfies readonly (keyof Native)[];
 
 /** The environment that changes what node-gyp-build picks: with any of it set, it picks. */
 const SEARCH_SETTINGS = ['XPMEM_THREADS_PREBUILD', 'PREBUILDS_ONLY', 'npm_config_arch', 'npm_config_platform', 'LIBC', 'ARM_VERSION'] as const;

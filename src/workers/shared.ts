@@ -4,9 +4,11 @@
  * itself is control/shm.ts; the processes' liveness is process.ts. Runs in the calling thread;
  * may block briefly on another process's takeover (flock) or on the domain mutex (the join).
  */
+import { rmSync } from 'node:fs';
 import { xpmemError } from '../errors.js';
+import { discardAll } from '../control/swapfile.js';
 import { ControlBlock, type FormatOptions } from '../control/control.js';
-import { mapFile, publish, shmPath, stage, underLock, unlinkName, withFile, type Descriptor } from '../control/shm.js';
+import { mapFile, publish, shmPath, stage, underLock, unlinkName, type Descriptor } from '../control/shm.js';
 import { H_CLOSED, H_ID, VERSION, capacitiesOf, layoutFor, type Capacities } from '../layout.js';
 import { native } from '../sync/native.js';
 import { forget, isMember, joinMm } from './join.js';
@@ -32,9 +34,9 @@ const PUBLISH_TRIES = 8;
  * joined before it is published, so no opener sees it half made. A file of that name whose
  * processes all died (or that was closed) is taken over; one in use is ERR_XPMEM_EXISTS.
  */
-export function createShared(name: string, caps: Capacities, format: FormatOptions): SharedJoin {
+export function createShared(name: string, caps: Capacities, format: FormatOptions, ownSwapDir: boolean): SharedJoin {
   const path = shmPath(name);
-  const memory = stage(path, layoutFor(caps).words * 4, { arenaBytes: format.maxArenaBytes, creator: thisProcess(), deadlineMs: format.deadlineMs, swapDir: format.swapDir });
+  const memory = stage(path, layoutFor(caps).words * 4, { arenaBytes: format.maxArenaBytes, creator: thisProcess(), deadlineMs: format.deadlineMs, swapDir: format.swapDir, ownSwapDir });
   try {
     const cb = ControlBlock.format(caps, format, { control: memory.control, arena: memory.arena, shared: name });
     const joined = joinMm(cb.handle);
@@ -43,6 +45,7 @@ export function createShared(name: string, caps: Capacities, format: FormatOptio
         const verdict = underLock(path, name, format.deadlineMs, (fd, descriptor) => {
           if (inUse(fd, name, descriptor)) return 'in use';
           unlinkName(path);
+          discardSwap(fd, name, descriptor);
           return 'taken over';
         });
         if (verdict === 'in use' || tries === PUBLISH_TRIES)
@@ -58,6 +61,16 @@ export function createShared(name: string, caps: Capacities, format: FormatOptio
   }
 }
 
+/**
+ * A taken-over domain's swap: its swap dir when its creator made it, else its swap files in the
+ * dir it was given. Nothing of a file another layout version made (its words mean other things).
+ */
+function discardSwap(fd: number, name: string, descriptor: Descriptor): void {
+  if (descriptor.version !== VERSION) return;
+  if (descriptor.ownSwapDir) rmSync(descriptor.swapDir, { recursive: true, force: true });
+  else discardAll(descriptor.swapDir, Atomics.load(new Int32Array(mapFile(fd, name, descriptor).control), H_ID));
+}
+
 /** True when the domain in file `fd` has a process that runs and has not left it (a closed domain has none). */
 function inUse(fd: number, name: string, descriptor: Descriptor): boolean {
   if (descriptor.version !== VERSION) return alive(descriptor.creator); // its members cannot be read: its creator stands for them
@@ -69,17 +82,32 @@ function inUse(fd: number, name: string, descriptor: Descriptor): boolean {
  * Joins this thread to the shared domain `name`, made by another process: ERR_XPMEM_NO_DOMAIN
  * when there is none (or none of its processes runs), ERR_XPMEM_INCOMPATIBLE when another layout
  * version made it, ERR_XPMEM_CLOSED when its creator closed it. `deadlineMs`: this process's
- * default bound of every wait (default: the creator's).
+ * default bound of every wait (default: the creator's). It looks at the domain's processes and
+ * joins under the file's flock, as a takeover decides: no takeover finds the domain unused while
+ * this process joins it, to replace its file after (ERR_XPMEM_TIMEOUT when a takeover held the
+ * lock past the bound).
  */
 export function openShared(name: string, deadlineMs: number | undefined): SharedJoin {
   const path = shmPath(name, 'name');
   native();
-  const { control, arena, descriptor } = withFile(path, name, (fd, d) => mapFile(fd, name, d));
+  for (let tries = 1; ; tries++) {
+    const joined = underLock(path, name, deadlineMs ?? OPEN_LOCK_MS, (fd, descriptor) => joinFile(fd, name, descriptor, deadlineMs));
+    if (joined !== undefined) return { ...joined, path };
+    if (tries === PUBLISH_TRIES) throw xpmemError('ERR_XPMEM_NO_DOMAIN', `shared domain '${name}' was replaced ${tries} times while this process opened it: try again`);
+  }
+}
+
+/** How long an open waits for a takeover holding the file's lock, by default. */
+const OPEN_LOCK_MS = 10_000;
+
+/** openShared() of the open file `fd`, under its lock. */
+function joinFile(fd: number, name: string, descriptor: Descriptor, deadlineMs: number | undefined): Omit<SharedJoin, 'path'> {
+  const { control, arena } = mapFile(fd, name, descriptor);
   const words = new Int32Array(control);
   if (Atomics.load(words, H_CLOSED) !== 0) throw xpmemError('ERR_XPMEM_CLOSED', `shared domain '${name}' was closed by its creator`);
   if (isMember(Atomics.load(words, H_ID))) throw xpmemError('ERR_XPMEM_EXISTS', `this thread is in shared domain '${name}' already (it created or opened it): use that Domain`);
   if (!anyAlive(words, layoutFor(capacitiesOf(words))))
     throw xpmemError('ERR_XPMEM_NO_DOMAIN', `shared domain '${name}' has no process left (its creator was killed): Domain.create({ shared: '${name}' }) takes it over`);
   const joined = joinMm({ control, arena, deadlineMs: deadlineMs ?? descriptor.deadlineMs, swapDir: descriptor.swapDir, shared: name });
-  return { cb: joined.mm.cb, ...joined, path };
+  return { cb: joined.mm.cb, ...joined };
 }
