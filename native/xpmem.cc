@@ -5,7 +5,7 @@
 // sleeps and wakes through the futex system call instead: without FUTEX_PRIVATE_FLAG, the kernel
 // keys a futex on a MAP_SHARED mapping by its file and offset, the same in every process.
 //
-// Exports (every index is an Int32 word index into the buffer):
+// Exports (every index is an Int32 word index into the buffer, which map() made):
 //   map(fd, offset, length)                  -> SharedArrayBuffer over mmap(MAP_SHARED) of fd (whole
 //                                               numbers; RangeError past the file's end)
 //   wait(sab, index, expected, ms)           -> 0 woken, 1 not equal, 2 timed out (ms < 0: none)
@@ -35,14 +35,17 @@
 // once (futex_waitv), so cancel() (set the cancel word, wake it) never races with the sleep; a
 // kernel without futex_waitv gets slices (SlicedWait). Both handles are unreferenced: a pending
 // wait does not keep the event loop alive, as with Atomics.waitAsync. When a thread's
-// environment is torn down (a worker exits), its waits are cancelled and dropped. A waiter
-// thread never releases the memory a wait sleeps on: its JavaScript thread does (a buffer V8
-// allocated must be freed there), or nobody once that thread is gone.
+// environment is torn down (a worker exits), its waits are cancelled and dropped. Waits and
+// wakes take words of map()'s buffers only: their memory is unmapped by whichever thread lets
+// go of it last (a waiter thread may), where a buffer V8 allocated must be freed by its
+// isolate. The addon stays loaded for the life of the process (a waiter thread, or a closing
+// handle of a worker that loaded it, may run its code after that worker unloaded it).
 //
 // The blocking calls (wait, lock) sleep in slices of at most kSliceMs and run a no-op script
 // between them: V8 takes a terminate request (worker.terminate(), process.exit() ending the
 // workers) only while JavaScript runs, so a thread asleep here would hold its exit up until
 // its deadline.
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
@@ -164,13 +167,28 @@ void Throw(Isolate* isolate, const char* message) {
   isolate->ThrowException(v8::Exception::TypeError(v8::String::NewFromUtf8(isolate, message).ToLocalChecked()));
 }
 
-// The word `index` of the SharedArrayBuffer `buffer`, and the store that keeps its memory mapped.
+// The mappings map() made and not yet unmapped, by address (any thread; guarded by mappedMu).
+// Leaked on purpose, as the pool: a waiter thread may unmap after static destruction.
+std::mutex* const mappedMu = new std::mutex();
+std::unordered_map<void*, size_t>* const mapped = new std::unordered_map<void*, size_t>();
+
+bool Mapped(void* data) {
+  std::lock_guard<std::mutex> lock(*mappedMu);
+  return mapped->count(data) != 0;
+}
+
+// The word `index` of the SharedArrayBuffer `buffer` (one map() made), and the store that keeps
+// its memory mapped.
 bool WordAt(Isolate* isolate, Local<Value> buffer, Local<Value> index, int32_t** addr, std::shared_ptr<BackingStore>* store) {
   if (!buffer->IsSharedArrayBuffer() || !index->IsUint32()) {
     Throw(isolate, "expected (SharedArrayBuffer, word index)");
     return false;
   }
   std::shared_ptr<BackingStore> s = buffer.As<SharedArrayBuffer>()->GetBackingStore();
+  if (!Mapped(s->Data())) {
+    Throw(isolate, "expected a SharedArrayBuffer that map() made");
+    return false;
+  }
   uint32_t i = index.As<v8::Uint32>()->Value();
   if ((static_cast<size_t>(i) + 1) * 4 > s->ByteLength()) {
     Throw(isolate, "word index out of range");
@@ -226,7 +244,6 @@ struct Env {
   bool ringTried = false;
   bool waiterThreads = false;  // useWaiterThreads(): no ring
   std::unordered_map<uint32_t, std::shared_ptr<BackingStore>> inRing;
-  std::vector<std::shared_ptr<BackingStore>> released;  // guarded by mu: the pool's, freed on the loop
   int handles = 1;  // open uv handles; the holder goes with the last
 };
 
@@ -303,12 +320,7 @@ void RunWait(Request& r) {
   std::shared_ptr<Env> env = std::move(r.env);
   std::lock_guard<std::mutex> lock(env->mu);
   env->pending.erase(r.id);
-  if (env->closed) {
-    new std::shared_ptr<BackingStore>(std::move(r.store));  // its thread is gone: never freed here
-    return;
-  }
-  env->released.push_back(std::move(r.store));
-  Queue(env.get(), r.id, result);
+  if (!env->closed) Queue(env.get(), r.id, result);
 }
 
 // A waiter thread: runs queued waits, and ends after kIdleMs without one.
@@ -376,11 +388,9 @@ Env* EnvOf(uv_handle_t* handle) {
 void Deliver(uv_async_t* handle) {
   Env* env = EnvOf(reinterpret_cast<uv_handle_t*>(handle));
   std::deque<std::pair<uint32_t, int>> done;
-  std::vector<std::shared_ptr<BackingStore>> released;
   {
     std::lock_guard<std::mutex> lock(env->mu);
     done.swap(env->done);
-    released.swap(env->released);
   }
   Run(env, done);
 }
@@ -487,8 +497,20 @@ void Map(const FunctionCallbackInfo<Value>& args) {
     isolate->ThrowException(node::ErrnoException(isolate, errno, "mmap"));
     return;
   }
+  {
+    std::lock_guard<std::mutex> lock(*mappedMu);
+    mapped->emplace(p, static_cast<size_t>(length));
+  }
   std::unique_ptr<BackingStore> store = SharedArrayBuffer::NewBackingStore(
-      p, static_cast<size_t>(length), [](void* data, size_t len, void*) { munmap(data, len); }, nullptr);
+      p, static_cast<size_t>(length),
+      [](void* data, size_t len, void*) {
+        {
+          std::lock_guard<std::mutex> lock(*mappedMu);
+          mapped->erase(data);
+        }
+        munmap(data, len);
+      },
+      nullptr);
   args.GetReturnValue().Set(SharedArrayBuffer::New(isolate, std::move(store)));
 }
 
@@ -599,10 +621,22 @@ void Unlock(const FunctionCallbackInfo<Value>& args) {
   if (args[0]->IsInt32()) flock(args[0].As<v8::Int32>()->Value(), LOCK_UN);
 }
 
+// Keeps the addon loaded until the process ends (RTLD_NODELETE on the loaded object): Node
+// unloads an addon with the last environment that loaded it, and a waiter thread or a handle
+// closing after that environment's teardown would run code that is gone.
+void Pin() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    Dl_info self;
+    if (dladdr(reinterpret_cast<void*>(&Pin), &self) != 0 && self.dli_fname != nullptr) dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+  });
+}
+
 }  // namespace
 
 // Context-aware: every worker thread that loads the addon gets its own Env.
 NODE_MODULE_INIT() {
+  Pin();
   Isolate* isolate = Isolate::GetCurrent();  // Context::GetIsolate is gone from V8 in Node 26
   auto* holder = new std::shared_ptr<Env>(std::make_shared<Env>());
   Env* env = holder->get();

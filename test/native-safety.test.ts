@@ -111,6 +111,25 @@ describe('the addon', () => {
     });
   });
 
+  it('waits and wakes only on words of the buffers map() made (their memory may be let go on any thread)', () => {
+    const addon = native();
+    const own = new SharedArrayBuffer(8);
+    expect(() => addon.wait(own, 0, 1, 0)).toThrow(new TypeError('expected a SharedArrayBuffer that map() made'));
+    expect(() => addon.waitAsync(own, 0, 0, () => {})).toThrow(TypeError);
+    expect(() => addon.wake(own, 0)).toThrow(TypeError);
+  });
+
+  it('stays loaded for the life of the process: a worker that loaded it alone can end', () => {
+    const code = `
+      import { Worker } from 'node:worker_threads';
+      const worker = new Worker(${JSON.stringify(`Promise.all([import(${JSON.stringify(new URL('../dist/src/sync/native.js', import.meta.url).href)}), import('node:worker_threads')]).then(([{ native }, { parentPort }]) => { native().waits(); parentPort.postMessage('loaded'); });`)}, { eval: true });
+      worker.once('message', async () => {
+        await worker.terminate();
+        console.log('ended');
+      });`;
+    expect(execFileSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', timeout: 60_000 }).trim()).toBe('ended');
+  });
+
   it('reads no environment: Node guards it with a lock the addon cannot take, and another thread may be changing it', () => {
     const undefinedSymbols = execFileSync('nm', ['-D', '--undefined-only', fileURLToPath(new URL('../build/Release/xpmem.node', import.meta.url))], { encoding: 'utf8' });
     expect(undefinedSymbols.split('\n').filter((line) => /\b(secure_)?getenv\b|\benviron\b/.test(line))).toEqual([]);

@@ -401,12 +401,18 @@ describe('shared domains: processes', () => {
     const swapDir = head.toString('utf8', 64, 64 + head.readUInt32LE(7 * 4)); // the descriptor's swap dir
     expect(existsSync(swapDir)).toBe(true);
     const dead = spawnSync('true').pid!; // a process that ran and is gone
-    const staged = [`${file}.new-${dead}-5eed`, `${file}.new-${process.pid}-5eed`]; // a killed creator's, and a running one's
+    const staged = [`${file}+new-${dead}-5eed`, `${file}+new-${process.pid}-5eed`]; // a killed creator's, and a running one's
+    const lookalike = await shared(`${name}.new-${dead}-5eed`); // a live domain whose file looks like an old staging name
     for (const f of staged) writeFileSync(f, '');
     await creator.kill();
     const d = await shared(name); // takes the leftover over
-    expect({ swapDir: existsSync(swapDir), staged: staged.map((f) => existsSync(f)) }).toEqual({ swapDir: false, staged: [false, true] });
+    expect({ swapDir: existsSync(swapDir), staged: staged.map((f) => existsSync(f)), lookalike: existsSync(`${file}.new-${dead}-5eed`) }).toEqual({
+      swapDir: false,
+      staged: [false, true],
+      lookalike: true,
+    });
     rmSync(staged[1]!);
+    await lookalike.close();
     await finish(d);
   });
 

@@ -83,7 +83,7 @@ function pages(bytes: number): number {
 export function stage(path: string, controlBytes: number, descriptor: Omit<Descriptor, 'version' | 'controlBytes'>): SharedMemory & { readonly staging: string } {
   const addon = native();
   sweepStaging(path);
-  const staging = `${path}.new-${process.pid}-${Math.floor(Math.random() * 2 ** 32).toString(16)}`;
+  const staging = `${path}+new-${process.pid}-${Math.floor(Math.random() * 2 ** 32).toString(16)}`; // '+' is in no domain's name: no domain's file looks like one
   const fd = openSync(staging, 'wx+', 0o600);
   try {
     const controlPages = pages(controlBytes);
@@ -116,11 +116,12 @@ export function stage(path: string, controlBytes: number, descriptor: Omit<Descr
 
 /**
  * Removes the staging files beside `path` whose creator's process no longer runs (one killed
- * while it made or took over the domain): `<path>.new-<pid>-<hex>`. A staging file already
- * published is a second name of the domain's file; removing it leaves the domain.
+ * while it made or took over the domain): `<path>+new-<pid>-<hex>`, a name no domain's file has.
+ * A staging file already published is a second name of the domain's file; removing it leaves
+ * the domain.
  */
 function sweepStaging(path: string): void {
-  const prefix = `${basename(path)}.new-`;
+  const prefix = `${basename(path)}+new-`;
   for (const file of readdirSync(dirname(path))) {
     const pid = /^(\d+)-[0-9a-f]+$/.exec(file.slice(prefix.length))?.[1];
     if (file.startsWith(prefix) && pid !== undefined && !running(Number(pid))) unlinkName(join(dirname(path), file));

@@ -158,7 +158,15 @@ function waitNative(addon: Native, word: Int32Array, index: number, expected: nu
       // No waiter thread could be made (the pool, where io_uring has no futex waits): a spurious
       // wake-up a little later instead, and the caller looks again.
       warnNoThread(error);
-      setTimeout(() => resolve('ok'), Math.min(ms, NO_THREAD_RETRY_MS));
+      const settle = (reason: WakeReason): void => {
+        clearTimeout(retry);
+        signal?.removeEventListener('abort', onAbortRetry);
+        resolve(reason);
+      };
+      const onAbortRetry = (): void => settle('aborted');
+      const retry = setTimeout(() => settle('ok'), Math.min(ms, NO_THREAD_RETRY_MS));
+      if (ms === Infinity) retry.unref(); // as the native wait: only a bounded one keeps the loop alive
+      signal?.addEventListener('abort', onAbortRetry, { once: true });
       return;
     }
     const end = (reason: WakeReason) => (): void => {
