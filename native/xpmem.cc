@@ -23,15 +23,16 @@
 //                                               no bound): true once held; released by unlock(fd)
 //                                               or by death (not by close alone while fd is mapped)
 //   unlock(fd)                               -> flock(fd, LOCK_UN)
-//   fileStat(fd), pathStat(path), readPage(fd), readText(path) -> what Domain.open reads of files (files.h)
+//   fileStat(fd), pathStat(path), readPage(fd), readText(path)
+//                                            -> what Domain.open reads of files (files.h)
 //
 // An async wait is queued in the kernel through this thread's io_uring (ring.h), whose
 // descriptor the thread's event loop polls: a wake from any process ends the loop's sleep
 // directly. Where io_uring futex waits are missing (Linux before 6.7, io_uring disabled or
 // filtered) or useWaiterThreads() asked for it, a wait sleeps in a waiter thread of a
 // per-process pool instead (it grows to the number of async waits in flight; idle threads are
-// reused, and end after kIdleMs), never in libuv's shared pool, and its result comes back through a uv_async handle of
-// the thread that asked. A pool waiter sleeps on the word and on its request's cancel word at
+// reused, and end after kIdleMs), never in libuv's shared pool, and its result comes back
+// through a uv_async handle of the thread that asked. A pool waiter sleeps on the word and on its request's cancel word at
 // once (futex_waitv), so cancel() (set the cancel word, wake it) never races with the sleep; a
 // kernel without futex_waitv gets slices (SlicedWait). Both handles are unreferenced: a pending
 // wait does not keep the event loop alive, as with Atomics.waitAsync. When a thread's
