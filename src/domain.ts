@@ -23,7 +23,7 @@ import { reap, spacesOfThread, type DeadSpace } from './workers/reap.js';
 import { departed, unreaped } from './workers/process.js';
 import { joinerOf } from './sync/robust.js';
 import { createShared, openShared } from './workers/shared.js';
-import { shmPath, unlinkName } from './control/shm.js';
+import { shmPath, unlinkOwn } from './control/shm.js';
 import { native } from './sync/native.js';
 import type { Space } from './segment/space.js';
 import { formatRows, mapsOf, statsOf, type DomainStats, type MapRow } from './observe.js';
@@ -124,7 +124,7 @@ export class Domain {
   /** What close() runs once the domain is marked closed (onClose). */
   readonly #onClose = new Set<() => Promise<void>>();
   /** A shared domain's file, and whether this process created it; undefined for threads only. */
-  readonly #shared: { readonly path: string; readonly creator: boolean } | undefined;
+  readonly #shared: { readonly path: string; readonly creator: boolean; readonly ino?: number } | undefined;
   /** The timer that looks for departed processes (shared domains). */
   #watcher: NodeJS.Timeout | undefined;
   /** Slots of departed processes' spaces whose reap runs now in this process. */
@@ -140,7 +140,7 @@ export class Domain {
   /** Traces another process stopped whose events this process handed over (shared domains). */
   readonly #handed = new Set<number>();
 
-  private constructor(cb: ControlBlock, mm: Mm, space: Space, ownSwapDir: boolean, shared?: { path: string; creator: boolean }) {
+  private constructor(cb: ControlBlock, mm: Mm, space: Space, ownSwapDir: boolean, shared?: { path: string; creator: boolean; ino?: number }) {
     this.#cb = cb;
     this.#mm = mm;
     this.space = space;
@@ -180,8 +180,8 @@ export class Domain {
       domain = new Domain(cb, mm, space, opts.swapDir === undefined);
     } else {
       try {
-        const { cb, mm, space, path } = createShared(opts.shared, caps, format, opts.swapDir === undefined);
-        domain = new Domain(cb, mm, space, opts.swapDir === undefined, { path, creator: true });
+        const { cb, mm, space, path, ino } = createShared(opts.shared, caps, format, opts.swapDir === undefined);
+        domain = new Domain(cb, mm, space, opts.swapDir === undefined, { path, creator: true, ino });
       } catch (error) {
         if (opts.swapDir === undefined) rmSync(swapDir, { recursive: true, force: true });
         throw error;
@@ -425,10 +425,9 @@ export class Domain {
     // over; and before pools terminate their workers with what they recorded.
     await this.#traceFile?.();
     if (Atomics.exchange(words, H_CLOSED, 1) !== 0) return;
-    if (this.#shared !== undefined) {
-      unlinkName(this.#shared.path);
-      removeHandOvers(this.#shared.path); // a process may hand a trace over after its stop() gave up
-    }
+    const shared = this.#shared;
+    // Its own name only: a takeover may have replaced the file since the domain was marked closed.
+    if (shared?.ino !== undefined && unlinkOwn(shared.path, this.#cb.shared!, shared.ino, this.#cb.deadlineMs)) removeHandOvers(shared.path); // a process may hand a trace over after its stop() gave up
     ringAll(words, layout);
     await Promise.allSettled([...this.#onClose].map(async (end) => end()));
     await this.settled({ deadlineMs: 2 ** 31 - 1 }); // the reaps see the domain closed and end

@@ -5,7 +5,7 @@
 import { execFileSync, fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { once } from 'node:events';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, linkSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { native } from '../src/sync/native.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Domain, type Segment, type Tracing } from '../src/index.js';
@@ -440,6 +440,22 @@ describe('shared domains: processes', () => {
       closeSync(fd);
     }
     await finish(d);
+  });
+
+  it("a closing creator removes its domain's name only while it names its own file: a file that took the name over stays, with its trace hand-overs", async () => {
+    const name = fresh();
+    const d = await shared(name);
+    const other = await shared(`${name}-next`);
+    const [path, next] = [`/dev/shm/xpmem-threads.${name}`, `/dev/shm/xpmem-threads.${name}-next`];
+    rmSync(path);
+    linkSync(next, path); // as a takeover publishes its file under the name
+    const handOver = `${path}+trace-7-8`;
+    writeFileSync(handOver, '{}');
+    await d.close();
+    expect({ named: existsSync(path) && statSync(path).ino === statSync(next).ino, handOver: existsSync(handOver) }).toEqual({ named: true, handOver: true });
+    rmSync(path);
+    rmSync(handOver);
+    await other.close();
   });
 
   it('SIGKILL inside a write section: the migrate waiting for it goes on once the process is reaped', async () => {

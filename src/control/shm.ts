@@ -16,7 +16,7 @@
  */
 import { closeSync, ftruncateSync, linkSync, openSync, readdirSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { invalidArgType, invalidArgValue, xpmemError } from '../errors.js';
+import { invalidArgType, invalidArgValue, XpmemError, xpmemError } from '../errors.js';
 import { H_MAGIC, H_VERSION, MAGIC, VERSION, capacitiesOf, layoutFor } from '../layout.js';
 import { native } from '../sync/native.js';
 
@@ -80,7 +80,7 @@ function pages(bytes: number): number {
  * and an arena of `arenaBytes`, with the descriptor written: the caller formats the control
  * block, then publish()es it. Throws ERR_XPMEM_UNSUPPORTED where the addon cannot load.
  */
-export function stage(path: string, controlBytes: number, descriptor: Omit<Descriptor, 'version' | 'controlBytes'>): SharedMemory & { readonly staging: string } {
+export function stage(path: string, controlBytes: number, descriptor: Omit<Descriptor, 'version' | 'controlBytes'>): SharedMemory & { readonly staging: string; readonly ino: number } {
   const addon = native();
   sweepStaging(path);
   const staging = `${path}+new-${process.pid}-${Math.floor(Math.random() * 2 ** 32).toString(16)}`; // '+' is in no domain's name: no domain's file looks like one
@@ -105,7 +105,7 @@ export function stage(path: string, controlBytes: number, descriptor: Omit<Descr
     writeSync(fd, head, 0, PAGE, 0);
     const control = addon.map(fd, PAGE, controlPages * PAGE);
     const arena = addon.map(fd, (1 + controlPages) * PAGE, descriptor.arenaBytes);
-    return { control, arena, staging, descriptor: { ...descriptor, version: VERSION, controlBytes: controlPages * PAGE } };
+    return { control, arena, staging, ino: addon.fileStat(fd)[3], descriptor: { ...descriptor, version: VERSION, controlBytes: controlPages * PAGE } };
   } catch (error) {
     unlinkSync(staging);
     throw error;
@@ -238,6 +238,26 @@ export function underLock<T>(path: string, name: string, deadlineMs: number, dec
       addon.unlock(fd); // a mapping made under the lock would keep it past close
     }
   });
+}
+
+/**
+ * Removes the name `path` of a closing creator's domain (named `name`) if it still names its
+ * file, of inode `ino`: decided under the file's flock, as a takeover decides, so a file that
+ * replaced the creator's is never removed. False when another file has the name (a takeover's),
+ * true when none has it any more. May block briefly on a takeover (up to `deadlineMs`).
+ */
+export function unlinkOwn(path: string, name: string, ino: number, deadlineMs: number): boolean {
+  try {
+    const removed = underLock(path, name, deadlineMs, (fd) => {
+      if (native().fileStat(fd)[3] !== ino) return false;
+      unlinkName(path);
+      return true;
+    });
+    return removed === true;
+  } catch (error) {
+    if (!(error instanceof XpmemError)) throw error;
+    return error.code === 'ERR_XPMEM_NO_DOMAIN'; // no file of that name; else one that is not a domain of this version
+  }
 }
 
 /** Removes the name `path` (the mappings stay valid); a name already gone is fine. */

@@ -24,6 +24,8 @@ export interface SharedJoin {
   readonly space: Space;
   /** The file's path. */
   readonly path: string;
+  /** The file's inode (the creator's: its close() removes the name only while it names that file). */
+  readonly ino?: number;
 }
 
 /** How many times create retries publishing while takeovers race (each try ends a different file). */
@@ -55,7 +57,7 @@ export function createShared(name: string, caps: Capacities, format: FormatOptio
       forget(cb.id);
       throw error;
     }
-    return { cb, ...joined, path };
+    return { cb, ...joined, path, ino: memory.ino };
   } finally {
     unlinkName(memory.staging);
   }
