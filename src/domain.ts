@@ -2,7 +2,7 @@
  * Domain: the control block and arena shared by every space, created by one thread (usually
  * the main thread), which also watches the workers it spawns and reaps them when they exit.
  */
-import { Worker, threadId, type WorkerOptions } from 'node:worker_threads';
+import { Worker, isMainThread, threadId, type WorkerOptions } from 'node:worker_threads';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -178,6 +178,7 @@ export class Domain {
       const cb = ControlBlock.format(caps, format);
       const { mm, space } = joinMm(cb.handle);
       domain = new Domain(cb, mm, space, opts.swapDir === undefined);
+      if (opts.swapDir === undefined && isMainThread) removeAtExit(swapDir); // the domain goes with the process
     } else {
       try {
         const { cb, mm, space, path, ino } = createShared(opts.shared, caps, format, opts.swapDir === undefined);
@@ -432,8 +433,10 @@ export class Domain {
     await Promise.allSettled([...this.#onClose].map(async (end) => end()));
     await this.settled({ deadlineMs: 2 ** 31 - 1 }); // the reaps see the domain closed and end
     forget(this.#cb.id);
-    if (this.#ownSwapDir) rmSync(this.#cb.swapDir, { recursive: true, force: true });
-    else discardAll(this.#cb.swapDir, this.#cb.id);
+    if (this.#ownSwapDir) {
+      rmSync(this.#cb.swapDir, { recursive: true, force: true });
+      ownSwapDirs.delete(this.#cb.swapDir);
+    } else discardAll(this.#cb.swapDir, this.#cb.id);
   }
 
   /** close() in a process that opened the domain: this process leaves it (see close()). */
@@ -455,6 +458,24 @@ export class Domain {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** The swap dirs create() made for threads-only domains of this process not yet closed: they go with the process (removeAtExit). */
+const ownSwapDirs = new Set<string>();
+let exitHooked = false;
+
+/**
+ * Removes swap dir `dir` when the process exits without closing its domain: a threads-only
+ * domain made on the main thread ends with its process (a worker's may outlive it in other
+ * threads), and its swap files with it. One 'exit' listener serves every domain.
+ */
+function removeAtExit(dir: string): void {
+  ownSwapDirs.add(dir);
+  if (exitHooked) return;
+  exitHooked = true;
+  process.once('exit', () => {
+    for (const d of ownSwapDirs) rmSync(d, { recursive: true, force: true });
+  });
 }
 
 /**

@@ -7,7 +7,8 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Domain, type DomainOptions } from '../src/index.js';
-import { capacitiesOf, layoutFor, SP_HELD, slotBase, slotOf } from '../src/layout.js';
+import { capacitiesOf, layoutFor, SP_HELD, slotBase, slotOf, VERSION } from '../src/layout.js';
+import { withFile } from '../src/control/shm.js';
 import { notify, waitAsync } from '../src/sync/futex.js';
 import { freshShmPath, mapShm } from './fixtures/shm-gates.js';
 
@@ -263,8 +264,27 @@ async function ready(list: Agent[]): Promise<Agent[]> {
  */
 export async function cleanUpProcesses(): Promise<void> {
   await Promise.all([...forked].map((host) => host.kill()));
-  const mine = [`xpmem-threads.campaign-${process.pid}-`, ...['gates', 'log', 'tally'].map((kind) => `xpmem-test-${kind}-${process.pid}-`)];
-  for (const f of readdirSync('/dev/shm')) if (mine.some((prefix) => f.startsWith(prefix))) rmSync(`/dev/shm/${f}`, { force: true });
+  removeShmFiles([`xpmem-threads.campaign-${process.pid}-`, ...['gates', 'log', 'tally'].map((kind) => `xpmem-test-${kind}-${process.pid}-`)]);
+}
+
+/**
+ * Removes the /dev/shm files whose names start with one of `prefixes`, with the swap directory
+ * the creator of each domain file among them made: a creator the test killed leaves both.
+ */
+export function removeShmFiles(prefixes: readonly string[]): void {
+  for (const f of readdirSync('/dev/shm')) {
+    if (!prefixes.some((prefix) => f.startsWith(prefix))) continue;
+    const path = `/dev/shm/${f}`;
+    if (f.startsWith('xpmem-threads.') && !f.includes('+')) {
+      try {
+        const { version, ownSwapDir, swapDir } = withFile(path, f.slice('xpmem-threads.'.length), (_, descriptor) => descriptor);
+        if (version === VERSION && ownSwapDir) rmSync(swapDir, { recursive: true, force: true });
+      } catch {
+        // not a domain file this version reads: the file alone
+      }
+    }
+    rmSync(path, { force: true });
+  }
 }
 
 /** A domain for one test, small deadlines so failure paths finish fast. */

@@ -10,7 +10,7 @@ import { native } from '../src/sync/native.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Domain, type Segment, type Tracing } from '../src/index.js';
 import type { ReapMessage, SlowMessage } from '../src/diagnostics.js';
-import { agents, bounded, expectCode, Gates, noneInFlight, spaceSlot, until } from './helpers.js';
+import { agents, bounded, expectCode, Gates, noneInFlight, removeShmFiles, spaceSlot, until } from './helpers.js';
 import { SP_REAPER, SP_TRACED, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
 import { ShmGates } from './fixtures/shm-gates.js';
 import { thisProcess } from '../src/sync/robust.js';
@@ -26,7 +26,7 @@ function fresh(): string {
 
 afterAll(() => {
   gates.remove();
-  for (const f of readdirSync('/dev/shm')) if (f.startsWith(`xpmem-threads.test-${process.pid}-`)) rmSync(`/dev/shm/${f}`);
+  removeShmFiles([`xpmem-threads.test-${process.pid}-`]);
 });
 
 /** A forked process that opened the domain, driven by commands (test/fixtures/process-agent.ts). */

@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { agents, domain, expectCode, Gates, teardown } from './helpers.js';
@@ -29,6 +30,19 @@ function swapFile(dir: string): string {
 }
 
 describe('swap', () => {
+  it.each(['its event loop runs dry', 'it calls process.exit'])('the swap directory a threads-only domain made goes with its process when %s without close()', (how) => {
+    const code = `
+      import { Domain } from ${JSON.stringify(new URL('../dist/src/index.js', import.meta.url).href)};
+      const domain = await Domain.create({ arenaBytes: 1 << 16 });
+      const seg = domain.space.make(4096, { swappable: true });
+      await seg.swapOut(); // a swap file in it
+      console.log(domain.handle().swapDir);
+      ${how === 'it calls process.exit' ? 'process.exit(0);' : ''}`;
+    const dir = execFileSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', timeout: 60_000 }).trim();
+    expect(dir).toMatch(/xpmem-swap-/);
+    expect(existsSync(dir)).toBe(false);
+  });
+
   it('round trips keep every byte, for any size and attached range, by fault or by swapIn()', async () => {
     const d = await domain({ arenaBytes: 4 << 20 });
     try {
