@@ -2,11 +2,13 @@
  * Shared domains: one domain across Node processes (child_process.fork), with the same verbs,
  * notifiers, VM operations and reaping as across threads; SIGKILL at the worst moments.
  */
-import { execFileSync, fork, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { once } from 'node:events';
 import { closeSync, existsSync, linkSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { native } from '../src/sync/native.js';
+import { holderDied, ticksNow } from '../src/sync/robust.js';
+import { joinMm } from '../src/workers/join.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Domain, type Segment, type Tracing } from '../src/index.js';
 import type { ReapMessage, SlowMessage } from '../src/diagnostics.js';
@@ -456,6 +458,24 @@ describe('shared domains: processes', () => {
     rmSync(path);
     rmSync(handOver);
     await other.close();
+  });
+
+  it("a joiner's pid the kernel handed to a new process does not keep the mutex: a process on it that started after the joiner was first seen holding it is not the joiner", async () => {
+    const d = await shared(fresh());
+    const { words, layout } = joinMm(d.handle()).mm;
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await once(other, 'spawn');
+      const pid = other.pid!;
+      const start = Number(readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]!.split(' ')[19]) % 2 ** 31;
+      const joiner = -(2 + (pid & 0x3fffff) * 256); // as joinerOf() names a thread of process pid joining
+      expect(holderDied(words, layout, joiner, start - 1)).toBe(true); // it started after the sighting: another process
+      expect(holderDied(words, layout, joiner, ticksNow())).toBe(false); // seen after it started: it may be the joiner
+      expect(holderDied(words, layout, joiner, start)).toBe(false);
+    } finally {
+      other.kill('SIGKILL');
+    }
+    await finish(d);
   });
 
   it('SIGKILL inside a write section: the migrate waiting for it goes on once the process is reaped', async () => {

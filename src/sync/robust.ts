@@ -60,17 +60,34 @@ export function joinerProcess(id: number): number {
   return Math.floor((-id - 2) / 256);
 }
 
+/** The joiner this thread last saw holding the mutex, and when it first saw it (clock ticks since boot, mod 2^31). */
+let sighting: { readonly holder: number; readonly at: number } | undefined;
+
+/** Clock ticks since boot, mod 2^31, as /proc/<pid>/stat counts a start (USER_HZ, 100 a second). */
+export function ticksNow(): number {
+  const uptime = native().readText('/proc/uptime');
+  return uptime === undefined ? 0 : Math.floor(Number(uptime.split(' ')[0]) * 100) % 2 ** 31;
+}
+
 /**
  * True when the mutex word value `holder` names a process of a shared domain that no longer runs:
- * a space (holder - 1) whose recorded process died, or a joiner whose pid has no running process.
- * A holder of this process is never dead here: its threads are reaped at their exit.
+ * a space (holder - 1) whose recorded process died, or a joiner whose pid has no running process,
+ * or whose pid's process started after this thread first saw that joiner holding the mutex
+ * (`seenAt`, clock ticks since boot; by default remembered here): a joiner identity carries no
+ * start time, and the kernel may have handed a dead joiner's pid to a new process. A holder of
+ * this process is never dead here: its threads are reaped at their exit.
  */
-export function holderDied(words: Int32Array, layout: Layout, holder: number): boolean {
+export function holderDied(words: Int32Array, layout: Layout, holder: number, seenAt?: number): boolean {
   if (holder > 0) {
     const base = slotBase(layout.spaces, holder - 1);
     const pid = Math.abs(Atomics.load(words, base + SP_PID));
     return pid !== process.pid && !alive({ pid, start: Atomics.load(words, base + SP_PSTART) });
   }
   const pid = joinerProcess(holder);
-  return pid !== (process.pid & 0x3fffff) && !runs(statOf(pid));
+  if (pid === (process.pid & 0x3fffff)) return false;
+  const stat = statOf(pid);
+  if (!runs(stat)) return true;
+  if (sighting?.holder !== holder) sighting = { holder, at: ticksNow() };
+  const after = (stat!.start - (seenAt ?? sighting.at) + 2 ** 31) % 2 ** 31;
+  return after > 0 && after < 2 ** 30; // started after the sighting: not the joiner
 }
