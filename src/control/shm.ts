@@ -19,6 +19,7 @@ import { basename, dirname, join } from 'node:path';
 import { invalidArgType, invalidArgValue, XpmemError, xpmemError } from '../errors.js';
 import { H_MAGIC, H_VERSION, MAGIC, VERSION, capacitiesOf, layoutFor } from '../layout.js';
 import { native } from '../sync/native.js';
+import { pidRuns } from '../sync/robust.js';
 
 /** Where shared domains live. */
 export const SHM_DIR = '/dev/shm';
@@ -124,17 +125,7 @@ function sweepStaging(path: string): void {
   const prefix = `${basename(path)}+new-`;
   for (const file of readdirSync(dirname(path))) {
     const pid = /^(\d+)-[0-9a-f]+$/.exec(file.slice(prefix.length))?.[1];
-    if (file.startsWith(prefix) && pid !== undefined && !running(Number(pid))) unlinkName(join(dirname(path), file));
-  }
-}
-
-/** True while process `pid` runs (or cannot be signalled by this user, who then did not make it). */
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+    if (file.startsWith(prefix) && pid !== undefined && !pidRuns(Number(pid))) unlinkName(join(dirname(path), file));
   }
 }
 

@@ -37,6 +37,11 @@ function runs(stat: { state: string } | undefined): boolean {
   return stat !== undefined && stat.state !== 'Z' && stat.state !== 'X';
 }
 
+/** True while some process that runs code has pid `pid` (whichever it is). */
+export function pidRuns(pid: number): boolean {
+  return runs(statOf(pid));
+}
+
 /** True while process `who` runs: its pid exists, started when it says, and is not a zombie. */
 export function alive(who: ProcessId): boolean {
   const stat = statOf(who.pid);
