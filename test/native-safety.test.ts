@@ -93,7 +93,7 @@ describe('the addon', () => {
     });
   });
 
-  it('where no waiter thread can be made, refuses an async wait with a RangeError, and the library wakes its waits spuriously instead (with a warning)', async () => {
+  it('where no waiter thread can be made, refuses an async wait with a RangeError, and the library wakes its waits spuriously instead (with a warning), still ending them at an abort and at their deadline', async () => {
     const shim = join(DIR, 'fail-thread.so');
     execFileSync('gcc', ['-shared', '-fPIC', '-o', shim, fileURLToPath(new URL('fixtures/fail-thread.c', import.meta.url)), '-ldl']);
     const child = fork(NO_THREAD, [FILE], { env: { ...process.env, XPMEM_ASYNC_WAITS: 'threads', LD_PRELOAD: shim }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -106,6 +106,7 @@ describe('the addon', () => {
         waits: 'threads (XPMEM_ASYNC_WAITS=threads)',
         direct: 'RangeError: no waiter thread for another async wait: Resource temporarily unavailable',
         reason: 'ok',
+        ended: ['aborted', 'timed-out'],
         warnings: ['XpmemWarning'],
       },
     });

@@ -121,20 +121,31 @@ export async function waitAsync(word: Int32Array, index: number, expected: numbe
   const result = Atomics.waitAsync(word, index, expected);
   if (!result.async) return result.value;
   let why: WakeReason | undefined;
-  const end = (reason: WakeReason) => (): void => {
+  const disarm = ends(ms, signal, (reason) => {
     why = reason;
     Atomics.notify(word, index);
-  };
-  const timer = ms === Infinity ? undefined : setTimeout(end('timed-out'), ms);
-  const onAbort = end('aborted');
-  signal?.addEventListener('abort', onAbort, { once: true });
+  });
   try {
     const reason = await result.value;
     return why ?? reason;
   } finally {
+    disarm();
+  }
+}
+
+/**
+ * Arms the two ends of an async wait other than its wake-up: a timer of this thread's event loop
+ * at the deadline (so only a bounded wait keeps the loop alive) and the signal's abort. The first
+ * to come calls `stop` with its reason. Returns the disarm, for when the wait returns.
+ */
+function ends(ms: number, signal: AbortSignal | undefined, stop: (reason: WakeReason) => void): () => void {
+  const timer = ms === Infinity ? undefined : setTimeout(stop, ms, 'timed-out');
+  const onAbort = (): void => stop('aborted');
+  signal?.addEventListener('abort', onAbort, { once: true });
+  return () => {
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
-  }
+  };
 }
 
 /**
@@ -146,36 +157,31 @@ export async function waitAsync(word: Int32Array, index: number, expected: numbe
 function waitNative(addon: Native, word: Int32Array, index: number, expected: number, ms: number, signal: AbortSignal | undefined): Promise<WakeReason> {
   return new Promise((resolve) => {
     let why: WakeReason | undefined;
-    let id: number;
+    let disarm = (): void => {};
+    const settle = (reason: WakeReason): void => {
+      disarm();
+      resolve(why ?? reason);
+    };
+    let cancel: () => void;
     try {
-      id = addon.waitAsync(word.buffer as SharedArrayBuffer, word.byteOffset / 4 + index, expected, (result) => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        resolve(why ?? REASONS[result]!);
-      });
+      const id = addon.waitAsync(word.buffer as SharedArrayBuffer, word.byteOffset / 4 + index, expected, (result) => settle(REASONS[result]!));
+      cancel = () => addon.cancel(id);
     } catch (error) {
       if (!(error instanceof RangeError)) throw error;
       // No waiter thread could be made (the pool, where io_uring has no futex waits): a spurious
-      // wake-up a little later instead, and the caller looks again.
+      // wake-up a little later stands in for the wait, and the caller looks again. Its timer
+      // keeps no loop alive: a bounded wait's deadline timer does, as for the native wait.
       warnNoThread(error);
-      const settle = (reason: WakeReason): void => {
+      const retry = setTimeout(settle, NO_THREAD_RETRY_MS, 'ok').unref();
+      cancel = () => {
         clearTimeout(retry);
-        signal?.removeEventListener('abort', onAbortRetry);
-        resolve(reason);
+        settle('ok');
       };
-      const onAbortRetry = (): void => settle('aborted');
-      const retry = setTimeout(() => settle('ok'), Math.min(ms, NO_THREAD_RETRY_MS));
-      if (ms === Infinity) retry.unref(); // as the native wait: only a bounded one keeps the loop alive
-      signal?.addEventListener('abort', onAbortRetry, { once: true });
-      return;
     }
-    const end = (reason: WakeReason) => (): void => {
+    disarm = ends(ms, signal, (reason) => {
       why = reason;
-      addon.cancel(id);
-    };
-    const timer = ms === Infinity ? undefined : setTimeout(end('timed-out'), ms);
-    const onAbort = end('aborted');
-    signal?.addEventListener('abort', onAbort, { once: true });
+      cancel();
+    });
   });
 }
 
