@@ -20,7 +20,7 @@ import { checkControlBlock, type CheckReport } from './control/check.js';
 import { forget, joinMm } from './workers/join.js';
 import { seize, seizeIfDied, type Tx } from './sync/mutex.js';
 import { reap, spacesOfThread, type DeadSpace } from './workers/reap.js';
-import { departed, unreaped } from './workers/process.js';
+import { WATCH_MS, departed, unreaped } from './workers/process.js';
 import { joinerOf } from './sync/robust.js';
 import { createShared, openShared } from './workers/shared.js';
 import { shmPath, unlinkOwn } from './control/shm.js';
@@ -88,9 +88,6 @@ const DOMAIN_KEYS = { arenaBytes: true, maxArenaBytes: true, deadlineMs: true, m
 
 /** The keys OpenOptions knows. */
 const OPEN_KEYS = { deadlineMs: true } as const satisfies Record<keyof OpenOptions, true>;
-
-/** How often a process of a shared domain looks for processes that died or left (ms). */
-const WATCH_MS = 50;
 
 /** The keys TraceOptions knows. */
 const TRACE_KEYS = { maxEvents: true } as const satisfies Record<keyof TraceOptions, true>;

@@ -8,7 +8,7 @@ import { H_CLOSED, HELD_GRANTED, SP_GEN, SP_HELD, SPACE_LIVE, idOf, slotBase, sl
 import type { ControlBlock } from './control/control.js';
 import { shmPath } from './control/shm.js';
 import { Delivery } from './notifier/delivery.js';
-import { runAsync, runSync, type Waiting, type Waits } from './notifier/wait.js';
+import { runAsync, runSync, type BlockedWatch, type Waiting, type Waits } from './notifier/wait.js';
 import type { Bounds, Invalidator } from './notifier/invalidate.js';
 import { deadlineIn, type WaitOptions } from './sync/futex.js';
 import { Recorder } from './trace/recorder.js';
@@ -34,6 +34,8 @@ export class Mm implements Waiting, Invalidator {
   readonly heldAsync: Uint8Array;
   /** Number of sections this thread holds now. */
   holding = 0;
+  /** A shared domain's: what this thread's synchronous waits do for deaths of other processes (set by its join). */
+  blocked: BlockedWatch | undefined;
   #gone = false;
 
   constructor(cb: ControlBlock, slot: number, gen: number) {

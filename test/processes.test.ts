@@ -559,6 +559,34 @@ describe('shared domains: processes', () => {
     await finish(d);
   });
 
+  it('a synchronous operation of the only process left watching goes on when the process it waits for dies inside a section or a callback: its blocked thread looks for deaths itself', async () => {
+    for (const where of ['section', 'callback'] as const) {
+      const name = fresh();
+      const d = await shared(name, 20_000); // a wait for the dead alone would end here, ERR_XPMEM_TIMEOUT
+      const seg = d.space.make(4096);
+      const child = await Child.start(name);
+      const att = await child.call<number>('attach', { segId: seg.id, mode: where === 'section' ? 'rw' : 'ro' });
+      const reaped = reapOf(child.process.pid!);
+      if (where === 'section') {
+        const flag = gates.take();
+        child.send('hold', { att, flag, gate: gates.take(), die: true });
+        await gates.until(flag);
+        // No turn of this event loop from here: the child dies in its section before or during the migrate, and this thread alone can see it.
+        const before = d.maps().find((r) => r.kind === 'segment')!.offset;
+        seg.migrateSync();
+        expect(d.maps().find((r) => r.kind === 'segment')!.offset).not.toBe(before);
+      } else {
+        const starts = gates.take();
+        await child.call('notifier', { att, starts, ends: gates.take(), die: true });
+        seg.removeSync(); // the child dies in its invalidateStart
+        expect(Atomics.load(gates.words, starts)).toBe(1);
+      }
+      await bounded(child.exited, 'the child to die');
+      await reaped; // the rest of the reap, by the watcher, once this loop turns
+      await finish(d);
+    }
+  });
+
   it('SIGKILL of an invalidator midway: its window is closed, its record ended, its segment released, and a thread of another process goes on', async () => {
     const name = fresh();
     const d = await shared(name);

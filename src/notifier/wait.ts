@@ -66,6 +66,20 @@ export interface Waiting {
   deliverInline(): void;
   /** True if an own callback for an invalidation of `seg` is running or returned a promise not yet settled. */
   unsettledFor(seg: number): boolean;
+  /** A shared domain's: what a synchronous wait does for the deaths its blocked event loop cannot watch. */
+  readonly blocked?: BlockedWatch | undefined;
+}
+
+/**
+ * The deaths of other processes, looked for by a thread blocked in a synchronous wait: its
+ * process's watcher runs on its event loop, which the wait blocks, and the wait may be waiting
+ * for a space of a process that died (workers/process.ts blockedWatch).
+ */
+export interface BlockedWatch {
+  /** The longest a blocked thread sleeps between two looks (ms). */
+  readonly everyMs: number;
+  /** Looks for processes that died, and ends what their spaces kept waiting. May block on the domain mutex. */
+  look(): void;
 }
 
 /**
@@ -145,6 +159,8 @@ export function waitSync(s: Waiting, w: WaitFor): void {
   let since = -1;
   try {
     const self = w.self ?? w.seg;
+    const watch = s.blocked;
+    let looked = performance.now();
     for (;;) {
       const seen = Atomics.load(s.words, bell); // before arming: a waker that takes our arm then rings a changed bell
       arm(s, w);
@@ -166,12 +182,16 @@ export function waitSync(s: Waiting, w: WaitFor): void {
       parking(s.words, s.layout, s.slot, 1);
       sleepers(s.words, s.layout, s.slot, 1);
       try {
-        wait(s.words, bell, seen, sleepUntil(w));
+        wait(s.words, bell, seen, watch === undefined ? sleepUntil(w) : Math.min(sleepUntil(w), looked + watch.everyMs));
       } finally {
         sleepers(s.words, s.layout, s.slot, -1);
         parking(s.words, s.layout, s.slot, -1);
       }
       w.slow?.tick();
+      if (watch !== undefined && performance.now() - looked >= watch.everyMs) {
+        watch.look();
+        looked = performance.now();
+      }
     }
   } finally {
     unregister(s, w, entered, since);

@@ -32,6 +32,7 @@ import {
 } from '../layout.js';
 import { joinerOf, thisProcess } from '../sync/robust.js';
 import { Mm } from '../mm.js';
+import { blockedWatch } from './process.js';
 import { Space } from '../segment/space.js';
 
 const joined = new Map<number, { mm: Mm; space: Space }>();
@@ -85,6 +86,7 @@ export function joinMm(handle: DomainHandle): { mm: Mm; space: Space } {
     return { slot: s, gen: tx.get(base + SP_GEN) };
   });
   const mm = new Mm(cb, slot, gen);
+  if (cb.shared !== undefined) mm.blocked = blockedWatch(mm);
   const entry = { mm, space: new Space(mm) };
   joined.set(cb.id, entry);
   return entry;

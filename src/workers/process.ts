@@ -5,7 +5,12 @@
  */
 import { SP_REAPER, SP_STATE, SPACE_DEAD, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../layout.js';
 import { alive, type ProcessId } from '../sync/robust.js';
-import { spaceNow, type DeadSpace } from './reap.js';
+import type { BlockedWatch } from '../notifier/wait.js';
+import type { Mm } from '../mm.js';
+import { spaceNow, stopDead, type DeadSpace } from './reap.js';
+
+/** How often a process of a shared domain looks for processes that died or left (ms): its watcher's period, and a blocked thread's. */
+export const WATCH_MS = 50;
 
 /** A process's live spaces, as found: those still in the domain, and those that left it (close(): their pid recorded negated). */
 interface Member extends ProcessId {
@@ -59,6 +64,21 @@ export function departed(words: Int32Array, layout: Layout): Departed[] {
     found.push({ pid: Math.abs(space.pid), spaces: [space] });
   }
   return found;
+}
+
+/**
+ * What `me`'s synchronous waits do while they block its event loop, and with it its process's
+ * watcher: every WATCH_MS, the spaces of processes that died are stopped (reap.ts stopDead),
+ * so that a wait for one of them goes on; a watcher reaps the rest once a loop turns.
+ */
+export function blockedWatch(me: Mm): BlockedWatch {
+  return {
+    everyMs: WATCH_MS,
+    look: () => {
+      if (me.state() !== 'live') return;
+      for (const { spaces } of departed(me.words, me.layout)) for (const dead of spaces) stopDead(me, dead);
+    },
+  };
 }
 
 /** True while some process (this one included) has a live space in the domain, has not left it, and runs. Never sleeps. */

@@ -57,8 +57,9 @@ import { ringAll, wakeSegmentWaiters } from '../sync/doorbell.js';
 import { writeEnd } from '../sync/seqcount.js';
 import { ENDED, STARTED, TARGETS, ack, endRecord, hasBit, tellTargets, targetsOfRecord } from '../notifier/record.js';
 import { invalidate, transacted } from '../notifier/invalidate.js';
-import { deadlineIn } from '../sync/futex.js';
 import type { Tx } from '../sync/mutex.js';
+import type { Bounds } from '../notifier/invalidate.js';
+import type { Waits } from '../notifier/wait.js';
 import { removal } from '../vm/operations.js';
 import { unlinkAttachment, unlinkGrant } from '../control/lists.js';
 import type { Mm } from '../mm.js';
@@ -141,13 +142,45 @@ export async function reap(me: Mm, deadSpace: DeadSpace, stalled: (error: XpmemE
   const dead = deadSpace.slot;
   if (!claim(words, layout, deadSpace, me.slot)) return 0;
   const { space, threadId, pid } = blame(words, layout, dead);
-  seize(words, layout, dead, me.slot);
+  await me.runAsync(stopSpace(me, dead, false));
   // Waits for the mutex without blocking: another dead holder is seized by its own reap, on this thread.
-  const transact: Transact = (fn) => {
-    const deadline = deadlineIn(cb.deadlineMs);
-    return me.runAsync(transacted(me, { deadline, sync: false }, deadline, fn));
-  };
-  await transact((tx) => {
+  const transact = <T>(fn: (tx: Tx) => T): Promise<T> => me.runAsync(transacted(me, me.bounds(undefined, false), undefined, fn));
+  const owned = await transact((tx) => dropUsers(cb, tx, dead));
+  for (const ref of owned) await release(me, ref, stalled);
+  await transact((tx) => freeSlot(tx, cb.spaceList, dead));
+  if (reapChannel.hasSubscribers) reapChannel.publish({ space, threadId, pid, segments: owned.length } satisfies ReapMessage);
+  return owned.length;
+}
+
+/**
+ * The first part of reap() (stopSpace), run synchronously by a thread whose event loop a
+ * synchronous wait blocks, so that its process's watcher cannot reap: what may keep that wait
+ * waiting on the dead space ends. The claim is then let go: a watcher (this process's once its
+ * event loop turns, or another process's) reaps the rest, resuming where this left off (every
+ * step is idempotent). May block on the domain mutex, within the domain's deadline.
+ */
+export function stopDead(me: Mm, dead: DeadSpace): void {
+  const { words, layout } = me.cb;
+  if (!claim(words, layout, dead, me.slot)) return;
+  try {
+    me.runSync(stopSpace(me, dead.slot, true));
+  } finally {
+    Atomics.store(words, slotBase(layout.spaces, dead.slot) + SP_REAPER, 0);
+  }
+}
+
+/**
+ * Steps 1 to 3 of a reap, those every wait on the dead space needs (the caller claimed it):
+ * the mutex seized if it held it, the space marked dead (its acks count as done, no new record
+ * names it), its held sections dropped, the windows it left open closed and its operation
+ * locks freed, its records settled. Each transaction runs `sync` or not, as transaction() says.
+ */
+function* stopSpace(me: Mm, dead: number, sync: boolean): Waits<void> {
+  const { cb } = me;
+  const { words, layout } = cb;
+  seize(words, layout, dead, me.slot);
+  const bounds = me.bounds(undefined, sync);
+  yield* transacted(me, bounds, undefined, (tx) => {
     const base = slotBase(layout.spaces, dead);
     if (tx.get(base + SP_STATE) !== SPACE_LIVE) return; // a reap resumed after its first reaper died
     tx.set(base + SP_STATE, SPACE_DEAD);
@@ -157,13 +190,8 @@ export async function reap(me: Mm, deadSpace: DeadSpace, stalled: (error: XpmemE
   const spBase = slotBase(layout.spaces, dead);
   for (let d = 0; d < layout.caps.depth; d++) Atomics.store(words, spBase + SP_HELD + d, 0);
   ringAll(words, layout); // drains, ack waits and lock waits re-check: the dead space no longer counts
-  await releaseOperations(cb, transact, dead); // windows close before their ends are posted
+  yield* releaseOperations(me, bounds, dead); // windows close before their ends are posted
   settleRecords(cb, dead);
-  const owned = await transact((tx) => dropUsers(cb, tx, dead));
-  for (const ref of owned) await release(me, ref, stalled);
-  await transact((tx) => freeSlot(tx, cb.spaceList, dead));
-  if (reapChannel.hasSubscribers) reapChannel.publish({ space, threadId, pid, segments: owned.length } satisfies ReapMessage);
-  return owned.length;
 }
 
 /** Pause before retrying a release that found a table full. */
@@ -193,9 +221,6 @@ async function release(me: Mm, ref: { slot: number; gen: number; id: number }, s
   }
 }
 
-/** Runs one transaction for the reaper (may wait, without blocking, for the mutex). */
-type Transact = <T>(fn: (tx: Tx) => T) => Promise<T>;
-
 /**
  * Acks on the dead space's behalf every record that names it: the records opened before it died
  * (none opened since names it: invalidate.ts targetsOf). Ends the records it was invalidating
@@ -219,7 +244,8 @@ function settleRecords(cb: ControlBlock, dead: number): void {
 }
 
 /** Closes windows the dead space left open and frees its operation locks. */
-async function releaseOperations(cb: ControlBlock, transact: Transact, dead: number): Promise<void> {
+function* releaseOperations(me: Mm, bounds: Bounds, dead: number): Waits<void> {
+  const { cb } = me;
   const { words, layout } = cb;
   for (let s = 0; s < layout.segments.capacity; s++) {
     const base = slotBase(layout.segments, s);
@@ -230,7 +256,7 @@ async function releaseOperations(cb: ControlBlock, transact: Transact, dead: num
       wakeSegmentWaiters(words, layout, s, true); // grant while no other window can open
     }
     // Died between a removal's apply and its finish: free the slot before anyone takes the lock.
-    await transact((tx) => {
+    yield* transacted(me, bounds, undefined, (tx) => {
       if (tx.get(base + SEG_STATE) === SEG_REMOVED) freeSlot(tx, cb.segmentList, s);
     });
     Atomics.store(words, base + SEG_DRAINER, 0);
