@@ -78,8 +78,11 @@ export interface Waiting {
 export interface BlockedWatch {
   /** The longest a blocked thread sleeps between two looks (ms). */
   readonly everyMs: number;
-  /** Looks for processes that died, and ends what their spaces kept waiting. May block on the domain mutex. */
-  look(): void;
+  /**
+   * Looks for processes that died, and ends what their spaces kept waiting. May block on the
+   * domain mutex, until `deadline` at most (the wait's own: past it, the wait ends with its error).
+   */
+  look(deadline: number): void;
 }
 
 /**
@@ -189,7 +192,7 @@ export function waitSync(s: Waiting, w: WaitFor): void {
       }
       w.slow?.tick();
       if (watch !== undefined && performance.now() - looked >= watch.everyMs) {
-        watch.look();
+        watch.look(w.deadline);
         looked = performance.now();
       }
     }

@@ -74,9 +74,13 @@ export function departed(words: Int32Array, layout: Layout): Departed[] {
 export function blockedWatch(me: Mm): BlockedWatch {
   return {
     everyMs: WATCH_MS,
-    look: () => {
+    look: (deadline) => {
       if (me.state() !== 'live') return;
-      for (const { spaces } of departed(me.words, me.layout)) for (const dead of spaces) stopDead(me, dead);
+      try {
+        for (const { spaces } of departed(me.words, me.layout)) for (const dead of spaces) stopDead(me, dead, deadline);
+      } catch (error) {
+        if ((error as { code?: string }).code !== 'ERR_XPMEM_TIMEOUT') throw error; // the mutex, past the wait's deadline: the wait says so
+      }
     },
   };
 }

@@ -12,6 +12,8 @@
  *   5. every segment it owned is removed by one invalidation each, event 'release';
  *   6. the slot is freed.
  * No step waits on the dead space; step 5 waits only on live attachers (bounded by deadlines).
+ * Steps 1 to 3 (stopSpace) also run in a thread of a shared domain that a synchronous wait
+ * blocks, for a process that died meanwhile (stopDead).
  */
 import {
   AT_SPACE,
@@ -157,13 +159,13 @@ export async function reap(me: Mm, deadSpace: DeadSpace, stalled: (error: XpmemE
  * synchronous wait blocks, so that its process's watcher cannot reap: what may keep that wait
  * waiting on the dead space ends. The claim is then let go: a watcher (this process's once its
  * event loop turns, or another process's) reaps the rest, resuming where this left off (every
- * step is idempotent). May block on the domain mutex, within the domain's deadline.
+ * step is idempotent). May block on the domain mutex, until `deadline` (then ERR_XPMEM_TIMEOUT).
  */
-export function stopDead(me: Mm, dead: DeadSpace): void {
+export function stopDead(me: Mm, dead: DeadSpace, deadline: number): void {
   const { words, layout } = me.cb;
   if (!claim(words, layout, dead, me.slot)) return;
   try {
-    me.runSync(stopSpace(me, dead.slot, true));
+    me.runSync(stopSpace(me, dead.slot, true, deadline));
   } finally {
     Atomics.store(words, slotBase(layout.spaces, dead.slot) + SP_REAPER, 0);
   }
@@ -173,14 +175,15 @@ export function stopDead(me: Mm, dead: DeadSpace): void {
  * Steps 1 to 3 of a reap, those every wait on the dead space needs (the caller claimed it):
  * the mutex seized if it held it, the space marked dead (its acks count as done, no new record
  * names it), its held sections dropped, the windows it left open closed and its operation
- * locks freed, its records settled. Each transaction runs `sync` or not, as transaction() says.
+ * locks freed, its records settled. Each transaction runs `sync` or not, as transaction() says,
+ * until `until` (undefined: the domain's deadline from its start).
  */
-function* stopSpace(me: Mm, dead: number, sync: boolean): Waits<void> {
+function* stopSpace(me: Mm, dead: number, sync: boolean, until?: number): Waits<void> {
   const { cb } = me;
   const { words, layout } = cb;
   seize(words, layout, dead, me.slot);
   const bounds = me.bounds(undefined, sync);
-  yield* transacted(me, bounds, undefined, (tx) => {
+  yield* transacted(me, bounds, until, (tx) => {
     const base = slotBase(layout.spaces, dead);
     if (tx.get(base + SP_STATE) !== SPACE_LIVE) return; // a reap resumed after its first reaper died
     tx.set(base + SP_STATE, SPACE_DEAD);
@@ -190,7 +193,7 @@ function* stopSpace(me: Mm, dead: number, sync: boolean): Waits<void> {
   const spBase = slotBase(layout.spaces, dead);
   for (let d = 0; d < layout.caps.depth; d++) Atomics.store(words, spBase + SP_HELD + d, 0);
   ringAll(words, layout); // drains, ack waits and lock waits re-check: the dead space no longer counts
-  yield* releaseOperations(me, bounds, dead); // windows close before their ends are posted
+  yield* releaseOperations(me, bounds, until, dead); // windows close before their ends are posted
   settleRecords(cb, dead);
 }
 
@@ -244,7 +247,7 @@ function settleRecords(cb: ControlBlock, dead: number): void {
 }
 
 /** Closes windows the dead space left open and frees its operation locks. */
-function* releaseOperations(me: Mm, bounds: Bounds, dead: number): Waits<void> {
+function* releaseOperations(me: Mm, bounds: Bounds, until: number | undefined, dead: number): Waits<void> {
   const { cb } = me;
   const { words, layout } = cb;
   for (let s = 0; s < layout.segments.capacity; s++) {
@@ -256,7 +259,7 @@ function* releaseOperations(me: Mm, bounds: Bounds, dead: number): Waits<void> {
       wakeSegmentWaiters(words, layout, s, true); // grant while no other window can open
     }
     // Died between a removal's apply and its finish: free the slot before anyone takes the lock.
-    yield* transacted(me, bounds, undefined, (tx) => {
+    yield* transacted(me, bounds, until, (tx) => {
       if (tx.get(base + SEG_STATE) === SEG_REMOVED) freeSlot(tx, cb.segmentList, s);
     });
     Atomics.store(words, base + SEG_DRAINER, 0);
