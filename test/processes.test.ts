@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Domain, type Segment, type Tracing } from '../src/index.js';
 import type { ReapMessage, SlowMessage } from '../src/diagnostics.js';
 import { agents, bounded, expectCode, Gates, noneInFlight, removeShmFiles, spaceSlot, until } from './helpers.js';
-import { SP_REAPER, SP_TRACED, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
+import { H_MAGIC, SP_REAPER, SP_TRACED, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
 import { ShmGates } from './fixtures/shm-gates.js';
 import { thisProcess } from '../src/sync/robust.js';
 
@@ -677,6 +677,25 @@ describe('shared domains: processes', () => {
     writeFileSync(`/dev/shm/xpmem-threads.${foreign}`, head, { mode: 0o644 });
     await expectCode(() => Domain.open(foreign), 'ERR_XPMEM_PERMISSION');
     rmSync(`/dev/shm/xpmem-threads.${foreign}`);
+    await d.close();
+  });
+
+  it("a file whose descriptor or control block is not a domain's is refused with ERR_XPMEM_INCOMPATIBLE saying which: a copy of a live domain's file, one magic word changed", async () => {
+    const name = fresh();
+    const d = await shared(name);
+    const whole = readFileSync(`/dev/shm/xpmem-threads.${name}`);
+    const refusals: { code: string; message: string }[] = [];
+    for (const at of [0, 4096 + H_MAGIC * 4]) {
+      const copy = fresh();
+      const bytes = Buffer.from(whole);
+      bytes.writeUInt32LE(0, at); // the descriptor's magic word, then the control block's
+      writeFileSync(`/dev/shm/xpmem-threads.${copy}`, bytes, { mode: 0o600 });
+      refusals.push(await Domain.open(copy).then(() => ({ code: 'opened', message: '' }), (error: { code: string; message: string }) => error));
+      rmSync(`/dev/shm/xpmem-threads.${copy}`);
+    }
+    expect(refusals.map((r) => r.code)).toEqual(['ERR_XPMEM_INCOMPATIBLE', 'ERR_XPMEM_INCOMPATIBLE']);
+    expect(refusals[0]!.message).toMatch(/is not a shared domain of xpmem-threads \(no descriptor\): remove /);
+    expect(refusals[1]!.message).toMatch(/is damaged \(no control block after its descriptor\): remove /);
     await d.close();
   });
 

@@ -154,7 +154,7 @@ function describe(fd: number, name: string): Descriptor {
     );
   const head = Buffer.from(addon.readPage(fd));
   if (head.length < PAGE || head.readUInt32LE(D_MAGIC * 4) !== DESCRIPTOR_MAGIC)
-    throw xpmemError('ERR_XPMEM_INCOMPATIBLE', `'${name}' is not a shared domain of xpmem-threads (no descriptor): remove ${SHM_DIR}/xpmem-threads.${name} if nothing uses it`);
+    throw unusable(name, `'${name}' is not a shared domain of xpmem-threads (no descriptor)`);
   const word = (w: number): number => head.readUInt32LE(w * 4);
   const version = word(D_VERSION);
   const controlBytes = word(D_CONTROL_PAGES) * PAGE;
@@ -170,8 +170,13 @@ function describe(fd: number, name: string): Descriptor {
     ownSwapDir: word(D_SWAPDIR_OWN) === 1,
   };
   if (version === VERSION && size < PAGE + controlBytes + arenaBytes)
-    throw xpmemError('ERR_XPMEM_INCOMPATIBLE', `shared domain '${name}' is truncated: remove ${SHM_DIR}/xpmem-threads.${name} if nothing uses it`);
+    throw unusable(name, `shared domain '${name}' is truncated`);
   return descriptor;
+}
+
+/** ERR_XPMEM_INCOMPATIBLE for a file of that name no version can use: `what` it is, and that it can go. */
+function unusable(name: string, what: string): Error {
+  return xpmemError('ERR_XPMEM_INCOMPATIBLE', `${what}: remove ${SHM_DIR}/xpmem-threads.${name} if nothing uses it`);
 }
 
 /** ERR_XPMEM_INCOMPATIBLE for a domain made with another layout version. */
@@ -208,7 +213,9 @@ export function mapFile(fd: number, name: string, descriptor: Descriptor): Share
   const addon = native();
   const control = addon.map(fd, PAGE, descriptor.controlBytes);
   const words = new Int32Array(control);
-  if (words[H_MAGIC] !== MAGIC || words[H_VERSION] !== VERSION || layoutFor(capacitiesOf(words)).words * 4 > descriptor.controlBytes) throw incompatible(name, words[H_VERSION]!);
+  if (words[H_MAGIC] !== MAGIC) throw unusable(name, `shared domain '${name}' is damaged (no control block after its descriptor)`);
+  if (words[H_VERSION] !== VERSION) throw incompatible(name, words[H_VERSION]!);
+  if (layoutFor(capacitiesOf(words)).words * 4 > descriptor.controlBytes) throw unusable(name, `shared domain '${name}' is damaged (its control block is larger than its descriptor says)`);
   const arena = addon.map(fd, PAGE + descriptor.controlBytes, descriptor.arenaBytes);
   return { control, arena, descriptor };
 }
