@@ -7,13 +7,15 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { once } from 'node:events';
 import { closeSync, existsSync, linkSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { native } from '../src/sync/native.js';
-import { holderDied, ticksNow } from '../src/sync/robust.js';
+import { holderDied, joinerOf } from '../src/sync/robust.js';
+import { threadId } from 'node:worker_threads';
+import { departed } from '../src/workers/process.js';
 import { joinMm } from '../src/workers/join.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Domain, type Segment, type Tracing } from '../src/index.js';
 import type { ReapMessage, SlowMessage } from '../src/diagnostics.js';
 import { agents, bounded, expectCode, Gates, noneInFlight, removeShmFiles, spaceSlot, until } from './helpers.js';
-import { H_MAGIC, SP_REAPER, SP_TRACED, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
+import { H_JOINER_START, H_MAGIC, H_MUTEX, SP_PID, SP_PSTART, SP_REAPER, SP_TRACED, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
 import { ShmGates } from './fixtures/shm-gates.js';
 import { thisProcess } from '../src/sync/robust.js';
 
@@ -460,21 +462,48 @@ describe('shared domains: processes', () => {
     await other.close();
   });
 
-  it("a joiner's pid the kernel handed to a new process does not keep the mutex: a process on it that started after the joiner was first seen holding it is not the joiner", async () => {
+  it('a process is its pid and its start time: of two members on one pid, the one that died is reaped and not the one that runs; a joiner holding the mutex is judged by the start it published', async () => {
     const d = await shared(fresh());
-    const { words, layout } = joinMm(d.handle()).mm;
+    const { words, layout, cb } = joinMm(d.handle()).mm;
+    // A joiner's lock publishes its process's start time while it holds the mutex; its unlock takes it back.
+    const during = cb.transact(joinerOf(threadId, true), () => Atomics.load(words, H_JOINER_START));
+    expect([during, Atomics.load(words, H_JOINER_START)]).toEqual([thisProcess().start, 0]);
+    const workers = [0, 1].map(() => d.spawn(new URL('../dist/test/fixtures/idle-worker.js', import.meta.url)));
+    const spaces = await Promise.all(workers.map(async (w) => ((await bounded(once(w, 'message'), 'a worker to join')) as [{ joined: number }])[0].joined));
     const other = spawn('sleep', ['30'], { stdio: 'ignore' });
     try {
       await once(other, 'spawn');
       const pid = other.pid!;
       const start = Number(readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]!.split(' ')[19]) % 2 ** 31;
-      const joiner = -(2 + (pid & 0x3fffff) * 256); // as joinerOf() names a thread of process pid joining
-      expect(holderDied(words, layout, joiner, start - 1)).toBe(true); // it started after the sighting: another process
-      expect(holderDied(words, layout, joiner, ticksNow())).toBe(false); // seen after it started: it may be the joiner
-      expect(holderDied(words, layout, joiner, start)).toBe(false);
+      // The workers' spaces, white box, recorded as two processes on the sleep's pid: the sleep, then one that died before it started.
+      // Restored before this thread's event loop turns: no watcher of this domain runs in between (no other process joined it).
+      const bases = spaces.map((id) => slotBase(layout.spaces, spaceSlot(d, id)));
+      const saved = bases.map((base) => [Atomics.load(words, base + SP_PID), Atomics.load(words, base + SP_PSTART)] as const);
+      bases.forEach((base, i) => {
+        Atomics.store(words, base + SP_PID, pid);
+        Atomics.store(words, base + SP_PSTART, start - i);
+      });
+      const gone = departed(words, layout).flatMap((p) => p.spaces.map((space) => space.slot));
+      bases.forEach((base, i) => {
+        Atomics.store(words, base + SP_PID, saved[i]![0]);
+        Atomics.store(words, base + SP_PSTART, saved[i]![1]);
+      });
+      expect(gone).toEqual([spaceSlot(d, spaces[1]!)]);
+      // A thread of process `pid` joining, as joinerOf() names it, holding the mutex with each start published: one that died, the sleep, none yet.
+      const joiner = -(2 + (pid & 0x3fffff) * 256);
+      Atomics.store(words, H_MUTEX, joiner);
+      const verdicts = [start - 1, start, 0].map((published) => {
+        Atomics.store(words, H_JOINER_START, published);
+        return holderDied(words, layout, joiner);
+      });
+      Atomics.store(words, H_JOINER_START, 0);
+      Atomics.store(words, H_MUTEX, 0);
+      expect(verdicts).toEqual([true, false, false]);
     } finally {
       other.kill('SIGKILL');
     }
+    for (const w of workers) w.postMessage('end');
+    await Promise.all(workers.map((w) => bounded(once(w, 'exit'), 'a worker to exit')));
     await finish(d);
   });
 
@@ -690,7 +719,12 @@ describe('shared domains: processes', () => {
       const bytes = Buffer.from(whole);
       bytes.writeUInt32LE(0, at); // the descriptor's magic word, then the control block's
       writeFileSync(`/dev/shm/xpmem-threads.${copy}`, bytes, { mode: 0o600 });
-      refusals.push(await Domain.open(copy).then(() => ({ code: 'opened', message: '' }), (error: { code: string; message: string }) => error));
+      refusals.push(
+        await Domain.open(copy).then(
+          () => ({ code: 'opened', message: '' }),
+          (error: { code: string; message: string }) => error,
+        ),
+      );
       rmSync(`/dev/shm/xpmem-threads.${copy}`);
     }
     expect(refusals.map((r) => r.code)).toEqual(['ERR_XPMEM_INCOMPATIBLE', 'ERR_XPMEM_INCOMPATIBLE']);

@@ -153,8 +153,7 @@ function describe(fd: number, name: string): Descriptor {
       `shared domain '${name}' is not private to this user (mode ${(mode & 0o777).toString(8)}, owner ${uid}): it was not made by xpmem-threads; remove ${SHM_DIR}/xpmem-threads.${name}`,
     );
   const head = Buffer.from(addon.readPage(fd));
-  if (head.length < PAGE || head.readUInt32LE(D_MAGIC * 4) !== DESCRIPTOR_MAGIC)
-    throw unusable(name, `'${name}' is not a shared domain of xpmem-threads (no descriptor)`);
+  if (head.length < PAGE || head.readUInt32LE(D_MAGIC * 4) !== DESCRIPTOR_MAGIC) throw unusable(name, `'${name}' is not a shared domain of xpmem-threads (no descriptor)`);
   const word = (w: number): number => head.readUInt32LE(w * 4);
   const version = word(D_VERSION);
   const controlBytes = word(D_CONTROL_PAGES) * PAGE;
@@ -169,8 +168,7 @@ function describe(fd: number, name: string): Descriptor {
     swapDir,
     ownSwapDir: word(D_SWAPDIR_OWN) === 1,
   };
-  if (version === VERSION && size < PAGE + controlBytes + arenaBytes)
-    throw unusable(name, `shared domain '${name}' is truncated`);
+  if (version === VERSION && size < PAGE + controlBytes + arenaBytes) throw unusable(name, `shared domain '${name}' is truncated`);
   return descriptor;
 }
 

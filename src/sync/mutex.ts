@@ -12,10 +12,10 @@
  * absolute, so replaying twice is harmless). A function that throws inside `transact` leaves
  * the control block exactly as it was: this is how a failed call leaves the domain unchanged.
  */
-import { H_JOURNAL_LEN, H_MUTEX, H_MUTEX_WAITERS, blame, type Layout } from '../layout.js';
+import { H_JOINER_START, H_JOURNAL_LEN, H_MUTEX, H_MUTEX_WAITERS, blame, type Layout } from '../layout.js';
 import { blamed, xpmemError } from '../errors.js';
 import { acrossProcesses, deadlineIn, notify, remaining, wait } from './futex.js';
-import { holderDied } from './robust.js';
+import { holderDied, thisProcess } from './robust.js';
 import { pause } from './pause.js';
 
 const SPIN = 64;
@@ -160,17 +160,22 @@ function recover(cb: Int32Array, layout: Layout): void {
 }
 
 /**
- * Takes the mutex for space `self` (a thread not yet joined passes -(threadId + 2)). May sleep
- * (synchronously, on the mutex word) for `deadlineMs`, counted from when it stops spinning (an
- * uncontended lock never reads the clock); throws ERR_XPMEM_TIMEOUT naming the holder when it
- * passes.
+ * Takes the mutex for space `self` (a thread not yet joined passes its joiner identity,
+ * robust.ts joinerOf). May sleep (synchronously, on the mutex word) for `deadlineMs`, counted
+ * from when it stops spinning (an uncontended lock never reads the clock); throws
+ * ERR_XPMEM_TIMEOUT naming the holder when it passes. A joiner of a shared domain publishes its
+ * process's start time once it holds the mutex: its identity names its pid only, which the
+ * kernel may hand to another process once it died (robust.ts holderDied).
  */
 function lock(cb: Int32Array, layout: Layout, self: number, deadlineMs: number): void {
   const mine = self >= 0 ? self + 1 : self;
   let deadline = NaN;
   for (let i = 0; ; i++) {
     const holder = Atomics.compareExchange(cb, H_MUTEX, 0, mine);
-    if (holder === 0) return;
+    if (holder === 0) {
+      if (mine < 0 && acrossProcesses(cb)) Atomics.store(cb, H_JOINER_START, thisProcess().start);
+      return;
+    }
     if (holder === mine) throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', 'the domain mutex is already held by this thread (a library call from inside a library critical section)');
     if (i < SPIN) {
       pause();
@@ -221,8 +226,9 @@ export function sleeping(cb: Int32Array, delta: 1 | -1): void {
   Atomics.add(cb, H_MUTEX_WAITERS, delta);
 }
 
-/** Releases the mutex. Never sleeps; wakes mutex sleepers. */
+/** Releases the mutex (a joiner's published start first). Never sleeps; wakes mutex sleepers. */
 export function unlock(cb: Int32Array): void {
+  if (cb[H_JOINER_START] !== 0) Atomics.store(cb, H_JOINER_START, 0);
   Atomics.store(cb, H_MUTEX, 0);
   if (Atomics.load(cb, H_MUTEX_WAITERS) > 0) notify(cb, H_MUTEX);
 }

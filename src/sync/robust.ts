@@ -7,7 +7,7 @@
  * joined. A zombie (killed, not yet waited for by its parent) counts as dead: it runs no more
  * code. Every function here runs in the calling thread and never sleeps.
  */
-import { SP_PID, SP_PSTART, slotBase, type Layout } from '../layout.js';
+import { H_JOINER_START, H_MUTEX, SP_PID, SP_PSTART, slotBase, type Layout } from '../layout.js';
 import { native } from './native.js';
 
 /** A process as a space records it. */
@@ -30,6 +30,15 @@ let self: ProcessId | undefined;
 export function thisProcess(): ProcessId {
   self ??= { pid: process.pid, start: statOf(process.pid)?.start ?? 0 };
   return self;
+}
+
+/**
+ * True when a space or a joiner recording pid `pid` and start `start` is of this process: a
+ * process that died on this pid before it is not (start 0: a threads-only domain's, which only
+ * this process joins).
+ */
+export function ofThisProcess(pid: number, start: number): boolean {
+  return pid === process.pid && (start === 0 || start === thisProcess().start);
 }
 
 /** True when `stat` is of a process that runs code: not a zombie, not dead. */
@@ -65,34 +74,23 @@ export function joinerProcess(id: number): number {
   return Math.floor((-id - 2) / 256);
 }
 
-/** The joiner this thread last saw holding the mutex, and when it first saw it (clock ticks since boot, mod 2^31). */
-let sighting: { readonly holder: number; readonly at: number } | undefined;
-
-/** Clock ticks since boot, mod 2^31, as /proc/<pid>/stat counts a start (USER_HZ, 100 a second). */
-export function ticksNow(): number {
-  const uptime = native().readText('/proc/uptime');
-  return uptime === undefined ? 0 : Math.floor(Number(uptime.split(' ')[0]) * 100) % 2 ** 31;
-}
-
 /**
  * True when the mutex word value `holder` names a process of a shared domain that no longer runs:
- * a space (holder - 1) whose recorded process died, or a joiner whose pid has no running process,
- * or whose pid's process started after this thread first saw that joiner holding the mutex
- * (`seenAt`, clock ticks since boot; by default remembered here): a joiner identity carries no
- * start time, and the kernel may have handed a dead joiner's pid to a new process. A holder of
- * this process is never dead here: its threads are reaped at their exit.
+ * a space (holder - 1) whose recorded process died, or a joiner whose process died. A joiner's
+ * identity names its pid only; the start time it published with its hold (H_JOINER_START) says
+ * whether the process on that pid now is still the one that took the mutex. Until it is
+ * published, the joiner counts as running while any process runs on its pid. A holder of this
+ * process is never dead here: its threads are reaped at their exit.
  */
-export function holderDied(words: Int32Array, layout: Layout, holder: number, seenAt?: number): boolean {
+export function holderDied(words: Int32Array, layout: Layout, holder: number): boolean {
   if (holder > 0) {
     const base = slotBase(layout.spaces, holder - 1);
-    const pid = Math.abs(Atomics.load(words, base + SP_PID));
-    return pid !== process.pid && !alive({ pid, start: Atomics.load(words, base + SP_PSTART) });
+    const who = { pid: Math.abs(Atomics.load(words, base + SP_PID)), start: Atomics.load(words, base + SP_PSTART) };
+    return !ofThisProcess(who.pid, who.start) && !alive(who);
   }
   const pid = joinerProcess(holder);
-  if (pid === (process.pid & 0x3fffff)) return false;
-  const stat = statOf(pid);
-  if (!runs(stat)) return true;
-  if (sighting?.holder !== holder) sighting = { holder, at: ticksNow() };
-  const after = (stat!.start - (seenAt ?? sighting.at) + 2 ** 31) % 2 ** 31;
-  return after > 0 && after < 2 ** 30; // started after the sighting: not the joiner
+  const start = Atomics.load(words, H_JOINER_START);
+  if (Atomics.load(words, H_MUTEX) !== holder) return false; // another holding since: look again
+  if (start === 0) return pid !== (process.pid & 0x3fffff) && !pidRuns(pid);
+  return !ofThisProcess(pid, start) && !alive({ pid, start });
 }

@@ -4,7 +4,7 @@
  * sync/robust.ts. Every function here runs in the calling thread and never sleeps.
  */
 import { SP_REAPER, SP_STATE, SPACE_DEAD, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../layout.js';
-import { alive, type ProcessId } from '../sync/robust.js';
+import { alive, ofThisProcess, type ProcessId } from '../sync/robust.js';
 import type { BlockedWatch } from '../notifier/wait.js';
 import type { Mm } from '../mm.js';
 import { spaceNow, stopDead, type DeadSpace } from './reap.js';
@@ -20,20 +20,21 @@ interface Member extends ProcessId {
 
 /**
  * The processes of the live spaces of a control block, with their space slots; this process's
- * spaces that stay only with `withSelf`.
+ * spaces that stay only with `withSelf`. A process is its pid and its start time: one that died
+ * and the one the kernel then started on its pid are two.
  */
-function memberProcesses(words: Int32Array, layout: Layout, withSelf: boolean): Map<number, Member> {
-  const found = new Map<number, Member>();
-  const me = process.pid;
+function memberProcesses(words: Int32Array, layout: Layout, withSelf: boolean): Map<string, Member> {
+  const found = new Map<string, Member>();
   for (let s = 0, top = spaceTop(words); s < top; s++) {
     if (Atomics.load(words, slotBase(layout.spaces, s) + SP_STATE) !== SPACE_LIVE) continue;
     const space = spaceNow(words, layout, s);
     const pid = Math.abs(space.pid);
-    if (pid === me && space.pid > 0 && !withSelf) continue;
-    let entry = found.get(pid);
+    if (space.pid > 0 && !withSelf && ofThisProcess(pid, space.start)) continue;
+    const key = `${pid}:${space.start}`;
+    let entry = found.get(key);
     if (entry === undefined) {
       entry = { pid, start: space.start, staying: [], left: [] };
-      found.set(pid, entry);
+      found.set(key, entry);
     }
     (space.pid < 0 ? entry.left : entry.staying).push(space);
   }

@@ -60,6 +60,7 @@ import { writeEnd } from '../sync/seqcount.js';
 import { ENDED, STARTED, TARGETS, ack, endRecord, hasBit, tellTargets, targetsOfRecord } from '../notifier/record.js';
 import { invalidate, transacted } from '../notifier/invalidate.js';
 import type { Tx } from '../sync/mutex.js';
+import { ofThisProcess } from '../sync/robust.js';
 import type { Bounds } from '../notifier/invalidate.js';
 import type { Waits } from '../notifier/wait.js';
 import { removal } from '../vm/operations.js';
@@ -97,7 +98,7 @@ export function spacesOfThread(cb: ControlBlock, threadId: number): DeadSpace[] 
   for (let s = 0; s < layout.spaces.capacity; s++) {
     if (Atomics.load(words, slotBase(layout.spaces, s) + SP_STATE) !== SPACE_LIVE) continue;
     const space = spaceNow(words, layout, s);
-    if (space.thread === threadId && space.pid === process.pid) found.push(space);
+    if (space.thread === threadId && ofThisProcess(space.pid, space.start)) found.push(space);
   }
   return found;
 }
