@@ -136,6 +136,8 @@ export class Domain {
   readonly #traced: TracedDomain;
   /** Traces another process stopped whose events this process handed over (shared domains). */
   readonly #handed = new Set<number>();
+  /** Aborted when this process leaves a shared domain it opened: the reaps of other processes it runs stop, for the others to finish. */
+  readonly #leaving = new AbortController();
 
   private constructor(cb: ControlBlock, mm: Mm, space: Space, ownSwapDir: boolean, shared?: { path: string; creator: boolean; ino?: number }) {
     this.#cb = cb;
@@ -273,13 +275,20 @@ export class Domain {
     return this.#reapAll(spacesOfThread(this.#cb, threadId));
   }
 
-  /** Reaps `spaces`, one after another; resolves with the segments removed. */
-  async #reapAll(spaces: DeadSpace[]): Promise<number> {
+  /** Reaps `spaces`, one after another, until `signal` aborts (see reap()); resolves with the segments removed. */
+  async #reapAll(spaces: DeadSpace[], signal?: AbortSignal): Promise<number> {
     let removed = 0;
-    for (const dead of spaces)
-      removed += await reap(this.#mm, dead, (error) => {
-        this.#stalled = error;
-      });
+    for (const dead of spaces) {
+      if (signal?.aborted) break;
+      removed += await reap(
+        this.#mm,
+        dead,
+        (error) => {
+          this.#stalled = error;
+        },
+        signal,
+      );
+    }
     return removed;
   }
 
@@ -307,13 +316,13 @@ export class Domain {
    */
   #reapDeparted(): void {
     const { words, layout } = this.#cb;
-    if (this.#mm.state() !== 'live') return;
+    if (this.#mm.state() !== 'live' || this.#leaving.signal.aborted) return;
     seizeIfDied(words, layout, this.#mm.slot);
     for (const { pid, spaces } of departed(words, layout)) {
       const fresh = spaces.filter((dead) => !this.#departing.has(dead.slot));
       for (const dead of fresh) this.#departing.add(dead.slot);
       if (fresh.length === 0) continue;
-      void this.#track(this.#reapAll(fresh), `process ${pid}`).finally(() => {
+      void this.#track(this.#reapAll(fresh, this.#leaving.signal), `process ${pid}`).finally(() => {
         for (const dead of fresh) this.#departing.delete(dead.slot);
       });
     }
@@ -436,11 +445,17 @@ export class Domain {
     } else discardAll(this.#cb.swapDir, this.#cb.id);
   }
 
-  /** close() in a process that opened the domain: this process leaves it (see close()). */
+  /**
+   * close() in a process that opened the domain: this process leaves it (see close()), also once
+   * its creator closed it (its pools still end). The reaps of other processes it runs stop, their
+   * claims let go: the processes that stay finish them, and a reap held up elsewhere (a callback
+   * that does not answer) does not hold this process up. Those of its own workers end first.
+   */
   async #leave(): Promise<void> {
-    if (this.#mm.state() === 'closed') return;
+    if (this.#leaving.signal.aborted) return;
+    this.#leaving.abort();
     await Promise.allSettled([...this.#onClose].map(async (end) => end()));
-    await this.settled({ deadlineMs: 2 ** 31 - 1 });
+    while (this.#reaps.size > 0) await Promise.allSettled([...this.#reaps]);
     const { words, layout } = this.#cb;
     if (Atomics.load(words, H_CLOSED) === 0) await handOverLeaving(this.#traced); // its spaces will be gone when the trace stops
     if (Atomics.load(words, H_CLOSED) === 0) {

@@ -616,6 +616,53 @@ describe('shared domains: processes', () => {
     }
   });
 
+  it("an opener's close() leaves at once while a reap it runs is held up by another process: the reap stops, its claim let go, and the processes that stay finish it", async () => {
+    const name = fresh();
+    const creator = await Child.start(name, true);
+    const [attacher, owner, leaver] = [await Child.start(name), await Child.start(name), await Child.start(name)];
+    const segId = await owner.call<number>('make', { bytes: 4096 });
+    const att = await attacher.call<number>('attach', { segId, mode: 'ro' });
+    await attacher.call('notifier', { att, starts: gates.take(), ends: gates.take() });
+    // The creator's and the attacher's event loops blocked: only the leaver's watcher runs, and the attacher answers no callback.
+    const [blocked, unblock] = [[gates.take(), gates.take()], gates.take()];
+    for (const [i, child] of [creator, attacher].entries()) child.send('block', { flag: blocked[i], gate: unblock });
+    for (const flag of blocked) await gates.until(flag);
+    await owner.kill();
+    await bounded(
+      (async () => {
+        while (!(await leaver.call<boolean>('reaping'))); // its release of the dead owner's segment waits for the attacher
+      })(),
+      "the leaver's reap",
+    );
+    await leaver.call('close');
+    gates.open(unblock);
+    expect(await creator.call('settledCheck')).toEqual([]);
+    await creator.call('close');
+    for (const child of [attacher, leaver, creator]) await child.kill();
+  });
+
+  it('a process that opened the domain runs a pool on it, and its close() ends the pool, also once the creator closed the domain', async () => {
+    for (const creatorFirst of [false, true]) {
+      const name = fresh();
+      const d = await shared(name);
+      const n = 1024;
+      const seg = d.space.make(n * 8);
+      d.space
+        .get(seg.id)
+        .attach()
+        .write(Float64Array, (v) => {
+          for (let i = 0; i < n; i++) v[i] = i;
+        });
+      const child = await Child.start(name);
+      expect(await child.call('pool', { segId: seg.id, length: n })).toBe((n * (n - 1)) / 2);
+      if (creatorFirst) await d.close();
+      await child.call('close');
+      expect({ creatorFirst, threads: await child.call('poolThreads') }).toEqual({ creatorFirst, threads: 0 });
+      if (!creatorFirst) await finish(d);
+      await child.kill();
+    }
+  });
+
   it('SIGKILL of an invalidator midway: its window is closed, its record ended, its segment released, and a thread of another process goes on', async () => {
     const name = fresh();
     const d = await shared(name);

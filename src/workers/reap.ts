@@ -137,9 +137,11 @@ function releaseClaims(words: Int32Array, layout: Layout, reaper: number): void 
 /**
  * Reaps space `dead` from the watcher `me`, unless another reaper claimed it. May sleep (async)
  * while live attachers answer the release invalidations; `stalled` hears each ERR_XPMEM_TIMEOUT
- * a release retries after. Returns how many segments were removed.
+ * a release retries after. When `signal` aborts, the reap stops at its next release (the one in
+ * flight rolled back) and lets its claim go, for another reaper to resume. Returns how many
+ * segments were removed.
  */
-export async function reap(me: Mm, deadSpace: DeadSpace, stalled: (error: XpmemError) => void): Promise<number> {
+export async function reap(me: Mm, deadSpace: DeadSpace, stalled: (error: XpmemError) => void, signal?: AbortSignal): Promise<number> {
   const { cb } = me;
   const { words, layout } = cb;
   const dead = deadSpace.slot;
@@ -149,7 +151,11 @@ export async function reap(me: Mm, deadSpace: DeadSpace, stalled: (error: XpmemE
   // Waits for the mutex without blocking: another dead holder is seized by its own reap, on this thread.
   const transact = <T>(fn: (tx: Tx) => T): Promise<T> => me.runAsync(transacted(me, me.bounds(undefined, false), undefined, fn));
   const owned = await transact((tx) => dropUsers(cb, tx, dead));
-  for (const ref of owned) await release(me, ref, stalled);
+  for (const ref of owned) {
+    if (await release(me, ref, stalled, signal)) continue;
+    Atomics.store(words, slotBase(layout.spaces, dead) + SP_REAPER, 0);
+    return 0;
+  }
   await transact((tx) => freeSlot(tx, cb.spaceList, dead));
   if (reapChannel.hasSubscribers) reapChannel.publish({ space, threadId, pid, segments: owned.length } satisfies ReapMessage);
   return owned.length;
@@ -205,21 +211,24 @@ const RETRY_MS = 10;
  * Removes a dead owner's segment with event 'release'. A live attacher that does not answer in
  * time (or holds a section past the deadline) only delays it: the reaper tries again, each try
  * bounded by the deadline, until it succeeds or the domain closes. Nothing waits on the dead.
+ * False when `signal` aborted it first (the try in flight rolled back).
  */
-async function release(me: Mm, ref: { slot: number; gen: number; id: number }, stalled: (error: XpmemError) => void): Promise<void> {
+async function release(me: Mm, ref: { slot: number; gen: number; id: number }, stalled: (error: XpmemError) => void, signal: AbortSignal | undefined): Promise<boolean> {
   for (;;) {
+    if (signal?.aborted) return false;
     try {
-      await me.runAsync(invalidate(me, removal(me.cb, me.slot, ref, 'release'), me.bounds(undefined, false)));
-      return;
+      await me.runAsync(invalidate(me, removal(me.cb, me.slot, ref, 'release'), me.bounds({ signal }, false)));
+      return true;
     } catch (error) {
       const code = (error as { code?: string }).code;
+      if (code === 'ERR_XPMEM_ABORTED') return false;
       if (code === 'ERR_XPMEM_TIMEOUT') {
         stalled(error as XpmemError);
       } else if (code === 'ERR_XPMEM_NO_MEMORY') {
         await new Promise((resolve) => setTimeout(resolve, RETRY_MS)); // a full table: others finish first
       } else {
         if (code !== 'ERR_XPMEM_CLOSED' && code !== 'ERR_XPMEM_REMOVED') process.emitWarning(`xpmem-threads: reaping segment ${ref.id} failed: ${String(error)}`, 'XpmemReapWarning');
-        return;
+        return true;
       }
     }
   }
