@@ -5,7 +5,9 @@
 import { execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { once } from 'node:events';
-import { closeSync, existsSync, linkSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, linkSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { native } from '../src/sync/native.js';
 import { holderDied, joinerOf } from '../src/sync/robust.js';
 import { threadId } from 'node:worker_threads';
@@ -397,23 +399,40 @@ describe('shared domains: processes', () => {
     await finish(d);
   });
 
-  it("a killed creator's leftover is taken over with the swap directory it made, and staging files of creators that died are removed", async () => {
+  it("a killed creator's leftover is taken over with the swap directory it made, and staging files of creators that died are removed, each never published with the swap directory its creator made", async () => {
     const name = fresh();
     const file = `/dev/shm/xpmem-threads.${name}`;
     const creator = await Child.start(name, true);
     const head = readFileSync(file).subarray(0, 4096);
-    const swapDir = head.toString('utf8', 64, 64 + head.readUInt32LE(7 * 4)); // the descriptor's swap dir
+    const swapDirOf = (f: string): string => readFileSync(f).toString('utf8', 64, 64 + readFileSync(f).readUInt32LE(7 * 4)); // the descriptor's swap dir
+    const swapDir = swapDirOf(file);
     expect(existsSync(swapDir)).toBe(true);
     const dead = spawnSync('true').pid!; // a process that ran and is gone
     const staged = [`${file}+new-${dead}-5eed`, `${file}+new-${process.pid}-5eed`]; // a killed creator's, and a running one's
     const lookalike = await shared(`${name}.new-${dead}-5eed`); // a live domain whose file looks like an old staging name
     for (const f of staged) writeFileSync(f, '');
+    // A killed creator's staging file whole, never published, with the swap dir it made; and one it published (a second name of a live domain's file).
+    const unpublished = `${file}+new-${dead}-beef`;
+    const ownDir = mkdtempSync(join(tmpdir(), 'xpmem-swap-'));
+    const descriptor = Buffer.from(head);
+    descriptor.writeUInt32LE(descriptor.write(ownDir, 64, 'utf8'), 7 * 4);
+    descriptor.writeUInt32LE(1, 8 * 4); // the creator made it
+    writeFileSync(unpublished, descriptor, { mode: 0o600 });
+    truncateSync(unpublished, statSync(file).size);
+    const published = `${file}+new-${dead}-cafe`;
+    linkSync(`${file}.new-${dead}-5eed`, published);
     await creator.kill();
     const d = await shared(name); // takes the leftover over
-    expect({ swapDir: existsSync(swapDir), staged: staged.map((f) => existsSync(f)), lookalike: existsSync(`${file}.new-${dead}-5eed`) }).toEqual({
+    expect({
+      swapDir: existsSync(swapDir),
+      staged: [...staged, unpublished, published].map((f) => existsSync(f)),
+      ownDir: existsSync(ownDir),
+      lookalike: [existsSync(`${file}.new-${dead}-5eed`), existsSync(swapDirOf(`${file}.new-${dead}-5eed`))],
+    }).toEqual({
       swapDir: false,
-      staged: [false, true],
-      lookalike: true,
+      staged: [false, true, false, false],
+      ownDir: false,
+      lookalike: [true, true],
     });
     rmSync(staged[1]!);
     await lookalike.close();

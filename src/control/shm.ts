@@ -14,7 +14,7 @@
  * dies. Runs in the calling thread; the functions that lock may block briefly on another
  * process's takeover.
  */
-import { closeSync, ftruncateSync, linkSync, openSync, readdirSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, linkSync, openSync, readdirSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { invalidArgType, invalidArgValue, XpmemError, xpmemError } from '../errors.js';
 import { H_MAGIC, H_VERSION, MAGIC, VERSION, capacitiesOf, layoutFor } from '../layout.js';
@@ -118,14 +118,31 @@ export function stage(path: string, controlBytes: number, descriptor: Omit<Descr
 /**
  * Removes the staging files beside `path` whose creator's process no longer runs (one killed
  * while it made or took over the domain): `<path>+new-<pid>-<hex>`, a name no domain's file has.
- * A staging file already published is a second name of the domain's file; removing it leaves
- * the domain.
+ * A staging file never published goes with the swap dir its creator made for it; one already
+ * published is a second name of the domain's file (two links), whose swap dir is the domain's:
+ * only that name goes.
  */
 function sweepStaging(path: string): void {
   const prefix = `${basename(path)}+new-`;
   for (const file of readdirSync(dirname(path))) {
     const pid = /^(\d+)-[0-9a-f]+$/.exec(file.slice(prefix.length))?.[1];
-    if (file.startsWith(prefix) && pid !== undefined && !pidRuns(Number(pid))) unlinkName(join(dirname(path), file));
+    if (!file.startsWith(prefix) || pid === undefined || pidRuns(Number(pid))) continue;
+    const staging = join(dirname(path), file);
+    discardStagedSwap(staging, file);
+    unlinkName(staging);
+  }
+}
+
+/** Removes the swap dir a dead creator made for staging file `staging` (named `name`) if it never published it (one link). */
+function discardStagedSwap(staging: string, name: string): void {
+  if (statSync(staging, { throwIfNoEntry: false })?.nlink !== 1) return;
+  try {
+    withFile(staging, name, (_, descriptor) => {
+      if (descriptor.version === VERSION && descriptor.ownSwapDir) rmSync(descriptor.swapDir, { recursive: true, force: true });
+    });
+  } catch (error) {
+    // Killed before its descriptor was written, not a file this user's creators made, or swept by another creator meanwhile: nothing of it to read.
+    if (!['ERR_XPMEM_INCOMPATIBLE', 'ERR_XPMEM_PERMISSION', 'ERR_XPMEM_NO_DOMAIN'].includes((error as { code?: string }).code!)) throw error;
   }
 }
 
