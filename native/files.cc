@@ -83,7 +83,7 @@ void ReadPage(const FunctionCallbackInfo<Value>& args) {
     return;
   }
   Local<v8::ArrayBuffer> bytes = v8::ArrayBuffer::New(isolate, static_cast<size_t>(got));
-  memcpy(bytes->Data(), page, static_cast<size_t>(got));
+  if (got > 0) memcpy(bytes->Data(), page, static_cast<size_t>(got));  // an empty buffer's data may be null
   args.GetReturnValue().Set(bytes);
 }
 

@@ -274,14 +274,17 @@ constexpr uint32_t kFutex2U32 = 0x02;
 constexpr uint32_t kFutex2Private = 128;
 std::atomic<bool> noWaitv{false};
 
+// Ends request `r`: at once where futex_waitv sleeps on its cancel word; a sliced waiter sleeps
+// on the shared word alone, and a wake of that word would reach every sleeper on it in every
+// process, so it sees the cancel at the end of its slice.
 void Cancel(Request* r) {
   r->cancel.store(1);
   syscall(SYS_futex, &r->cancel, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
-  if (noWaitv.load()) FutexWake(r->addr);  // a sliced waiter sleeps on the word alone
 }
 
 // Sleeps while *addr == expected and the request is not cancelled; -1 where the kernel has no
-// futex_waitv.
+// futex_waitv, or refuses it (ENOSYS, or a seccomp filter's EPERM or EACCES: any error but an
+// interruption, as the call's arguments are always valid).
 int WaitOrCancel(Request& r) {
   WaitV w[2] = {{static_cast<uint32_t>(r.expected), reinterpret_cast<uint64_t>(r.addr), kFutex2U32, 0},
                 {0, reinterpret_cast<uint64_t>(&r.cancel), kFutex2U32 | kFutex2Private, 0}};
@@ -290,8 +293,7 @@ int WaitOrCancel(Request& r) {
     if (rc == 0) return kWoken;
     if (rc == 1) return kCancelled;
     if (errno == EAGAIN) return r.cancel.load() != 0 ? kCancelled : kNotEqual;
-    if (errno == ENOSYS) return -1;
-    if (errno != EINTR) return kWoken;  // callers re-check
+    if (errno != EINTR) return -1;
   }
 }
 

@@ -18,6 +18,7 @@ import { bounded } from './helpers.js';
 
 const BLOCKED = new URL('../dist/test/fixtures/native-blocked.js', import.meta.url);
 const NO_THREAD = new URL('../dist/test/fixtures/no-thread.js', import.meta.url);
+const SLICED = new URL('../dist/test/fixtures/sliced-waits.js', import.meta.url);
 const DIR = mkdtempSync(join(tmpdir(), 'xpmem-native-safety-'));
 const FILE = join(DIR, 'words');
 writeFileSync(FILE, Buffer.alloc(4096), { mode: 0o600 });
@@ -109,6 +110,22 @@ describe('the addon', () => {
         ended: ['aborted', 'timed-out'],
         warnings: ['XpmemWarning'],
       },
+    });
+  });
+
+  it.each([
+    ['denied by a filter, EPERM', '1'],
+    ['missing, ENOSYS', '38'],
+  ])('where futex_waitv is %s, async waits sleep in slices: one nobody wakes ends at its deadline, and a cancel wakes no other wait on the word', async (_, errno) => {
+    const shim = join(DIR, 'fail-syscall.so');
+    execFileSync('gcc', ['-shared', '-fPIC', '-o', shim, fileURLToPath(new URL('fixtures/fail-syscall.c', import.meta.url)), '-ldl']);
+    const child = fork(SLICED, [FILE], { env: { ...process.env, XPMEM_ASYNC_WAITS: 'threads', LD_PRELOAD: shim, FAIL_WAITV: errno }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let report: unknown;
+    child.on('message', (m) => (report = m));
+    const [code] = (await bounded(once(child, 'exit'), 'the child to exit')) as [number | null];
+    expect({ code, report }).toEqual({
+      code: 0,
+      report: { waits: 'threads (XPMEM_ASYNC_WAITS=threads)', reason: 'timed-out', cancelled: 3, asleep: 1, untouched: 0 },
     });
   });
 

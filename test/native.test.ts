@@ -76,8 +76,8 @@ describe.runIf(ringKernel())('a submission the kernel refuses', () => {
   it('is withdrawn: its wait wakes spuriously, and the next wait is queued and completes', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'xpmem-fail-enter-'));
     try {
-      const shim = join(dir, 'fail-enter.so');
-      execFileSync('gcc', ['-shared', '-fPIC', '-o', shim, fileURLToPath(new URL('fixtures/fail-enter.c', import.meta.url)), '-ldl']);
+      const shim = join(dir, 'fail-syscall.so');
+      execFileSync('gcc', ['-shared', '-fPIC', '-o', shim, fileURLToPath(new URL('fixtures/fail-syscall.c', import.meta.url)), '-ldl']);
       const file = join(dir, 'words');
       writeFileSync(file, Buffer.alloc(4096), { mode: 0o600 });
       const { XPMEM_ASYNC_WAITS: _, ...rest } = process.env;

@@ -152,15 +152,16 @@ function ends(ms: number, signal: AbortSignal | undefined, stop: (reason: WakeRe
  * waitAsync() of a word shared with other processes: the addon queues the futex wait in the
  * kernel (io_uring, polled by this thread's event loop; else a waiter thread). The deadline is
  * a timer of this thread's loop, as for Atomics.waitAsync (it keeps the loop alive while the
- * wait is bounded); it and the signal cancel the native wait.
+ * wait is bounded); it and the signal end the wait at once and cancel the native one, whose
+ * late answer is dropped (a waiter thread without futex_waitv sees its cancel only at the end
+ * of its slice).
  */
 function waitNative(addon: Native, word: Int32Array, index: number, expected: number, ms: number, signal: AbortSignal | undefined): Promise<WakeReason> {
   return new Promise((resolve) => {
-    let why: WakeReason | undefined;
     let disarm = (): void => {};
     const settle = (reason: WakeReason): void => {
       disarm();
-      resolve(why ?? reason);
+      resolve(reason);
     };
     let cancel: () => void;
     try {
@@ -173,14 +174,11 @@ function waitNative(addon: Native, word: Int32Array, index: number, expected: nu
       // keeps no loop alive: a bounded wait's deadline timer does, as for the native wait.
       warnNoThread(error);
       const retry = setTimeout(settle, NO_THREAD_RETRY_MS, 'ok').unref();
-      cancel = () => {
-        clearTimeout(retry);
-        settle('ok');
-      };
+      cancel = () => clearTimeout(retry);
     }
     disarm = ends(ms, signal, (reason) => {
-      why = reason;
       cancel();
+      settle(reason);
     });
   });
 }
