@@ -799,12 +799,28 @@ describe('shared domains: processes', () => {
     await d.close();
   });
 
-  // A private /dev/shm of 64 KiB, filled, in a mount namespace of its own: root only.
+  // A private /dev/shm, in a mount namespace of its own: root only.
   const privateShm = process.getuid?.() === 0 && spawnSync('unshare', ['-m', 'true']).status === 0;
+  /** Runs module `code` (Domain imported) in a process whose /dev/shm is a tmpfs of `size` of its own; resolves with what it printed and the signal that ended it. */
+  function inPrivateShm(size: string, code: string): { signal: NodeJS.Signals | null; out: string } {
+    const run = spawnSync(
+      'unshare',
+      [
+        '-m',
+        'sh',
+        '-c',
+        `mount -t tmpfs -o size=${size} tmpfs /dev/shm && exec "$0" --input-type=module -e "$1"`,
+        process.execPath,
+        `import { Domain } from ${JSON.stringify(new URL('../dist/src/index.js', import.meta.url).href)};\n${code}`,
+      ],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    return { signal: run.signal, out: run.stdout.trim() };
+  }
+
   it.runIf(privateShm)('a foreign file whose first page is a hole of a full /dev/shm is refused with ERR_XPMEM_INCOMPATIBLE, not a fault', () => {
     const code = `
       import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
-      import { Domain } from ${JSON.stringify(new URL('../dist/src/index.js', import.meta.url).href)};
       const fd = openSync('/dev/shm/xpmem-threads.hole', 'w+', 0o600);
       ftruncateSync(fd, 1 << 20); // sparse: its first page holds no memory yet
       closeSync(fd);
@@ -812,12 +828,24 @@ describe('shared domains: processes', () => {
       try { for (;;) writeSync(filler, Buffer.alloc(4096, 1)); } catch {} // until ENOSPC
       const refused = await Domain.open('hole').catch((e) => e);
       console.log(refused.code);`;
-    const run = spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs -o size=64k tmpfs /dev/shm && exec "$0" --input-type=module -e "$1"', process.execPath, code], {
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
-    expect({ signal: run.signal, out: run.stdout.trim() }).toEqual({ signal: null, out: 'ERR_XPMEM_INCOMPATIBLE' });
+    expect(inPrivateShm('64k', code)).toEqual({ signal: null, out: 'ERR_XPMEM_INCOMPATIBLE' });
   });
+
+  it.runIf(privateShm)(
+    "a shared domain that could grow past /dev/shm's room is refused with ERR_XPMEM_NO_MEMORY, where its writes would fault: in a container's 64 MiB, the default maxArenaBytes (1 GiB) is, 16 MiB is not, and its whole arena can be written",
+    () => {
+      const code = `
+      const refused = await Domain.create({ shared: 'big' }).catch((e) => e);
+      const d = await Domain.create({ shared: 'fits', arenaBytes: 16 << 20, maxArenaBytes: 16 << 20 });
+      const seg = d.space.make(16 << 20);
+      d.space.get(seg.id).attach().write(Uint8Array, (v) => {
+        v.fill(1);
+      });
+      await d.close();
+      console.log(refused.code, /lower options.maxArenaBytes/.test(refused.message), 'written');`;
+      expect(inPrivateShm('64m', code)).toEqual({ signal: null, out: 'ERR_XPMEM_NO_MEMORY true written' });
+    },
+  );
 
   it("the creator's close ends the domain for every process: their calls fail with ERR_XPMEM_CLOSED and the name is free", async () => {
     const { name, d, child, att } = await attached('rw');

@@ -14,7 +14,7 @@
  * dies. Runs in the calling thread; the functions that lock may block briefly on another
  * process's takeover.
  */
-import { closeSync, ftruncateSync, linkSync, openSync, readdirSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, linkSync, openSync, readdirSync, rmSync, statfsSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { invalidArgType, invalidArgValue, XpmemError, xpmemError } from '../errors.js';
 import { H_MAGIC, H_VERSION, MAGIC, VERSION, capacitiesOf, layoutFor } from '../layout.js';
@@ -84,6 +84,7 @@ function pages(bytes: number): number {
 export function stage(path: string, controlBytes: number, descriptor: Omit<Descriptor, 'version' | 'controlBytes'>): SharedMemory & { readonly staging: string; readonly ino: number } {
   const addon = native();
   sweepStaging(path);
+  checkRoom((1 + pages(controlBytes)) * PAGE + descriptor.arenaBytes);
   const staging = `${path}+new-${process.pid}-${Math.floor(Math.random() * 2 ** 32).toString(16)}`; // '+' is in no domain's name: no domain's file looks like one
   const fd = openSync(staging, 'wx+', 0o600);
   try {
@@ -113,6 +114,22 @@ export function stage(path: string, controlBytes: number, descriptor: Omit<Descr
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * ERR_XPMEM_NO_MEMORY unless SHM_DIR has room for a domain file of `bytes`. The file takes its
+ * pages as they are first written, and a write the file system has no room for kills the
+ * writing process (SIGBUS), where no error can be thrown: a domain is refused up front that
+ * could grow past the room there is. Room that others take after this check can still run out.
+ */
+function checkRoom(bytes: number): void {
+  const { bavail, bsize } = statfsSync(SHM_DIR);
+  const mib = (n: number): string => (n / 2 ** 20).toFixed(1);
+  if (bavail * bsize < bytes)
+    throw xpmemError(
+      'ERR_XPMEM_NO_MEMORY',
+      `${SHM_DIR} has ${mib(bavail * bsize)} MiB free, and this domain may take up to ${mib(bytes)} MiB there (its control block and maxArenaBytes): lower options.maxArenaBytes, or give ${SHM_DIR} more room (a container's --shm-size)`,
+    );
 }
 
 /**
