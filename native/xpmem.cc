@@ -245,6 +245,7 @@ struct Env {
   bool ringTried = false;
   bool waiterThreads = false;  // useWaiterThreads(): no ring
   std::unordered_map<uint32_t, std::shared_ptr<BackingStore>> inRing;
+  std::vector<uint32_t> uncancelled;  // waits in the ring whose cancel the kernel refused (RetryCancels)
   int handles = 1;  // open uv handles; the holder goes with the last
 };
 
@@ -398,6 +399,15 @@ void Deliver(uv_async_t* handle) {
   Run(env, done);
 }
 
+// Asks the kernel again to end the waits whose cancel it refused: they ended for their callers,
+// but stay queued in the kernel, their memory mapped, until a wake of their word. At each
+// submission and each reaping of the ring, while the kernel keeps refusing; an idle thread's
+// stay until its next async wait, or its end.
+void RetryCancels(Env* env) {
+  auto& ids = env->uncancelled;
+  ids.erase(std::remove_if(ids.begin(), ids.end(), [env](uint32_t id) { return env->inRing.count(id) == 0 || env->ring->Cancel(id); }), ids.end());
+}
+
 // The loop's end of the ring: its descriptor reads ready, completions wait.
 void Reaped(uv_poll_t* handle, int status, int events) {
   Env* env = EnvOf(reinterpret_cast<uv_handle_t*>(handle));
@@ -406,6 +416,7 @@ void Reaped(uv_poll_t* handle, int status, int events) {
     env->inRing.erase(static_cast<uint32_t>(id));
     done.emplace_back(static_cast<uint32_t>(id), res == -EAGAIN ? kNotEqual : res == -ECANCELED ? kCancelled : kWoken);  // other errors: callers re-check
   }
+  if (!env->uncancelled.empty()) RetryCancels(env);
   Run(env, done);
 }
 
@@ -542,14 +553,17 @@ void WaitAsync(const FunctionCallbackInfo<Value>& args) {
   std::shared_ptr<Env> env = *HolderOf(args);
   uint32_t id;
   do id = ++env->next;
-  while (id == 0 || env->callbacks.count(id) != 0);  // 0 tags the ring's cancel requests; a wrapped id may still wait
+  while (id == 0 || env->callbacks.count(id) != 0 || env->inRing.count(id) != 0);  // 0 tags the ring's cancel requests; a wrapped id may still wait
   r->id = id;
   env->callbacks.emplace(id, Global<Function>(isolate, args[3].As<Function>()));
   args.GetReturnValue().Set(id);
   if (!env->ringTried) OpenRing(env.get());
   if (env->ring != nullptr) {
     env->inRing.emplace(id, std::move(r->store));
-    if (env->ring->Wait(id, r->addr, r->expected)) return;
+    if (env->ring->Wait(id, r->addr, r->expected)) {
+      if (!env->uncancelled.empty()) RetryCancels(env.get());
+      return;
+    }
     env->inRing.erase(id);  // withdrawn: it never completes
     std::lock_guard<std::mutex> lock(env->mu);
     Queue(env.get(), id, kWoken);  // a spurious wake-up instead: callers re-check
@@ -581,6 +595,7 @@ void CancelWait(const FunctionCallbackInfo<Value>& args) {
   if (!args[0]->Uint32Value(args.GetIsolate()->GetCurrentContext()).To(&id)) return;
   if (env->inRing.count(id) != 0) {
     if (env->ring->Cancel(id)) return;
+    env->uncancelled.push_back(id);
     std::lock_guard<std::mutex> lock(env->mu);
     Queue(env, id, kCancelled);  // the kernel took no cancel: the wait ends now, its completion is dropped later
     return;

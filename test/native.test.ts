@@ -73,7 +73,8 @@ describe.each([
 });
 
 describe.runIf(ringKernel())('a submission the kernel refuses', () => {
-  it('is withdrawn: its wait wakes spuriously, and the next wait is queued and completes', async () => {
+  /** What fixtures/refused-wait.js reports in `mode`, its `FAIL_ENTER`th one-entry submission refused. */
+  async function refused(mode: 'wait' | 'cancel', failEnter: number): Promise<unknown> {
     const dir = mkdtempSync(join(tmpdir(), 'xpmem-fail-enter-'));
     try {
       const shim = join(dir, 'fail-syscall.so');
@@ -81,13 +82,21 @@ describe.runIf(ringKernel())('a submission the kernel refuses', () => {
       const file = join(dir, 'words');
       writeFileSync(file, Buffer.alloc(4096), { mode: 0o600 });
       const { XPMEM_ASYNC_WAITS: _, ...rest } = process.env;
-      const child = fork(REFUSED, [file], { env: { ...rest, LD_PRELOAD: shim, FAIL_ENTER: '2' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const child = fork(REFUSED, [file, mode], { env: { ...rest, LD_PRELOAD: shim, FAIL_ENTER: String(failEnter) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       const [report] = (await bounded(once(child, 'message'), 'the child to report')) as [unknown];
       await bounded(once(child, 'exit'), 'the child to exit');
-      expect(report).toEqual({ waits: 'io_uring', refused: 0, later: 0 });
+      return report;
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  }
+
+  it('is withdrawn: its wait wakes spuriously, and the next wait is queued and completes', async () => {
+    expect(await refused('wait', 2)).toEqual({ waits: 'io_uring', first: 0, stale: 0, later: 0 });
+  });
+
+  it('a cancel: its wait ends cancelled at once, and the next submission asks again, so it stays queued in the kernel no longer', async () => {
+    expect(await refused('cancel', 3)).toEqual({ waits: 'io_uring', first: 3, stale: 0, later: 0 });
   });
 });
 
