@@ -127,6 +127,13 @@ function peek(d: Domain, segId: number, index: number): number | undefined {
     .read(Int32Array, (v) => v[index]);
 }
 
+/** Runs `call`, an expression giving a Domain, in a fresh process and closes what it gives: 'done', or the code of the error it threw. */
+function outcomeIn(call: string): string {
+  const code = `import { Domain } from ${JSON.stringify(new URL('../dist/src/index.js', import.meta.url).href)};
+    try { await (await ${call}).close(); console.log('done'); } catch (error) { console.log(error.code); }`;
+  return execFileSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', timeout: 60_000 }).trim();
+}
+
 /** Closes `d` once nothing is in flight and its invariants hold. */
 /**
  * attached('ro') with a range notifier in the child, then (after `prepare`, if given) a trace of
@@ -439,26 +446,52 @@ describe('shared domains: processes', () => {
     await finish(d);
   });
 
+  it("a takeover decides under the leftover's lock: while another process holds it, Domain.create of that name waits, up to its deadline, so two creators never both replace it", async () => {
+    const name = fresh();
+    await (await Child.start(name, true)).kill(); // a leftover
+    const fd = openSync(`/dev/shm/xpmem-threads.${name}`, 'r+');
+    const create = `Domain.create({ shared: ${JSON.stringify(name)}, maxArenaBytes: 1 << 20, deadlineMs: 200 })`;
+    try {
+      expect(native().lock(fd, 1000)).toBe(true); // as another creator taking it over, deciding
+      expect(outcomeIn(create)).toBe('ERR_XPMEM_TIMEOUT');
+      native().unlock(fd);
+      expect(outcomeIn(create)).toBe('done');
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('the creator is a process like the others: killed, it is reaped by the others, which go on, and the domain lives while one of them runs', async () => {
+    const name = fresh();
+    const creator = await Child.start(name, true);
+    const segId = await creator.call<number>('make', { bytes: 4096 });
+    const d = await Domain.open(name);
+    const att = d.space.get(segId, 'ro').attach();
+    const reaped = reapOf(creator.process.pid!);
+    await creator.kill();
+    await reaped;
+    await expectCode(() => att.read(Int32Array, (v) => v[0]), 'ERR_XPMEM_REMOVED');
+    const other = await Child.start(name); // it still opens
+    await expectCode(() => shared(name), 'ERR_XPMEM_EXISTS'); // in use: not a leftover
+    const seg = d.space.make(4096);
+    const otherAtt = await other.call<number>('attach', { segId: seg.id, mode: 'rw' });
+    await other.call('write', { att: otherAtt, index: 0, value: 7 });
+    expect(peek(d, seg.id, 0)).toBe(7);
+    await other.call('close');
+    await finish(d); // an opener's close: it leaves, and the file stays, a leftover
+    await other.kill();
+  });
+
   it('Domain.open looks at the members and joins under the lock a takeover decides under: while another process holds it, the open waits, up to its deadline', async () => {
     const name = fresh();
     const d = await shared(name);
-    const openIn = (): string =>
-      execFileSync(
-        process.execPath,
-        [
-          '--input-type=module',
-          '-e',
-          `import { Domain } from ${JSON.stringify(new URL('../dist/src/index.js', import.meta.url).href)};
-           try { await (await Domain.open(${JSON.stringify(name)}, { deadlineMs: 200 })).close(); console.log('opened'); } catch (error) { console.log(error.code); }`,
-        ],
-        { encoding: 'utf8', timeout: 60_000 },
-      ).trim();
+    const open = `Domain.open(${JSON.stringify(name)}, { deadlineMs: 200 })`;
     const fd = openSync(`/dev/shm/xpmem-threads.${name}`, 'r+');
     try {
       expect(native().lock(fd, 1000)).toBe(true); // as a process taking the name over, deciding
-      expect(openIn()).toBe('ERR_XPMEM_TIMEOUT');
+      expect(outcomeIn(open)).toBe('ERR_XPMEM_TIMEOUT');
       native().unlock(fd);
-      expect(openIn()).toBe('opened');
+      expect(outcomeIn(open)).toBe('done');
     } finally {
       closeSync(fd);
     }
