@@ -119,6 +119,11 @@ export class Attachers {
     return more;
   }
 
+  /** A new attacher apart from the list: its owner awaits its ready and ends it. */
+  one(): Attacher {
+    return workerAttacher(this.#domain, this.words.buffer as SharedArrayBuffer);
+  }
+
   /** Lets busy and echo loops run (until stop()). */
   go(): void {
     Atomics.store(this.words, STOP, 0);

@@ -16,6 +16,10 @@
  *   attaching its quarter and summing it in place, against sending the quarters by structured
  *   clone over IPC to those 4 processes, which sum them, and against 4 worker threads of a
  *   threads-only domain summing their quarters in place;
+ * - death to going on: an await seg.migrate() waiting on a read section that an attacher process
+ *   holds, from that process's SIGKILL to the migrate's end (the watchers' period plus the
+ *   reap), against the same with an attacher worker thread of a threads-only domain ended by
+ *   worker.terminate() (its 'exit' event starts the reap), interleaved, a fresh attacher each;
  * - Domain.open + get + attach of an OPEN_MIB segment, timed inside a freshly forked process,
  *   against Python's multiprocessing.shared_memory attaching a block of that size in a fresh
  *   python3 process, timed inside it (no python3: the 1 ms goal stands in as the baseline), and
@@ -52,6 +56,8 @@ const ROUND_TRIPS = 64;
 const SUM_SAMPLES = 12;
 const CLONED_SAMPLES = 4;
 const OPEN_SAMPLES = 8;
+/** Samples of each death figure (a fresh attacher each). */
+const DEATH_SAMPLES = 12;
 const PY_BLOCK = `xpmem-bench-py-${process.pid}`;
 const RTT = 'process.send round trip to that process (advanced serialization)';
 const FLOOR = 'futex wake-up round trip to that process, a word of the arena it awaits with the addon (the floor of a wake-up across processes)';
@@ -140,6 +146,32 @@ function opens(name: string, segId: number, addon: number[], reopen: number[]): 
       } finally {
         await a.end();
       }
+    },
+  };
+}
+
+/**
+ * One death: a fresh attacher from `attacher` attaches `seg` and holds a read section of it; a
+ * migrate of `seg` starts, waiting on that section, and the attacher is ended (SIGKILL, or
+ * worker.terminate()). Times the end to the migrate's end.
+ */
+function death(name: string, seg: Segment, attacher: () => Attacher): Task {
+  return {
+    name,
+    batch: 1,
+    async: true,
+    run: async () => {
+      const a = attacher();
+      await a.ready;
+      await a.call('attach', { segId: seg.id });
+      await a.call('hold');
+      const migrating = seg.migrate();
+      const t0 = performance.now();
+      const ended = a.end();
+      await migrating;
+      const ms = performance.now() - t0;
+      await ended;
+      return { overriddenDuration: ms };
     },
   };
 }
@@ -254,7 +286,7 @@ function apartRows(apart: Map<string, Timing>): Row[] {
 
 export const processes: Suite = {
   name: 'processes',
-  title: 'shared domains across processes: a joined section, invalidations, a 4-process sum, open + attach',
+  title: 'shared domains across processes: a joined section, invalidations, a 4-process sum, a death, open + attach',
   boundMs: 180_000,
   async run() {
     const name = `bench-${process.pid}`;
@@ -279,6 +311,10 @@ export const processes: Suite = {
       const summed = await sums(crew, seg, copies(domain, seg), workers.list, numbers(threads, SUM_BYTES));
 
       const open = await openFigures(name, domain.space.make(OPEN_BYTES).id);
+      const deaths = await measure([death('process', domain.space.make(4096), () => attacherProcess(name)), death('thread', threads.space.make(4096), () => workers.one())], {
+        samples: DEATH_SAMPLES,
+        warmups: 0,
+      });
 
       const gbs = (t: Map<string, Timing>, task: string) => bandwidth(t.get(task)!, SUM_BYTES);
       const openFigure = `Domain.open + get + attach of a ${OPEN_BYTES / MIB} MiB segment, timed inside the joining process (fresh, forked; addon load included)`;
@@ -318,6 +354,21 @@ export const processes: Suite = {
             `the same sum over ${PARTS} worker threads of a threads-only domain, each its quarter in place`,
             gbs(summed.inPlace, 'workers'),
             atLeast(0.9),
+          ),
+          row(
+            'processes',
+            'death to going on: await seg.migrate() waiting on a read section of an attacher process, from its SIGKILL to the end of the migrate, p50',
+            ns(deaths.get('process')!),
+            'the same with an attacher worker thread of a threads-only domain ended by worker.terminate(), p50',
+            ns(deaths.get('thread')!),
+          ),
+          row(
+            'processes',
+            'death to going on: the same, p90',
+            p90(deaths.get('process')!),
+            'the same with an attacher worker thread, p90',
+            p90(deaths.get('thread')!),
+            valueAtMost(100e6, '<= 100 ms'),
           ),
           open.python === undefined
             ? row('processes', openFigure, ns(open.open), '1 ms, the goal (python3 missing: its baseline skipped)', { value: 1e6, unit: 'ns/op', rme: 0 }, valueAtMost(1e6, '<= 1 ms'))
