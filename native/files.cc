@@ -1,4 +1,5 @@
-// fileStat, readPage and readText (files.h): plain system calls on the calling thread; none sleeps.
+// fileStat, pathStat, readPage, readText and kernelThread (files.h): plain system calls on the
+// calling thread; none sleeps.
 #include "files.h"
 
 #include <errno.h>
@@ -6,6 +7,7 @@
 #include <string.h>
 #include <node.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 using v8::FunctionCallbackInfo;
@@ -98,4 +100,8 @@ void ReadText(const FunctionCallbackInfo<Value>& args) {
   close(fd);
   if (got < 0) return;
   args.GetReturnValue().Set(v8::String::NewFromOneByte(isolate, text, v8::NewStringType::kNormal, static_cast<int>(got)).ToLocalChecked());
+}
+
+void KernelThread(const FunctionCallbackInfo<Value>& args) {
+  args.GetReturnValue().Set(static_cast<int32_t>(syscall(SYS_gettid)));
 }

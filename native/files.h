@@ -22,4 +22,8 @@ void ReadPage(const v8::FunctionCallbackInfo<v8::Value>& args);
 // be opened or read (a /proc/<pid>/stat of a process that is gone).
 void ReadText(const v8::FunctionCallbackInfo<v8::Value>& args);
 
+// kernelThread() -> the calling thread's id as the kernel knows it (gettid): its
+// /proc/<pid>/task/<tid> says whether it still runs.
+void KernelThread(const v8::FunctionCallbackInfo<v8::Value>& args);
+
 #endif  // XPMEM_FILES_H_

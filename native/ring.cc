@@ -15,7 +15,6 @@ namespace {
 // Newer than the headers some machines build with (Linux 6.7).
 constexpr uint8_t kOpFutexWait = 51;
 constexpr uint32_t kFutex2U32 = 0x02;
-constexpr uint32_t kMatchAny = 0xffffffff;
 // The user_data of cancel requests, whose own completions Reap() drops.
 constexpr uint64_t kCancelTag = 0;
 // Submissions are made one at a time; completions of every wait in flight queue in the CQ (the
@@ -130,7 +129,7 @@ bool FutexRing::Wait(uint64_t id, int32_t* addr, int32_t expected) {
   sqe->fd = static_cast<int32_t>(kFutex2U32);  // futex2 flags: a 32-bit word, not private
   sqe->addr = reinterpret_cast<uint64_t>(addr);
   sqe->off = static_cast<uint32_t>(expected);  // addr2: the value
-  sqe->addr3 = kMatchAny;                      // the wake bitset
+  sqe->addr3 = kPlainBit;                      // the wake bitset
   sqe->user_data = id;
   return Submit(1, 0);
 }

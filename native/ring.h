@@ -16,6 +16,11 @@
 #include <utility>
 #include <vector>
 
+// The wake bitset every futex wait of the addon sleeps with but a sliced waiter's (xpmem.cc),
+// which sleeps with a bit of its own: the wake of a cancel, on that bit, reaches no other wait
+// of any process (a plain wake matches every bit).
+constexpr uint32_t kPlainBit = 1;
+
 class FutexRing {
  public:
   // A ring whose futex waits work, or nullptr with `why` saying what the kernel refused.

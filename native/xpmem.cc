@@ -25,6 +25,7 @@
 //   unlock(fd)                               -> flock(fd, LOCK_UN)
 //   fileStat(fd), pathStat(path), readPage(fd), readText(path)
 //                                            -> what Domain.open reads of files (files.h)
+//   kernelThread()                           -> the calling thread's kernel id (gettid; files.h)
 //
 // An async wait is queued in the kernel through this thread's io_uring (ring.h), whose
 // descriptor the thread's event loop polls: a wake from any process ends the loop's sleep
@@ -123,11 +124,12 @@ bool Passed(const timespec& at) {
   return now.tv_sec > at.tv_sec || (now.tv_sec == at.tv_sec && now.tv_nsec >= at.tv_nsec);
 }
 
-// Sleeps while *addr == expected until `at` (nullptr: no deadline). Never private: the wait is
-// keyed by the mapped file, so a wake from any process reaches it.
-int FutexWait(int32_t* addr, int32_t expected, const timespec* at) {
+// Sleeps while *addr == expected until `at` (nullptr: no deadline), woken by a wake of any of
+// `bits` (ring.h kPlainBit). Never private: the wait is keyed by the mapped file, so a wake from
+// any process reaches it.
+int FutexWait(int32_t* addr, int32_t expected, const timespec* at, uint32_t bits = kPlainBit) {
   for (;;) {
-    long rc = syscall(SYS_futex, addr, FUTEX_WAIT_BITSET, expected, at, nullptr, FUTEX_BITSET_MATCH_ANY);
+    long rc = syscall(SYS_futex, addr, FUTEX_WAIT_BITSET, expected, at, nullptr, bits);
     if (rc == 0) return kWoken;
     if (errno == EAGAIN) return kNotEqual;
     if (errno == ETIMEDOUT) return kTimedOut;
@@ -275,12 +277,20 @@ constexpr uint32_t kFutex2U32 = 0x02;
 constexpr uint32_t kFutex2Private = 128;
 std::atomic<bool> noWaitv{false};
 
-// Ends request `r`: at once where futex_waitv sleeps on its cancel word; a sliced waiter sleeps
-// on the shared word alone, and a wake of that word would reach every sleeper on it in every
-// process, so it sees the cancel at the end of its slice.
+// The wake bit of request `r`'s sliced sleeps: its own among 31, never kPlainBit.
+uint32_t SliceBit(const Request& r) {
+  return 1u << (1 + r.id % 31);
+}
+
+// Ends request `r` at once: where futex_waitv sleeps on its cancel word, by a wake of that word;
+// a sliced waiter sleeps on the shared word alone, with a bit of its own, woken on that bit: no
+// other wait of any process (kPlainBit) wakes, and a sliced one that shares the bit looks at
+// its word and cancel again (a spurious wake-up). A cancel that lands just before a slice's
+// sleep is seen at the slice's end.
 void Cancel(Request* r) {
   r->cancel.store(1);
   syscall(SYS_futex, &r->cancel, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+  if (noWaitv.load()) syscall(SYS_futex, r->addr, FUTEX_WAKE_BITSET, INT_MAX, nullptr, nullptr, SliceBit(*r));
 }
 
 // Sleeps while *addr == expected and the request is not cancelled; -1 where the kernel has no
@@ -304,7 +314,7 @@ int SlicedWait(Request& r) {
   for (;;) {
     if (r.cancel.load() != 0) return kCancelled;
     timespec at = MonotonicIn(kSliceMs);
-    int rc = FutexWait(r.addr, r.expected, &at);
+    int rc = FutexWait(r.addr, r.expected, &at, SliceBit(r));
     if (rc != kTimedOut) return r.cancel.load() != 0 ? kCancelled : rc;
   }
 }
@@ -683,4 +693,5 @@ NODE_MODULE_INIT() {
   set("pathStat", PathStat);
   set("readPage", ReadPage);
   set("readText", ReadText);
+  set("kernelThread", KernelThread);
 }

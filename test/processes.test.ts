@@ -17,7 +17,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Domain, type Segment, type Tracing } from '../src/index.js';
 import type { ReapMessage, SlowMessage } from '../src/diagnostics.js';
 import { agents, bounded, expectCode, Gates, noneInFlight, removeShmFiles, spaceSlot, until } from './helpers.js';
-import { H_JOINER_START, H_MAGIC, H_MUTEX, SP_PID, SP_PSTART, SP_REAPER, SP_TRACED, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
+import { H_JOINER_START, H_MAGIC, H_MUTEX, SP_PID, SP_PSTART, SP_REAPER, SP_TID, SP_TRACED, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
 import { ShmGates } from './fixtures/shm-gates.js';
 import { thisProcess } from '../src/sync/robust.js';
 
@@ -530,15 +530,16 @@ describe('shared domains: processes', () => {
       // The workers' spaces, white box, recorded as two processes on the sleep's pid: the sleep, then one that died before it started.
       // Restored before this thread's event loop turns: no watcher of this domain runs in between (no other process joined it).
       const bases = spaces.map((id) => slotBase(layout.spaces, spaceSlot(d, id)));
-      const saved = bases.map((base) => [Atomics.load(words, base + SP_PID), Atomics.load(words, base + SP_PSTART)] as const);
+      const fields = [SP_PID, SP_PSTART, SP_TID];
+      const saved = bases.map((base) => fields.map((f) => Atomics.load(words, base + f)));
       bases.forEach((base, i) => {
         Atomics.store(words, base + SP_PID, pid);
         Atomics.store(words, base + SP_PSTART, start - i);
+        Atomics.store(words, base + SP_TID, 0); // as the sleep's main thread: no kernel thread of this process named
       });
       const gone = departed(words, layout).flatMap((p) => p.spaces.map((space) => space.slot));
       bases.forEach((base, i) => {
-        Atomics.store(words, base + SP_PID, saved[i]![0]);
-        Atomics.store(words, base + SP_PSTART, saved[i]![1]);
+        for (const [k, f] of fields.entries()) Atomics.store(words, base + f, saved[i]![k]!);
       });
       expect(gone).toEqual([spaceSlot(d, spaces[1]!)]);
       // A thread of process `pid` joining, as joinerOf() names it, holding the mutex with each start published: one that died, the sleep, none yet.
@@ -715,6 +716,19 @@ describe('shared domains: processes', () => {
     }
   });
 
+  it('a worker thread that opened the domain itself, watched by no Domain of its process, is reaped once it ends: a migrate waiting on its section goes on', async () => {
+    const { d, seg, child } = await attached('ro');
+    const flag = gates.take();
+    await child.call('selfJoin', { segId: seg.id, flag });
+    const before = d.maps().find((r) => r.kind === 'segment')!.offset;
+    const migrating = seg.migrate();
+    await child.call('terminateWorker');
+    await bounded(migrating, 'the migrate, once the ended worker is reaped');
+    expect(d.maps().find((r) => r.kind === 'segment')!.offset).not.toBe(before);
+    await finish(d);
+    await child.kill();
+  });
+
   it('SIGKILL of an invalidator midway: its window is closed, its record ended, its segment released, and a thread of another process goes on', async () => {
     const name = fresh();
     const d = await shared(name);
@@ -865,9 +879,14 @@ describe('shared domains: processes', () => {
   });
 
   it.runIf(privateShm)(
-    "a shared domain that could grow past /dev/shm's room is refused with ERR_XPMEM_NO_MEMORY, where its writes would fault: in a container's 64 MiB, the default maxArenaBytes (1 GiB) is, 16 MiB is not, and its whole arena can be written",
+    "a shared domain that could grow past all of /dev/shm is refused with ERR_XPMEM_NO_MEMORY, where its writes would fault: in a container's 64 MiB, the default maxArenaBytes (1 GiB) is, 16 MiB is not and can be written whole, and a killed creator's leftover that fills most of the rest is taken over",
     () => {
+      const leftover = `import { Domain } from ${JSON.stringify(new URL('../dist/src/index.js', import.meta.url).href)};
+        const d = await Domain.create({ shared: 'left', arenaBytes: 40 << 20, maxArenaBytes: 40 << 20 });
+        d.space.get(d.space.make(40 << 20).id).attach().write(Uint8Array, (v) => { v.fill(1); });
+        process.kill(process.pid, 'SIGKILL');`;
       const code = `
+      import { spawnSync } from 'node:child_process';
       const refused = await Domain.create({ shared: 'big' }).catch((e) => e);
       const d = await Domain.create({ shared: 'fits', arenaBytes: 16 << 20, maxArenaBytes: 16 << 20 });
       const seg = d.space.make(16 << 20);
@@ -875,10 +894,16 @@ describe('shared domains: processes', () => {
         v.fill(1);
       });
       await d.close();
-      console.log(refused.code, /lower options.maxArenaBytes/.test(refused.message), 'written');`;
-      expect(inPrivateShm('64m', code)).toEqual({ signal: null, out: 'ERR_XPMEM_NO_MEMORY true written' });
+      spawnSync(process.execPath, ['--input-type=module', '-e', ${JSON.stringify(leftover)}]);
+      const taken = await Domain.create({ shared: 'left', arenaBytes: 40 << 20, maxArenaBytes: 40 << 20 }).then((d) => d.close().then(() => 'taken over'), (e) => e.code);
+      console.log(refused.code, /lower options.maxArenaBytes/.test(refused.message), 'written', taken);`;
+      expect(inPrivateShm('64m', code)).toEqual({ signal: null, out: 'ERR_XPMEM_NO_MEMORY true written taken over' });
     },
   );
+
+  it.runIf(privateShm)('a /dev/shm of no set size (a tmpfs of size 0, which statfs calls 0 blocks) takes a shared domain of the default size', () => {
+    expect(inPrivateShm('0', `await (await Domain.create({ shared: 'any' })).close(); console.log('created');`)).toEqual({ signal: null, out: 'created' });
+  });
 
   it("the creator's close ends the domain for every process: their calls fail with ERR_XPMEM_CLOSED and the name is free", async () => {
     const { name, d, child, att } = await attached('rw');

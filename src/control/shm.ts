@@ -117,18 +117,21 @@ export function stage(path: string, controlBytes: number, descriptor: Omit<Descr
 }
 
 /**
- * ERR_XPMEM_NO_MEMORY unless SHM_DIR has room for a domain file of `bytes`. The file takes its
- * pages as they are first written, and a write the file system has no room for kills the
- * writing process (SIGBUS), where no error can be thrown: a domain is refused up front that
- * could grow past the room there is. Room that others take after this check can still run out.
+ * ERR_XPMEM_NO_MEMORY when a domain file of `bytes` could never fit in SHM_DIR, whatever else it
+ * holds. The file takes its pages as they are first written, and a write the file system has no
+ * room for kills the writing process (SIGBUS), where no error can be thrown: a domain that could
+ * grow past the whole file system is refused up front. What other files hold is not counted
+ * (among them a leftover this create takes over, and mappings of closed domains not yet
+ * collected): room they take can still run out. A file system of no set size (a tmpfs of size
+ * 0, ramfs) says 0 blocks.
  */
 function checkRoom(bytes: number): void {
-  const { bavail, bsize } = statfsSync(SHM_DIR);
+  const { blocks, bsize } = statfsSync(SHM_DIR);
   const mib = (n: number): string => (n / 2 ** 20).toFixed(1);
-  if (bavail * bsize < bytes)
+  if (blocks !== 0 && blocks * bsize < bytes)
     throw xpmemError(
       'ERR_XPMEM_NO_MEMORY',
-      `${SHM_DIR} has ${mib(bavail * bsize)} MiB free, and this domain may take up to ${mib(bytes)} MiB there (its control block and maxArenaBytes): lower options.maxArenaBytes, or give ${SHM_DIR} more room (a container's --shm-size)`,
+      `${SHM_DIR} holds ${mib(blocks * bsize)} MiB in all, and this domain may take up to ${mib(bytes)} MiB there (its control block and maxArenaBytes): lower options.maxArenaBytes, or give ${SHM_DIR} more room (a container's --shm-size)`,
     );
 }
 

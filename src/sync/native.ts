@@ -50,6 +50,8 @@ export interface Native {
   readPage(fd: number): ArrayBuffer;
   /** The first 4 KiB of the file at `path` as Latin-1, or undefined when it cannot be read. */
   readText(path: string): string | undefined;
+  /** The calling thread's id as the kernel knows it (gettid). */
+  kernelThread(): number;
 }
 
 let loaded: Native | Error | undefined;
@@ -69,6 +71,7 @@ const FUNCTIONS = [
   'pathStat',
   'readPage',
   'readText',
+  'kernelThread',
 ] as const satisfies readonly (keyof Native)[];
 
 /** The environment that changes what node-gyp-build picks: with any of it set, it picks. */

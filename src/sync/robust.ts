@@ -16,9 +16,12 @@ export interface ProcessId {
   readonly start: number;
 }
 
-/** The start time and state of process `pid`, or undefined when there is none (read through the addon: shared domains only). */
-function statOf(pid: number): { start: number; state: string } | undefined {
-  const text = native().readText(`/proc/${pid}/stat`);
+/**
+ * The start time and state of the process or thread `task` (`<pid>` or `<pid>/task/<tid>`), or
+ * undefined when there is none (read through the addon: shared domains only).
+ */
+function statOf(task: string | number): { start: number; state: string } | undefined {
+  const text = native().readText(`/proc/${task}/stat`);
   if (text === undefined) return undefined;
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return { state: fields[0] ?? '', start: Number(fields[19]) % 2 ** 31 };
@@ -49,6 +52,31 @@ function runs(stat: { state: string } | undefined): boolean {
 /** True while some process that runs code has pid `pid` (whichever it is). */
 export function pidRuns(pid: number): boolean {
   return runs(statOf(pid));
+}
+
+/** A worker thread as the kernel knows it: its id (gettid) and start time; tid 0 for a main thread. */
+export interface KernelThread {
+  readonly tid: number;
+  readonly tstart: number;
+}
+
+let thread: KernelThread | undefined;
+
+/** This thread as a space of a shared domain records it: a worker by its kernel id and start, the main thread as tid 0 (it lives as long as its process). */
+export function thisThread(main: boolean): KernelThread {
+  if (main) return { tid: 0, tstart: 0 };
+  if (thread === undefined) {
+    const tid = native().kernelThread();
+    thread = { tid, tstart: statOf(`${process.pid}/task/${tid}`)?.start ?? 0 };
+  }
+  return thread;
+}
+
+/** True while worker thread `who` of process `pid` runs (tid 0: a main thread, which runs while its process does). */
+export function threadRuns(pid: number, who: KernelThread): boolean {
+  if (who.tid === 0) return true;
+  const stat = statOf(`${pid}/task/${who.tid}`);
+  return runs(stat) && stat!.start === who.tstart;
 }
 
 /** True while process `who` runs: its pid exists, started when it says, and is not a zombie. */

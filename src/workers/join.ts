@@ -6,7 +6,7 @@
  * join: a thread becomes a space of a domain. Idempotent per (thread, domain): a pool task may
  * call it on every run and gets the same Space back.
  */
-import { threadId } from 'node:worker_threads';
+import { isMainThread, threadId } from 'node:worker_threads';
 import { invalidArgType, xpmemError } from '../errors.js';
 import { ControlBlock, takeSlot, type DomainHandle } from '../control/control.js';
 import {
@@ -24,13 +24,15 @@ import {
   SP_RECORD_WAIT,
   SP_STATE,
   SP_THREAD,
+  SP_TID,
+  SP_TSTART,
   SP_WAIT_ANY,
   H_CLOSED,
   H_SPACE_TOP,
   SPACE_LIVE,
   slotBase,
 } from '../layout.js';
-import { joinerOf, thisProcess } from '../sync/robust.js';
+import { joinerOf, thisProcess, thisThread } from '../sync/robust.js';
 import { Mm } from '../mm.js';
 import { blockedWatch } from './process.js';
 import { Space } from '../segment/space.js';
@@ -67,7 +69,9 @@ export function joinMm(handle: DomainHandle): { mm: Mm; space: Space } {
     }
   }
   const { layout } = cb;
-  const { pid, start } = cb.shared !== undefined ? thisProcess() : { pid: process.pid, start: 0 }; // a start tells processes apart: shared domains only
+  // A start tells processes apart, a kernel thread a worker that ended from one that runs: shared domains only.
+  const { pid, start } = cb.shared !== undefined ? thisProcess() : { pid: process.pid, start: 0 };
+  const { tid, tstart } = thisThread(cb.shared === undefined || isMainThread);
   const { slot, gen } = cb.transact(joinerOf(threadId, cb.shared !== undefined), (tx) => {
     const s = takeSlot(tx, cb.spaceList);
     if (s < 0) throw xpmemError('ERR_XPMEM_NO_MEMORY', `space table full (${layout.spaces.capacity} threads); raise capacity.spaces`);
@@ -81,6 +85,8 @@ export function joinMm(handle: DomainHandle): { mm: Mm; space: Space } {
     tx.set(base + SP_THREAD, threadId);
     tx.set(base + SP_PID, pid);
     tx.set(base + SP_PSTART, start);
+    tx.set(base + SP_TID, tid);
+    tx.set(base + SP_TSTART, tstart);
     tx.set(base + SP_NOTIFIERS, 0);
     tx.set(base + SP_STATE, SPACE_LIVE); // last: a reader without the mutex (departed(), anyAlive()) sees the slot live only whole
     return { slot: s, gen: tx.get(base + SP_GEN) };

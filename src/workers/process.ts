@@ -4,7 +4,7 @@
  * sync/robust.ts. Every function here runs in the calling thread and never sleeps.
  */
 import { SP_REAPER, SP_STATE, SPACE_DEAD, SPACE_LIVE, slotBase, spaceTop, type Layout } from '../layout.js';
-import { alive, ofThisProcess, type ProcessId } from '../sync/robust.js';
+import { alive, ofThisProcess, threadRuns, type ProcessId } from '../sync/robust.js';
 import type { BlockedWatch } from '../notifier/wait.js';
 import type { Mm } from '../mm.js';
 import { spaceNow, stopDead, type DeadSpace } from './reap.js';
@@ -19,17 +19,16 @@ interface Member extends ProcessId {
 }
 
 /**
- * The processes of the live spaces of a control block, with their space slots; this process's
- * spaces that stay only with `withSelf`. A process is its pid and its start time: one that died
- * and the one the kernel then started on its pid are two.
+ * The processes of the live spaces of a control block, this one's included, with their space
+ * slots. A process is its pid and its start time: one that died and the one the kernel then
+ * started on its pid are two.
  */
-function memberProcesses(words: Int32Array, layout: Layout, withSelf: boolean): Map<string, Member> {
+function memberProcesses(words: Int32Array, layout: Layout): Map<string, Member> {
   const found = new Map<string, Member>();
   for (let s = 0, top = spaceTop(words); s < top; s++) {
     if (Atomics.load(words, slotBase(layout.spaces, s) + SP_STATE) !== SPACE_LIVE) continue;
     const space = spaceNow(words, layout, s);
     const pid = Math.abs(space.pid);
-    if (space.pid > 0 && !withSelf && ofThisProcess(pid, space.start)) continue;
     const key = `${pid}:${space.start}`;
     let entry = found.get(key);
     if (entry === undefined) {
@@ -49,13 +48,16 @@ export interface Departed {
 
 /**
  * The spaces of a shared domain to be reaped: every space of a dead process (alive() false),
- * the spaces that left (close()) of a live one, and spaces whose reaper died midway (dead, unclaimed: reap.ts releaseClaims), each
- * listed under its own process. Reads the space table only; never sleeps.
+ * of a live one (this one included) the spaces that left (close()) and those of worker threads
+ * that ended (a worker that joined by itself, with no Domain of its process watching it), and
+ * spaces whose reaper died midway (dead, unclaimed: reap.ts releaseClaims), each listed under
+ * its own process. Reads the space table and /proc only; never sleeps.
  */
 export function departed(words: Int32Array, layout: Layout): Departed[] {
   const found: Departed[] = [];
-  for (const member of memberProcesses(words, layout, false).values()) {
-    const gone = alive(member) ? member.left : [...member.staying, ...member.left];
+  for (const member of memberProcesses(words, layout).values()) {
+    const runs = ofThisProcess(member.pid, member.start) || alive(member);
+    const gone = runs ? [...member.left, ...member.staying.filter((space) => !threadRuns(member.pid, space))] : [...member.staying, ...member.left];
     if (gone.length > 0) found.push({ pid: member.pid, spaces: gone });
   }
   for (let s = 0, top = spaceTop(words); s < top; s++) {
@@ -88,7 +90,7 @@ export function blockedWatch(me: Mm): BlockedWatch {
 
 /** True while some process (this one included) has a live space in the domain, has not left it, and runs. Never sleeps. */
 export function anyAlive(words: Int32Array, layout: Layout): boolean {
-  for (const member of memberProcesses(words, layout, true).values()) if (member.staying.length > 0 && alive(member)) return true;
+  for (const member of memberProcesses(words, layout).values()) if (member.staying.length > 0 && alive(member)) return true;
   return false;
 }
 

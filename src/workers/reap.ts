@@ -43,6 +43,8 @@ import {
   SP_STATE,
   SP_GEN,
   SP_THREAD,
+  SP_TID,
+  SP_TSTART,
   SPACE_DEAD,
   SPACE_FREE,
   SPACE_LIVE,
@@ -60,7 +62,7 @@ import { writeEnd } from '../sync/seqcount.js';
 import { ENDED, STARTED, TARGETS, ack, endRecord, hasBit, tellTargets, targetsOfRecord } from '../notifier/record.js';
 import { invalidate, transacted } from '../notifier/invalidate.js';
 import type { Tx } from '../sync/mutex.js';
-import { ofThisProcess } from '../sync/robust.js';
+import { ofThisProcess, type KernelThread } from '../sync/robust.js';
 import type { Bounds } from '../notifier/invalidate.js';
 import type { Waits } from '../notifier/wait.js';
 import { removal } from '../vm/operations.js';
@@ -70,9 +72,10 @@ import type { XpmemError } from '../errors.js';
 
 /**
  * A space to reap: its slot, and whose it was when it was found dead: its generation, its
- * recorded pid (negative once it left), its thread and its process's start time.
+ * recorded pid (negative once it left), its thread, its process's start time, and (a worker of
+ * a shared domain) its thread's kernel id and start time.
  */
-export interface DeadSpace {
+export interface DeadSpace extends KernelThread {
   readonly slot: number;
   readonly gen: number;
   readonly pid: number;
@@ -88,7 +91,8 @@ export interface DeadSpace {
 export function spaceNow(words: Int32Array, layout: Layout, slot: number): DeadSpace {
   const base = slotBase(layout.spaces, slot);
   const gen = Atomics.load(words, base + SP_GEN);
-  return { slot, gen, pid: Atomics.load(words, base + SP_PID), thread: Atomics.load(words, base + SP_THREAD), start: Atomics.load(words, base + SP_PSTART) };
+  const at = (field: number): number => Atomics.load(words, base + field);
+  return { slot, gen, pid: at(SP_PID), thread: at(SP_THREAD), start: at(SP_PSTART), tid: at(SP_TID), tstart: at(SP_TSTART) };
 }
 
 /** Live spaces of this process whose thread is `threadId`. Any thread. */
@@ -116,7 +120,7 @@ function claim(words: Int32Array, layout: Layout, dead: DeadSpace, me: number): 
   if (Atomics.compareExchange(words, base + SP_REAPER, 0, me + 1) !== 0) return false;
   if (Atomics.load(words, base + SP_STATE) !== SPACE_FREE) {
     const now = spaceNow(words, layout, dead.slot);
-    if (now.gen === dead.gen && now.pid === dead.pid && now.thread === dead.thread && now.start === dead.start) return true;
+    if (now.gen === dead.gen && now.pid === dead.pid && now.thread === dead.thread && now.start === dead.start && now.tid === dead.tid && now.tstart === dead.tstart) return true;
   }
   Atomics.store(words, base + SP_REAPER, 0); // reaped already, and the slot reused
   return false;
@@ -174,7 +178,7 @@ export function stopDead(me: Mm, dead: DeadSpace, deadline: number): void {
   try {
     me.runSync(stopSpace(me, dead.slot, true, deadline));
   } finally {
-    Atomics.store(words, slotBase(layout.spaces, dead.slot) + SP_REAPER, 0);
+    Atomics.compareExchange(words, slotBase(layout.spaces, dead.slot) + SP_REAPER, me.slot + 1, 0); // still this claim: not one a reap of this space released meanwhile
   }
 }
 
