@@ -138,6 +138,8 @@ export class Domain {
   readonly #handed = new Set<number>();
   /** Aborted when this process leaves a shared domain it opened: the reaps of other processes it runs stop, for the others to finish. */
   readonly #leaving = new AbortController();
+  /** The first close()'s promise, which every later call returns. */
+  #closing: Promise<void> | undefined;
 
   private constructor(cb: ControlBlock, mm: Mm, space: Space, ownSwapDir: boolean, shared?: { path: string; creator: boolean; ino?: number }) {
     this.#cb = cb;
@@ -422,8 +424,15 @@ export class Domain {
    * Domain watches (spawn(), watch(), pools) are marked as having left, and the other processes reap them (within about 50 ms, their watchers' period). Calls through
    * this Domain then fail with ERR_XPMEM_CLOSED; this process's workers, with ERR_XPMEM_SPACE_DEAD
    * once reaped. Let them finish their sections first: a section still running is not waited for.
+   *
+   * Every call returns the first one's promise: it resolves once the domain is closed (or left).
    */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     clearInterval(this.#watcher);
     if (this.#shared?.creator === false) return this.#leave();
     const { words, layout } = this.#cb;
@@ -452,7 +461,6 @@ export class Domain {
    * that does not answer) does not hold this process up. Those of its own workers end first.
    */
   async #leave(): Promise<void> {
-    if (this.#leaving.signal.aborted) return;
     this.#leaving.abort();
     await Promise.allSettled([...this.#onClose].map(async (end) => end()));
     while (this.#reaps.size > 0) await Promise.allSettled([...this.#reaps]);

@@ -694,6 +694,23 @@ describe('shared domains: processes', () => {
     for (const child of [attacher, leaver, creator]) await child.kill();
   });
 
+  it("an opener's second close() resolves with the first, once the process has left", async () => {
+    const name = fresh();
+    const creator = await Child.start(name, true);
+    const d = await Domain.open(name);
+    let release!: () => void;
+    d.onClose(() => new Promise<void>((resolve) => (release = resolve)));
+    const first = d.close();
+    let second = false;
+    const closing = d.close().then(() => (second = true));
+    await new Promise(setImmediate);
+    expect(second).toBe(false); // its pools (here, an onClose) still end
+    release();
+    await Promise.all([first, closing]);
+    await expectCode(() => d.space.make(64), 'ERR_XPMEM_CLOSED');
+    await creator.kill();
+  });
+
   it('a process that opened the domain runs a pool on it, and its close() ends the pool, also once the creator closed the domain', async () => {
     for (const creatorFirst of [false, true]) {
       const name = fresh();
