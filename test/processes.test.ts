@@ -17,7 +17,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Domain, type Segment, type Tracing } from '../src/index.js';
 import type { ReapMessage, SlowMessage } from '../src/diagnostics.js';
 import { agents, bounded, expectCode, Gates, noneInFlight, removeShmFiles, spaceSlot, until } from './helpers.js';
-import { H_JOINER_START, H_MAGIC, H_MUTEX, SP_PID, SP_PSTART, SP_REAPER, SP_TID, SP_TRACED, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
+import { H_JOINER_START, H_MAGIC, H_MUTEX, H_MUTEX_WAITERS, SP_PID, SP_PSTART, SP_REAPER, SP_TID, SP_TRACED, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
 import { ShmGates } from './fixtures/shm-gates.js';
 import { thisProcess } from '../src/sync/robust.js';
 
@@ -744,6 +744,34 @@ describe('shared domains: processes', () => {
     expect(d.maps().find((r) => r.kind === 'segment')!.offset).not.toBe(before);
     await finish(d);
     await child.kill();
+  });
+
+  it('a synchronous operation goes on when the process it waits for dies and another process, whose reap of it waits for the mutex, then blocks its event loop: no claim outlives a wait for the mutex', async () => {
+    const name = fresh();
+    const d = await shared(name, 20_000); // a wait that finds the stop steps held would end here, ERR_XPMEM_TIMEOUT
+    const seg = d.space.make(4096);
+    const [dying, seer, holder] = [await Child.start(name), await Child.start(name), await Child.start(name)];
+    const att = await dying.call<number>('attach', { segId: seg.id, mode: 'rw' });
+    const [inside, held, release, blocked, unblock] = Array.from({ length: 5 }, () => gates.take());
+    dying.send('hold', { att, flag: inside, gate: gates.take() });
+    await gates.until(inside);
+    holder.send('mutex', { flag: held, gate: release }); // a live process holds the domain mutex, its event loop blocked
+    await gates.until(held);
+    const words = new Int32Array(d.handle().control);
+    // From here this thread's event loop does not turn: its watcher does not see the death.
+    dying.process.kill('SIGKILL');
+    const end = performance.now() + 15_000;
+    while (Atomics.load(words, H_MUTEX_WAITERS) === 0 && performance.now() < end); // the seer's watcher saw it: its reap waits for the mutex
+    expect(Atomics.load(words, H_MUTEX_WAITERS)).toBeGreaterThan(0);
+    seer.send('block', { flag: blocked, gate: unblock }); // and then its event loop is busy
+    gates.block(blocked);
+    gates.open(release);
+    const before = d.maps().find((r) => r.kind === 'segment')!.offset;
+    seg.migrateSync();
+    expect(d.maps().find((r) => r.kind === 'segment')!.offset).not.toBe(before);
+    gates.open(unblock);
+    await finish(d);
+    for (const child of [seer, holder]) await child.kill();
   });
 
   it('SIGKILL of an invalidator midway: its window is closed, its record ended, its segment released, and a thread of another process goes on', async () => {

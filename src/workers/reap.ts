@@ -63,8 +63,6 @@ import { ENDED, STARTED, TARGETS, ack, endRecord, hasBit, tellTargets, targetsOf
 import { invalidate, transacted } from '../notifier/invalidate.js';
 import type { Tx } from '../sync/mutex.js';
 import { ofThisProcess, type KernelThread } from '../sync/robust.js';
-import type { Bounds } from '../notifier/invalidate.js';
-import type { Waits } from '../notifier/wait.js';
 import { removal } from '../vm/operations.js';
 import { unlinkAttachment, unlinkGrant } from '../control/lists.js';
 import type { Mm } from '../mm.js';
@@ -149,11 +147,14 @@ export async function reap(me: Mm, deadSpace: DeadSpace, stalled: (error: XpmemE
   const { cb } = me;
   const { words, layout } = cb;
   const dead = deadSpace.slot;
-  if (!claim(words, layout, deadSpace, me.slot)) return 0;
   const { space, threadId, pid } = blame(words, layout, dead);
-  await me.runAsync(stopSpace(me, dead, false));
   // Waits for the mutex without blocking: another dead holder is seized by its own reap, on this thread.
   const transact = <T>(fn: (tx: Tx) => T): Promise<T> => me.runAsync(transacted(me, me.bounds(undefined, false), undefined, fn));
+  for (let found = deadSpace; ; found = asFoundNow(words, layout, deadSpace)) {
+    if (!claim(words, layout, found, me.slot)) return 0;
+    if (stopNow(me, dead)) break;
+    await transact(() => undefined); // the mutex is taken: let it be free, and claim again
+  }
   const owned = await transact((tx) => dropUsers(cb, tx, dead));
   for (const ref of owned) {
     if (await release(me, ref, stalled, signal)) continue;
@@ -163,6 +164,34 @@ export async function reap(me: Mm, deadSpace: DeadSpace, stalled: (error: XpmemE
   await transact((tx) => freeSlot(tx, cb.spaceList, dead));
   if (reapChannel.hasSubscribers) reapChannel.publish({ space, threadId, pid, segments: owned.length } satisfies ReapMessage);
   return owned.length;
+}
+
+/**
+ * Runs stopSpace for `dead`, claimed by `me`, without waiting for the mutex: true once done;
+ * false, the claim let go, when the mutex was taken. A claim is never held across a wait for the
+ * mutex: a reaper whose event loop then blocks (a synchronous call, a long task) would keep the
+ * stop steps from every other thread, among them one blocked in a synchronous wait for this
+ * very space (stopDead), and two must never run them at once (a window closed twice would open).
+ */
+function stopNow(me: Mm, dead: number): boolean {
+  try {
+    stopSpace(me, dead, performance.now());
+    return true;
+  } catch (error) {
+    Atomics.compareExchange(me.words, slotBase(me.layout.spaces, dead) + SP_REAPER, me.slot + 1, 0);
+    if ((error as { code?: string }).code !== 'ERR_XPMEM_TIMEOUT') throw error;
+    return false;
+  }
+}
+
+/**
+ * Space `found` as a claim must find it again after a try that stopped part of it: its
+ * generation bumped once it was marked dead (by this reaper or another); the member it holds
+ * still the one found dead (claim() compares the rest). Any thread; never sleeps.
+ */
+function asFoundNow(words: Int32Array, layout: Layout, found: DeadSpace): DeadSpace {
+  const base = slotBase(layout.spaces, found.slot);
+  return Atomics.load(words, base + SP_STATE) === SPACE_DEAD ? { ...found, gen: Atomics.load(words, base + SP_GEN) } : found;
 }
 
 /**
@@ -176,7 +205,7 @@ export function stopDead(me: Mm, dead: DeadSpace, deadline: number): void {
   const { words, layout } = me.cb;
   if (!claim(words, layout, dead, me.slot)) return;
   try {
-    me.runSync(stopSpace(me, dead.slot, true, deadline));
+    stopSpace(me, dead.slot, deadline);
   } finally {
     Atomics.compareExchange(words, slotBase(layout.spaces, dead.slot) + SP_REAPER, me.slot + 1, 0); // still this claim: not one a reap of this space released meanwhile
   }
@@ -186,15 +215,15 @@ export function stopDead(me: Mm, dead: DeadSpace, deadline: number): void {
  * Steps 1 to 3 of a reap, those every wait on the dead space needs (the caller claimed it):
  * the mutex seized if it held it, the space marked dead (its acks count as done, no new record
  * names it), its held sections dropped, the windows it left open closed and its operation
- * locks freed, its records settled. Each transaction runs `sync` or not, as transaction() says,
- * until `until` (undefined: the domain's deadline from its start).
+ * locks freed, its records settled. Its transactions block on the mutex until `until`, then
+ * throw ERR_XPMEM_TIMEOUT (every step done stays done: a later run goes on from there).
  */
-function* stopSpace(me: Mm, dead: number, sync: boolean, until?: number): Waits<void> {
+function stopSpace(me: Mm, dead: number, until: number): void {
   const { cb } = me;
   const { words, layout } = cb;
   seize(words, layout, dead, me.slot);
-  const bounds = me.bounds(undefined, sync);
-  yield* transacted(me, bounds, until, (tx) => {
+  const transact: Transact = (fn) => me.runSync(transacted(me, me.bounds(undefined, true), until, fn));
+  transact((tx) => {
     const base = slotBase(layout.spaces, dead);
     if (tx.get(base + SP_STATE) !== SPACE_LIVE) return; // a reap resumed after its first reaper died
     tx.set(base + SP_STATE, SPACE_DEAD);
@@ -204,9 +233,12 @@ function* stopSpace(me: Mm, dead: number, sync: boolean, until?: number): Waits<
   const spBase = slotBase(layout.spaces, dead);
   for (let d = 0; d < layout.caps.depth; d++) Atomics.store(words, spBase + SP_HELD + d, 0);
   ringAll(words, layout); // drains, ack waits and lock waits re-check: the dead space no longer counts
-  yield* releaseOperations(me, bounds, until, dead); // windows close before their ends are posted
+  releaseOperations(cb, transact, dead); // windows close before their ends are posted
   settleRecords(cb, dead);
 }
+
+/** One transaction of the stop steps, blocking on the mutex up to their bound. */
+type Transact = (fn: (tx: Tx) => void) => void;
 
 /** Pause before retrying a release that found a table full. */
 const RETRY_MS = 10;
@@ -261,8 +293,7 @@ function settleRecords(cb: ControlBlock, dead: number): void {
 }
 
 /** Closes windows the dead space left open and frees its operation locks. */
-function* releaseOperations(me: Mm, bounds: Bounds, until: number | undefined, dead: number): Waits<void> {
-  const { cb } = me;
+function releaseOperations(cb: ControlBlock, transact: Transact, dead: number): void {
   const { words, layout } = cb;
   for (let s = 0; s < layout.segments.capacity; s++) {
     const base = slotBase(layout.segments, s);
@@ -273,7 +304,7 @@ function* releaseOperations(me: Mm, bounds: Bounds, until: number | undefined, d
       wakeSegmentWaiters(words, layout, s, true); // grant while no other window can open
     }
     // Died between a removal's apply and its finish: free the slot before anyone takes the lock.
-    yield* transacted(me, bounds, until, (tx) => {
+    transact((tx) => {
       if (tx.get(base + SEG_STATE) === SEG_REMOVED) freeSlot(tx, cb.segmentList, s);
     });
     Atomics.store(words, base + SEG_DRAINER, 0);
