@@ -6,7 +6,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { Domain, type DomainOptions } from '../src/index.js';
+import { Domain, type DomainOptions, type Segment } from '../src/index.js';
 import { capacitiesOf, layoutFor, SP_HELD, slotBase, slotOf, VERSION } from '../src/layout.js';
 import { withFile } from '../src/control/shm.js';
 import { notify, waitAsync } from '../src/sync/futex.js';
@@ -209,6 +209,18 @@ export function heldWords(d: Domain, spaceId: number): number[] {
   const layout = layoutFor(capacitiesOf(words));
   const base = slotBase(layout.spaces, spaceSlot(d, spaceId)) + SP_HELD;
   return Array.from({ length: layout.caps.depth }, (_, i) => Atomics.load(words, base + i));
+}
+
+/** A segment of `d`'s space holding Float64 0, 1, ..., n - 1. */
+export function numbered(d: Domain, n: number): Segment {
+  const seg = d.space.make(n * 8);
+  d.space
+    .get(seg.id)
+    .attach()
+    .write(Float64Array, (v) => {
+      for (let i = 0; i < n; i++) v[i] = i;
+    });
+  return seg;
 }
 
 /** The slot of space `spaceId` in `d`'s space table. */

@@ -16,7 +16,7 @@ import { constants } from 'node:os';
 import { Piscina } from 'piscina';
 import type { PoolRun } from '../dist/src/workers/pool.js';
 import { carry, rebuild } from '../dist/src/workers/carry.js';
-import { BOUND, bounded, expectCode, Gates } from './helpers.js';
+import { BOUND, bounded, expectCode, Gates, numbered } from './helpers.js';
 
 function domain(opts: DomainOptions = {}): Promise<Domain> {
   return Domain.create({ arenaBytes: 1 << 20, deadlineMs: 5_000, ...opts });
@@ -70,13 +70,7 @@ describe('createPool', () => {
     const pool = createPool(d, { filename: TASK.pathname, minThreads: 2, maxThreads: 2, workerData: { gates: gates.buffer, tag: 'mine' } });
     try {
       const n = 100_000;
-      const seg = d.space.make(n * 8);
-      d.space
-        .get(seg.id)
-        .attach()
-        .write(Float64Array, (v) => {
-          for (let i = 0; i < n; i++) v[i] = i;
-        });
+      const seg = numbered(d, n);
       const slices = Array.from({ length: 8 }, (_, k) => pool.run({ op: 'sum', segId: seg.id, offset: (k * n) / 8, length: n / 8 }));
       const total = ((await Promise.all(slices)) as number[]).reduce((a, b) => a + b, 0);
       expect(total).toBe((n * (n - 1)) / 2);

@@ -16,7 +16,7 @@ import { joinMm } from '../src/workers/join.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Domain, type Segment, type Tracing } from '../src/index.js';
 import type { ReapMessage, SlowMessage } from '../src/diagnostics.js';
-import { agents, bounded, expectCode, Gates, noneInFlight, removeShmFiles, spaceSlot, until } from './helpers.js';
+import { agents, bounded, expectCode, Gates, noneInFlight, numbered, removeShmFiles, spaceSlot, until } from './helpers.js';
 import { H_JOINER_START, H_MAGIC, H_MUTEX, H_MUTEX_WAITERS, SP_PID, SP_PSTART, SP_REAPER, SP_TID, SP_TRACED, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
 import { ShmGates } from './fixtures/shm-gates.js';
 import { thisProcess } from '../src/sync/robust.js';
@@ -716,13 +716,7 @@ describe('shared domains: processes', () => {
       const name = fresh();
       const d = await shared(name);
       const n = 1024;
-      const seg = d.space.make(n * 8);
-      d.space
-        .get(seg.id)
-        .attach()
-        .write(Float64Array, (v) => {
-          for (let i = 0; i < n; i++) v[i] = i;
-        });
+      const seg = numbered(d, n);
       const child = await Child.start(name);
       expect(await child.call('pool', { segId: seg.id, length: n })).toBe((n * (n - 1)) / 2);
       if (creatorFirst) await d.close();
