@@ -21,7 +21,7 @@ import { forget, joinMm } from './workers/join.js';
 import { seize, seizeIfDied, type Tx } from './sync/mutex.js';
 import { reap, spacesOfThread, type DeadSpace } from './workers/reap.js';
 import { WATCH_MS, departed, unreaped } from './workers/process.js';
-import { joinerOf } from './sync/robust.js';
+import { joinerOf, ofThisProcess } from './sync/robust.js';
 import { createShared, openShared } from './workers/shared.js';
 import { shmPath, unlinkOwn } from './control/shm.js';
 import { native } from './sync/native.js';
@@ -324,7 +324,8 @@ export class Domain {
       const fresh = spaces.filter((dead) => !this.#departing.has(dead.slot));
       for (const dead of fresh) this.#departing.add(dead.slot);
       if (fresh.length === 0) continue;
-      void this.#track(this.#reapAll(fresh, this.#leaving.signal), `process ${pid}`).finally(() => {
+      const own = ofThisProcess(Math.abs(fresh[0]!.pid), fresh[0]!.start); // this process's workers: a leaving close() waits for their reaps
+      void this.#track(this.#reapAll(fresh, own ? undefined : this.#leaving.signal), `process ${pid}`).finally(() => {
         for (const dead of fresh) this.#departing.delete(dead.slot);
       });
     }

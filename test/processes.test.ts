@@ -768,6 +768,19 @@ describe('shared domains: processes', () => {
     for (const child of [seer, holder]) await child.kill();
   });
 
+  it('a worker thread that opened the domain itself and ended holding the domain mutex: a waiter takes the mutex from it, as from a dead process', async () => {
+    const { d, child } = await attached('ro');
+    const [flag, blocked, unblock] = [gates.take(), gates.take(), gates.take()];
+    await child.call('selfJoin', { flag, mutex: true });
+    await child.call('terminateWorker');
+    child.send('block', { flag: blocked, gate: unblock }); // its process's watcher cannot reap the worker
+    await gates.until(blocked);
+    d.space.make(64); // blocks on the mutex, this thread's watcher with it: only the mutex's own look at its holder can end the wait
+    gates.open(unblock);
+    await finish(d);
+    await child.kill();
+  });
+
   it('SIGKILL of an invalidator midway: its window is closed, its record ended, its segment released, and a thread of another process goes on', async () => {
     const name = fresh();
     const d = await shared(name);

@@ -7,7 +7,7 @@
  * joined. A zombie (killed, not yet waited for by its parent) counts as dead: it runs no more
  * code. Every function here runs in the calling thread and never sleeps.
  */
-import { H_JOINER_START, H_MUTEX, SP_PID, SP_PSTART, slotBase, type Layout } from '../layout.js';
+import { H_JOINER_START, H_MUTEX, SP_PID, SP_PSTART, SP_TID, SP_TSTART, slotBase, type Layout } from '../layout.js';
 import { native } from './native.js';
 
 /** A process as a space records it. */
@@ -103,18 +103,20 @@ export function joinerProcess(id: number): number {
 }
 
 /**
- * True when the mutex word value `holder` names a process of a shared domain that no longer runs:
- * a space (holder - 1) whose recorded process died, or a joiner whose process died. A joiner's
- * identity names its pid only; the start time it published with its hold (H_JOINER_START) says
- * whether the process on that pid now is still the one that took the mutex. Until it is
- * published, the joiner counts as running while any process runs on its pid. A holder of this
- * process is never dead here: its threads are reaped at their exit.
+ * True when the mutex word value `holder` names a holder in a shared domain that no longer runs:
+ * a space (holder - 1) whose recorded process died, or a worker's whose kernel thread ended (this
+ * process's too: a worker that joined by itself is watched by nobody's exit event), or a joiner
+ * whose process died. A joiner's identity names its pid only; the start time it published with
+ * its hold (H_JOINER_START) says whether the process on that pid now is still the one that took
+ * the mutex. Until it is published, the joiner counts as running while any process runs on its
+ * pid; a joiner of this process counts as running.
  */
 export function holderDied(words: Int32Array, layout: Layout, holder: number): boolean {
   if (holder > 0) {
     const base = slotBase(layout.spaces, holder - 1);
-    const who = { pid: Math.abs(Atomics.load(words, base + SP_PID)), start: Atomics.load(words, base + SP_PSTART) };
-    return !ofThisProcess(who.pid, who.start) && !alive(who);
+    const at = (field: number): number => Atomics.load(words, base + field);
+    const who = { pid: Math.abs(at(SP_PID)), start: at(SP_PSTART) };
+    return (!ofThisProcess(who.pid, who.start) && !alive(who)) || !threadRuns(who.pid, { tid: at(SP_TID), tstart: at(SP_TSTART) });
   }
   const pid = joinerProcess(holder);
   const start = Atomics.load(words, H_JOINER_START);

@@ -40,6 +40,15 @@ function memberProcesses(words: Int32Array, layout: Layout): Map<string, Member>
   return found;
 }
 
+/**
+ * How often this thread looks at the kernel threads of live processes' workers (ms), at most:
+ * each look reads one /proc file per worker space, where a process's liveness reads one per
+ * process.
+ */
+const THREAD_WATCH_MS = 200;
+/** When this thread last looked at them (performance.now()). */
+let threadsSeen = Number.NEGATIVE_INFINITY;
+
 /** A process of a shared domain that died or left, with the spaces it still has. */
 export interface Departed {
   readonly pid: number;
@@ -49,15 +58,19 @@ export interface Departed {
 /**
  * The spaces of a shared domain to be reaped: every space of a dead process (alive() false),
  * of a live one (this one included) the spaces that left (close()) and those of worker threads
- * that ended (a worker that joined by itself, with no Domain of its process watching it), and
+ * that ended (a worker that joined by itself, with no Domain of its process watching it; looked
+ * at every THREAD_WATCH_MS), and
  * spaces whose reaper died midway (dead, unclaimed: reap.ts releaseClaims), each listed under
  * its own process. Reads the space table and /proc only; never sleeps.
  */
 export function departed(words: Int32Array, layout: Layout): Departed[] {
   const found: Departed[] = [];
+  const now = performance.now();
+  const threads = now - threadsSeen >= THREAD_WATCH_MS;
+  if (threads) threadsSeen = now;
   for (const member of memberProcesses(words, layout).values()) {
     const runs = ofThisProcess(member.pid, member.start) || alive(member);
-    const gone = runs ? [...member.left, ...member.staying.filter((space) => !threadRuns(member.pid, space))] : [...member.staying, ...member.left];
+    const gone = !runs ? [...member.staying, ...member.left] : threads ? [...member.left, ...member.staying.filter((space) => !threadRuns(member.pid, space))] : member.left;
     if (gone.length > 0) found.push({ pid: member.pid, spaces: gone });
   }
   for (let s = 0, top = spaceTop(words); s < top; s++) {

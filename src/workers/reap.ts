@@ -125,6 +125,14 @@ function claim(words: Int32Array, layout: Layout, dead: DeadSpace, me: number): 
 }
 
 /**
+ * Lets reaper `me`'s claim of space `slot` go, if it still holds it: a reap of `me` itself may
+ * have released it meanwhile (releaseClaims), and a third reaper claimed it. Any thread; never sleeps.
+ */
+function letGo(words: Int32Array, layout: Layout, slot: number, me: number): void {
+  Atomics.compareExchange(words, slotBase(layout.spaces, slot) + SP_REAPER, me + 1, 0);
+}
+
+/**
  * A reaper that dies midway (its process was killed) leaves the spaces it was reaping claimed,
  * live or dead: its own reap unclaims them, and any process's watcher reaps them again from
  * where it stopped (every step below is idempotent). Any thread; never sleeps.
@@ -155,15 +163,20 @@ export async function reap(me: Mm, deadSpace: DeadSpace, stalled: (error: XpmemE
     if (stopNow(me, dead)) break;
     await transact(() => undefined); // the mutex is taken: let it be free, and claim again
   }
-  const owned = await transact((tx) => dropUsers(cb, tx, dead));
-  for (const ref of owned) {
-    if (await release(me, ref, stalled, signal)) continue;
-    Atomics.store(words, slotBase(layout.spaces, dead) + SP_REAPER, 0);
-    return 0;
+  try {
+    const owned = await transact((tx) => dropUsers(cb, tx, dead));
+    for (const ref of owned) {
+      if (await release(me, ref, stalled, signal)) continue;
+      letGo(words, layout, dead, me.slot); // stopped: another reaper resumes from here
+      return 0;
+    }
+    await transact((tx) => freeSlot(tx, cb.spaceList, dead));
+    if (reapChannel.hasSubscribers) reapChannel.publish({ space, threadId, pid, segments: owned.length } satisfies ReapMessage);
+    return owned.length;
+  } catch (error) {
+    letGo(words, layout, dead, me.slot); // failed (the mutex held past the deadline): dead and unclaimed, any watcher resumes it
+    throw error;
   }
-  await transact((tx) => freeSlot(tx, cb.spaceList, dead));
-  if (reapChannel.hasSubscribers) reapChannel.publish({ space, threadId, pid, segments: owned.length } satisfies ReapMessage);
-  return owned.length;
 }
 
 /**
@@ -178,7 +191,7 @@ function stopNow(me: Mm, dead: number): boolean {
     stopSpace(me, dead, performance.now());
     return true;
   } catch (error) {
-    Atomics.compareExchange(me.words, slotBase(me.layout.spaces, dead) + SP_REAPER, me.slot + 1, 0);
+    letGo(me.words, me.layout, dead, me.slot);
     if ((error as { code?: string }).code !== 'ERR_XPMEM_TIMEOUT') throw error;
     return false;
   }
@@ -207,7 +220,7 @@ export function stopDead(me: Mm, dead: DeadSpace, deadline: number): void {
   try {
     stopSpace(me, dead.slot, deadline);
   } finally {
-    Atomics.compareExchange(words, slotBase(layout.spaces, dead.slot) + SP_REAPER, me.slot + 1, 0); // still this claim: not one a reap of this space released meanwhile
+    letGo(words, layout, dead.slot, me.slot);
   }
 }
 
