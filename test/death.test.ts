@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { agents, BOUND, bounded, domain, expectCode, Gates, noneInFlight, teardown } from './helpers.js';
 import { joinMm } from '../src/workers/join.js';
 import { reap, spaceNow } from '../src/workers/reap.js';
-import { SP_STATE, SPACE_LIVE, slotBase } from '../src/layout.js';
+import { SP_REAPER, SP_STATE, SPACE_DEAD, SPACE_FREE, SPACE_LIVE, slotBase } from '../src/layout.js';
 
 describe('reaping dead spaces', () => {
   it('a worker terminated inside a section: the migrate waits for it, then its hold is released by the reap and the migrate completes', async () => {
@@ -39,6 +39,28 @@ describe('reaping dead spaces', () => {
       expect(Atomics.load(words, slotBase(layout.spaces, slot) + SP_STATE)).toBe(SPACE_LIVE);
     }
     expect(spaceNow(words, layout, slot)).toEqual(found); // the same member, never reaped
+    await teardown(d, [agent!]);
+  });
+
+  it('a reap that fails after its first steps lets its claim go: the space reads dead and unclaimed, and another reap finishes it', async () => {
+    const d = await domain();
+    const [agent] = await agents(d, new Gates(), 1);
+    const { mm } = joinMm(d.handle());
+    const { words, layout, cb } = mm;
+    const slot = ((await agent!.call('space')) as number) % layout.spaces.capacity;
+    const found = spaceNow(words, layout, slot);
+    const transact = cb.transact;
+    let calls = 0;
+    cb.transact = function (this: typeof cb, ...args: Parameters<typeof transact>) {
+      if (++calls === 2) throw new Error('dropping its users failed'); // the transaction after the stop steps' one
+      return transact.apply(this, args);
+    } as typeof transact;
+    await expect(reap(mm, found, () => {})).rejects.toThrow('dropping its users failed');
+    cb.transact = transact;
+    const base = slotBase(layout.spaces, slot);
+    expect([Atomics.load(words, base + SP_STATE), Atomics.load(words, base + SP_REAPER)]).toEqual([SPACE_DEAD, 0]);
+    expect(await reap(mm, spaceNow(words, layout, slot), () => {})).toBe(0); // it owned no segment
+    expect(Atomics.load(words, base + SP_STATE)).toBe(SPACE_FREE);
     await teardown(d, [agent!]);
   });
 
