@@ -119,6 +119,14 @@ async function attached(mode: 'ro' | 'rw', slowMs?: number): Promise<{ name: str
   return { name, d, seg, child, att: await child.call<number>('attach', { segId: seg.id, mode }) };
 }
 
+/** Int32 0 and 1 of segment `segId`, read in one section through a fresh attachment of `d`'s space. */
+function peekBoth(d: Domain, segId: number): number[] {
+  return d.space
+    .get(segId, 'ro')
+    .attach()
+    .read(Int32Array, (v) => [v[0]!, v[1]!]);
+}
+
 /** Int32 `index` of segment `segId`, read through a fresh attachment of `d`'s space. */
 function peek(d: Domain, segId: number, index: number): number | undefined {
   return d.space
@@ -363,31 +371,23 @@ describe('shared domains: processes', () => {
     const d = await shared(name);
     const seg = d.space.make(4096);
     const children = await Promise.all([Child.start(name), Child.start(name)]);
-    const TIMES = 3_000;
-    const started = children.map(() => gates.take());
+    const [started, stop] = [children.map(() => gates.take()), gates.take()];
     const writing = await Promise.all(children.map((c) => c.call('attach', { segId: seg.id, mode: 'rw' })));
-    const done = children.map((c, i) => c.call('add', { att: writing[i], index: i, times: TIMES, started: started[i] }));
-    let finished = false;
-    void Promise.all(done).then(() => {
-      finished = true;
-    });
+    const done = children.map((c, i) => c.call<number>('add', { att: writing[i], index: i, stop, started: started[i] }));
     await Promise.all(started.map((g) => gates.until(g)));
-    let migrations = 0;
+    const counters = (): number[] => peekBoth(d, seg.id);
     const offsets = new Set<number>();
-    while (!finished) {
-      await seg.migrate();
-      migrations++;
+    const first = counters();
+    for (let m = 0; m < 100; m++) {
+      await seg.migrate(); // every one while both write: they write until the stop gate, opened after the last
       offsets.add(d.maps().find((r) => r.kind === 'segment')!.offset);
     }
-    await Promise.all(done);
-    expect(migrations).toBeGreaterThan(0);
+    const last = counters();
+    gates.open(stop);
+    const made = await Promise.all(done);
     expect(offsets.size).toBeGreaterThan(1);
-    expect(
-      d.space
-        .get(seg.id, 'ro')
-        .attach()
-        .read(Int32Array, (v) => [v[0], v[1]]),
-    ).toEqual([TIMES, TIMES]);
+    expect(last.map((v, i) => v > first[i]!)).toEqual([true, true]); // both wrote across the migrations
+    expect(counters()).toEqual(made);
     await Promise.all(children.map((c) => c.kill()));
     await finish(d);
   });
@@ -561,12 +561,14 @@ describe('shared domains: processes', () => {
   });
 
   it('SIGKILL inside a write section: the migrate waiting for it goes on once the process is reaped', async () => {
-    const { d, seg, child, att } = await attached('rw');
+    const { d, seg, child, att } = await attached('rw', 60_000); // no slow report wakes the migrate: the reap must
     const [flag, gate] = [gates.take(), gates.take()];
     child.send('hold', { att, flag, gate });
     await gates.until(flag);
     const before = d.maps().find((r) => r.kind === 'segment')!.offset;
     const migrating = seg.migrate();
+    await new Promise(setImmediate);
+    expect(d.maps().find((r) => r.kind === 'segment')!.offset).toBe(before); // it waits for the section
     const reaped = reapOf(child.process.pid!);
     await child.kill();
     await reaped;
@@ -728,11 +730,13 @@ describe('shared domains: processes', () => {
   });
 
   it('a worker thread that opened the domain itself, watched by no Domain of its process, is reaped once it ends: a migrate waiting on its section goes on', async () => {
-    const { d, seg, child } = await attached('ro');
+    const { d, seg, child } = await attached('ro', 60_000); // no slow report wakes the migrate: the reap must
     const flag = gates.take();
     await child.call('selfJoin', { segId: seg.id, flag });
     const before = d.maps().find((r) => r.kind === 'segment')!.offset;
     const migrating = seg.migrate();
+    await new Promise(setImmediate);
+    expect(d.maps().find((r) => r.kind === 'segment')!.offset).toBe(before); // it waits for the section
     await child.call('terminateWorker');
     await bounded(migrating, 'the migrate, once the ended worker is reaped');
     expect(d.maps().find((r) => r.kind === 'segment')!.offset).not.toBe(before);
@@ -770,11 +774,12 @@ describe('shared domains: processes', () => {
 
   it('a worker thread that opened the domain itself and ended holding the domain mutex: a waiter takes the mutex from it, as from a dead process', async () => {
     const { d, child } = await attached('ro');
-    const [flag, blocked, unblock] = [gates.take(), gates.take(), gates.take()];
-    await child.call('selfJoin', { flag, mutex: true });
-    await child.call('terminateWorker');
-    child.send('block', { flag: blocked, gate: unblock }); // its process's watcher cannot reap the worker
+    const [flag, exit, blocked, unblock] = [gates.take(), gates.take(), gates.take(), gates.take()];
+    await child.call('selfJoin', { flag, mutex: true, exit });
+    child.send('block', { flag: blocked, gate: unblock }); // its process's watcher cannot see the worker end
     await gates.until(blocked);
+    expect(Atomics.load(new Int32Array(d.handle().control), H_MUTEX)).not.toBe(0); // held, by a worker that runs
+    gates.open(exit);
     d.space.make(64); // blocks on the mutex, this thread's watcher with it: only the mutex's own look at its holder can end the wait
     gates.open(unblock);
     await finish(d);
