@@ -126,8 +126,8 @@ export class Domain {
   #watcher: NodeJS.Timeout | undefined;
   /** Slots of departed processes' spaces whose reap runs now in this process. */
   readonly #departing = new Set<number>();
-  /** Threads watch() watches that have not exited: the spaces an opener's close() leaves with its own. */
-  readonly #watched = new Set<number>();
+  /** The workers watch() watches that have not exited, by threadId: an opener's close() ends them. */
+  readonly #watched = new Map<number, Worker>();
   /** Names of the workers spawn() started, by threadId: their tracks in a trace. */
   readonly #names = new Map<number, string>();
   /** With XPMEM_TRACE: writes the trace of the whole run (close() calls it). */
@@ -198,8 +198,8 @@ export class Domain {
    * Joins this process to the shared domain `name`, created by another process of the same
    * user (Domain.create({ shared: name })): `domain.space` is this thread's space; spawn() and
    * createPool() add this process's workers. close() leaves the domain, as the process's exit
-   * would: this thread's space and those of the workers this Domain watches are reaped. ERR_XPMEM_NO_DOMAIN when there is none (or none of its processes
-   * runs), ERR_XPMEM_INCOMPATIBLE when another version of the library made it, ERR_XPMEM_CLOSED
+   * would: the workers this Domain watches end and are reaped, and this thread's space is.
+   * ERR_XPMEM_NO_DOMAIN when there is none (or none of its processes runs), ERR_XPMEM_INCOMPATIBLE when another version of the library made it, ERR_XPMEM_CLOSED
    * once its creator closed it, ERR_XPMEM_UNSUPPORTED where the native addon cannot load.
    */
   static async open(name: string, opts: OpenOptions = {}): Promise<Domain> {
@@ -262,7 +262,7 @@ export class Domain {
     if (!(worker instanceof Worker)) throw invalidArgType('worker', 'an instance of Worker', worker);
     const threadId = worker.threadId;
     if (threadId < 0) throw invalidArgValue('worker', 'a Worker that has not exited (watch it before it exits, as domain.spawn() does)', 'an exited Worker');
-    this.#watched.add(threadId);
+    this.#watched.set(threadId, worker);
     worker.once('exit', () => {
       this.#watched.delete(threadId);
       void this.#track(this.#reapThread(threadId), `thread ${threadId}`);
@@ -421,10 +421,11 @@ export class Domain {
    * once (its file is unlinked; processes still mapping it keep their memory until they exit).
    *
    * In a process that joined with Domain.open(), close() leaves the domain instead, as the
-   * process's exit would: pools end, then this thread's space and those of the workers this
-   * Domain watches (spawn(), watch(), pools) are marked as having left, and the other processes reap them (within about 50 ms, their watchers' period). Calls through
-   * this Domain then fail with ERR_XPMEM_CLOSED; this process's workers, with ERR_XPMEM_SPACE_DEAD
-   * once reaped. Let them finish their sections first: a section still running is not waited for.
+   * process's exit would: pools end, the workers this Domain watches (spawn(), watch()) are
+   * terminated and reaped here, then this thread's space is marked as having left, and the other
+   * processes reap it (within about 50 ms, their watchers' period). Calls through this Domain
+   * then fail with ERR_XPMEM_CLOSED. Let this thread's own operations finish first: one still in
+   * flight is not waited for.
    *
    * Every call returns the first one's promise: it resolves once the domain is closed (or left).
    */
@@ -459,17 +460,20 @@ export class Domain {
    * close() in a process that opened the domain: this process leaves it (see close()), also once
    * its creator closed it (its pools still end). The reaps of other processes it runs stop, their
    * claims let go: the processes that stay finish them, and a reap held up elsewhere (a callback
-   * that does not answer) does not hold this process up. Those of its own workers end first.
+   * that does not answer) does not hold this process up. The workers it watches end, as the
+   * process's exit would end them, and are reaped here, before this thread's space is marked as
+   * left: a worker still running in a space marked left would be reaped by another process under
+   * its feet (its mutex taken in the middle of a transaction).
    */
   async #leave(): Promise<void> {
     this.#leaving.abort();
     await Promise.allSettled([...this.#onClose].map(async (end) => end()));
-    while (this.#reaps.size > 0) await Promise.allSettled([...this.#reaps]);
     const { words, layout } = this.#cb;
     if (Atomics.load(words, H_CLOSED) === 0) await handOverLeaving(this.#traced); // its spaces will be gone when the trace stops
+    await Promise.all([...this.#watched.values()].map((worker) => worker.terminate()));
+    while (this.#reaps.size > 0) await Promise.allSettled([...this.#reaps]);
     if (Atomics.load(words, H_CLOSED) === 0) {
-      const threads = new Set([threadId, ...this.#watched]);
-      this.#cb.transact(this.#mm.slot, (tx) => markLeft(tx, layout, process.pid, threads));
+      this.#cb.transact(this.#mm.slot, (tx) => markLeft(tx, layout, process.pid, threadId));
       ringAll(words, layout);
     }
     forget(this.#cb.id);
@@ -500,13 +504,13 @@ function removeAtExit(dir: string): void {
 }
 
 /**
- * Records that the live spaces of `threads` of process `pid` left the domain: their SP_PID
+ * Records that the live spaces of thread `thread` of process `pid` left the domain: their SP_PID
  * negated, so every process's watcher reaps them (process.ts departed()). Caller holds the mutex via tx.
  */
-function markLeft(tx: Tx, layout: Layout, pid: number, threads: ReadonlySet<number>): void {
+function markLeft(tx: Tx, layout: Layout, pid: number, thread: number): void {
   for (let s = 0; s < layout.spaces.capacity; s++) {
     const base = slotBase(layout.spaces, s);
-    if (tx.get(base + SP_STATE) === SPACE_LIVE && tx.get(base + SP_PID) === pid && threads.has(tx.get(base + SP_THREAD))) tx.set(base + SP_PID, -pid);
+    if (tx.get(base + SP_STATE) === SPACE_LIVE && tx.get(base + SP_PID) === pid && tx.get(base + SP_THREAD) === thread) tx.set(base + SP_PID, -pid);
   }
 }
 

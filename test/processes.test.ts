@@ -785,6 +785,25 @@ describe('shared domains: processes', () => {
     await child.kill();
   });
 
+  it("a dead owner's segment on which the reaping thread holds an async section is released once that section ends, not abandoned", async () => {
+    const name = fresh();
+    const d = await shared(name);
+    const child = await Child.start(name);
+    const segId = await child.call<number>('make', { bytes: 4096 });
+    let end!: () => void;
+    const section = d.space
+      .get(segId, 'rw')
+      .attach()
+      .writeAsync(() => new Promise<void>((resolve) => (end = resolve)));
+    const reaped = reapOf(child.process.pid!);
+    await child.kill();
+    await expectCode(() => d.settled({ deadlineMs: 300 }), 'ERR_XPMEM_TIMEOUT'); // the release waits for this thread's section
+    end();
+    await section;
+    expect((await reaped).segments).toBe(1);
+    await finish(d);
+  });
+
   it('SIGKILL of an invalidator midway: its window is closed, its record ended, its segment released, and a thread of another process goes on', async () => {
     const name = fresh();
     const d = await shared(name);

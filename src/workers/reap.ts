@@ -258,8 +258,9 @@ const RETRY_MS = 10;
 
 /**
  * Removes a dead owner's segment with event 'release'. A live attacher that does not answer in
- * time (or holds a section past the deadline) only delays it: the reaper tries again, each try
- * bounded by the deadline, until it succeeds or the domain closes. Nothing waits on the dead.
+ * time (or holds a section past the deadline), or an async section of the reaper's own thread on
+ * it, only delays it: the reaper tries again, each try bounded by the deadline, until it
+ * succeeds or the domain closes. Nothing waits on the dead.
  * False when `signal` aborted it first (the try in flight rolled back).
  */
 async function release(me: Mm, ref: { slot: number; gen: number; id: number }, stalled: (error: XpmemError) => void, signal: AbortSignal | undefined): Promise<boolean> {
@@ -273,8 +274,9 @@ async function release(me: Mm, ref: { slot: number; gen: number; id: number }, s
       if (code === 'ERR_XPMEM_ABORTED') return false;
       if (code === 'ERR_XPMEM_TIMEOUT') {
         stalled(error as XpmemError);
-      } else if (code === 'ERR_XPMEM_NO_MEMORY') {
-        await new Promise((resolve) => setTimeout(resolve, RETRY_MS)); // a full table: others finish first
+      } else if (code === 'ERR_XPMEM_NO_MEMORY' || code === 'ERR_XPMEM_WOULD_DEADLOCK') {
+        if (code === 'ERR_XPMEM_WOULD_DEADLOCK') stalled(error as XpmemError); // an async section of this very thread on the segment: it ends first
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS)); // or a full table: others finish first
       } else {
         if (code !== 'ERR_XPMEM_CLOSED' && code !== 'ERR_XPMEM_REMOVED') process.emitWarning(`xpmem-threads: reaping segment ${ref.id} failed: ${String(error)}`, 'XpmemReapWarning');
         return true;
