@@ -16,6 +16,24 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 }
 
 describe('callback delivery', () => {
+  it("a synchronous section behind a window of this very thread's own operation, not yet awaited, fails at once with ERR_XPMEM_WOULD_DEADLOCK: only this thread's event loop could finish that operation", async () => {
+    const d = await domain({ deadlineMs: 2_000 }); // a wait for it would end here, ERR_XPMEM_TIMEOUT
+    const gates = new Gates();
+    const [target] = await agents(d, gates, 1);
+    const seg = d.space.make(64);
+    const att = await target!.call('attach', { access: await target!.call('get', { segId: seg.id }) });
+    const gate = gates.take();
+    await target!.call('notifier', { att, how: 'block', gate, tag: 1 });
+    const migrating = seg.migrate(); // its window opens now; its end waits for the target's start
+    await target!.until((e) => e.event === 'start', "the target's start");
+    const mine = d.space.get(seg.id, 'ro').attach();
+    await expectCode(() => mine.read(() => 0), 'ERR_XPMEM_WOULD_DEADLOCK');
+    gates.open(gate);
+    await migrating;
+    expect(mine.read(() => 1)).toBe(1); // after the operation, the section enters
+    await teardown(d, [target!]);
+  });
+
   it('a VM operation queued behind another on the same segment runs as soon as the first ends', async () => {
     const d = await domain({ deadlineMs: 4 * BOUND }); // a lost wake-up shows as a bounded() failure
     const seg = d.space.make(4096);

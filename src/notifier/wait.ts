@@ -10,7 +10,7 @@
  * Both end with the caller's timeout error at the deadline and ERR_XPMEM_ABORTED on abort.
  */
 import { xpmemError, type XpmemError } from '../errors.js';
-import { H_CLOSED, SEG_GEN, SEG_WAITERS, SP_DOORBELL, SP_WAIT_ANY, idOf, slotBase, type Layout } from '../layout.js';
+import { H_CLOSED, SEG_GEN, SEG_OPLOCK, SEG_WAITERS, SP_DOORBELL, SP_WAIT_ANY, idOf, slotBase, type Layout } from '../layout.js';
 import { exitShared } from '../sync/rwlock.js';
 import { sleepers } from '../sync/doorbell.js';
 import { remaining, wait, waitAsync } from '../sync/futex.js';
@@ -155,6 +155,11 @@ function sleepUntil(w: WaitFor): number {
   return w.slow === undefined ? w.deadline : Math.min(w.deadline, w.slow.due());
 }
 
+/** The public id of segment slot `seg`, as it reads now. */
+function segIdOf(s: Waiting, seg: number): number {
+  return idOf(s.layout.segments, seg, Atomics.load(s.words, slotBase(s.layout.segments, seg) + SEG_GEN));
+}
+
 /** Blocks the thread until `w.until()`. May sleep; see the file contract. */
 export function waitSync(s: Waiting, w: WaitFor): void {
   const bell = register(s, w);
@@ -170,11 +175,20 @@ export function waitSync(s: Waiting, w: WaitFor): void {
       s.deliverInline();
       if ((entered = w.until())) return;
       if (self >= 0 && s.unsettledFor(self)) {
-        const segId = idOf(s.layout.segments, self, Atomics.load(s.words, slotBase(s.layout.segments, self) + SEG_GEN));
+        const segId = segIdOf(s, self);
         throw xpmemError(
           'ERR_XPMEM_WOULD_DEADLOCK',
           `a synchronous wait on segment ${segId} depends on this thread's own notifier callback for it (running, or its promise pending); wait after the callback returns, or use the async variant`,
           { segId: segId },
+        );
+      }
+      if (w.held !== undefined && Atomics.load(s.words, slotBase(s.layout.segments, w.seg) + SEG_OPLOCK) === s.slot + 1) {
+        // A section entry parked behind a window of this very space: its operation (an awaited one, or a reap its watcher runs) goes on only on this thread's event loop.
+        const segId = segIdOf(s, w.seg);
+        throw xpmemError(
+          'ERR_XPMEM_WOULD_DEADLOCK',
+          `a synchronous section of segment ${segId} waits for a VM operation of this very thread (one not yet awaited, or the release of a dead owner's segment this thread's watcher runs), which only this thread's event loop can finish; use readAsync()/writeAsync(), or enter it after that operation`,
+          { segId },
         );
       }
       checkWait(s, w);
