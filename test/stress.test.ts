@@ -66,7 +66,9 @@ async function lostWrites(processes: boolean, rounds: number): Promise<void> {
       ],
     ];
     const atFirst = progress.map((p) => Atomics.load(words, p));
-    const done = (round: number): boolean => (LONG ? progress.every((p) => Atomics.load(words, p) * BATCH >= INCREMENTS / 2) : round >= rounds);
+    // At least `rounds`, and on until each writer has written while they ran (a loaded machine may hold a writer back for a while).
+    const wrote = (): boolean => progress.every((p, i) => Atomics.load(words, p) > atFirst[i]!);
+    const done = (round: number): boolean => (LONG ? progress.every((p) => Atomics.load(words, p) * BATCH >= INCREMENTS / 2) : round >= rounds && wrote());
     let ops = 0;
     for (let round = 0; !done(round); round++) {
       for (const [kind, op] of mix) {
