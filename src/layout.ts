@@ -84,7 +84,7 @@ export const SP_PSTART = 14; // [tx] that process's start time (clock ticks sinc
 export const SP_REAPER = 15; // [atomic] space slot + 1 of the space reaping it (the one reap of a dead space), 0 = none
 export const SP_CALLBACK = 16; // [atomic] the callback this space runs: (segment slot + 1) * 8 + CALLBACK_*, 0 = none (notifier/busy.ts)
 export const SP_CALLBACK_SINCE = 17; // [atomic] when it began: Date.now() in ms, low 32 bits
-export const SP_TRACED = 18; // [atomic] the trace session this space last recorded an event in (trace/session.ts)
+export const SP_TRACED = 18; // [atomic] the trace session this space last recorded an event in, negated once its exiting thread sent them (trace/session.ts)
 export const SP_SLEEPERS = 19; // [atomic] waits of this space on its doorbell, counted before each looks at the word to sleep (doorbell.ts); never reset: a wait of a slot's earlier thread may still count itself out
 export const SP_TID = 20; // [tx] a worker thread's kernel id (gettid), 0 for a main thread or a threads-only domain: its liveness (the process's main thread lives as long as the process)
 export const SP_TSTART = 21; // [tx] that thread's start time (clock ticks since boot, mod 2^31): a reused tid is not it

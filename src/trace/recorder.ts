@@ -195,7 +195,8 @@ export class Recorder {
    */
   #exiting(): void {
     if (this.#file === undefined || Atomics.load(this.#words, H_TRACE_COLLECTOR) === process.pid) {
-      this.#send();
+      // On its way: the collector waits for it though this space is gone by the time it looks.
+      if (this.#send()) Atomics.store(this.#words, this.#tracedAt, -this.#session);
       return;
     }
     const flush = this.take(this.#session);
@@ -208,10 +209,12 @@ export class Recorder {
     }
   }
 
-  /** Sends what this space holds of its trace to the collector (it may be another thread). */
-  #send(): void {
+  /** Sends what this space holds of its trace to the collector (it may be another thread); false when it held nothing. */
+  #send(): boolean {
     const flush = this.take(this.#session);
-    if (flush !== undefined) this.#channel?.postMessage(flush);
+    if (flush === undefined || this.#channel === undefined) return false;
+    this.#channel.postMessage(flush);
+    return true;
   }
 
   #push(ph: RecordedPhase, name: string, ts: number, dur: number, id: string | undefined, args: Record<string, unknown> | undefined): void {

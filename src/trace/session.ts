@@ -156,11 +156,16 @@ class Collector {
     }
   }
 
-  /** Live spaces of this process marked as recording in this trace that have not sent their events. */
+  /**
+   * Spaces of this process whose events have not come: live ones marked as recording in this
+   * trace, and those whose thread sent its events as it exited (the channel may deliver them
+   * after the thread's exit is seen).
+   */
   missing(): Silent[] {
     const missing: Silent[] = [];
     for (const { slot, base, live, pid, session } of spacesOf(this.#domain)) {
-      if (!live || session !== this.#session || pid !== process.pid) continue;
+      const waited = session === -this.#session || (live && session === this.#session);
+      if (!waited || pid !== process.pid) continue;
       const threadId = Atomics.load(this.#domain.words, base + SP_THREAD);
       if (!this.flushes.has(`${slot}:${threadId}`)) missing.push({ slot, threadId });
     }
