@@ -424,8 +424,10 @@ export class Domain {
    * process's exit would: pools end, the workers this Domain watches (spawn(), watch()) are
    * terminated and reaped here, then this thread's space is marked as having left, and the other
    * processes reap it (within about 50 ms, their watchers' period). Calls through this Domain
-   * then fail with ERR_XPMEM_CLOSED. Let this thread's own operations finish first: one still in
-   * flight is not waited for.
+   * then fail with ERR_XPMEM_CLOSED. Before any of that, this thread's own operations and sections
+   * in flight end (new ones fail with ERR_XPMEM_CLOSED at once), within the domain's deadlineMs:
+   * a space must not be marked as left under its own calls. When one is still in flight then,
+   * close() rejects with ERR_XPMEM_TIMEOUT and changes nothing; call it again once it ended.
    *
    * Every call returns the first one's promise: it resolves once the domain is closed (or left).
    */
@@ -435,8 +437,8 @@ export class Domain {
   }
 
   async #close(): Promise<void> {
-    clearInterval(this.#watcher);
     if (this.#shared?.creator === false) return this.#leave();
+    clearInterval(this.#watcher);
     const { words, layout } = this.#cb;
     if (Atomics.load(words, H_CLOSED) !== 0) return;
     // While the domain is open: the other processes of a shared domain still hand their events
@@ -458,7 +460,8 @@ export class Domain {
 
   /**
    * close() in a process that opened the domain: this process leaves it (see close()), also once
-   * its creator closed it (its pools still end). The reaps of other processes it runs stop, their
+   * its creator closed it (its pools still end). First this thread's calls in flight end (Mm
+   * drain()), or nothing changes. The reaps of other processes it runs stop, their
    * claims let go: the processes that stay finish them, and a reap held up elsewhere (a callback
    * that does not answer) does not hold this process up. The workers it watches end, as the
    * process's exit would end them, and are reaped here, before this thread's space is marked as
@@ -466,6 +469,16 @@ export class Domain {
    * its feet (its mutex taken in the middle of a transaction).
    */
   async #leave(): Promise<void> {
+    const busy = await this.#mm.drain(performance.now() + this.#cb.deadlineMs);
+    if (busy !== undefined) {
+      this.#closing = undefined; // a later close() tries again
+      const what = `${busy.runs} operation(s) or wait(s) and ${busy.sections} section(s)`;
+      throw xpmemError(
+        'ERR_XPMEM_TIMEOUT',
+        `close() waited ${this.#cb.deadlineMs} ms for this thread's ${what} still in flight, and changed nothing: let them end (a close() awaited inside one waits for itself), then close again`,
+      );
+    }
+    clearInterval(this.#watcher);
     this.#leaving.abort();
     await Promise.allSettled([...this.#onClose].map(async (end) => end()));
     const { words, layout } = this.#cb;

@@ -37,6 +37,12 @@ export class Mm implements Waiting, Invalidator {
   /** A shared domain's: what this thread's synchronous waits do for deaths of other processes (set by its join). */
   blocked: BlockedWatch | undefined;
   #gone = false;
+  /** Set while an opener's close() lets this thread's calls in flight end (drain): nothing new starts. */
+  #draining = false;
+  /** Protocol runs of this thread in flight (runAsync): operations, waits of section entries. */
+  #running = 0;
+  /** Wakes drain() when a run or a section of this thread ends. */
+  #ended: (() => void) | undefined;
 
   constructor(cb: ControlBlock, slot: number, gen: number) {
     this.cb = cb;
@@ -59,14 +65,15 @@ export class Mm implements Waiting, Invalidator {
   }
 
   /**
-   * Two plain loads: true once the domain was closed, this membership left, or this space was
-   * reaped (the reaper bumps its generation): the section fast path; checkLive() says which.
+   * Two plain loads: true once the domain was closed, this membership left (or is leaving), or
+   * this space was reaped (the reaper bumps its generation): the section fast path; checkLive()
+   * says which.
    * Plain, not Atomics.load (a builtin call on Node 20, ~10 ns each): both words change once,
    * for good, and nothing unsafe follows from seeing the change one section late (the arena
    * outlives the domain; a reaped space's thread has exited).
    */
   closed(): boolean {
-    return this.#gone || this.words[H_CLOSED] !== 0 || this.words[this.#genAt] !== this.gen;
+    return this.#gone || this.#draining || this.words[H_CLOSED] !== 0 || this.words[this.#genAt] !== this.gen;
   }
 
   /** What this membership is now: 'closed' (its domain closed, or it left), 'reaped', or 'live'. Never throws. */
@@ -76,9 +83,10 @@ export class Mm implements Waiting, Invalidator {
     return slotIs(this.words, base, this.gen, SPACE_LIVE) ? 'live' : 'reaped';
   }
 
-  /** Throws ERR_XPMEM_CLOSED / ERR_XPMEM_SPACE_DEAD when this membership is over. */
+  /** Throws ERR_XPMEM_CLOSED / ERR_XPMEM_SPACE_DEAD when this membership is over, ERR_XPMEM_CLOSED while it drains. */
   checkLive(): void {
     const state = this.state();
+    if (state === 'live' && this.#draining) throw xpmemError('ERR_XPMEM_CLOSED', 'this thread is leaving the domain (its close() was called); nothing new starts through it');
     if (state === 'closed') throw xpmemError('ERR_XPMEM_CLOSED', 'the domain was closed; nothing can be done through it any more');
     if (state === 'reaped') throw xpmemError('ERR_XPMEM_SPACE_DEAD', `space ${idOf(this.layout.spaces, this.slot, this.gen)} was reaped; join again`);
   }
@@ -130,8 +138,49 @@ export class Mm implements Waiting, Invalidator {
     return runSync(this, g);
   }
 
-  /** Runs a protocol generator without blocking the event loop. May sleep. */
-  runAsync<T>(g: Waits<T>): Promise<T> {
-    return runAsync(this, g);
+  /** Runs a protocol generator without blocking the event loop, counted as in flight for drain(). May sleep. */
+  async runAsync<T>(g: Waits<T>): Promise<T> {
+    this.#running++;
+    try {
+      return await runAsync(this, g);
+    } finally {
+      this.#running--;
+      this.#ended?.();
+    }
+  }
+
+  /** Records held-section slot `i` as this thread's hold of segment slot `seg`, id `segId` (-1: frees it). Never sleeps. */
+  claimHeld(i: number, seg: number, segId: number): void {
+    this.held[i] = seg;
+    this.heldIds[i] = segId;
+    this.holding += seg < 0 ? -1 : 1;
+    if (seg < 0) this.#ended?.();
+  }
+
+  /**
+   * An opener's close(): from now on nothing new starts through this membership (calls fail
+   * with ERR_XPMEM_CLOSED); resolves with what is still in flight once this thread's protocol
+   * runs and sections ended (nothing), or at `deadline` (performance.now() ms), when new calls are
+   * let in again. Reap steps this thread runs (workers/reap.ts) are not counted. Waits without
+   * blocking the event loop.
+   */
+  async drain(deadline: number): Promise<{ runs: number; sections: number } | undefined> {
+    this.#draining = true;
+    while (this.#running > 0 || this.holding > 0) {
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        this.#draining = false;
+        return { runs: this.#running, sections: this.holding };
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#ended = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#ended = undefined;
+    }
+    return undefined;
   }
 }

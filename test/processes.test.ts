@@ -43,8 +43,9 @@ class Child {
   #id = 0;
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
 
-  constructor(name: string, how: 'create' | 'open' | 'die-after-join') {
-    this.process = fork(AGENT, [name, gates.path, ...(how === 'open' ? [] : [how])], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  constructor(name: string, how: 'create' | 'open' | 'die-after-join', deadlineMs?: number) {
+    const args = how !== 'open' ? [how] : deadlineMs === undefined ? [] : [how, String(deadlineMs)];
+    this.process = fork(AGENT, [name, gates.path, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.exited = once(this.process, 'exit');
     this.process.on('message', (m: { id?: number; ok?: boolean; value?: unknown; code?: string; message?: string }) => {
       if (m.id === undefined) return;
@@ -55,9 +56,9 @@ class Child {
     });
   }
 
-  /** Forks a child that opens domain `name` (or creates it); resolves once it has joined. */
-  static async start(name: string, create = false): Promise<Child> {
-    const child = new Child(name, create ? 'create' : 'open');
+  /** Forks a child that opens domain `name` (with `deadlineMs`, if given), or creates it; resolves once it has joined. */
+  static async start(name: string, create = false, deadlineMs?: number): Promise<Child> {
+    const child = new Child(name, create ? 'create' : 'open', deadlineMs);
     const [ready] = (await bounded(once(child.process, 'message'), 'the child to join')) as [{ space: number }];
     child.space = ready.space;
     return child;
@@ -710,6 +711,46 @@ describe('shared domains: processes', () => {
     await Promise.all([first, closing]);
     await expectCode(() => d.space.make(64), 'ERR_XPMEM_CLOSED');
     await creator.kill();
+  });
+
+  it("an opener's close() lets an operation of its own thread in flight end before its space is left, and lets nothing new start meanwhile", async () => {
+    const name = fresh();
+    const d = await shared(name);
+    const [owner, attacher] = [await Child.start(name), await Child.start(name)];
+    const segId = await owner.call<number>('make', { bytes: 4096 });
+    const att = await attacher.call<number>('attach', { segId, mode: 'rw' });
+    const [starts, ends, flag, gate, closing] = [gates.take(), gates.take(), gates.take(), gates.take(), gates.take()];
+    await attacher.call('notifier', { att, starts, ends, flag, gate });
+    const result = owner.call('closeDuring', { segId, flag, closing });
+    await gates.until(closing); // its close() was called while its migrate waits for the attacher's invalidateStart
+    gates.open(gate);
+    expect(await result).toEqual({ order: ['migrated', 'closed'], made: 'ERR_XPMEM_CLOSED' });
+    await until(() => !d.maps().some((r) => r.kind === 'segment'), 'the space it left reaped, with its segment'); // by either watcher
+    await expectCode(() => attacher.call('write', { att, index: 0, value: 1 }), 'ERR_XPMEM_REMOVED');
+    await finish(d);
+    for (const child of [owner, attacher]) await child.kill();
+  });
+
+  it("an opener's close() that its own section in flight outlasts rejects with ERR_XPMEM_TIMEOUT and changes nothing; it closes once the section ended", async () => {
+    const name = fresh();
+    const d = await shared(name);
+    const seg = d.space.make(4096);
+    const child = await Child.start(name, false, 300);
+    const att = await child.call<number>('attach', { segId: seg.id, mode: 'rw' });
+    const [flag, gate] = [gates.take(), gates.take()];
+    const holding = child.call('holdAsync', { att, flag, gate });
+    await gates.until(flag);
+    await expectCode(() => child.call('close'), 'ERR_XPMEM_TIMEOUT');
+    expect(await child.call<number>('make', { bytes: 64 })).toEqual(expect.any(Number)); // still a member: new calls start again
+    expect(d.maps().filter((r) => r.kind === 'attachment')).toHaveLength(1);
+    gates.open(gate);
+    await holding;
+    const reaped = reapOf(child.process.pid!);
+    await child.call('close');
+    await reaped;
+    expect(d.maps().filter((r) => r.kind === 'attachment')).toEqual([]);
+    await finish(d);
+    await child.kill();
   });
 
   it('a process that opened the domain runs a pool on it, and its close() ends the pool, also once the creator closed the domain', async () => {

@@ -361,7 +361,7 @@ export class Attachment {
     if (mm.holding > 0 && mm.highestHeld() >= this.#a.segId) throw nesting(mm.highestHeld(), this.#a.segId, async);
     const i = mm.holding === 0 ? 0 : mm.held.indexOf(-1);
     if (i < 0) throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', `more than ${mm.held.length} nested sections in one thread; raise capacity.depth`);
-    this.#claim(i, this.#a.seg, this.#a.segId);
+    mm.claimHeld(i, this.#a.seg, this.#a.segId);
     mm.heldAsync[i] = async ? 1 : 0;
     return i;
   }
@@ -427,20 +427,12 @@ export class Attachment {
   #abandon(i: number): void {
     const { words, layout } = this.#mm;
     exitShared(words, layout, this.#mm.heldAt(i), slotBase(layout.segments, this.#a.seg));
-    this.#claim(i, -1, -1);
-  }
-
-  /** Records held index `i` as this thread's hold of segment slot `seg` (-1: frees it). */
-  #claim(i: number, seg: number, segId: number): void {
-    const mm = this.#mm;
-    mm.held[i] = seg;
-    mm.heldIds[i] = segId;
-    mm.holding += seg < 0 ? -1 : 1;
+    this.#mm.claimHeld(i, -1, -1);
   }
 
   #exit(i: number): void {
     const mm = this.#mm;
-    this.#claim(i, -1, -1);
+    this.#mm.claimHeld(i, -1, -1);
     this.#inside--;
     exitShared(mm.words, mm.layout, mm.heldAt(i), this.#segBase);
     mm.deliverInline();
