@@ -125,7 +125,7 @@ describe('reaping dead spaces', () => {
   });
 
   it('a third thread draining the dead space is woken by the reap, not left to its deadline', async () => {
-    const d = await domain({ deadlineMs: 4 * BOUND }); // a missed wake shows as a bounded() failure
+    const d = await domain({ deadlineMs: 4 * BOUND, slowMs: 4 * BOUND }); // a missed wake shows as a bounded() failure: no slow report wakes the drain
     const gates = new Gates();
     const [owner, holder] = await agents(d, gates, 2);
     const segId = await owner!.call<number>('make', { bytes: 64 });
