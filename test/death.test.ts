@@ -42,6 +42,22 @@ describe('reaping dead spaces', () => {
     await teardown(d, [agent!]);
   });
 
+  it('a second reap of a dead space whose reap is under way claims nothing and returns at once; the first removes what it owned', async () => {
+    const d = await domain();
+    const [agent] = await agents(d, new Gates(), 1);
+    const { mm } = joinMm(d.handle());
+    const { words, layout } = mm;
+    const slot = ((await agent!.call('space')) as number) % layout.spaces.capacity;
+    for (let i = 0; i < 2; i++) await agent!.call('make', { bytes: 64 });
+    // White box: reaped as if dead. The first reap runs to its first await: claimed, the space
+    // stopped (dead, its generation bumped); a second watcher then finds it dead, as it is now.
+    const first = reap(mm, spaceNow(words, layout, slot), () => {});
+    const second = reap(mm, spaceNow(words, layout, slot), () => {});
+    expect(await Promise.all([first, second])).toEqual([2, 0]);
+    expect(Atomics.load(words, slotBase(layout.spaces, slot) + SP_STATE)).toBe(SPACE_FREE);
+    await teardown(d, [agent!]);
+  });
+
   it('a reap that fails after its first steps lets its claim go: the space reads dead and unclaimed, and another reap finishes it', async () => {
     const d = await domain();
     const [agent] = await agents(d, new Gates(), 1);

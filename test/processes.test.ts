@@ -600,15 +600,26 @@ describe('shared domains: processes', () => {
   it('a death every surviving process sees is reaped once: the space table and free lists stay whole', async () => {
     const name = fresh();
     const d = await shared(name);
-    const survivors = await Promise.all([Child.start(name), Child.start(name)]);
-    for (let round = 0; round < 6; round++) {
+    const survivors = await Promise.all([Child.start(name), Child.start(name), Child.start(name)]);
+    const reapsHere = new Map<number, number>();
+    const count = (m: unknown): void => {
+      const { pid } = m as ReapMessage;
+      reapsHere.set(pid, (reapsHere.get(pid) ?? 0) + 1);
+    };
+    subscribe('xpmem:reap', count);
+    for (let round = 0; round < 8; round++) {
       const doomed = await Child.start(name);
+      const pid = doomed.process.pid!;
       const segs = await Promise.all([0, 1, 2].map(() => doomed.call<number>('make', { bytes: 4096 })));
       for (const s of survivors) await s.call('attach', { segId: segs[0], mode: 'ro' });
       await doomed.kill();
       await until(() => d.maps().every((r) => r.space !== doomed.space), 'the dead process’s spaces to be reaped');
+      await d.settled();
+      const elsewhere = await Promise.all(survivors.map((s) => s.call<number>('reapsOf', { pid })));
+      expect({ round, reaps: (reapsHere.get(pid) ?? 0) + elsewhere.reduce((a, b) => a + b, 0) }).toEqual({ round, reaps: 1 }); // one space, one reap, by whichever process claimed it
       expect(d.check().errors).toEqual([]);
     }
+    unsubscribe('xpmem:reap', count);
     await Promise.all(survivors.map((s) => s.kill()));
     await until(() => d.maps().every((r) => r.space === d.space.id), 'the survivors to be reaped');
     await finish(d);
