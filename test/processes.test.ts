@@ -13,11 +13,12 @@ import { holderDied, joinerOf } from '../src/sync/robust.js';
 import { threadId } from 'node:worker_threads';
 import { departed } from '../src/workers/process.js';
 import { joinMm } from '../src/workers/join.js';
+import { reap, spaceNow } from '../src/workers/reap.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Domain, type Segment, type Tracing } from '../src/index.js';
 import type { ReapMessage, SlowMessage } from '../src/diagnostics.js';
 import { agents, bounded, expectCode, Gates, noneInFlight, numbered, removeShmFiles, spaceSlot, until } from './helpers.js';
-import { H_JOINER_START, H_MAGIC, H_MUTEX, H_MUTEX_WAITERS, SP_PID, SP_PSTART, SP_REAPER, SP_TID, SP_TRACED, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
+import { H_JOINER_START, H_MAGIC, H_MUTEX, H_MUTEX_WAITERS, SP_PID, SP_PSTART, SP_REAPER, SP_STATE, SP_TID, SP_TRACED, SPACE_DEAD, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
 import { ShmGates } from './fixtures/shm-gates.js';
 import { thisProcess } from '../src/sync/robust.js';
 
@@ -631,13 +632,41 @@ describe('shared domains: processes', () => {
     const [reaper, doomed] = await Promise.all([Child.start(name), Child.start(name)]);
     const segId = await doomed.call<number>('make', { bytes: 4096 });
     const mine = d.space.get(segId, 'ro').attach();
-    // White box: the reaper process has claimed the doomed space's reap, as its watcher does.
-    const words = new Int32Array(d.handle().control);
-    const layout = layoutFor(capacitiesOf(words));
-    Atomics.store(words, slotBase(layout.spaces, spaceSlot(d, doomed.space)) + SP_REAPER, spaceSlot(d, reaper.space) + 1);
-    await Promise.all([doomed.kill(), reaper.kill()]);
-    await until(() => d.maps().every((r) => r.space === d.space.id), 'both dead processes to be reaped');
+    // White box: the reaper process reaps the doomed space as if its process had died, and is
+    // killed right after the reap's first steps (the space dead, its sections dropped, claimed).
+    const reaperPid = reaper.process.pid!;
+    const reaped = reapOf(reaperPid);
+    reaper.send('reapThenDie', { space: doomed.space });
+    await bounded(reaper.exited, 'the reaper to die midway');
+    await reaped; // this process's watcher reaps the reaper, releasing its claim
+    await until(() => d.maps().every((r) => r.space === d.space.id), "the doomed space's reap, resumed");
     await expectCode(() => mine.read(() => {}), 'ERR_XPMEM_REMOVED');
+    await doomed.kill();
+    await finish(d);
+  });
+
+  it('a reap that fails after its first steps lets its claim go, and a watcher resumes it', async () => {
+    const name = fresh();
+    const d = await shared(name);
+    const doomed = await Child.start(name);
+    const segId = await doomed.call<number>('make', { bytes: 4096 });
+    const mine = d.space.get(segId, 'ro').attach();
+    const { mm } = joinMm(d.handle());
+    const { cb, words, layout } = mm;
+    const base = slotBase(layout.spaces, spaceSlot(d, doomed.space));
+    const transact = cb.transact;
+    let calls = 0;
+    cb.transact = function (this: typeof cb, ...args: Parameters<typeof transact>) {
+      if (++calls === 2) throw new Error('dropping its users failed'); // the transaction after the first steps' one
+      return transact.apply(this, args);
+    } as typeof transact;
+    // White box: reaped as if its process had died.
+    await expect(reap(mm, spaceNow(words, layout, spaceSlot(d, doomed.space)), () => {})).rejects.toThrow('dropping its users failed');
+    cb.transact = transact;
+    expect([Atomics.load(words, base + SP_STATE), Atomics.load(words, base + SP_REAPER)]).toEqual([SPACE_DEAD, 0]);
+    await until(() => d.maps().every((r) => r.space === d.space.id), 'a watcher to resume the reap'); // this process's or the doomed one's
+    await expectCode(() => mine.read(() => {}), 'ERR_XPMEM_REMOVED');
+    await doomed.kill();
     await finish(d);
   });
 
