@@ -17,8 +17,8 @@ import { reap, spaceNow } from '../src/workers/reap.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Domain, type Segment, type Tracing } from '../src/index.js';
 import type { ReapMessage, SlowMessage } from '../src/diagnostics.js';
-import { agents, bounded, expectCode, Gates, noneInFlight, numbered, removeShmFiles, spaceSlot, until } from './helpers.js';
-import { H_JOINER_START, H_MAGIC, H_MUTEX, H_MUTEX_WAITERS, SP_PID, SP_PSTART, SP_REAPER, SP_STATE, SP_TID, SP_TRACED, SPACE_DEAD, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
+import { agents, bounded, expectCode, Gates, noneInFlight, numbered, removeShmFiles, segSlot, spaceSlot, until } from './helpers.js';
+import { H_JOINER_START, H_MAGIC, H_MUTEX, H_MUTEX_WAITERS, SP_HELD, SP_PID, SP_PSTART, SP_REAPER, SP_STATE, SP_TID, SP_TRACED, SPACE_DEAD, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
 import { ShmGates } from './fixtures/shm-gates.js';
 import { thisProcess } from '../src/sync/robust.js';
 
@@ -405,6 +405,27 @@ describe('shared domains: processes', () => {
     const reapedSecond = reapOf(second.process.pid!);
     await bounded(second.exited, 'the joiner to kill itself');
     await reapedSecond;
+    await finish(d);
+  });
+
+  it("a joiner clears the held words its slot's last member left: an operation on that segment waits for no section of it", async () => {
+    const name = fresh();
+    const d = await shared(name, 2_000);
+    const seg = d.space.make(4096);
+    const first = await Child.start(name);
+    const slot = spaceSlot(d, first.space);
+    const reapedFirst = reapOf(first.process.pid!);
+    await first.kill();
+    await reapedFirst;
+    // White box: a hold on the segment left in the free slot's first held word, as a thread
+    // still running when its space was reaped publishes at its next section entry.
+    const words = new Int32Array(d.handle().control);
+    const held = slotBase(layoutFor(capacitiesOf(words)).spaces, slot) + SP_HELD;
+    Atomics.store(words, held, segSlot(d, seg.id) + 1);
+    const second = await Child.start(name);
+    expect(spaceSlot(d, second.space)).toBe(slot); // it took that slot
+    await seg.migrate(); // ERR_XPMEM_TIMEOUT were the stale hold still there
+    await second.kill();
     await finish(d);
   });
 
