@@ -14,7 +14,7 @@
 
 export const MAGIC = 0x58504d45; // 'XPME'
 /** 7: a space's doorbell sleepers (SP_SLEEPERS: a ring wakes only when one may sleep), the trace's collecting process and stop deadline. 6: shared domains (the space words of its process and reaper), the trace and slowMs header words, and the space words of the callback a space runs and the trace it recorded in. */
-export const VERSION = 8;
+export const VERSION = 9;
 
 /** Bytes per arena unit: a cache line. One 32-bit word of units addresses 128 GiB. */
 export const UNIT = 64;
@@ -62,8 +62,10 @@ export const H_SLOW_MS = H_TRACE_EVENTS + 1; // slowMs: how long an operation wa
 export const H_FRESH_UNITS = H_SLOW_MS + 1; // [atomic] arena units from here on were never handed out: still zero (raised, under the mutex, before a block past it is written)
 export const H_TRACE_COLLECTOR = H_FRESH_UNITS + 1; // [atomic] the pid of the process whose trace() made the last trace: its processes hand none over (trace/session.ts)
 export const H_TRACE_STOP_MS = H_TRACE_COLLECTOR + 1; // [atomic] the deadline its stop() gave, in ms: how long the other processes gather theirs
-export const H_JOINER_START = H_TRACE_STOP_MS + 1; // [atomic] the start time of the process of the joining thread that holds the mutex (mutex.ts lock), 0 = none published
-export const HEADER_WORDS = H_JOINER_START + 1;
+export const H_JOINER_START = H_TRACE_STOP_MS + 1; // [atomic] the start time of the process of the joining thread that holds the mutex (mutex.ts lock), 0 = none published; stored after the two below, which it vouches for
+export const H_JOINER_TID = H_JOINER_START + 1; // [atomic] that thread's kernel id (0: a main thread)
+export const H_JOINER_TSTART = H_JOINER_TID + 1; // [atomic] that thread's start time: a reused tid is not it
+export const HEADER_WORDS = H_JOINER_TSTART + 1;
 
 // ---- space table: one per joined thread (an mm_struct) ---------------------------------
 export const SP_STATE = 0; // [tx] FREE / LIVE / DEAD

@@ -18,7 +18,25 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Domain, type Segment, type Tracing } from '../src/index.js';
 import type { ReapMessage, SlowMessage } from '../src/diagnostics.js';
 import { agents, bounded, expectCode, Gates, noneInFlight, numbered, removeShmFiles, segSlot, spaceSlot, until } from './helpers.js';
-import { H_JOINER_START, H_MAGIC, H_MUTEX, H_MUTEX_WAITERS, SP_HELD, SP_PID, SP_PSTART, SP_REAPER, SP_STATE, SP_TID, SP_TRACED, SPACE_DEAD, capacitiesOf, layoutFor, slotBase } from '../src/layout.js';
+import {
+  H_JOINER_START,
+  H_JOINER_TID,
+  H_JOINER_TSTART,
+  H_MAGIC,
+  H_MUTEX,
+  H_MUTEX_WAITERS,
+  SP_HELD,
+  SP_PID,
+  SP_PSTART,
+  SP_REAPER,
+  SP_STATE,
+  SP_TID,
+  SP_TRACED,
+  SPACE_DEAD,
+  capacitiesOf,
+  layoutFor,
+  slotBase,
+} from '../src/layout.js';
 import { ShmGates } from './fixtures/shm-gates.js';
 import { thisProcess } from '../src/sync/robust.js';
 
@@ -568,6 +586,7 @@ describe('shared domains: processes', () => {
       // A thread of process `pid` joining, as joinerOf() names it, holding the mutex with each start published: one that died, the sleep, none yet.
       const joiner = -(2 + (pid & 0x3fffff) * 256);
       Atomics.store(words, H_MUTEX, joiner);
+      for (const f of [H_JOINER_TID, H_JOINER_TSTART]) Atomics.store(words, f, 0); // the sleep's main thread
       const verdicts = [start - 1, start, 0].map((published) => {
         Atomics.store(words, H_JOINER_START, published);
         return holderDied(words, layout, joiner);
@@ -873,18 +892,20 @@ describe('shared domains: processes', () => {
     for (const child of [seer, holder]) await child.kill();
   });
 
-  it('a worker thread that opened the domain itself and ended holding the domain mutex: a waiter takes the mutex from it, as from a dead process', async () => {
-    const { d, child } = await attached('ro');
-    const [flag, exit, blocked, unblock] = [gates.take(), gates.take(), gates.take(), gates.take()];
-    await child.call('selfJoin', { flag, mutex: true, exit });
-    child.send('block', { flag: blocked, gate: unblock }); // its process's watcher cannot see the worker end
-    await gates.until(blocked);
-    expect(Atomics.load(new Int32Array(d.handle().control), H_MUTEX)).not.toBe(0); // held, by a worker that runs
-    gates.open(exit);
-    d.space.make(64); // blocks on the mutex, this thread's watcher with it: only the mutex's own look at its holder can end the wait
-    gates.open(unblock);
-    await finish(d);
-    await child.kill();
+  it('a worker thread that opened the domain itself and ended holding the domain mutex, as its space or as a joiner: a waiter takes the mutex from it, as from a dead process', async () => {
+    for (const joiner of [false, true]) {
+      const { d, child } = await attached('ro');
+      const [flag, exit, blocked, unblock] = [gates.take(), gates.take(), gates.take(), gates.take()];
+      await child.call('selfJoin', { flag, mutex: true, joiner, exit });
+      child.send('block', { flag: blocked, gate: unblock }); // its process's watcher cannot see the worker end
+      await gates.until(blocked);
+      expect(Atomics.load(new Int32Array(d.handle().control), H_MUTEX)).not.toBe(0); // held, by a worker that runs
+      gates.open(exit);
+      d.space.make(64); // blocks on the mutex, this thread's watcher with it: only the mutex's own look at its holder can end the wait
+      gates.open(unblock);
+      await finish(d);
+      await child.kill();
+    }
   });
 
   it("a dead owner's segment on which the reaping thread holds an async section is released once that section ends, not abandoned", async () => {

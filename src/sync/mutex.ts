@@ -12,10 +12,10 @@
  * absolute, so replaying twice is harmless). A function that throws inside `transact` leaves
  * the control block exactly as it was: this is how a failed call leaves the domain unchanged.
  */
-import { H_JOINER_START, H_JOURNAL_LEN, H_MUTEX, H_MUTEX_WAITERS, blame, type Layout } from '../layout.js';
+import { H_JOINER_START, H_JOINER_TID, H_JOINER_TSTART, H_JOURNAL_LEN, H_MUTEX, H_MUTEX_WAITERS, blame, type Layout } from '../layout.js';
 import { blamed, xpmemError } from '../errors.js';
 import { acrossProcesses, deadlineIn, notify, remaining, wait } from './futex.js';
-import { holderDied, thisProcess } from './robust.js';
+import { holderDied, joiningThread } from './robust.js';
 import { pause } from './pause.js';
 
 const SPIN = 64;
@@ -164,16 +164,24 @@ function recover(cb: Int32Array, layout: Layout): void {
  * robust.ts joinerOf). May sleep (synchronously, on the mutex word) for `deadlineMs`, counted
  * from when it stops spinning (an uncontended lock never reads the clock); throws
  * ERR_XPMEM_TIMEOUT naming the holder when it passes. A joiner of a shared domain publishes its
- * process's start time once it holds the mutex: its identity names its pid only, which the
- * kernel may hand to another process once it died (robust.ts holderDied).
+ * process's start time and its kernel thread once it holds the mutex: its identity names its
+ * pid only, which the kernel may hand to another process once it died, and a worker that ends
+ * holding it leaves its process running (robust.ts holderDied). Both are worked out before the
+ * mutex is taken and stored with no call in between: worker.terminate() stops a thread only
+ * where a function is entered or a loop turns, so it cannot end one between the two.
  */
 function lock(cb: Int32Array, layout: Layout, self: number, deadlineMs: number): void {
   const mine = self >= 0 ? self + 1 : self;
+  const joiner = mine < 0 && acrossProcesses(cb) ? joiningThread() : undefined;
   let deadline = NaN;
   for (let i = 0; ; i++) {
     const holder = Atomics.compareExchange(cb, H_MUTEX, 0, mine);
     if (holder === 0) {
-      if (mine < 0 && acrossProcesses(cb)) Atomics.store(cb, H_JOINER_START, thisProcess().start);
+      if (joiner !== undefined) {
+        Atomics.store(cb, H_JOINER_TID, joiner.tid);
+        Atomics.store(cb, H_JOINER_TSTART, joiner.tstart);
+        Atomics.store(cb, H_JOINER_START, joiner.start); // last: it vouches for the two above
+      }
       return;
     }
     if (holder === mine) throw xpmemError('ERR_XPMEM_WOULD_DEADLOCK', 'the domain mutex is already held by this thread (a library call from inside a library critical section)');

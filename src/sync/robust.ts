@@ -7,7 +7,8 @@
  * joined. A zombie (killed, not yet waited for by its parent) counts as dead: it runs no more
  * code. Every function here runs in the calling thread and never sleeps.
  */
-import { H_JOINER_START, H_MUTEX, SP_PID, SP_PSTART, SP_TID, SP_TSTART, slotBase, type Layout } from '../layout.js';
+import { H_JOINER_START, H_JOINER_TID, H_JOINER_TSTART, H_MUTEX, SP_PID, SP_PSTART, SP_TID, SP_TSTART, slotBase, type Layout } from '../layout.js';
+import { isMainThread } from 'node:worker_threads';
 import { native } from './native.js';
 
 /** A process as a space records it. */
@@ -72,6 +73,11 @@ export function thisThread(main: boolean): KernelThread {
   return thread;
 }
 
+/** What a thread joining a shared domain publishes while it holds the mutex: its process's start time, and its kernel thread (thisThread). */
+export function joiningThread(): KernelThread & { readonly start: number } {
+  return { start: thisProcess().start, ...thisThread(isMainThread) };
+}
+
 /** True while worker thread `who` of process `pid` runs (tid 0: a main thread, which runs while its process does). */
 export function threadRuns(pid: number, who: KernelThread): boolean {
   if (who.tid === 0) return true;
@@ -106,10 +112,11 @@ export function joinerProcess(id: number): number {
  * True when the mutex word value `holder` names a holder in a shared domain that no longer runs:
  * a space (holder - 1) whose recorded process died, or a worker's whose kernel thread ended (this
  * process's too: a worker that joined by itself is watched by nobody's exit event), or a joiner
- * whose process died. A joiner's identity names its pid only; the start time it published with
- * its hold (H_JOINER_START) says whether the process on that pid now is still the one that took
- * the mutex. Until it is published, the joiner counts as running while any process runs on its
- * pid; a joiner of this process counts as running.
+ * whose process died or whose kernel thread ended. A joiner's identity names its pid only; the
+ * start time it published with its hold (H_JOINER_START) says whether the process on that pid
+ * now is still the one that took the mutex, and the kernel thread beside it whether the joining
+ * thread still runs. Until they are published, the joiner counts as running while any process
+ * runs on its pid; a joiner of this process counts as running.
  */
 export function holderDied(words: Int32Array, layout: Layout, holder: number): boolean {
   if (holder > 0) {
@@ -119,8 +126,9 @@ export function holderDied(words: Int32Array, layout: Layout, holder: number): b
     return (!ofThisProcess(who.pid, who.start) && !alive(who)) || !threadRuns(who.pid, { tid: at(SP_TID), tstart: at(SP_TSTART) });
   }
   const pid = joinerProcess(holder);
-  const start = Atomics.load(words, H_JOINER_START);
+  const start = Atomics.load(words, H_JOINER_START); // first: when published, the thread below is this joiner's
+  const thread = { tid: Atomics.load(words, H_JOINER_TID), tstart: Atomics.load(words, H_JOINER_TSTART) };
   if (Atomics.load(words, H_MUTEX) !== holder) return false; // another holding since: look again
   if (start === 0) return pid !== (process.pid & 0x3fffff) && !pidRuns(pid);
-  return !ofThisProcess(pid, start) && !alive({ pid, start });
+  return (!ofThisProcess(pid, start) && !alive({ pid, start })) || !threadRuns(pid, thread);
 }
