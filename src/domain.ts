@@ -397,7 +397,7 @@ export class Domain {
   compact(opts?: WaitOptions): Promise<CompactReport> {
     checkWaitOptions(opts);
     this.#mm.checkLive();
-    return compact(this.#mm, opts);
+    return this.#mm.inFlight(compact(this.#mm, opts));
   }
 
   /**
@@ -424,10 +424,11 @@ export class Domain {
    * process's exit would: pools end, the workers this Domain watches (spawn(), watch()) are
    * terminated and reaped here, then this thread's space is marked as having left, and the other
    * processes reap it (within about 50 ms, their watchers' period). Calls through this Domain
-   * then fail with ERR_XPMEM_CLOSED. Before any of that, this thread's own operations and sections
-   * in flight end (new ones fail with ERR_XPMEM_CLOSED at once), within the domain's deadlineMs:
-   * a space must not be marked as left under its own calls. When one is still in flight then,
-   * close() rejects with ERR_XPMEM_TIMEOUT and changes nothing; call it again once it ended.
+   * then fail with ERR_XPMEM_CLOSED. Before any of that, it waits, up to the domain's deadlineMs,
+   * for an instant when no async call (an operation, an async section, makeAsync, compact) and no
+   * section of this thread is in flight, and from then on lets none start: a space must not be
+   * marked as left under its own calls. When none came by then, close() rejects with
+   * ERR_XPMEM_TIMEOUT and changes nothing; call it again once they ended.
    *
    * Every call returns the first one's promise: it resolves once the domain is closed (or left).
    */
@@ -460,8 +461,8 @@ export class Domain {
 
   /**
    * close() in a process that opened the domain: this process leaves it (see close()), also once
-   * its creator closed it (its pools still end). First this thread's calls in flight end (Mm
-   * drain()), or nothing changes. The reaps of other processes it runs stop, their
+   * its creator closed it (its pools still end). First it waits for an instant when no call of
+   * this thread is in flight (Mm drain()), from which on calls fail; or nothing changes. The reaps of other processes it runs stop, their
    * claims let go: the processes that stay finish them, and a reap held up elsewhere (a callback
    * that does not answer) does not hold this process up. The workers it watches end, as the
    * process's exit would end them, and are reaped here, before this thread's space is marked as
@@ -472,7 +473,7 @@ export class Domain {
     const busy = await this.#mm.drain(performance.now() + this.#cb.deadlineMs);
     if (busy !== undefined) {
       this.#closing = undefined; // a later close() tries again
-      const what = `${busy.runs} operation(s) or wait(s) and ${busy.sections} section(s)`;
+      const what = `${busy.calls} call(s) and ${busy.sections} section(s)`;
       throw xpmemError(
         'ERR_XPMEM_TIMEOUT',
         `close() waited ${this.#cb.deadlineMs} ms for this thread's ${what} still in flight, and changed nothing: let them end (a close() awaited inside one waits for itself), then close again`,
@@ -486,7 +487,12 @@ export class Domain {
     await Promise.all([...this.#watched.values()].map((worker) => worker.terminate()));
     while (this.#reaps.size > 0) await Promise.allSettled([...this.#reaps]);
     if (Atomics.load(words, H_CLOSED) === 0) {
-      this.#cb.transact(this.#mm.slot, (tx) => markLeft(tx, layout, process.pid, threadId));
+      try {
+        this.#cb.transact(this.#mm.slot, (tx) => markLeft(tx, layout, process.pid, threadId));
+      } catch (error) {
+        this.#closing = undefined; // the mutex held past the deadline: a later close() marks it left
+        throw error;
+      }
       ringAll(words, layout);
     }
     forget(this.#cb.id);

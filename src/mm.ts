@@ -37,11 +37,11 @@ export class Mm implements Waiting, Invalidator {
   /** A shared domain's: what this thread's synchronous waits do for deaths of other processes (set by its join). */
   blocked: BlockedWatch | undefined;
   #gone = false;
-  /** Set while an opener's close() lets this thread's calls in flight end (drain): nothing new starts. */
-  #draining = false;
-  /** Protocol runs of this thread in flight (runAsync): operations, waits of section entries. */
+  /** Set once an opener's close() found nothing of this thread in flight (drain): nothing new starts. */
+  #leaving = false;
+  /** Async calls of this thread in flight (inFlight()): operations, async sections, makeAsync, compact. */
   #running = 0;
-  /** Wakes drain() when a run or a section of this thread ends. */
+  /** Wakes drain() when a call or a section of this thread ends. */
   #ended: (() => void) | undefined;
 
   constructor(cb: ControlBlock, slot: number, gen: number) {
@@ -73,7 +73,7 @@ export class Mm implements Waiting, Invalidator {
    * outlives the domain; a reaped space's thread has exited).
    */
   closed(): boolean {
-    return this.#gone || this.#draining || this.words[H_CLOSED] !== 0 || this.words[this.#genAt] !== this.gen;
+    return this.#gone || this.#leaving || this.words[H_CLOSED] !== 0 || this.words[this.#genAt] !== this.gen;
   }
 
   /** What this membership is now: 'closed' (its domain closed, or it left), 'reaped', or 'live'. Never throws. */
@@ -83,10 +83,10 @@ export class Mm implements Waiting, Invalidator {
     return slotIs(this.words, base, this.gen, SPACE_LIVE) ? 'live' : 'reaped';
   }
 
-  /** Throws ERR_XPMEM_CLOSED / ERR_XPMEM_SPACE_DEAD when this membership is over, ERR_XPMEM_CLOSED while it drains. */
+  /** Throws ERR_XPMEM_CLOSED / ERR_XPMEM_SPACE_DEAD when this membership is over, or ERR_XPMEM_CLOSED once it is leaving. */
   checkLive(): void {
     const state = this.state();
-    if (state === 'live' && this.#draining) throw xpmemError('ERR_XPMEM_CLOSED', 'this thread is leaving the domain (its close() was called); nothing new starts through it');
+    if (state === 'live' && this.#leaving) throw xpmemError('ERR_XPMEM_CLOSED', 'this thread is leaving the domain (its close() was called); nothing new starts through it');
     if (state === 'closed') throw xpmemError('ERR_XPMEM_CLOSED', 'the domain was closed; nothing can be done through it any more');
     if (state === 'reaped') throw xpmemError('ERR_XPMEM_SPACE_DEAD', `space ${idOf(this.layout.spaces, this.slot, this.gen)} was reaped; join again`);
   }
@@ -138,11 +138,19 @@ export class Mm implements Waiting, Invalidator {
     return runSync(this, g);
   }
 
-  /** Runs a protocol generator without blocking the event loop, counted as in flight for drain(). May sleep. */
-  async runAsync<T>(g: Waits<T>): Promise<T> {
+  /** Runs a protocol generator without blocking the event loop. May sleep. */
+  runAsync<T>(g: Waits<T>): Promise<T> {
+    return runAsync(this, g);
+  }
+
+  /**
+   * Counts `call`, an async call of this thread's user begun just now, as in flight until it
+   * settles: an opener's close() leaves only when none is (drain()). Never sleeps itself.
+   */
+  async inFlight<T>(call: Promise<T>): Promise<T> {
     this.#running++;
     try {
-      return await runAsync(this, g);
+      return await call;
     } finally {
       this.#running--;
       this.#ended?.();
@@ -158,20 +166,16 @@ export class Mm implements Waiting, Invalidator {
   }
 
   /**
-   * An opener's close(): from now on nothing new starts through this membership (calls fail
-   * with ERR_XPMEM_CLOSED); resolves with what is still in flight once this thread's protocol
-   * runs and sections ended (nothing), or at `deadline` (performance.now() ms), when new calls are
-   * let in again. Reap steps this thread runs (workers/reap.ts) are not counted. Waits without
-   * blocking the event loop.
+   * An opener's close(): waits for an instant when no call of this thread is in flight (none
+   * counted by inFlight(), no section held), and from that instant on lets nothing new start
+   * through this membership (calls fail with ERR_XPMEM_CLOSED); or, past `deadline`
+   * (performance.now() ms), resolves with what is still in flight, having changed nothing.
+   * Calls begun meanwhile are let in, and waited for too. Waits without blocking the event loop.
    */
-  async drain(deadline: number): Promise<{ runs: number; sections: number } | undefined> {
-    this.#draining = true;
+  async drain(deadline: number): Promise<{ calls: number; sections: number } | undefined> {
     while (this.#running > 0 || this.holding > 0) {
       const left = deadline - performance.now();
-      if (left <= 0) {
-        this.#draining = false;
-        return { runs: this.#running, sections: this.holding };
-      }
+      if (left <= 0) return { calls: this.#running, sections: this.holding };
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.#ended = () => {
@@ -181,6 +185,7 @@ export class Mm implements Waiting, Invalidator {
       });
       this.#ended = undefined;
     }
+    this.#leaving = true;
     return undefined;
   }
 }

@@ -20,8 +20,7 @@ import type { ReapMessage, SlowMessage } from '../src/diagnostics.js';
 import { agents, bounded, expectCode, Gates, noneInFlight, numbered, removeShmFiles, segSlot, spaceSlot, until } from './helpers.js';
 import {
   H_JOINER_START,
-  H_JOINER_TID,
-  H_JOINER_TSTART,
+  H_JOINER_THREAD,
   H_MAGIC,
   H_MUTEX,
   H_MUTEX_WAITERS,
@@ -32,6 +31,7 @@ import {
   SP_STATE,
   SP_TID,
   SP_TRACED,
+  SP_TSTART,
   SPACE_DEAD,
   capacitiesOf,
   layoutFor,
@@ -586,14 +586,24 @@ describe('shared domains: processes', () => {
       // A thread of process `pid` joining, as joinerOf() names it, holding the mutex with each start published: one that died, the sleep, none yet.
       const joiner = -(2 + (pid & 0x3fffff) * 256);
       Atomics.store(words, H_MUTEX, joiner);
-      for (const f of [H_JOINER_TID, H_JOINER_TSTART]) Atomics.store(words, f, 0); // the sleep's main thread
+      Atomics.store(words, H_JOINER_THREAD, 0); // the sleep's main thread
       const verdicts = [start - 1, start, 0].map((published) => {
         Atomics.store(words, H_JOINER_START, published);
         return holderDied(words, layout, joiner);
       });
-      Atomics.store(words, H_JOINER_START, 0);
-      Atomics.store(words, H_MUTEX, 0);
       expect(verdicts).toEqual([true, false, false]);
+      // A worker of this process joining, holding the mutex with its thread published in one word (its tid, its start's low 9 bits): the worker that runs, a tid no thread has, the worker's tid with another start.
+      const base = slotBase(layout.spaces, spaceSlot(d, spaces[0]!));
+      const [tid, tstart] = [Atomics.load(words, base + SP_TID), Atomics.load(words, base + SP_TSTART)];
+      const mine = joinerOf(workers[0]!.threadId, true);
+      Atomics.store(words, H_MUTEX, mine);
+      Atomics.store(words, H_JOINER_START, thisProcess().start);
+      const threads = [(tid << 9) | (tstart & 511), 0x3fffff << 9, (tid << 9) | ((tstart + 1) & 511)].map((thread) => {
+        Atomics.store(words, H_JOINER_THREAD, thread);
+        return holderDied(words, layout, mine);
+      });
+      for (const f of [H_JOINER_START, H_JOINER_THREAD, H_MUTEX]) Atomics.store(words, f, 0);
+      expect(threads).toEqual([false, true, true]);
     } finally {
       other.kill('SIGKILL');
     }
@@ -776,6 +786,18 @@ describe('shared domains: processes', () => {
     for (const child of [attacher, leaver, creator]) await child.kill();
   });
 
+  it('a join() of the domain in a thread whose close() is leaving it is ERR_XPMEM_CLOSED, not a second membership', async () => {
+    const name = fresh();
+    const creator = await Child.start(name, true);
+    const d = await Domain.open(name);
+    const handle = d.handle();
+    const closing = d.close(); // nothing in flight: it leaves from now on
+    expect(() => joinMm(handle)).toThrow(expect.objectContaining({ code: 'ERR_XPMEM_CLOSED' }));
+    await closing;
+    expect(await creator.call('settledCheck')).toEqual([]);
+    await creator.kill();
+  });
+
   it("an opener's second close() resolves with the first, once the process has left", async () => {
     const name = fresh();
     const creator = await Child.start(name, true);
@@ -793,7 +815,7 @@ describe('shared domains: processes', () => {
     await creator.kill();
   });
 
-  it("an opener's close() lets an operation of its own thread in flight end before its space is left, and lets nothing new start meanwhile", async () => {
+  it("an opener's close() lets an operation of its own thread in flight end before its space is left, and lets nothing start once it leaves", async () => {
     const name = fresh();
     const d = await shared(name);
     const [owner, attacher] = [await Child.start(name), await Child.start(name)];
@@ -804,11 +826,44 @@ describe('shared domains: processes', () => {
     const result = owner.call('closeDuring', { segId, flag, closing });
     await gates.until(closing); // its close() was called while its migrate waits for the attacher's invalidateStart
     gates.open(gate);
-    expect(await result).toEqual({ order: ['migrated', 'closed'], made: 'ERR_XPMEM_CLOSED' });
+    expect(await result).toEqual({ order: ['migrated', 'closed'], during: 'made', after: 'ERR_XPMEM_CLOSED' }); // a call while it waits is in no one's way
     await until(() => !d.maps().some((r) => r.kind === 'segment'), 'the space it left reaped, with its segment'); // by either watcher
     await expectCode(() => attacher.call('write', { att, index: 0, value: 1 }), 'ERR_XPMEM_REMOVED');
     await finish(d);
     for (const child of [owner, attacher]) await child.kill();
+  });
+
+  it("an opener's close() lets a domain.compact() of its own thread in flight end, every move of it, before its space is left", async () => {
+    const name = fresh();
+    const creator = await Child.start(name, true);
+    const d = await Domain.open(name);
+    const attacher = await Child.start(name);
+    const [low, lower, a, b] = [0, 1, 2, 3].map(() => d.space.make(4096));
+    const [flagA, gateA, flagB, gateB] = [gates.take(), gates.take(), gates.take(), gates.take()];
+    for (const [seg, flag, gate] of [
+      [a, flagA, gateA],
+      [b, flagB, gateB],
+    ] as const) {
+      const att = await attacher.call<number>('attach', { segId: seg!.id, mode: 'ro' });
+      await attacher.call('notifier', { att, starts: gates.take(), ends: gates.take(), flag, gate });
+    }
+    low!.removeSync();
+    lower!.removeSync(); // holes below both: compact moves b, then a, each waiting for the attacher's invalidateStart
+    const compacting = d.compact();
+    await gates.until(flagB);
+    let closed = false;
+    const closing = d.close().then(() => {
+      closed = true;
+    });
+    gates.open(gateB);
+    await gates.until(flagA); // its second move waits in turn
+    await new Promise(setImmediate);
+    expect(closed).toBe(false);
+    gates.open(gateA);
+    expect(await compacting).toMatchObject({ moved: 2, skipped: 0 });
+    await closing;
+    expect(await creator.call('settledCheck')).toEqual([]);
+    for (const child of [attacher, creator]) await child.kill();
   });
 
   it("an opener's close() that its own section in flight outlasts rejects with ERR_XPMEM_TIMEOUT and changes nothing; it closes once the section ended", async () => {
@@ -821,7 +876,8 @@ describe('shared domains: processes', () => {
     const holding = child.call('holdAsync', { att, flag, gate });
     await gates.until(flag);
     await expectCode(() => child.call('close'), 'ERR_XPMEM_TIMEOUT');
-    expect(await child.call<number>('make', { bytes: 64 })).toEqual(expect.any(Number)); // still a member: new calls start again
+    expect(await child.call<number>('make', { bytes: 64 })).toEqual(expect.any(Number)); // still a member: calls go on
+    await d.settled(); // a space marked left would be reaped by now
     expect(d.maps().filter((r) => r.kind === 'attachment')).toHaveLength(1);
     gates.open(gate);
     await holding;

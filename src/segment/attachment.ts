@@ -143,14 +143,14 @@ export class Attachment {
   readAsync<T>(fn: (view: Readonly<Uint8Array>) => T | Promise<T>, opts?: WaitOptions): Promise<T>;
   readAsync<V, T>(type: ViewType<V>, fn: (view: Readonly<V>) => T | Promise<T>, opts?: WaitOptions): Promise<T>;
   readAsync(a: unknown, b?: unknown, c?: unknown): Promise<unknown> {
-    return this.#sectionAsync(false, a, b, c);
+    return this.#mm.inFlight(this.#sectionAsync(false, a, b, c));
   }
 
   /** Like write(), but waits without blocking and `fn` may await: the section lasts until it settles. */
   writeAsync<T>(fn: (view: Uint8Array) => T | Promise<T>, opts?: WaitOptions): Promise<T>;
   writeAsync<V, T>(type: ViewType<V>, fn: (view: V) => T | Promise<T>, opts?: WaitOptions): Promise<T>;
   writeAsync(a: unknown, b?: unknown, c?: unknown): Promise<unknown> {
-    return this.#sectionAsync(true, a, b, c);
+    return this.#mm.inFlight(this.#sectionAsync(true, a, b, c));
   }
 
   /**

@@ -206,7 +206,7 @@ export class Segment {
     checkWaitOptions(opts);
     const op = build();
     this.#mm.checkLive();
-    await this.#mm.runAsync(this.#run(op, this.#mm.bounds(opts, false)));
+    await this.#mm.inFlight(this.#mm.runAsync(this.#run(op, this.#mm.bounds(opts, false))));
   }
 
   #sync(build: () => Operation, opts: WaitOptions | undefined): void {

@@ -61,7 +61,7 @@ export class Space {
     const attempt = this.#maker(bytes, opts);
     const mm = this.#mm;
     const bounds = mm.bounds(opts, false);
-    const made = await mm.runAsync(reclaiming(mm, -1, bounds, () => transaction(mm, bounds, bounds.deadline, attempt)));
+    const made = await mm.inFlight(mm.runAsync(reclaiming(mm, -1, bounds, () => transaction(mm, bounds, bounds.deadline, attempt))));
     return new Segment(mm, made, opts.name ?? '');
   }
 

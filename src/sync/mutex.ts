@@ -12,7 +12,7 @@
  * absolute, so replaying twice is harmless). A function that throws inside `transact` leaves
  * the control block exactly as it was: this is how a failed call leaves the domain unchanged.
  */
-import { H_JOINER_START, H_JOINER_TID, H_JOINER_TSTART, H_JOURNAL_LEN, H_MUTEX, H_MUTEX_WAITERS, blame, type Layout } from '../layout.js';
+import { H_JOINER_START, H_JOINER_THREAD, H_JOURNAL_LEN, H_MUTEX, H_MUTEX_WAITERS, blame, type Layout } from '../layout.js';
 import { blamed, xpmemError } from '../errors.js';
 import { acrossProcesses, deadlineIn, notify, remaining, wait } from './futex.js';
 import { holderDied, joiningThread } from './robust.js';
@@ -178,9 +178,8 @@ function lock(cb: Int32Array, layout: Layout, self: number, deadlineMs: number):
     const holder = Atomics.compareExchange(cb, H_MUTEX, 0, mine);
     if (holder === 0) {
       if (joiner !== undefined) {
-        Atomics.store(cb, H_JOINER_TID, joiner.tid);
-        Atomics.store(cb, H_JOINER_TSTART, joiner.tstart);
-        Atomics.store(cb, H_JOINER_START, joiner.start); // last: it vouches for the two above
+        Atomics.store(cb, H_JOINER_THREAD, joiner.thread);
+        Atomics.store(cb, H_JOINER_START, joiner.start); // last: it vouches for the thread
       }
       return;
     }
@@ -234,11 +233,17 @@ export function sleeping(cb: Int32Array, delta: 1 | -1): void {
   Atomics.add(cb, H_MUTEX_WAITERS, delta);
 }
 
-/** Releases the mutex (a joiner's published start first). Never sleeps; wakes mutex sleepers. */
+/** Releases the mutex (what a joiner published first). Never sleeps; wakes mutex sleepers. */
 export function unlock(cb: Int32Array): void {
-  if (cb[H_JOINER_START] !== 0) Atomics.store(cb, H_JOINER_START, 0);
+  if (cb[H_JOINER_START] !== 0) unpublish(cb);
   Atomics.store(cb, H_MUTEX, 0);
   if (Atomics.load(cb, H_MUTEX_WAITERS) > 0) notify(cb, H_MUTEX);
+}
+
+/** Clears what a joiner published with its hold: its start first (a thread read without it counts for nothing). Never sleeps. */
+function unpublish(cb: Int32Array): void {
+  Atomics.store(cb, H_JOINER_START, 0);
+  Atomics.store(cb, H_JOINER_THREAD, 0);
 }
 
 /**
@@ -248,6 +253,9 @@ export function unlock(cb: Int32Array): void {
  */
 export function seize(cb: Int32Array, layout: Layout, dead: number, self: number): boolean {
   const held = dead >= 0 ? dead + 1 : dead;
+  // A dead joiner's start and thread go first: read with a joiner's identity that seized, they
+  // would say it died. Meanwhile the dead joiner is judged by its pid alone.
+  if (dead < 0) unpublish(cb);
   if (Atomics.compareExchange(cb, H_MUTEX, held, self >= 0 ? self + 1 : self) !== held) return false;
   recover(cb, layout);
   unlock(cb);

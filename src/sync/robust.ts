@@ -7,7 +7,7 @@
  * joined. A zombie (killed, not yet waited for by its parent) counts as dead: it runs no more
  * code. Every function here runs in the calling thread and never sleeps.
  */
-import { H_JOINER_START, H_JOINER_TID, H_JOINER_TSTART, H_MUTEX, SP_PID, SP_PSTART, SP_TID, SP_TSTART, slotBase, type Layout } from '../layout.js';
+import { H_JOINER_START, H_JOINER_THREAD, H_MUTEX, SP_PID, SP_PSTART, SP_TID, SP_TSTART, slotBase, type Layout } from '../layout.js';
 import { isMainThread } from 'node:worker_threads';
 import { native } from './native.js';
 
@@ -73,9 +73,29 @@ export function thisThread(main: boolean): KernelThread {
   return thread;
 }
 
-/** What a thread joining a shared domain publishes while it holds the mutex: its process's start time, and its kernel thread (thisThread). */
-export function joiningThread(): KernelThread & { readonly start: number } {
-  return { start: thisProcess().start, ...thisThread(isMainThread) };
+/** The low bits of a thread's start time a joiner publishes beside its tid, in one word. */
+const JOINER_TSTART_BITS = 9;
+const JOINER_TSTART_MASK = (1 << JOINER_TSTART_BITS) - 1;
+
+/**
+ * What a thread joining a shared domain publishes while it holds the mutex: its process's start
+ * time, and its kernel thread (thisThread) in one word, its tid and its start time's low 9 bits
+ * (0 for a main thread): one word, so a reader never pairs one joiner's tid with another's start.
+ */
+export function joiningThread(): { readonly start: number; readonly thread: number } {
+  const { tid, tstart } = thisThread(isMainThread);
+  return { start: thisProcess().start, thread: tid === 0 ? 0 : (tid << JOINER_TSTART_BITS) | (tstart & JOINER_TSTART_MASK) };
+}
+
+/**
+ * True while the joining thread `thread` (a word of joiningThread()) of process `pid` may run:
+ * always a main thread; else its tid runs with a start time whose low bits match (a thread that
+ * reused the tid matches one time in 512, and then counts as running).
+ */
+function joinerRuns(pid: number, thread: number): boolean {
+  if (thread === 0) return true;
+  const stat = statOf(`${pid}/task/${thread >>> JOINER_TSTART_BITS}`);
+  return runs(stat) && (stat!.start & JOINER_TSTART_MASK) === (thread & JOINER_TSTART_MASK);
 }
 
 /** True while worker thread `who` of process `pid` runs (tid 0: a main thread, which runs while its process does). */
@@ -127,8 +147,8 @@ export function holderDied(words: Int32Array, layout: Layout, holder: number): b
   }
   const pid = joinerProcess(holder);
   const start = Atomics.load(words, H_JOINER_START); // first: when published, the thread below is this joiner's
-  const thread = { tid: Atomics.load(words, H_JOINER_TID), tstart: Atomics.load(words, H_JOINER_TSTART) };
+  const thread = Atomics.load(words, H_JOINER_THREAD);
   if (Atomics.load(words, H_MUTEX) !== holder) return false; // another holding since: look again
   if (start === 0) return pid !== (process.pid & 0x3fffff) && !pidRuns(pid);
-  return (!ofThisProcess(pid, start) && !alive({ pid, start })) || !threadRuns(pid, thread);
+  return (!ofThisProcess(pid, start) && !alive({ pid, start })) || !joinerRuns(pid, thread);
 }

@@ -144,7 +144,7 @@ export class Recorder {
 
   /** Stops answering (the space left its domain): what it holds is sent first. */
   close(): void {
-    this.#send();
+    this.#sendOnItsWay();
     this.#channel?.close();
     this.#channel = undefined;
     this.#session = 0;
@@ -194,19 +194,33 @@ export class Recorder {
    * process's hand-over. A piece that cannot be written is a warning.
    */
   #exiting(): void {
-    if (this.#file === undefined || Atomics.load(this.#words, H_TRACE_COLLECTOR) === process.pid) {
-      // On its way: the collector waits for it though this space is gone by the time it looks.
-      if (this.#send()) Atomics.store(this.#words, this.#tracedAt, -this.#session);
+    const file = this.#file;
+    if (file === undefined || this.#collectedHere()) {
+      this.#sendOnItsWay();
       return;
     }
     const flush = this.take(this.#session);
     if (flush === undefined) return;
     const name = flush.name ?? `worker ${threadId}`;
     try {
-      writeHandOver(pieceFile(this.#file, flush.session, process.pid, threadId), { pid: process.pid, tid: threadId, name, flushes: [{ ...flush, name }], silent: [] });
+      writeHandOver(pieceFile(file, flush.session, process.pid, threadId), { pid: process.pid, tid: threadId, name, flushes: [{ ...flush, name }], silent: [] });
     } catch (error) {
       process.emitWarning(`xpmem-threads: could not hand trace events over: ${(error as Error).message}`, 'XpmemTraceWarning');
     }
+  }
+
+  /**
+   * Sends what this space holds as its thread leaves, and, when the collector is in this process
+   * (its channel hears it), marks it on its way (SP_TRACED negated): the collector waits for it
+   * though the space is gone by the time it looks.
+   */
+  #sendOnItsWay(): void {
+    if (this.#send() && this.#collectedHere()) Atomics.store(this.#words, this.#tracedAt, -this.#session);
+  }
+
+  /** True when the trace's collector runs in this process: always for threads only. */
+  #collectedHere(): boolean {
+    return this.#file === undefined || Atomics.load(this.#words, H_TRACE_COLLECTOR) === process.pid;
   }
 
   /** Sends what this space holds of its trace to the collector (it may be another thread); false when it held nothing. */

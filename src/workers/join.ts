@@ -64,7 +64,8 @@ export function joinMm(handle: DomainHandle): { mm: Mm; space: Space } {
     try {
       known.mm.checkLive();
       return known;
-    } catch {
+    } catch (error) {
+      if (known.mm.state() === 'live') throw error; // leaving (its close() runs): not joined again under it
       joined.delete(cb.id);
     }
   }

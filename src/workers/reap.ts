@@ -61,7 +61,6 @@ import { ringAll, wakeSegmentWaiters } from '../sync/doorbell.js';
 import { writeEnd } from '../sync/seqcount.js';
 import { ENDED, STARTED, TARGETS, ack, endRecord, hasBit, tellTargets, targetsOfRecord } from '../notifier/record.js';
 import { invalidate, transacted } from '../notifier/invalidate.js';
-import { runAsync } from '../notifier/wait.js';
 import type { Tx } from '../sync/mutex.js';
 import { ofThisProcess, type KernelThread } from '../sync/robust.js';
 import { removal } from '../vm/operations.js';
@@ -158,7 +157,7 @@ export async function reap(me: Mm, deadSpace: DeadSpace, stalled: (error: XpmemE
   const dead = deadSpace.slot;
   const { space, threadId, pid } = blame(words, layout, dead);
   // Waits for the mutex without blocking: another dead holder is seized by its own reap, on this thread.
-  const transact = <T>(fn: (tx: Tx) => T): Promise<T> => runAsync(me, transacted(me, me.bounds(undefined, false), undefined, fn));
+  const transact = <T>(fn: (tx: Tx) => T): Promise<T> => me.runAsync(transacted(me, me.bounds(undefined, false), undefined, fn));
   for (let found = deadSpace; ; found = asFoundNow(words, layout, deadSpace)) {
     if (!claim(words, layout, found, me.slot)) return 0;
     if (stopNow(me, dead)) break;
@@ -268,7 +267,7 @@ async function release(me: Mm, ref: { slot: number; gen: number; id: number }, s
   for (;;) {
     if (signal?.aborted) return false;
     try {
-      await runAsync(me, invalidate(me, removal(me.cb, me.slot, ref, 'release'), me.bounds({ signal }, false)));
+      await me.runAsync(invalidate(me, removal(me.cb, me.slot, ref, 'release'), me.bounds({ signal }, false)));
       return true;
     } catch (error) {
       const code = (error as { code?: string }).code;
