@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { agents, BOUND, bounded, domain, expectCode, Gates, noneInFlight, teardown } from './helpers.js';
 import { joinMm } from '../src/workers/join.js';
 import { reap, spaceNow } from '../src/workers/reap.js';
+import { reapMidway } from './fixtures/reap-midway.js';
 import { SP_REAPER, SP_STATE, SPACE_DEAD, SPACE_FREE, SPACE_LIVE, slotBase } from '../src/layout.js';
 
 describe('reaping dead spaces', () => {
@@ -62,17 +63,12 @@ describe('reaping dead spaces', () => {
     const d = await domain();
     const [agent] = await agents(d, new Gates(), 1);
     const { mm } = joinMm(d.handle());
-    const { words, layout, cb } = mm;
+    const { words, layout } = mm;
     const slot = ((await agent!.call('space')) as number) % layout.spaces.capacity;
-    const found = spaceNow(words, layout, slot);
-    const transact = cb.transact;
-    let calls = 0;
-    cb.transact = function (this: typeof cb, ...args: Parameters<typeof transact>) {
-      if (++calls === 2) throw new Error('dropping its users failed'); // the transaction after the stop steps' one
-      return transact.apply(this, args);
-    } as typeof transact;
-    await expect(reap(mm, found, () => {})).rejects.toThrow('dropping its users failed');
-    cb.transact = transact;
+    const failing = (): never => {
+      throw new Error('dropping its users failed');
+    };
+    await expect(reapMidway(mm, spaceNow(words, layout, slot), failing)).rejects.toThrow('dropping its users failed');
     const base = slotBase(layout.spaces, slot);
     expect([Atomics.load(words, base + SP_STATE), Atomics.load(words, base + SP_REAPER)]).toEqual([SPACE_DEAD, 0]);
     expect(await reap(mm, spaceNow(words, layout, slot), () => {})).toBe(0); // it owned no segment

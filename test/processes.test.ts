@@ -13,7 +13,8 @@ import { holderDied, joinerOf } from '../src/sync/robust.js';
 import { threadId } from 'node:worker_threads';
 import { departed } from '../src/workers/process.js';
 import { joinMm } from '../src/workers/join.js';
-import { reap, spaceNow } from '../src/workers/reap.js';
+import { spaceNow } from '../src/workers/reap.js';
+import { reapMidway } from './fixtures/reap-midway.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Domain, type Segment, type Tracing } from '../src/index.js';
 import type { ReapMessage, SlowMessage } from '../src/diagnostics.js';
@@ -702,17 +703,12 @@ describe('shared domains: processes', () => {
     const segId = await doomed.call<number>('make', { bytes: 4096 });
     const mine = d.space.get(segId, 'ro').attach();
     const { mm } = joinMm(d.handle());
-    const { cb, words, layout } = mm;
+    const { words, layout } = mm;
     const base = slotBase(layout.spaces, spaceSlot(d, doomed.space));
-    const transact = cb.transact;
-    let calls = 0;
-    cb.transact = function (this: typeof cb, ...args: Parameters<typeof transact>) {
-      if (++calls === 2) throw new Error('dropping its users failed'); // the transaction after the first steps' one
-      return transact.apply(this, args);
-    } as typeof transact;
-    // White box: reaped as if its process had died.
-    await expect(reap(mm, spaceNow(words, layout, spaceSlot(d, doomed.space)), () => {})).rejects.toThrow('dropping its users failed');
-    cb.transact = transact;
+    const failing = (): never => {
+      throw new Error('dropping its users failed');
+    };
+    await expect(reapMidway(mm, spaceNow(words, layout, spaceSlot(d, doomed.space)), failing)).rejects.toThrow('dropping its users failed');
     expect([Atomics.load(words, base + SP_STATE), Atomics.load(words, base + SP_REAPER)]).toEqual([SPACE_DEAD, 0]);
     await until(() => d.maps().every((r) => r.space === d.space.id), 'a watcher to resume the reap'); // this process's or the doomed one's
     await expectCode(() => mine.read(() => {}), 'ERR_XPMEM_REMOVED');
