@@ -140,6 +140,8 @@ export class Domain {
   readonly #leaving = new AbortController();
   /** The first close()'s promise, which every later call returns. */
   #closing: Promise<void> | undefined;
+  /** Set once an opener's close() marked this thread's space as left. */
+  #left = false;
 
   private constructor(cb: ControlBlock, mm: Mm, space: Space, ownSwapDir: boolean, shared?: { path: string; creator: boolean; ino?: number }) {
     this.#cb = cb;
@@ -368,20 +370,30 @@ export class Domain {
     return inspected('Domain', { id: this.#cb.id, arenaBytes, state }, depth, options);
   }
 
-  /** Runs the invariant checker over the whole control block. */
+  /** Runs the invariant checker over the whole control block. ERR_XPMEM_CLOSED once this process left the domain. */
   check(): CheckReport {
-    return checkControlBlock(this.#cb, this.#mm.slot);
+    return checkControlBlock(this.#cb, this.#self());
   }
 
-  /** Counters: memory, swap, faults, reclaims, invalidations, waits. May sleep briefly on the mutex. */
+  /** Counters: memory, swap, faults, reclaims, invalidations, waits. May sleep briefly on the mutex. ERR_XPMEM_CLOSED once this process left the domain. */
   stats(): DomainStats {
-    return statsOf(this.#cb, this.#mm.slot);
+    return statsOf(this.#cb, this.#self());
   }
 
-  /** A /proc/pid/maps-like list: every segment and attachment, or those of one space. May sleep briefly. */
+  /** A /proc/pid/maps-like list: every segment and attachment, or those of one space. May sleep briefly. ERR_XPMEM_CLOSED once this process left the domain. */
   maps(spaceId?: number): MapRow[] {
     if (spaceId !== undefined) checkIndex('spaceId', spaceId, 0, Number.MAX_SAFE_INTEGER);
-    return mapsOf(this.#cb, this.#mm.slot, spaceId);
+    return mapsOf(this.#cb, this.#self(), spaceId);
+  }
+
+  /**
+   * This thread's space, as the mutex's holder; ERR_XPMEM_CLOSED once this process left the
+   * shared domain (an opener's close()): other processes reap that space meanwhile, and one that
+   * saw it hold the mutex would take it away mid-transaction.
+   */
+  #self(): number {
+    if (this.#left) throw xpmemError('ERR_XPMEM_CLOSED', 'this process left the domain (its close()); open it again to look at it');
+    return this.#mm.slot;
   }
 
   /** maps() as a text table a person can read. */
@@ -489,6 +501,7 @@ export class Domain {
     if (Atomics.load(words, H_CLOSED) === 0) {
       try {
         this.#cb.transact(this.#mm.slot, (tx) => markLeft(tx, layout, process.pid, threadId));
+        this.#left = true;
       } catch (error) {
         this.#closing = undefined; // the mutex held past the deadline: a later close() marks it left
         throw error;

@@ -62,9 +62,10 @@ export const H_SLOW_MS = H_TRACE_EVENTS + 1; // slowMs: how long an operation wa
 export const H_FRESH_UNITS = H_SLOW_MS + 1; // [atomic] arena units from here on were never handed out: still zero (raised, under the mutex, before a block past it is written)
 export const H_TRACE_COLLECTOR = H_FRESH_UNITS + 1; // [atomic] the pid of the process whose trace() made the last trace: its processes hand none over (trace/session.ts)
 export const H_TRACE_STOP_MS = H_TRACE_COLLECTOR + 1; // [atomic] the deadline its stop() gave, in ms: how long the other processes gather theirs
-export const H_JOINER_START = H_TRACE_STOP_MS + 1; // [atomic] the start time of the process of the joining thread that holds the mutex (mutex.ts lock), 0 = none published; stored after the word below, which it vouches for
+export const H_JOINER_START = H_TRACE_STOP_MS + 1; // [atomic] the start time of the process of the joining thread that holds the mutex (mutex.ts lock), 0 = none published
 export const H_JOINER_THREAD = H_JOINER_START + 1; // [atomic] that thread's kernel thread in one word (robust.ts joiningThread), 0 = a main thread
-export const HEADER_WORDS = H_JOINER_THREAD + 1;
+export const H_JOINER_OWNER = H_JOINER_THREAD + 1; // [atomic] the mutex identity whose the two above are, stored after them; 0 = none (cleared first)
+export const HEADER_WORDS = H_JOINER_OWNER + 1;
 
 // ---- space table: one per joined thread (an mm_struct) ---------------------------------
 export const SP_STATE = 0; // [tx] FREE / LIVE / DEAD

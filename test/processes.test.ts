@@ -13,6 +13,8 @@ import { holderDied, joinerOf } from '../src/sync/robust.js';
 import { threadId } from 'node:worker_threads';
 import { departed } from '../src/workers/process.js';
 import { joinMm } from '../src/workers/join.js';
+import { ControlBlock } from '../src/control/control.js';
+import { seize } from '../src/sync/mutex.js';
 import { spaceNow } from '../src/workers/reap.js';
 import { reapMidway } from './fixtures/reap-midway.js';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -20,6 +22,7 @@ import { Domain, type Segment, type Tracing } from '../src/index.js';
 import type { ReapMessage, SlowMessage } from '../src/diagnostics.js';
 import { agents, bounded, expectCode, Gates, noneInFlight, numbered, removeShmFiles, segSlot, spaceSlot, until } from './helpers.js';
 import {
+  H_JOINER_OWNER,
   H_JOINER_START,
   H_JOINER_THREAD,
   H_MAGIC,
@@ -588,6 +591,7 @@ describe('shared domains: processes', () => {
       const joiner = -(2 + (pid & 0x3fffff) * 256);
       Atomics.store(words, H_MUTEX, joiner);
       Atomics.store(words, H_JOINER_THREAD, 0); // the sleep's main thread
+      Atomics.store(words, H_JOINER_OWNER, joiner);
       const verdicts = [start - 1, start, 0].map((published) => {
         Atomics.store(words, H_JOINER_START, published);
         return holderDied(words, layout, joiner);
@@ -598,13 +602,23 @@ describe('shared domains: processes', () => {
       const [tid, tstart] = [Atomics.load(words, base + SP_TID), Atomics.load(words, base + SP_TSTART)];
       const mine = joinerOf(workers[0]!.threadId, true);
       Atomics.store(words, H_MUTEX, mine);
+      Atomics.store(words, H_JOINER_OWNER, mine);
       Atomics.store(words, H_JOINER_START, thisProcess().start);
       const threads = [(tid << 9) | (tstart & 511), 0x3fffff << 9, (tid << 9) | ((tstart + 1) & 511)].map((thread) => {
         Atomics.store(words, H_JOINER_THREAD, thread);
         return holderDied(words, layout, mine);
       });
-      for (const f of [H_JOINER_START, H_JOINER_THREAD, H_MUTEX]) Atomics.store(words, f, 0);
-      expect(threads).toEqual([false, true, true]);
+      // What the joiner published says nothing of another holder with its pid, one that seized the mutex from it: judged by its pid alone, it runs.
+      Atomics.store(words, H_MUTEX, joinerOf(workers[1]!.threadId, true));
+      threads.push(holderDied(words, layout, joinerOf(workers[1]!.threadId, true)));
+      // A seize of a holder that is gone already fails, and leaves what the holder now published as it was.
+      Atomics.store(words, H_MUTEX, mine);
+      const published = (): number[] => [H_JOINER_OWNER, H_JOINER_START, H_JOINER_THREAD].map((f) => Atomics.load(words, f));
+      const before = published();
+      expect(seize(words, layout, joinerOf(workers[1]!.threadId, true), spaceSlot(d, d.space.id))).toBe(false);
+      expect(published()).toEqual(before);
+      for (const f of [H_JOINER_OWNER, H_JOINER_START, H_JOINER_THREAD, H_MUTEX]) Atomics.store(words, f, 0);
+      expect(threads).toEqual([false, true, true, false]);
     } finally {
       other.kill('SIGKILL');
     }
@@ -791,6 +805,68 @@ describe('shared domains: processes', () => {
     expect(() => joinMm(handle)).toThrow(expect.objectContaining({ code: 'ERR_XPMEM_CLOSED' }));
     await closing;
     expect(await creator.call('settledCheck')).toEqual([]);
+    await creator.kill();
+  });
+
+  it('a Domain whose process left the domain takes the mutex as its space no more: detach, release and unregister are no-ops, maps(), stats() and check() ERR_XPMEM_CLOSED', async () => {
+    const name = fresh();
+    const creator = await Child.start(name, true);
+    const d = await Domain.open(name);
+    const segId = await creator.call<number>('make', { bytes: 4096 });
+    const access = d.space.get(segId, 'ro');
+    const att = access.attach();
+    const notifier = att.notifier({ invalidateStart() {} });
+    await d.close(); // other processes reap its space from now on: a mutex held as that space is taken away mid-transaction
+    const transact = ControlBlock.prototype.transact;
+    let taken = 0;
+    ControlBlock.prototype.transact = function (this: ControlBlock, ...args: Parameters<typeof transact>) {
+      taken++;
+      return transact.apply(this, args);
+    } as typeof transact;
+    try {
+      att.detach();
+      access.release();
+      await notifier.unregister();
+      for (const look of [() => d.maps(), () => d.stats(), () => d.check()]) expect(look).toThrow(expect.objectContaining({ code: 'ERR_XPMEM_CLOSED' }));
+    } finally {
+      ControlBlock.prototype.transact = transact;
+    }
+    expect(taken).toBe(0);
+    expect(await creator.call('settledCheck')).toEqual([]);
+    await creator.kill();
+  });
+
+  it('an async invalidateStart still pending when its process left the domain writes nothing of its slot or its record when it settles: their reaper acked for it', async () => {
+    const name = fresh();
+    const creator = await Child.start(name, true);
+    const d = await Domain.open(name);
+    const words = new Int32Array(d.handle().control);
+    const layout = layoutFor(capacitiesOf(words));
+    const segId = await creator.call<number>('make', { bytes: 4096 });
+    const slot = spaceSlot(d, d.space.id);
+    let settle!: () => void;
+    let started = false;
+    d.space
+      .get(segId, 'ro')
+      .attach()
+      .notifier({
+        invalidateStart: () => {
+          started = true;
+          return new Promise<void>((resolve) => (settle = resolve));
+        },
+      });
+    const migrated = creator.call('migrate', { segId });
+    await until(() => started, 'its invalidateStart to run');
+    await d.close(); // its callback's promise is no call of it: it leaves, and the creator reaps it, acking the start for it
+    await migrated;
+    expect(await creator.call('settledCheck')).toEqual([]);
+    const { base, stride, capacity } = layout.invalidations;
+    const watched = (): number[] => [...words.subarray(slotBase(layout.spaces, slot), slotBase(layout.spaces, slot) + SP_HELD), ...words.subarray(base, base + stride * capacity)];
+    const before = watched();
+    settle();
+    await new Promise(setImmediate);
+    await new Promise(setImmediate);
+    expect(watched()).toEqual(before);
     await creator.kill();
   });
 

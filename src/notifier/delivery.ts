@@ -300,6 +300,9 @@ export class Delivery {
     f.pending = true;
     void Promise.all(promises).then(() => {
       f.pending = false;
+      // Stopped meanwhile (the space left or was reaped): its slot, and the record, may be
+      // another's by now; their reaper acked for it.
+      if (this.#inflight.get(r) !== f) return;
       settled(this.#words, busy);
       if (span !== undefined) this.#trace.settled(span);
       done();

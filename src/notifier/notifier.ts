@@ -24,6 +24,8 @@ export interface Registrar {
   readonly delivery: Delivery;
   /** Throws ERR_XPMEM_CLOSED / ERR_XPMEM_SPACE_DEAD when the membership is over. */
   checkLive(): void;
+  /** What the membership is now: 'live', or over ('closed', 'reaped'). */
+  state(): 'live' | 'closed' | 'reaped';
 }
 
 const CALLBACKS = ['invalidateStart', 'invalidateEnd', 'release', 'referenced'] as const;
@@ -91,11 +93,15 @@ export class Notifier {
     const { cb } = this.#mm;
     const base = slotBase(cb.layout.notifiers, this.#local.slot);
     try {
-      cb.transact(this.#mm.slot, (tx) => {
-        if (tx.get(base + NT_STATE) === 0 || tx.get(base + NT_GEN) !== this.#gen) return; // dropped with its attachment
-        for (const at of this.#counts) tx.set(at, tx.get(at) - 1);
-        freeSlot(tx, cb.notifierList, this.#local.slot);
-      });
+      // Once the membership is over, the domain's close or the space's reap drops it: a space that
+      // left a shared domain must not take the mutex as itself while another process reaps it.
+      if (this.#mm.state() === 'live') {
+        cb.transact(this.#mm.slot, (tx) => {
+          if (tx.get(base + NT_STATE) === 0 || tx.get(base + NT_GEN) !== this.#gen) return; // dropped with its attachment
+          for (const at of this.#counts) tx.set(at, tx.get(at) - 1);
+          freeSlot(tx, cb.notifierList, this.#local.slot);
+        });
+      }
     } catch (error) {
       if ((error as { code?: string }).code !== 'ERR_XPMEM_CLOSED') throw error;
     }

@@ -208,15 +208,21 @@ function attachmentLive(tx: Tx, cb: ControlBlock, a: AttachmentSlot): boolean {
   return tx.get(base + AT_STATE) !== 0 && tx.get(base + AT_GEN) === a.gen;
 }
 
-/** detach: drops attachment `a` (a no-op if its segment's removal already dropped it). */
+/**
+ * detach: drops attachment `a` (a no-op if its segment's removal already dropped it, or once
+ * this membership is over: the domain's close or this space's reap drops it, and a space that
+ * left a shared domain must not take the mutex as itself while another process reaps it).
+ */
 export function detachAttachment(mm: Mm, a: AttachmentSlot): void {
+  if (mm.state() !== 'live') return;
   mm.cb.transact(mm.slot, (tx) => {
     if (attachmentLive(tx, mm.cb, a)) unlinkAttachment(tx, mm.cb, a.slot);
   });
 }
 
-/** release: drops grant `g` (its attachments must be detached first by the caller). */
+/** release: drops grant `g` (its attachments must be detached first by the caller); a no-op once this membership is over, as detach. */
 export function releaseGrant(mm: Mm, g: GrantSlot): void {
+  if (mm.state() !== 'live') return;
   mm.cb.transact(mm.slot, (tx) => {
     if (grantLive(tx, mm.cb, g)) unlinkGrant(tx, mm.cb, g.slot);
   });

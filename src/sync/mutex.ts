@@ -12,7 +12,7 @@
  * absolute, so replaying twice is harmless). A function that throws inside `transact` leaves
  * the control block exactly as it was: this is how a failed call leaves the domain unchanged.
  */
-import { H_JOINER_START, H_JOINER_THREAD, H_JOURNAL_LEN, H_MUTEX, H_MUTEX_WAITERS, blame, type Layout } from '../layout.js';
+import { H_JOINER_OWNER, H_JOINER_START, H_JOINER_THREAD, H_JOURNAL_LEN, H_MUTEX, H_MUTEX_WAITERS, blame, type Layout } from '../layout.js';
 import { blamed, xpmemError } from '../errors.js';
 import { acrossProcesses, deadlineIn, notify, remaining, wait } from './futex.js';
 import { holderDied, joiningThread } from './robust.js';
@@ -164,11 +164,12 @@ function recover(cb: Int32Array, layout: Layout): void {
  * robust.ts joinerOf). May sleep (synchronously, on the mutex word) for `deadlineMs`, counted
  * from when it stops spinning (an uncontended lock never reads the clock); throws
  * ERR_XPMEM_TIMEOUT naming the holder when it passes. A joiner of a shared domain publishes its
- * process's start time and its kernel thread once it holds the mutex: its identity names its
- * pid only, which the kernel may hand to another process once it died, and a worker that ends
- * holding it leaves its process running (robust.ts holderDied). Both are worked out before the
- * mutex is taken and stored with no call in between: worker.terminate() stops a thread only
- * where a function is entered or a loop turns, so it cannot end one between the two.
+ * process's start time and its kernel thread once it holds the mutex, then its identity as their
+ * owner: its identity names its pid only, which the kernel may hand to another process once it
+ * died, and a worker that ends holding it leaves its process running (robust.ts holderDied).
+ * They are worked out before the mutex is taken and stored with no call in between:
+ * worker.terminate() stops a thread only where a function is entered or a loop turns, so it
+ * cannot end one between the two.
  */
 function lock(cb: Int32Array, layout: Layout, self: number, deadlineMs: number): void {
   const mine = self >= 0 ? self + 1 : self;
@@ -179,7 +180,8 @@ function lock(cb: Int32Array, layout: Layout, self: number, deadlineMs: number):
     if (holder === 0) {
       if (joiner !== undefined) {
         Atomics.store(cb, H_JOINER_THREAD, joiner.thread);
-        Atomics.store(cb, H_JOINER_START, joiner.start); // last: it vouches for the thread
+        Atomics.store(cb, H_JOINER_START, joiner.start);
+        Atomics.store(cb, H_JOINER_OWNER, mine); // last: the two above are this holding's
       }
       return;
     }
@@ -235,13 +237,18 @@ export function sleeping(cb: Int32Array, delta: 1 | -1): void {
 
 /** Releases the mutex (what a joiner published first). Never sleeps; wakes mutex sleepers. */
 export function unlock(cb: Int32Array): void {
-  if (cb[H_JOINER_START] !== 0) unpublish(cb);
+  if (cb[H_JOINER_OWNER] !== 0) unpublish(cb);
   Atomics.store(cb, H_MUTEX, 0);
   if (Atomics.load(cb, H_MUTEX_WAITERS) > 0) notify(cb, H_MUTEX);
 }
 
-/** Clears what a joiner published with its hold: its start first (a thread read without it counts for nothing). Never sleeps. */
+/**
+ * Clears what a joiner published with its hold, its owner first: what is read without it counts
+ * for nothing. A seizer's identity is never the owner (it seized from another), so what the dead
+ * joiner published says nothing of it. Never sleeps.
+ */
 function unpublish(cb: Int32Array): void {
+  Atomics.store(cb, H_JOINER_OWNER, 0);
   Atomics.store(cb, H_JOINER_START, 0);
   Atomics.store(cb, H_JOINER_THREAD, 0);
 }
@@ -253,9 +260,6 @@ function unpublish(cb: Int32Array): void {
  */
 export function seize(cb: Int32Array, layout: Layout, dead: number, self: number): boolean {
   const held = dead >= 0 ? dead + 1 : dead;
-  // A dead joiner's start and thread go first: read with a joiner's identity that seized, they
-  // would say it died. Meanwhile the dead joiner is judged by its pid alone.
-  if (dead < 0) unpublish(cb);
   if (Atomics.compareExchange(cb, H_MUTEX, held, self >= 0 ? self + 1 : self) !== held) return false;
   recover(cb, layout);
   unlock(cb);

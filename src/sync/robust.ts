@@ -7,7 +7,7 @@
  * joined. A zombie (killed, not yet waited for by its parent) counts as dead: it runs no more
  * code. Every function here runs in the calling thread and never sleeps.
  */
-import { H_JOINER_START, H_JOINER_THREAD, H_MUTEX, SP_PID, SP_PSTART, SP_TID, SP_TSTART, slotBase, type Layout } from '../layout.js';
+import { H_JOINER_OWNER, H_JOINER_START, H_JOINER_THREAD, H_MUTEX, SP_PID, SP_PSTART, SP_TID, SP_TSTART, slotBase, type Layout } from '../layout.js';
 import { isMainThread } from 'node:worker_threads';
 import { native } from './native.js';
 
@@ -146,9 +146,10 @@ export function holderDied(words: Int32Array, layout: Layout, holder: number): b
     return (!ofThisProcess(who.pid, who.start) && !alive(who)) || !threadRuns(who.pid, { tid: at(SP_TID), tstart: at(SP_TSTART) });
   }
   const pid = joinerProcess(holder);
-  const start = Atomics.load(words, H_JOINER_START); // first: when published, the thread below is this joiner's
+  const owner = Atomics.load(words, H_JOINER_OWNER); // first: stored last by the holder, cleared first at its unlock
+  const start = Atomics.load(words, H_JOINER_START);
   const thread = Atomics.load(words, H_JOINER_THREAD);
   if (Atomics.load(words, H_MUTEX) !== holder) return false; // another holding since: look again
-  if (start === 0) return pid !== (process.pid & 0x3fffff) && !pidRuns(pid);
+  if (owner !== holder || start === 0) return pid !== (process.pid & 0x3fffff) && !pidRuns(pid); // not published (a seizer, or not yet)
   return (!ofThisProcess(pid, start) && !alive({ pid, start })) || !joinerRuns(pid, thread);
 }
