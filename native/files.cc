@@ -94,11 +94,18 @@ void ReadText(const FunctionCallbackInfo<Value>& args) {
   if (!args[0]->IsString()) return;
   v8::String::Utf8Value path(isolate, args[0]);
   int fd = open(*path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
+  if (fd < 0) {
+    args.GetReturnValue().Set(errno);
+    return;
+  }
   uint8_t text[kPage];
   ssize_t got = ReadStart(fd, text);
+  int error = errno;
   close(fd);
-  if (got < 0) return;
+  if (got < 0) {
+    args.GetReturnValue().Set(error);
+    return;
+  }
   args.GetReturnValue().Set(v8::String::NewFromOneByte(isolate, text, v8::NewStringType::kNormal, static_cast<int>(got)).ToLocalChecked());
 }
 

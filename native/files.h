@@ -18,8 +18,9 @@ void PathStat(const v8::FunctionCallbackInfo<v8::Value>& args);
 // full tmpfs, or a file cut short meanwhile, would fault (SIGBUS) where a read comes back short.
 void ReadPage(const v8::FunctionCallbackInfo<v8::Value>& args);
 
-// readText(path) -> the first 4 KiB of the file at path as Latin-1, or undefined when it cannot
-// be opened or read (a /proc/<pid>/stat of a process that is gone).
+// readText(path) -> the first 4 KiB of the file at path as Latin-1, or the errno when it cannot
+// be opened or read: ENOENT or ESRCH for a /proc/<pid>/stat of a process that is gone, others
+// (EMFILE: out of file descriptors) when it could not be looked at.
 void ReadText(const v8::FunctionCallbackInfo<v8::Value>& args);
 
 // kernelThread() -> the calling thread's id as the kernel knows it (gettid): its

@@ -427,7 +427,8 @@ export class Domain {
 
   /**
    * Closes the domain: every later call through it, in any thread (of any process, for a shared
-   * domain), fails with ERR_XPMEM_CLOSED; sleepers are woken (their waits fail with
+   * domain), fails with ERR_XPMEM_CLOSED, but for detach(), release() and unregister(), which have
+   * nothing left to undo and do nothing; sleepers are woken (their waits fail with
    * ERR_XPMEM_CLOSED); what onClose() registered runs (pools end their tasks); this thread's
    * dispatcher stops once reaps in progress have ended. A shared domain's name is free again at
    * once (its file is unlinked; processes still mapping it keep their memory until they exit).

@@ -28,6 +28,7 @@ import {
   H_MAGIC,
   H_MUTEX,
   H_MUTEX_WAITERS,
+  SP_EVENTS,
   SP_HELD,
   SP_PID,
   SP_PSTART,
@@ -66,9 +67,11 @@ class Child {
   #id = 0;
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
 
-  constructor(name: string, how: 'create' | 'open' | 'die-after-join', deadlineMs?: number) {
+  constructor(name: string, how: 'create' | 'open' | 'die-after-join', deadlineMs?: number, files?: number) {
     const args = how !== 'open' ? [how] : deadlineMs === undefined ? [] : [how, String(deadlineMs)];
-    this.process = fork(AGENT, [name, gates.path, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // With `files`, its file descriptors are limited to that many (prlimit runs node).
+    const limit = files === undefined ? {} : { execPath: 'prlimit', execArgv: [`--nofile=${files}`, process.execPath] };
+    this.process = fork(AGENT, [name, gates.path, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...limit });
     this.exited = once(this.process, 'exit');
     this.process.on('message', (m: { id?: number; ok?: boolean; value?: unknown; code?: string; message?: string }) => {
       if (m.id === undefined) return;
@@ -79,9 +82,9 @@ class Child {
     });
   }
 
-  /** Forks a child that opens domain `name` (with `deadlineMs`, if given), or creates it; resolves once it has joined. */
-  static async start(name: string, create = false, deadlineMs?: number): Promise<Child> {
-    const child = new Child(name, create ? 'create' : 'open', deadlineMs);
+  /** Forks a child that opens domain `name` (with `deadlineMs`, if given; `files` file descriptors at most, if given), or creates it; resolves once it has joined. */
+  static async start(name: string, create = false, deadlineMs?: number, files?: number): Promise<Child> {
+    const child = new Child(name, create ? 'create' : 'open', deadlineMs, files);
     const [ready] = (await bounded(once(child.process, 'message'), 'the child to join')) as [{ space: number }];
     child.space = ready.space;
     return child;
@@ -663,6 +666,16 @@ describe('shared domains: processes', () => {
     }
   });
 
+  it('a process that cannot look at the others (out of file descriptors) takes none of them for dead', async () => {
+    const { name, d, child } = await attached('ro');
+    const looker = await Child.start(name, false, undefined, 128);
+    expect(await looker.call('departedWithoutFds')).toEqual({ code: 'EMFILE', departed: [] }); // this process and the other child run
+    await d.settled();
+    expect(d.maps().filter((r) => r.kind === 'attachment')).toHaveLength(1); // the child's, never reaped
+    for (const c of [looker, child]) await c.kill();
+    await finish(d);
+  });
+
   it('a death every surviving process sees is reaped once: the space table and free lists stay whole', async () => {
     const name = fresh();
     const d = await shared(name);
@@ -833,6 +846,23 @@ describe('shared domains: processes', () => {
     }
     expect(taken).toBe(0);
     expect(await creator.call('settledCheck')).toEqual([]);
+    await creator.kill();
+  });
+
+  it("a mapping's refresh() once its process left the domain is ERR_XPMEM_CLOSED and takes no event of its old slot, which may be another's", async () => {
+    const name = fresh();
+    const creator = await Child.start(name, true);
+    const d = await Domain.open(name);
+    const words = new Int32Array(d.handle().control);
+    const events = slotBase(layoutFor(capacitiesOf(words)).spaces, spaceSlot(d, d.space.id)) + SP_EVENTS;
+    const segId = await creator.call<number>('make', { bytes: 4096 });
+    const mapping = d.space.get(segId, 'ro').attach().map();
+    await d.close();
+    expect(await creator.call('settledCheck')).toEqual([]); // its space reaped: the slot is free for the next joiner
+    Atomics.store(words, events, 1); // white box: as an invalidator posts to that next member
+    expect(() => mapping.refresh()).toThrow(expect.objectContaining({ code: 'ERR_XPMEM_CLOSED' }));
+    expect(Atomics.load(words, events)).toBe(1);
+    Atomics.store(words, events, 0);
     await creator.kill();
   });
 

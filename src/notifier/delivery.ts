@@ -103,6 +103,8 @@ export class Delivery {
   readonly #notifiers: LocalNotifier[] = [];
   readonly #inflight = new Map<number, Inflight>();
   #dispatching = false;
+  /** Set by stop(): the space left or its domain closed, and its slot may be another's. */
+  #stopped = false;
   #keepAlive: ReturnType<typeof setInterval> | undefined;
   readonly #words: Int32Array;
   /** Word index of this space's SP_EVENTS (checked at every section boundary). */
@@ -168,6 +170,7 @@ export class Delivery {
   }
 
   #pending(blockable: boolean): void {
+    if (this.#stopped) return; // the events are its slot's next member's now
     const words = this.#words;
     const at = this.#eventsAt;
     if (Atomics.exchange(words, at, 0) === 0) return;
@@ -300,9 +303,9 @@ export class Delivery {
     f.pending = true;
     void Promise.all(promises).then(() => {
       f.pending = false;
-      // Stopped meanwhile (the space left or was reaped): its slot, and the record, may be
-      // another's by now; their reaper acked for it.
-      if (this.#inflight.get(r) !== f) return;
+      // Stopped meanwhile (the space left, and was reaped): its slot, and the record, may be
+      // another's by now; the reaper acked for it.
+      if (this.#stopped) return;
       settled(this.#words, busy);
       if (span !== undefined) this.#trace.settled(span);
       done();
@@ -384,6 +387,7 @@ export class Delivery {
    * so every unregister() still waiting for one resolves.
    */
   stop(): void {
+    this.#stopped = true;
     this.#notifiers.length = 0;
     for (const f of this.#inflight.values()) for (const n of f.notifiers) this.#release(n);
     this.#inflight.clear();

@@ -48,8 +48,8 @@ export interface Native {
   pathStat(path: string): [mode: number, uid: number, size: number, ino: number] | undefined;
   /** The first 4 KiB of open file `fd` (pread), fewer at its end. */
   readPage(fd: number): ArrayBuffer;
-  /** The first 4 KiB of the file at `path` as Latin-1, or undefined when it cannot be read. */
-  readText(path: string): string | undefined;
+  /** The first 4 KiB of the file at `path` as Latin-1, or the errno when it cannot be opened or read. */
+  readText(path: string): string | number;
   /** The calling thread's id as the kernel knows it (gettid). */
   kernelThread(): number;
 }

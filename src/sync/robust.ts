@@ -17,22 +17,43 @@ export interface ProcessId {
   readonly start: number;
 }
 
+/** The errors of reading a task's /proc stat that say it is gone (ENOENT, ESRCH); any other (EMFILE: out of file descriptors) says only that it could not be looked at. */
+const GONE = new Set([2, 3]);
+
 /**
- * The start time and state of the process or thread `task` (`<pid>` or `<pid>/task/<tid>`), or
- * undefined when there is none (read through the addon: shared domains only).
+ * The start time and state of the process or thread `task` (`<pid>` or `<pid>/task/<tid>`),
+ * undefined when there is none, or 'unseen' when it could not be looked at (read through the
+ * addon: shared domains only).
  */
-function statOf(task: string | number): { start: number; state: string } | undefined {
+function statOf(task: string | number): { start: number; state: string } | undefined | 'unseen' {
   const text = native().readText(`/proc/${task}/stat`);
-  if (text === undefined) return undefined;
+  if (typeof text === 'number') return GONE.has(text) ? undefined : 'unseen';
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return { state: fields[0] ?? '', start: Number(fields[19]) % 2 ** 31 };
+}
+
+/** Task `task`'s start time, or 0 when it cannot be read. */
+function startOf(task: string | number): number {
+  const stat = statOf(task);
+  return typeof stat === 'object' ? stat.start : 0;
+}
+
+/**
+ * True while task `task` runs code (not a zombie, not dead) with a start time that `started`
+ * accepts (any, without it). A task that could not be looked at counts as running: one that
+ * cannot be seen is never taken for dead, its spaces reaped or its mutex taken under it.
+ */
+function taskRuns(task: string | number, started: (start: number) => boolean = () => true): boolean {
+  const stat = statOf(task);
+  if (stat === 'unseen') return true;
+  return stat !== undefined && stat.state !== 'Z' && stat.state !== 'X' && started(stat.start);
 }
 
 let self: ProcessId | undefined;
 
 /** This process (start 0 where /proc is not there to read). */
 export function thisProcess(): ProcessId {
-  self ??= { pid: process.pid, start: statOf(process.pid)?.start ?? 0 };
+  self ??= { pid: process.pid, start: startOf(process.pid) };
   return self;
 }
 
@@ -45,14 +66,9 @@ export function ofThisProcess(pid: number, start: number): boolean {
   return pid === process.pid && (start === 0 || start === thisProcess().start);
 }
 
-/** True when `stat` is of a process that runs code: not a zombie, not dead. */
-function runs(stat: { state: string } | undefined): boolean {
-  return stat !== undefined && stat.state !== 'Z' && stat.state !== 'X';
-}
-
 /** True while some process that runs code has pid `pid` (whichever it is). */
 export function pidRuns(pid: number): boolean {
-  return runs(statOf(pid));
+  return taskRuns(pid);
 }
 
 /** A worker thread as the kernel knows it: its id (gettid) and start time; tid 0 for a main thread. */
@@ -68,7 +84,7 @@ export function thisThread(main: boolean): KernelThread {
   if (main) return { tid: 0, tstart: 0 };
   if (thread === undefined) {
     const tid = native().kernelThread();
-    thread = { tid, tstart: statOf(`${process.pid}/task/${tid}`)?.start ?? 0 };
+    thread = { tid, tstart: startOf(`${process.pid}/task/${tid}`) };
   }
   return thread;
 }
@@ -94,21 +110,18 @@ export function joiningThread(): { readonly start: number; readonly thread: numb
  */
 function joinerRuns(pid: number, thread: number): boolean {
   if (thread === 0) return true;
-  const stat = statOf(`${pid}/task/${thread >>> JOINER_TSTART_BITS}`);
-  return runs(stat) && (stat!.start & JOINER_TSTART_MASK) === (thread & JOINER_TSTART_MASK);
+  return taskRuns(`${pid}/task/${thread >>> JOINER_TSTART_BITS}`, (start) => (start & JOINER_TSTART_MASK) === (thread & JOINER_TSTART_MASK));
 }
 
 /** True while worker thread `who` of process `pid` runs (tid 0: a main thread, which runs while its process does). */
 export function threadRuns(pid: number, who: KernelThread): boolean {
   if (who.tid === 0) return true;
-  const stat = statOf(`${pid}/task/${who.tid}`);
-  return runs(stat) && stat!.start === who.tstart;
+  return taskRuns(`${pid}/task/${who.tid}`, (start) => start === who.tstart);
 }
 
 /** True while process `who` runs: its pid exists, started when it says, and is not a zombie. */
 export function alive(who: ProcessId): boolean {
-  const stat = statOf(who.pid);
-  return runs(stat) && stat!.start === who.start;
+  return taskRuns(who.pid, (start) => start === who.start);
 }
 
 /**
