@@ -144,16 +144,26 @@ export class Mm implements Waiting, Invalidator {
   }
 
   /**
-   * Counts `call`, an async call of this thread's user begun just now, as in flight until it
-   * settles: an opener's close() leaves only when none is (drain()). Never sleeps itself.
+   * Counts an async call of this thread's user as in flight from now until its callEnded(): an
+   * opener's close() leaves only when none is (drain()). Never sleeps.
    */
-  async inFlight<T>(call: Promise<T>): Promise<T> {
+  callBegan(): void {
     this.#running++;
+  }
+
+  /** Ends what callBegan() counted. Never sleeps. */
+  callEnded(): void {
+    this.#running--;
+    this.#ended?.();
+  }
+
+  /** Counts `call`, an async call of this thread's user begun just now, as in flight until it settles (callBegan). Never sleeps itself. */
+  async inFlight<T>(call: Promise<T>): Promise<T> {
+    this.callBegan();
     try {
       return await call;
     } finally {
-      this.#running--;
-      this.#ended?.();
+      this.callEnded();
     }
   }
 

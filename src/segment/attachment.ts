@@ -143,14 +143,14 @@ export class Attachment {
   readAsync<T>(fn: (view: Readonly<Uint8Array>) => T | Promise<T>, opts?: WaitOptions): Promise<T>;
   readAsync<V, T>(type: ViewType<V>, fn: (view: Readonly<V>) => T | Promise<T>, opts?: WaitOptions): Promise<T>;
   readAsync(a: unknown, b?: unknown, c?: unknown): Promise<unknown> {
-    return this.#mm.inFlight(this.#sectionAsync(false, a, b, c));
+    return this.#sectionAsync(false, a, b, c);
   }
 
   /** Like write(), but waits without blocking and `fn` may await: the section lasts until it settles. */
   writeAsync<T>(fn: (view: Uint8Array) => T | Promise<T>, opts?: WaitOptions): Promise<T>;
   writeAsync<V, T>(type: ViewType<V>, fn: (view: V) => T | Promise<T>, opts?: WaitOptions): Promise<T>;
   writeAsync(a: unknown, b?: unknown, c?: unknown): Promise<unknown> {
-    return this.#mm.inFlight(this.#sectionAsync(true, a, b, c));
+    return this.#sectionAsync(true, a, b, c);
   }
 
   /**
@@ -295,7 +295,14 @@ export class Attachment {
 
   async #sectionAsync(write: boolean, a: unknown, b: unknown, c: unknown): Promise<unknown> {
     const { type, fn, opts } = sectionArgs(a, b, c);
-    const held = await this.#enterAsync(write, opts);
+    // In flight while it enters (an opener's close() waits for it); once held, its hold counts.
+    this.#mm.callBegan();
+    let held: number;
+    try {
+      held = await this.#enterAsync(write, opts);
+    } finally {
+      this.#mm.callEnded();
+    }
     let result: unknown;
     try {
       result = await fn(type === undefined ? this.#views.bytes : this.#views.typed(type));

@@ -206,7 +206,12 @@ export class Segment {
     checkWaitOptions(opts);
     const op = build();
     this.#mm.checkLive();
-    await this.#mm.inFlight(this.#mm.runAsync(this.#run(op, this.#mm.bounds(opts, false))));
+    this.#mm.callBegan(); // in flight until it settles: an opener's close() waits for it
+    try {
+      await this.#mm.runAsync(this.#run(op, this.#mm.bounds(opts, false)));
+    } finally {
+      this.#mm.callEnded();
+    }
   }
 
   #sync(build: () => Operation, opts: WaitOptions | undefined): void {

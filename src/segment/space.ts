@@ -61,8 +61,13 @@ export class Space {
     const attempt = this.#maker(bytes, opts);
     const mm = this.#mm;
     const bounds = mm.bounds(opts, false);
-    const made = await mm.inFlight(mm.runAsync(reclaiming(mm, -1, bounds, () => transaction(mm, bounds, bounds.deadline, attempt))));
-    return new Segment(mm, made, opts.name ?? '');
+    mm.callBegan(); // in flight until it settles: an opener's close() waits for it
+    try {
+      const made = await mm.runAsync(reclaiming(mm, -1, bounds, () => transaction(mm, bounds, bounds.deadline, attempt)));
+      return new Segment(mm, made, opts.name ?? '');
+    } finally {
+      mm.callEnded();
+    }
   }
 
   /** Validates make()'s arguments; returns its one transaction. */
