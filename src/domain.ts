@@ -475,9 +475,10 @@ export class Domain {
   /**
    * close() in a process that opened the domain: this process leaves it (see close()), also once
    * its creator closed it (its pools still end). First it waits for an instant when no call of
-   * this thread is in flight (Mm drain()), from which on calls fail; or nothing changes. The reaps of other processes it runs stop, their
-   * claims let go: the processes that stay finish them, and a reap held up elsewhere (a callback
-   * that does not answer) does not hold this process up. The workers it watches end, as the
+   * this thread is in flight (Mm drain()), from which on calls fail; or nothing changes. The
+   * reaps of other processes it runs stop, their claims let go: the processes that stay finish
+   * them, and a reap held up elsewhere (a callback that does not answer) does not hold this
+   * process up. The workers it watches end, as the
    * process's exit would end them, and are reaped here, before this thread's space is marked as
    * left: a worker still running in a space marked left would be reaped by another process under
    * its feet (its mutex taken in the middle of a transaction).

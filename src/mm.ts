@@ -39,7 +39,7 @@ export class Mm implements Waiting, Invalidator {
   #gone = false;
   /** Set once an opener's close() found nothing of this thread in flight (drain): nothing new starts. */
   #leaving = false;
-  /** Async calls of this thread in flight (inFlight()): operations, async sections, makeAsync, compact. */
+  /** Async calls of this thread in flight (callBegan()): operations, async section entries, makeAsync, compact. */
   #running = 0;
   /** Wakes drain() when a call or a section of this thread ends. */
   #ended: (() => void) | undefined;
@@ -177,7 +177,7 @@ export class Mm implements Waiting, Invalidator {
 
   /**
    * An opener's close(): waits for an instant when no call of this thread is in flight (none
-   * counted by inFlight(), no section held), and from that instant on lets nothing new start
+   * counted by callBegan(), no section held), and from that instant on lets nothing new start
    * through this membership (calls fail with ERR_XPMEM_CLOSED); or, past `deadline`
    * (performance.now() ms), resolves with what is still in flight, having changed nothing.
    * Calls begun meanwhile are let in, and waited for too. Waits without blocking the event loop.

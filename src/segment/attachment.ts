@@ -439,7 +439,7 @@ export class Attachment {
 
   #exit(i: number): void {
     const mm = this.#mm;
-    this.#mm.claimHeld(i, -1, -1);
+    mm.claimHeld(i, -1, -1);
     this.#inside--;
     exitShared(mm.words, mm.layout, mm.heldAt(i), this.#segBase);
     mm.deliverInline();

@@ -8,6 +8,7 @@
  * code. Every function here runs in the calling thread and never sleeps.
  */
 import { H_JOINER_OWNER, H_JOINER_START, H_JOINER_THREAD, H_MUTEX, SP_PID, SP_PSTART, SP_TID, SP_TSTART, slotBase, type Layout } from '../layout.js';
+import { constants } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
 import { native } from './native.js';
 
@@ -17,8 +18,8 @@ export interface ProcessId {
   readonly start: number;
 }
 
-/** The errors of reading a task's /proc stat that say it is gone (ENOENT, ESRCH); any other (EMFILE: out of file descriptors) says only that it could not be looked at. */
-const GONE = new Set([2, 3]);
+/** The errors of reading a task's /proc stat that say it is gone; any other (EMFILE: out of file descriptors) says only that it could not be looked at. */
+const GONE = new Set([constants.errno.ENOENT, constants.errno.ESRCH]);
 
 /**
  * The start time and state of the process or thread `task` (`<pid>` or `<pid>/task/<tid>`),
