@@ -142,6 +142,8 @@ export class Domain {
   #closing: Promise<void> | undefined;
   /** Set once an opener's close() marked this thread's space as left. */
   #left = false;
+  /** What onClose() registered, once ended (#endRegistered). */
+  #endedRegistered: Promise<unknown> | undefined;
 
   private constructor(cb: ControlBlock, mm: Mm, space: Space, ownSwapDir: boolean, shared?: { path: string; creator: boolean; ino?: number }) {
     this.#cb = cb;
@@ -463,7 +465,7 @@ export class Domain {
     // Its own name only: a takeover may have replaced the file since the domain was marked closed.
     if (shared?.ino !== undefined && unlinkOwn(shared.path, this.#cb.shared!, shared.ino, this.#cb.deadlineMs)) removeHandOvers(shared.path); // a process may hand a trace over after its stop() gave up
     ringAll(words, layout);
-    await Promise.allSettled([...this.#onClose].map(async (end) => end()));
+    await this.#endRegistered();
     await this.settled({ deadlineMs: 2 ** 31 - 1 }); // the reaps see the domain closed and end
     forget(this.#cb.id);
     if (this.#ownSwapDir) {
@@ -495,7 +497,7 @@ export class Domain {
     }
     clearInterval(this.#watcher);
     this.#leaving.abort();
-    await Promise.allSettled([...this.#onClose].map(async (end) => end()));
+    await this.#endRegistered();
     const { words, layout } = this.#cb;
     if (Atomics.load(words, H_CLOSED) === 0) await handOverLeaving(this.#traced); // its spaces will be gone when the trace stops
     await Promise.all([...this.#watched.values()].map((worker) => worker.terminate()));
@@ -511,6 +513,12 @@ export class Domain {
       ringAll(words, layout);
     }
     forget(this.#cb.id);
+  }
+
+  /** Runs what onClose() registered, once for this Domain (a close() called again after one failed runs nothing again). */
+  #endRegistered(): Promise<unknown> {
+    this.#endedRegistered ??= Promise.allSettled([...this.#onClose].map(async (end) => end()));
+    return this.#endedRegistered;
   }
 
   /** close(), for `await using domain = await Domain.create()`. */

@@ -900,6 +900,29 @@ describe('shared domains: processes', () => {
     await creator.kill();
   });
 
+  it("an opener's close() whose marking fails may be called again, and leaves then; what onClose() registered runs once", async () => {
+    const name = fresh();
+    const creator = await Child.start(name, true);
+    const d = await Domain.open(name);
+    let ended = 0;
+    d.onClose(async () => {
+      ended++;
+    });
+    const transact = ControlBlock.prototype.transact;
+    ControlBlock.prototype.transact = (() => {
+      throw Object.assign(new Error('the mutex held past the deadline'), { code: 'ERR_XPMEM_TIMEOUT' }); // white box: as markLeft's transaction would
+    }) as typeof transact;
+    try {
+      await expectCode(() => d.close(), 'ERR_XPMEM_TIMEOUT');
+    } finally {
+      ControlBlock.prototype.transact = transact;
+    }
+    await d.close();
+    expect(ended).toBe(1);
+    expect(await creator.call('settledCheck')).toEqual([]); // its space left, and reaped
+    await creator.kill();
+  });
+
   it("an opener's second close() resolves with the first, once the process has left", async () => {
     const name = fresh();
     const creator = await Child.start(name, true);
